@@ -1,0 +1,443 @@
+"""Activation functions and their registry.
+
+An :class:`Activation` bundles everything the rest of the package needs to know about a
+nonlinearity phi:
+
+* ``fn`` / ``d1``: vectorised numpy implementations of phi and phi' (phi' almost everywhere
+  for kinked functions);
+* ``mp_fn`` / ``mp_d1``: mpmath implementations, for the high-precision path;
+* ``kinks``: the points where phi or one of its derivatives jumps (quadrature is split there);
+* ``pieces``: for piecewise-polynomial activations (ReLU family, hard tanh, polynomials) the
+  exact representation, from which every Gaussian moment has a closed form
+  (see :mod:`rmt_deq.closed_forms`);
+* ``closed_moments``: an explicit closed form of the raw Gaussian moments (erf).
+
+Activations are obtained by name with :func:`get_activation`, e.g. ``"relu"``,
+``"leaky_relu:0.1"``, ``"hard_tanh:1,1"``, ``"polynomial:0,1,0.5"``, or wrapped from a user
+callable with :meth:`Activation.from_callable`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence, Union
+
+import mpmath as mp
+import numpy as np
+from numpy.polynomial import polynomial as P
+from scipy import special
+
+from . import closed_forms
+from .errors import InvalidParameterError, UnknownActivationError
+
+__all__ = [
+    "Activation",
+    "PolyPiece",
+    "get_activation",
+    "register_activation",
+    "available_activations",
+    "ActivationLike",
+]
+
+ArrayFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class PolyPiece:
+    """phi(x) = sum_k coeffs[k] x**k on the open interval (lo, hi); lo/hi may be +-inf."""
+
+    lo: float
+    hi: float
+    coeffs: tuple[float, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Activation:
+    """A scalar nonlinearity phi with what the Gaussian-moment engines need.
+
+    Use :func:`get_activation` or :meth:`from_callable` rather than the constructor.
+
+    Attributes
+    ----------
+    name : str
+        Canonical spec string (``"leaky_relu:0.1"``); ``get_activation(name)`` rebuilds it.
+    fn, d1 : callable
+        numpy ufunc-like phi and phi' (float64 arrays in and out, any shape).
+    mp_fn, mp_d1 : callable or None
+        mpmath versions (scalar in, scalar out); ``None`` disables the mpmath path.
+    kinks : tuple of float
+        Points (in the preactivation variable x) where phi is not smooth.
+    scale : float
+        Characteristic length of phi in x (where it bends); used to place quadrature panels.
+    pieces : tuple of PolyPiece or None
+        Exact piecewise-polynomial representation, if any (enables closed forms).
+    closed_moments : callable or None
+        ``closed_moments(tau) -> dict`` of the raw moments (see :mod:`rmt_deq.gaussian`).
+    odd : bool
+        True when phi(-x) = -phi(x) (then E[phi] = E[phi''] = 0 and g2 = 0).
+    """
+
+    name: str
+    fn: ArrayFn
+    d1: ArrayFn
+    mp_fn: Callable[[Any], Any] | None = None
+    mp_d1: Callable[[Any], Any] | None = None
+    kinks: tuple[float, ...] = ()
+    scale: float = 1.0
+    pieces: tuple[PolyPiece, ...] | None = None
+    closed_moments: Callable[[np.ndarray], dict] | None = None
+    odd: bool = False
+    params: tuple[float, ...] = field(default=())
+
+    def __call__(self, x: Any) -> np.ndarray:
+        """phi(x), elementwise, float64."""
+        return self.fn(np.asarray(x, dtype=float))
+
+    def derivative(self, x: Any) -> np.ndarray:
+        """phi'(x), elementwise (almost everywhere for kinked activations)."""
+        return self.d1(np.asarray(x, dtype=float))
+
+    @property
+    def has_closed_form(self) -> bool:
+        """Whether the one-dimensional Gaussian moments have an exact closed form."""
+        return self.pieces is not None or self.closed_moments is not None
+
+    def __repr__(self) -> str:  # pragma: no cover - cosmetic
+        return f"Activation({self.name!r})"
+
+    @classmethod
+    def from_callable(
+        cls,
+        fn: ArrayFn,
+        *,
+        name: str | None = None,
+        derivative: ArrayFn | None = None,
+        kinks: Iterable[float] = (),
+        scale: float = 1.0,
+        mp_fn: Callable[[Any], Any] | None = None,
+        mp_derivative: Callable[[Any], Any] | None = None,
+        odd: bool = False,
+    ) -> "Activation":
+        """Wrap a user function phi (numpy in, numpy out) as an :class:`Activation`.
+
+        Parameters
+        ----------
+        fn : callable
+            phi, applied elementwise to float64 arrays.
+        derivative : callable, optional
+            phi'.  If omitted it is computed by complex-step differentiation when ``fn``
+            accepts complex input (exact to rounding for real-analytic phi), otherwise by a
+            Richardson-extrapolated central difference (about 1e-10 relative accuracy).
+        kinks : iterable of float
+            Points where phi or a derivative jumps: quadrature is split there.  Omitting a
+            kink silently costs digits, so list every one.
+        scale : float
+            Length scale on which phi bends (default 1).
+        mp_fn, mp_derivative : callable, optional
+            mpmath versions enabling ``method="mpmath"``; if only ``mp_fn`` is given,
+            ``mpmath.diff`` provides the derivative.
+        odd : bool
+            Declare phi odd (used only for reporting/centring shortcuts).
+        """
+        if not callable(fn):
+            raise UnknownActivationError(
+                f"activation must be a name or a callable, got {type(fn).__name__}")
+        kinks_t = tuple(sorted(float(k) for k in kinks))
+        if not all(math.isfinite(k) for k in kinks_t):
+            raise InvalidParameterError("kinks must be finite numbers")
+        _check_positive("scale", scale)
+        d1 = derivative if derivative is not None else _numerical_derivative(fn)
+        if mp_fn is not None and mp_derivative is None:
+            mp_derivative = lambda x, f=mp_fn: mp.diff(f, x)  # noqa: E731
+        return cls(
+            name=name or getattr(fn, "__name__", "custom"),
+            fn=_as_float_fn(fn), d1=_as_float_fn(d1), mp_fn=mp_fn, mp_d1=mp_derivative,
+            kinks=kinks_t, scale=float(scale), odd=odd,
+        )
+
+
+ActivationLike = Union[str, Activation, Callable[[np.ndarray], np.ndarray]]
+
+
+# ----------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------
+def _as_float_fn(fn: ArrayFn) -> ArrayFn:
+    def wrapped(x: np.ndarray) -> np.ndarray:
+        return np.asarray(fn(x), dtype=float)
+
+    wrapped.__name__ = getattr(fn, "__name__", "phi")
+    return wrapped
+
+
+def _numerical_derivative(fn: ArrayFn) -> ArrayFn:
+    """phi' by complex step if phi accepts complex numbers, else Richardson central diff."""
+    probe = np.array([0.3, -1.1, 2.0])
+    complex_ok = False
+    try:
+        with np.errstate(all="ignore"):
+            out = np.asarray(fn(probe + 1e-30j))
+        if np.iscomplexobj(out) and np.all(np.isfinite(out)):
+            h = 1e-6
+            fd = (np.asarray(fn(probe + h), float) - np.asarray(fn(probe - h), float)) / (2 * h)
+            cs = out.imag / 1e-30
+            complex_ok = bool(np.allclose(cs, fd, rtol=1e-5, atol=1e-7))
+    except Exception:  # noqa: BLE001 - any failure means "no complex support"
+        complex_ok = False
+    if complex_ok:
+        def d1(x: np.ndarray) -> np.ndarray:
+            return np.asarray(fn(np.asarray(x, float) + 1e-30j)).imag / 1e-30
+    else:
+        def d1(x: np.ndarray) -> np.ndarray:
+            x = np.asarray(x, float)
+            h = 1e-3 * np.maximum(1.0, np.abs(x))
+            f = lambda s: np.asarray(fn(x + s), float)  # noqa: E731
+            d_h = (f(h) - f(-h)) / (2 * h)
+            d_2h = (f(2 * h) - f(-2 * h)) / (4 * h)
+            d_4h = (f(4 * h) - f(-4 * h)) / (8 * h)
+            r1 = (4 * d_h - d_2h) / 3
+            r2 = (4 * d_2h - d_4h) / 3
+            return (16 * r1 - r2) / 15
+    return d1
+
+
+def _check_positive(what: str, value: float) -> None:
+    if not (isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(value)
+            and value > 0):
+        raise InvalidParameterError(f"{what} must be a finite positive number, got {value!r}")
+
+
+def _check_finite(what: str, value: float) -> None:
+    if not (isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(value)):
+        raise InvalidParameterError(f"{what} must be a finite number, got {value!r}")
+
+
+def _pieces_fn(pieces: Sequence[PolyPiece]) -> tuple[ArrayFn, ArrayFn, Callable, Callable]:
+    """numpy and mpmath evaluators of a piecewise polynomial and of its derivative."""
+    derivs = [P.polyder(np.array(pc.coeffs, float)) if len(pc.coeffs) > 1 else np.zeros(1)
+              for pc in pieces]
+
+    def fn(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, float)
+        out = np.zeros_like(x)
+        for pc in pieces:
+            mask = (x > pc.lo) & (x <= pc.hi) if math.isfinite(pc.lo) else x <= pc.hi
+            out = np.where(mask, P.polyval(x, np.array(pc.coeffs, float)), out)
+        return out
+
+    def d1(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, float)
+        out = np.zeros_like(x)
+        for pc, dc in zip(pieces, derivs):
+            mask = (x > pc.lo) & (x <= pc.hi) if math.isfinite(pc.lo) else x <= pc.hi
+            out = np.where(mask, P.polyval(x, dc), out)
+        return out
+
+    def _mp_poly(c: Sequence[float], x: Any) -> Any:
+        return mp.polyval([mp.mpf(ci) for ci in reversed(list(c))], x) if len(c) else mp.mpf(0)
+
+    def mp_fn(x: Any) -> Any:
+        for pc in pieces:
+            if x <= pc.hi:
+                return _mp_poly(pc.coeffs, x)
+        return _mp_poly(pieces[-1].coeffs, x)
+
+    def mp_d1(x: Any) -> Any:
+        for pc, dc in zip(pieces, derivs):
+            if x <= pc.hi:
+                return _mp_poly(list(dc), x)
+        return _mp_poly(list(derivs[-1]), x)
+
+    return fn, d1, mp_fn, mp_d1
+
+
+def _piecewise_activation(name: str, pieces: Sequence[PolyPiece], *, fn: ArrayFn | None = None,
+                          d1: ArrayFn | None = None, odd: bool = False,
+                          params: tuple[float, ...] = (), scale: float = 1.0) -> Activation:
+    pfn, pd1, mfn, md1 = _pieces_fn(pieces)
+    kinks = tuple(pc.hi for pc in pieces[:-1])
+    return Activation(name=name, fn=fn or pfn, d1=d1 or pd1, mp_fn=mfn, mp_d1=md1,
+                      kinks=kinks, scale=scale, pieces=tuple(pieces), odd=odd, params=params)
+
+
+_INF = math.inf
+_SQRT_PI = math.sqrt(math.pi)
+
+
+# ----------------------------------------------------------------------------------------
+# built-in activations (factories take the spec parameters as floats)
+# ----------------------------------------------------------------------------------------
+def _relu() -> Activation:
+    return _piecewise_activation(
+        "relu", [PolyPiece(-_INF, 0.0, (0.0,)), PolyPiece(0.0, _INF, (0.0, 1.0))],
+        fn=lambda x: np.maximum(x, 0.0), d1=lambda x: (x > 0).astype(float))
+
+
+def _leaky_relu(slope: float = 0.01) -> Activation:
+    _check_finite("leaky_relu slope", slope)
+    s = float(slope)
+    return _piecewise_activation(
+        f"leaky_relu:{s:g}", [PolyPiece(-_INF, 0.0, (0.0, s)), PolyPiece(0.0, _INF, (0.0, 1.0))],
+        fn=lambda x: np.where(x > 0, x, s * x), d1=lambda x: np.where(x > 0, 1.0, s),
+        params=(s,))
+
+
+def _hard_tanh(a: float = 1.0, c: float = 1.0) -> Activation:
+    _check_finite("hard_tanh gain a", a)
+    _check_positive("hard_tanh clip level c", c)
+    a, c = float(a), float(c)
+    return _piecewise_activation(
+        f"hard_tanh:{a:g},{c:g}",
+        [PolyPiece(-_INF, -c, (-a * c,)), PolyPiece(-c, c, (0.0, a)), PolyPiece(c, _INF, (a * c,))],
+        fn=lambda x: a * np.clip(x, -c, c), d1=lambda x: np.where(np.abs(x) < c, a, 0.0),
+        odd=True, params=(a, c), scale=c)
+
+
+def _polynomial(*coeffs: float) -> Activation:
+    if len(coeffs) == 0:
+        raise UnknownActivationError(
+            "polynomial needs its coefficients, lowest degree first, e.g. 'polynomial:0,1,0.5'")
+    for c in coeffs:
+        _check_finite("polynomial coefficient", c)
+    cs = tuple(float(c) for c in coeffs)
+    arr = np.array(cs)
+    odd = bool(np.all(arr[0::2] == 0))
+    act = _piecewise_activation(
+        "polynomial:" + ",".join(f"{c:g}" for c in cs), [PolyPiece(-_INF, _INF, cs)],
+        fn=lambda x: P.polyval(x, arr),
+        d1=lambda x: P.polyval(x, P.polyder(arr)) if len(arr) > 1 else np.zeros_like(x),
+        odd=odd, params=cs)
+    return act
+
+
+def _quadratic(a: float = 0.0, b: float = 1.0) -> Activation:
+    """phi(t) = a t + b t^2."""
+    _check_finite("quadratic a", a)
+    _check_finite("quadratic b", b)
+    act = _polynomial(0.0, float(a), float(b))
+    return Activation(**{**act.__dict__, "name": f"quadratic:{float(a):g},{float(b):g}"})
+
+
+def _tanh() -> Activation:
+    return Activation("tanh", np.tanh, lambda x: 1.0 - np.tanh(x) ** 2, mp.tanh,
+                      lambda x: 1 / mp.cosh(x) ** 2, odd=True)
+
+
+def _erf() -> Activation:
+    return Activation("erf", special.erf, lambda x: 2.0 / _SQRT_PI * np.exp(-x * x), mp.erf,
+                      lambda x: 2 / mp.sqrt(mp.pi) * mp.exp(-x * x),
+                      closed_moments=closed_forms.erf_raw_moments, odd=True)
+
+
+def _mp_sigmoid(x: Any) -> Any:
+    return 1 / (1 + mp.exp(-x))
+
+
+def _sigmoid() -> Activation:
+    return Activation("sigmoid", special.expit, lambda x: special.expit(x) * special.expit(-x),
+                      _mp_sigmoid, lambda x: _mp_sigmoid(x) * _mp_sigmoid(-x))
+
+
+def _swish() -> Activation:
+    def d1(x: np.ndarray) -> np.ndarray:
+        s = special.expit(x)
+        return s + x * s * special.expit(-x)
+
+    return Activation("swish", lambda x: x * special.expit(x), d1,
+                      lambda x: x * _mp_sigmoid(x),
+                      lambda x: _mp_sigmoid(x) + x * _mp_sigmoid(x) * _mp_sigmoid(-x))
+
+
+def _gelu() -> Activation:
+    return Activation(
+        "gelu", lambda x: x * special.ndtr(x),
+        lambda x: special.ndtr(x) + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi),
+        lambda x: x * mp.ncdf(x),
+        lambda x: mp.ncdf(x) + x * mp.npdf(x))
+
+
+def _elu(alpha: float = 1.0) -> Activation:
+    _check_finite("elu alpha", alpha)
+    al = float(alpha)
+    return Activation(
+        f"elu:{al:g}", lambda x: np.where(x > 0, x, al * np.expm1(np.minimum(x, 0.0))),
+        lambda x: np.where(x > 0, 1.0, al * np.exp(np.minimum(x, 0.0))),
+        lambda x: x if x > 0 else al * mp.expm1(x),
+        lambda x: mp.mpf(1) if x > 0 else al * mp.exp(x), kinks=(0.0,), params=(al,))
+
+
+def _softplus() -> Activation:
+    return Activation("softplus", lambda x: np.logaddexp(0.0, x), special.expit,
+                      lambda x: mp.log1p(mp.exp(x)), _mp_sigmoid)
+
+
+_REGISTRY: dict[str, Callable[..., Activation]] = {
+    "relu": _relu,
+    "leaky_relu": _leaky_relu,
+    "hard_tanh": _hard_tanh,
+    "tanh": _tanh,
+    "erf": _erf,
+    "sigmoid": _sigmoid,
+    "swish": _swish,
+    "silu": _swish,
+    "gelu": _gelu,
+    "elu": _elu,
+    "softplus": _softplus,
+    "quadratic": _quadratic,
+    "polynomial": _polynomial,
+}
+
+
+def available_activations() -> list[str]:
+    """Names accepted by :func:`get_activation` (parameters go after a colon)."""
+    return sorted(_REGISTRY)
+
+
+def register_activation(name: str, factory: Callable[..., Activation], *,
+                        overwrite: bool = False) -> None:
+    """Add ``factory(*float_params) -> Activation`` to the registry under ``name``."""
+    if not name.isidentifier():
+        raise InvalidParameterError(f"activation name must be an identifier, got {name!r}")
+    if name in _REGISTRY and not overwrite:
+        raise InvalidParameterError(
+            f"activation {name!r} is already registered; pass overwrite=True to replace it")
+    _REGISTRY[name] = factory
+
+
+def get_activation(spec: ActivationLike) -> Activation:
+    """Return an :class:`Activation` from a spec string, an Activation, or a callable.
+
+    Spec strings are ``"name"`` or ``"name:p1,p2,..."`` (e.g. ``"leaky_relu:0.1"``,
+    ``"hard_tanh:1,1"`` for a*clip(t,-c,c), ``"quadratic:a,b"`` for a t + b t^2,
+    ``"polynomial:c0,c1,c2"`` lowest degree first).
+
+    Raises
+    ------
+    UnknownActivationError
+        Unknown name or unparsable parameters; the message lists the known names.
+    """
+    if isinstance(spec, Activation):
+        return spec
+    if callable(spec):
+        return Activation.from_callable(spec)
+    if not isinstance(spec, str):
+        raise UnknownActivationError(
+            f"activation must be a name, an Activation or a callable, got {type(spec).__name__}")
+    name, _, arg = spec.strip().partition(":")
+    name = name.strip().lower().replace("-", "_")
+    if name not in _REGISTRY:
+        raise UnknownActivationError(
+            f"unknown activation {spec!r}; known: {', '.join(available_activations())}")
+    params: list[float] = []
+    if arg.strip():
+        try:
+            params = [float(t) for t in arg.split(",")]
+        except ValueError:
+            raise UnknownActivationError(
+                f"cannot parse the parameters of {spec!r}: expected comma-separated numbers "
+                f"after the colon, e.g. 'leaky_relu:0.1'") from None
+    try:
+        return _REGISTRY[name](*params)
+    except TypeError:
+        raise UnknownActivationError(
+            f"wrong number of parameters in {spec!r} for activation {name!r}") from None
