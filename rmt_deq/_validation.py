@@ -1,0 +1,96 @@
+"""Input validation shared by every module (one place for the messages users see)."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+
+from .errors import (InvalidParameterError, NonFiniteInputError, ShapeMismatchError,
+                     UnknownOptionError)
+
+__all__ = ["as_data_matrix", "as_labels", "as_rng", "check_choice", "check_options",
+           "check_positive_int"]
+
+
+def as_data_matrix(X: Any, name: str = "X") -> np.ndarray:
+    """Return X as a finite float64 array of shape (p, n) -- columns are samples.
+
+    Raises
+    ------
+    ShapeMismatchError
+        X is not two-dimensional or has an empty dimension.
+    NonFiniteInputError
+        X has NaN or infinite entries (their positions are reported).
+    """
+    try:
+        arr = np.asarray(X, dtype=float)
+    except (TypeError, ValueError):
+        raise ShapeMismatchError(f"{name} must be a numeric p x n array") from None
+    if arr.ndim != 2:
+        raise ShapeMismatchError(
+            f"{name} must be a 2-D array of shape (p, n) with samples as columns; "
+            f"got shape {arr.shape}")
+    if 0 in arr.shape:
+        raise ShapeMismatchError(f"{name} has an empty dimension: shape {arr.shape}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise NonFiniteInputError(
+            f"{name} has {int(bad.sum())} NaN/inf entries (first at row {r}, column {c}); "
+            f"remove or impute them before computing kernels")
+    return arr
+
+
+def as_labels(labels: Any, n: int, name: str = "labels") -> tuple[np.ndarray, np.ndarray]:
+    """Validate class labels for n samples.
+
+    Returns
+    -------
+    codes : ndarray of int, shape (n,)
+        Labels mapped to 0..K-1 (in sorted order of the distinct labels).
+    classes : ndarray, shape (K,)
+        The distinct original labels.
+    """
+    lab = np.asarray(labels)
+    if lab.ndim != 1 or lab.shape[0] != n:
+        raise ShapeMismatchError(
+            f"{name} must be a 1-D array with one entry per sample (n = {n}); "
+            f"got shape {lab.shape}")
+    if lab.dtype.kind == "f" and not np.all(np.isfinite(lab)):
+        raise NonFiniteInputError(f"{name} contains NaN/inf")
+    classes, codes = np.unique(lab, return_inverse=True)
+    return codes.astype(int), classes
+
+
+def as_rng(rng: Any) -> np.random.Generator:
+    """Accept an int seed, a Generator, or None (fresh entropy) and return a Generator."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, (int, np.integer)):
+        if rng is not None and rng < 0:
+            raise InvalidParameterError(f"seed must be a non-negative integer, got {rng}")
+        return np.random.default_rng(rng)
+    raise InvalidParameterError(
+        f"rng must be an int seed or a numpy.random.Generator, got {type(rng).__name__}")
+
+
+def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
+    """Return value if it is one of choices, else raise UnknownOptionError listing them."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise UnknownOptionError(f"unknown {name} {value!r}; choose one of {choices}")
+    return value
+
+
+def check_options(options: dict, allowed: Iterable[str], where: str) -> None:
+    """Reject unknown keyword options (they are never silently ignored)."""
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise UnknownOptionError(
+            f"{where} got unknown option(s) {unknown}; allowed: {sorted(allowed)}")
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise InvalidParameterError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
