@@ -12,8 +12,9 @@ probabilists' Hermite polynomials (He_1 = xi, He_2 = xi^2 - 1, He_3 = xi^3 - 3 x
     "dphi2"     E[phi'(tau xi)^2]
     "He2_dphi2" E[He_2(xi) phi'(tau xi)^2]       (= tau^2 E[(phi'^2)''])
 
-For a piecewise polynomial every one of these is a finite sum of truncated Gaussian moments
-int_a^b xi^j pdf(xi) d xi, which are computed exactly (recursion on half-lines, a 40-point
+For a piecewise polynomial every one of these is, through Stein's lemma and exact
+distributional derivatives, a finite sum of point terms at the breakpoints and of truncated
+Gaussian moments int_a^b xi^j pdf(xi) d xi, which are computed exactly (recursion on half-lines, a 40-point
 Gauss-Legendre rule -- exact for these polynomial-times-Gaussian integrands to rounding -- on
 finite pieces, avoiding the cancellation of the recursion on short intervals).
 """
@@ -84,29 +85,60 @@ def _poly_in_xi(coeffs: np.ndarray, tau: float) -> np.ndarray:
     return coeffs * tau ** np.arange(len(coeffs))
 
 
+def _der(c: np.ndarray, k: int) -> np.ndarray:
+    return P.polyder(c, k) if k < len(c) else np.zeros(1)
+
+
+def _hermite_pdf(r: int, y: float) -> float:
+    """He_r(y) pdf(y); pdf^(r)(y) = (-1)^r He_r(y) pdf(y)."""
+    return float(He.hermeval(y, [0] * r + [1])) * _pdf(y)
+
+
+def _derivative_moment(pieces: list, tau: float, k: int) -> float:
+    """E[F^(k)(tau xi)] for a piecewise polynomial F, distributional derivative included.
+
+    ``pieces`` is a list of (lo, hi, coeffs-in-x).  The k-th distributional derivative is the
+    piecewise k-th derivative plus, at each breakpoint kappa, sum_j [F^(j)]_kappa
+    delta^(k-1-j)(x - kappa), and E[delta^(r)(tau xi - kappa)] = tau^-(r+1) He_r(kappa/tau)
+    pdf(kappa/tau).  Every term is computed directly: no cancellation at small tau (the
+    Stein form E[He_k(xi) F(tau xi)]/tau^k loses ~k digits of tau there).
+    """
+    total = 0.0
+    for lo, hi, c in pieces:
+        d = _poly_in_xi(_der(c, k), tau)
+        M = truncated_normal_moments(lo / tau, hi / tau, len(d) - 1)
+        total += float(np.dot(d, M))
+    for (_, kappa, c_left), (_, _, c_right) in zip(pieces[:-1], pieces[1:]):
+        for j in range(k):
+            jump = float(P.polyval(kappa, _der(c_right, j)) - P.polyval(kappa, _der(c_left, j)))
+            if jump:
+                r = k - 1 - j
+                total += jump * tau ** (-(r + 1)) * _hermite_pdf(r, kappa / tau)
+    return total
+
+
 def piecewise_raw_moments(pieces: Sequence["PolyPiece"], tau: np.ndarray) -> dict:
-    """Exact raw moments (see module docstring) of a piecewise polynomial, for each tau."""
+    """Exact raw moments (see module docstring) of a piecewise polynomial, for each tau.
+
+    The Hermite-weighted moments are evaluated as tau^k E[F^(k)] (Stein's lemma read
+    backwards) with exact distributional derivatives, which keeps full relative accuracy
+    for every tau.
+    """
     tau = np.atleast_1d(np.asarray(tau, float))
+    phi = [(pc.lo, pc.hi, np.array(pc.coeffs, float)) for pc in pieces]
+    phi2 = [(lo, hi, P.polymul(c, c)) for lo, hi, c in phi]
+    dphi2 = [(lo, hi, P.polymul(_der(c, 1), _der(c, 1))) for lo, hi, c in phi]
     out = {k: np.empty(tau.shape) for k in RAW_KEYS}
     for idx, t in np.ndenumerate(tau):
-        acc = dict.fromkeys(RAW_KEYS, 0.0)
-        for pc in pieces:
-            c = _poly_in_xi(np.array(pc.coeffs, float), t)
-            dc = P.polyder(np.array(pc.coeffs, float)) if len(pc.coeffs) > 1 else np.zeros(1)
-            dc = _poly_in_xi(dc, t)
-            c2, dc2 = P.polymul(c, c), P.polymul(dc, dc)
-            integrands = {
-                "phi": c, "He1_phi": P.polymul(_HERMITE[1], c),
-                "He2_phi": P.polymul(_HERMITE[2], c), "He3_phi": P.polymul(_HERMITE[3], c),
-                "phi2": c2, "He2_phi2": P.polymul(_HERMITE[2], c2),
-                "dphi2": dc2, "He2_dphi2": P.polymul(_HERMITE[2], dc2),
-            }
-            jmax = max(len(v) for v in integrands.values()) - 1
-            M = truncated_normal_moments(pc.lo / t, pc.hi / t, jmax)
-            for k, poly in integrands.items():
-                acc[k] += float(np.dot(poly, M[: len(poly)]))
-        for k in RAW_KEYS:
-            out[k][idx] = acc[k]
+        t = float(t)
+        out["phi"][idx] = _derivative_moment(phi, t, 0)
+        out["He1_phi"][idx] = t * _derivative_moment(phi, t, 1)
+        out["He2_phi"][idx] = t ** 2 * _derivative_moment(phi, t, 2)
+        out["He3_phi"][idx] = t ** 3 * _derivative_moment(phi, t, 3)
+        out["phi2"][idx] = _derivative_moment(phi2, t, 0)
+        out["He2_phi2"][idx] = t ** 2 * _derivative_moment(phi2, t, 2)
+        out["dphi2"][idx] = _derivative_moment(dphi2, t, 0)
+        out["He2_dphi2"][idx] = t ** 2 * _derivative_moment(dphi2, t, 2)
     return out
 
 
