@@ -1,0 +1,82 @@
+"""The four-equation solver against closed forms and an independent mpmath solution."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from rmt_deq.errors import (ConvergenceError, InvalidParameterError, NoFixedPointError,
+                            UnknownOptionError)
+from rmt_deq.fixed_point import solve_four_equations
+
+CASES = [(0.2, 1.0), (0.5, 0.7), (0.8, 1.6)]
+KEYS = ("tau", "alpha1", "alpha2", "alpha3", "alpha4")
+
+
+@pytest.mark.parametrize("spec", ["relu", "tanh", "swish", "erf", "leaky_relu:0.1", "sigmoid"])
+def test_solver_matches_mpmath(spec):
+    for sa, tau0 in CASES:
+        sol = solve_four_equations(spec, sa, tau0)
+        assert sol.residual <= 1e-13
+        assert sol.converged and sol.unique
+        ref = solve_four_equations(spec, sa, tau0, method="mpmath", dps=30)
+        for k in KEYS:
+            a, b = getattr(sol, k), getattr(ref, k)
+            # alpha2 = alpha3 = 0 exactly for odd phi: compare absolutely there
+            assert abs(a - b) <= 1e-12 * max(abs(b), 1e-2), (spec, sa, tau0, k, a, b)
+
+
+def test_relu_closed_form_solution():
+    # ReLU: E[relu_c^2] = tau^2 (1/2 - 1/(2 pi)), g1 = 1/4, g2 = 1/(2 pi tau^2), g4 = 1 - 1/pi
+    for sa, tau0 in CASES:
+        sb = 1 - sa
+        tau2 = sb * tau0 ** 2 / (1 - sa * (0.5 - 0.5 / math.pi))
+        sol = solve_four_equations("relu", sa, tau0)
+        g2 = 1 / (2 * math.pi * tau2)
+        a1 = sb / (1 - sa / 4)
+        a4 = sb / (1 - sa * (1 - 1 / math.pi) / 2)
+        assert sol.tau == pytest.approx(math.sqrt(tau2), rel=1e-14)
+        assert sol.alpha1 == pytest.approx(a1, rel=1e-14)
+        assert sol.alpha4 == pytest.approx(a4, rel=1e-14)
+        assert sol.alpha2 == pytest.approx(sa * g2 * a4 ** 2 / (4 * (1 - sa / 4)), rel=1e-13)
+        assert sol.alpha3 == pytest.approx(sa * g2 * a1 ** 2 / (2 * (1 - sa / 4)), rel=1e-13)
+        assert sol.contraction["alpha1"] == pytest.approx(sa / 4, rel=1e-14)
+
+
+def test_explicit_sb_and_diagnostics():
+    sol = solve_four_equations("tanh", 0.3, 1.2, sb=0.9)
+    assert sol.sb == 0.9
+    assert sol.tau ** 2 == pytest.approx(0.3 * sol.V0 + 0.9 * 1.44, rel=1e-14)
+    assert 0 < sol.contraction["tau_map"] < 1 and sol.iterations <= 10
+    assert sol.residual_history[-1] <= 1e-15
+    d = sol.to_dict()
+    assert d["tau"] == sol.tau and "moments" in d
+
+
+def test_no_fixed_point_quadratic():
+    # phi(t) = t^2: E[phi_c^2] = 2 tau^4 grows faster than tau^2/sa -> no root for large tau0
+    with pytest.raises(NoFixedPointError, match="no root|contract"):
+        solve_four_equations("quadratic:0,1", 0.5, 3.0)
+
+
+def test_contraction_failure_alpha1():
+    # phi(t) = 3t: sa g1 = 9 sa >= 1 for sa = 0.2 (and the tau map has slope 9 sa too)
+    with pytest.raises(NoFixedPointError, match="sa"):
+        solve_four_equations("polynomial:0,3", 0.2, 1.0, sb=0.8)
+
+
+@pytest.mark.parametrize("kw", [dict(sa=0.0), dict(sa=1.0), dict(sa=-0.1), dict(sa=float("nan")),
+                                dict(sa=0.3, sb=-1.0), dict(sa=0.3, tau0=0.0),
+                                dict(sa=0.3, tau0=float("inf"))])
+def test_bad_parameters(kw):
+    sa = kw.pop("sa")
+    with pytest.raises(InvalidParameterError):
+        solve_four_equations("relu", sa, **{"tau0": 1.0, **kw})
+
+
+def test_unknown_method_and_nonconvergence():
+    with pytest.raises(UnknownOptionError):
+        solve_four_equations("relu", 0.3, 1.0, method="simpson")
+    with pytest.raises(ConvergenceError) as info:
+        solve_four_equations("tanh", 0.3, 1.0, max_iter=1)
+    assert len(info.value.residuals) == 1
