@@ -21,6 +21,7 @@ finite pieces, avoiding the cancellation of the recursion on short intervals).
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -37,7 +38,7 @@ RAW_KEYS = ("phi", "He1_phi", "He2_phi", "He3_phi", "phi2", "He2_phi2", "dphi2",
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(40)
-_HERMITE = [He.herme2poly([0] * k + [1]) for k in range(4)]  # He_k in the monomial basis
+_UNIT = [[0] * r + [1] for r in range(4)]  # He_r in the Hermite-e basis
 
 
 def _pdf(x: float) -> float:
@@ -91,54 +92,62 @@ def _der(c: np.ndarray, k: int) -> np.ndarray:
 
 def _hermite_pdf(r: int, y: float) -> float:
     """He_r(y) pdf(y); pdf^(r)(y) = (-1)^r He_r(y) pdf(y)."""
-    return float(He.hermeval(y, [0] * r + [1])) * _pdf(y)
+    return float(He.hermeval(y, _UNIT[r])) * _pdf(y)
 
 
-def _derivative_moment(pieces: list, tau: float, k: int) -> float:
-    """E[F^(k)(tau xi)] for a piecewise polynomial F, distributional derivative included.
+@lru_cache(maxsize=256)
+def _piecewise_plan(pieces: tuple) -> tuple:
+    """tau-independent parts of the eight raw moments of a piecewise polynomial.
 
-    ``pieces`` is a list of (lo, hi, coeffs-in-x).  The k-th distributional derivative is the
-    piecewise k-th derivative plus, at each breakpoint kappa, sum_j [F^(j)]_kappa
-    delta^(k-1-j)(x - kappa), and E[delta^(r)(tau xi - kappa)] = tau^-(r+1) He_r(kappa/tau)
-    pdf(kappa/tau).  Every term is computed directly: no cancellation at small tau (the
-    Stein form E[He_k(xi) F(tau xi)]/tau^k loses ~k digits of tau there).
+    Returns (bounds, terms, jumps, jmax): for each raw key, the x-coefficients of F^(k) on
+    each piece (F in {phi, phi^2, phi'^2}), and the jump terms (kappa, r, [F^(j)]_kappa).
     """
-    total = 0.0
-    for lo, hi, c in pieces:
-        d = _poly_in_xi(_der(c, k), tau)
-        M = truncated_normal_moments(lo / tau, hi / tau, len(d) - 1)
-        total += float(np.dot(d, M))
-    for (_, kappa, c_left), (_, _, c_right) in zip(pieces[:-1], pieces[1:]):
-        for j in range(k):
-            jump = float(P.polyval(kappa, _der(c_right, j)) - P.polyval(kappa, _der(c_left, j)))
-            if jump:
-                r = k - 1 - j
-                total += jump * tau ** (-(r + 1)) * _hermite_pdf(r, kappa / tau)
-    return total
+    phi = [np.array(pc.coeffs, float) for pc in pieces]
+    fam = {"phi": phi, "phi2": [P.polymul(c, c) for c in phi],
+           "dphi2": [P.polymul(_der(c, 1), _der(c, 1)) for c in phi]}
+    spec = {"phi": ("phi", 0), "He1_phi": ("phi", 1), "He2_phi": ("phi", 2),
+            "He3_phi": ("phi", 3), "phi2": ("phi2", 0), "He2_phi2": ("phi2", 2),
+            "dphi2": ("dphi2", 0), "He2_dphi2": ("dphi2", 2)}
+    kappas = [pc.hi for pc in pieces[:-1]]
+    terms, jumps, jmax = {}, {}, 0
+    for key, (F, k) in spec.items():
+        polys = [_der(c, k) for c in fam[F]]
+        jmax = max(jmax, max(len(d) for d in polys) - 1)
+        terms[key] = (k, polys)
+        jl = []
+        for i, kappa in enumerate(kappas):
+            for j in range(k):
+                jump = float(P.polyval(kappa, _der(fam[F][i + 1], j))
+                             - P.polyval(kappa, _der(fam[F][i], j)))
+                if jump:
+                    jl.append((kappa, k - 1 - j, jump))
+        jumps[key] = jl
+    bounds = [(pc.lo, pc.hi) for pc in pieces]
+    return bounds, terms, jumps, jmax
 
 
 def piecewise_raw_moments(pieces: Sequence["PolyPiece"], tau: np.ndarray) -> dict:
     """Exact raw moments (see module docstring) of a piecewise polynomial, for each tau.
 
     The Hermite-weighted moments are evaluated as tau^k E[F^(k)] (Stein's lemma read
-    backwards) with exact distributional derivatives, which keeps full relative accuracy
-    for every tau.
+    backwards) with exact distributional derivatives: the k-th derivative of F is the
+    piecewise derivative plus, at each breakpoint kappa, sum_j [F^(j)]_kappa
+    delta^(k-1-j)(x - kappa), and E[delta^(r)(tau xi - kappa)] = tau^-(r+1) He_r(kappa/tau)
+    pdf(kappa/tau).  Every term is computed directly, so there is no cancellation at small
+    tau (the Stein form E[He_k(xi) F(tau xi)]/tau^k would lose ~k digits of tau there).
     """
     tau = np.atleast_1d(np.asarray(tau, float))
-    phi = [(pc.lo, pc.hi, np.array(pc.coeffs, float)) for pc in pieces]
-    phi2 = [(lo, hi, P.polymul(c, c)) for lo, hi, c in phi]
-    dphi2 = [(lo, hi, P.polymul(_der(c, 1), _der(c, 1))) for lo, hi, c in phi]
+    bounds, terms, jumps, jmax = _piecewise_plan(tuple(pieces))
     out = {k: np.empty(tau.shape) for k in RAW_KEYS}
     for idx, t in np.ndenumerate(tau):
         t = float(t)
-        out["phi"][idx] = _derivative_moment(phi, t, 0)
-        out["He1_phi"][idx] = t * _derivative_moment(phi, t, 1)
-        out["He2_phi"][idx] = t ** 2 * _derivative_moment(phi, t, 2)
-        out["He3_phi"][idx] = t ** 3 * _derivative_moment(phi, t, 3)
-        out["phi2"][idx] = _derivative_moment(phi2, t, 0)
-        out["He2_phi2"][idx] = t ** 2 * _derivative_moment(phi2, t, 2)
-        out["dphi2"][idx] = _derivative_moment(dphi2, t, 0)
-        out["He2_dphi2"][idx] = t ** 2 * _derivative_moment(dphi2, t, 2)
+        Ms = [truncated_normal_moments(lo / t, hi / t, jmax) for lo, hi in bounds]
+        for key in RAW_KEYS:
+            k, polys = terms[key]
+            total = sum(float(np.dot(_poly_in_xi(d, t), M[: len(d)])) for d, M in zip(polys, Ms))
+            for kappa, r, jump in jumps[key]:
+                total += jump * t ** (-(r + 1)) * _hermite_pdf(r, kappa / t)
+            out[key][idx] = t ** k * total
     return out
 
 

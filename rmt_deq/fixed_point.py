@@ -218,23 +218,11 @@ def solve_four_equations(
         m = _moments(act, math.sqrt(q), method, dps)
         return sa * float(m.V0) + c - q, sa * float(m.g4) / 2.0 - 1.0, m
 
-    # bracket [lo, hi] with f(lo) > 0 > f(hi); f(0+) = c > 0
-    lo, hi = 0.0, max(c + sa * float(_moments(act, math.sqrt(c), method, dps).V0), c)
-    f_hi = F(hi)[0]
-    expand = 0
-    while f_hi >= 0:
-        lo, hi = hi, 4.0 * hi
-        expand += 1
-        if expand > 60:
-            raise NoFixedPointError(
-                f"the tau equation tau^2 = sa E[phi_c(tau xi)^2] + sb tau0^2 has no root for "
-                f"{act.name!r} at sa = {sa:g}: E[phi_c^2] grows at least like tau^2/sa; "
-                f"reduce sa or use an activation with slower growth")
-        f_hi = F(hi)[0]
-    q = 0.5 * (lo + hi) if lo > 0 else min(hi, c + 0.5 * (hi - c))
+    # f(q) > 0 on (0, c]: V0 >= 0.  Newton from q = c with a lazily built bracket [lo, hi]:
+    # steps that leave it bisect (hi finite) or expand geometrically (no upper end yet).
+    lo, hi, q = 0.0, math.inf, c
     history: list[float] = []
-    m: GaussianMoments | None = None
-    converged = False
+    converged = diverged = False
     it = 0
     for it in range(1, max_iter + 1):
         f, df, m = F(q)
@@ -245,22 +233,31 @@ def solve_four_equations(
             hi = q
         step = -f / df if df < 0 else math.inf
         if abs(step) <= tol * q:
-            q += step
-            converged = True
+            converged = True  # q (where m was evaluated) is the solution to tol
             break
         q_new = q + step
-        if not (lo < q_new < hi):  # Newton left the bracket: bisect
-            q_new = 0.5 * (lo + hi)
-            if hi - lo <= tol * q:
-                q, converged = q_new, True
-                break
+        if not (lo < q_new < hi):
+            if math.isinf(hi):
+                if q > 1e16 * c:  # f > 0 over 16 decades above sb tau0^2: no root
+                    diverged = True
+                    break
+                q_new = 4.0 * q
+            else:
+                q_new = 0.5 * (lo + hi)
+                if hi - lo <= tol * q:
+                    converged = True
+                    break
         q = q_new
+    if diverged:
+        raise NoFixedPointError(
+            f"the tau equation tau^2 = sa E[phi_c(tau xi)^2] + sb tau0^2 has no root for "
+            f"{act.name!r} at sa = {sa:g}, tau0 = {tau0:g} (none up to tau^2 = {q:.3g}): "
+            f"E[phi_c^2] grows at least like tau^2/sa; reduce sa or tau0, or use an "
+            f"activation with slower growth")
     if not converged:
         raise ConvergenceError(
             f"Newton's method on tau^2 did not converge for {act.name!r} at sa = {sa:g} within "
             f"{max_iter} iterations; raise max_iter or check the activation", history)
-    f, df, m = F(q)
-    history.append(abs(f) / q)
     tau = math.sqrt(q)
     sol = _assemble(act.name, sa, sb, tau0, tau, m, method, it, history)
     if check_uniqueness:
@@ -307,8 +304,8 @@ def _assemble(name: str, sa: float, sb: float, tau0: float, tau: Any, m: Gaussia
 
 
 def _scan_uniqueness(act: Any, sa: float, c: float, q_star: float) -> tuple[bool, float]:
-    """Count sign changes of T(q) - q on a log grid of [q*/1e4, 1e4 q*] (one: unique)."""
-    q = q_star * np.logspace(-4, 4, 161)
+    """Count sign changes of T(q) - q on a log grid (5 per decade) of [q*/1e4, 1e4 q*]."""
+    q = q_star * np.logspace(-4, 4, 41)
     # the scan only needs signs: the vectorised quadrature is accurate and fast for all phi
     m = gaussian_moments(act, np.sqrt(q), method="quadrature")
     f = sa * np.asarray(m.V0) + c - q
