@@ -110,7 +110,7 @@ def _load_npz(path: str) -> dict:
 
 
 def _cmd_kernel(args: argparse.Namespace) -> int:
-    from . import kernel_from_data
+    from .pipeline import kernel_from_data
 
     data = _load_npz(args.data)
     groups = tuple(g.strip() for g in args.groups.split(",") if g.strip())
@@ -124,7 +124,7 @@ def _cmd_kernel(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .pipeline import run_demo
 
     run_demo(activation=args.activation, sa=args.sa, p=args.p, seed=args.seed,
              out=args.out, echo=print)

@@ -1,0 +1,206 @@
+"""Common jobs composed from the modules: a kernel from a data file, the default demo.
+
+These are what the command line runs; they are plain functions so that scripts and notebooks
+can run the same jobs.  Nothing here prints unless an ``echo`` callable is passed.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ._validation import as_data_matrix, as_labels, check_choice
+from .activations import ActivationLike, get_activation
+from .errors import InvalidParameterError, ShapeMismatchError, UnknownOptionError
+from .fixed_point import check_variances, solve_four_equations
+from .kernels import exact_ck, exact_ntk
+from .mixture import GaussianMixture, MixtureSample
+from .surrogate import mixture_ck_surrogate, plugin_ck_surrogate
+
+__all__ = ["kernel_from_data", "default_mixture", "run_demo", "DemoResult"]
+
+
+def _mixture_from_arrays(X: np.ndarray, codes: np.ndarray, means: Any,
+                         covs: Any) -> tuple[GaussianMixture, MixtureSample]:
+    """Wrap labelled data with known class means/covariances as a mixture sample."""
+    p, n = X.shape
+    means = np.asarray(means, dtype=float)
+    K = int(codes.max()) + 1
+    if means.ndim != 2 or means.shape != (K, p):
+        raise ShapeMismatchError(
+            f"means must be K x p = {K} x {p} (one row per class, in sorted label order); "
+            f"got shape {means.shape}")
+    sizes = np.bincount(codes, minlength=K)
+    mixture = GaussianMixture(means, covs, sizes / n)
+    omega = math.sqrt(p) * X - means[codes].T
+    sample = MixtureSample(X=X, labels=codes, omega=omega, sizes=sizes)
+    return mixture, sample
+
+
+def kernel_from_data(
+    X: Any,
+    activation: ActivationLike,
+    sa: float,
+    sb: float | None = None,
+    *,
+    labels: Any = None,
+    means: Any = None,
+    covs: Any = None,
+    tau0: float | None = None,
+    kind: str = "ck",
+    method: str = "exact",
+    groups: Sequence[str] = ("v", "A", "B"),
+) -> np.ndarray:
+    """The CK (G) or NTK of a DEQ on data X, exact or by the RMT surrogate.
+
+    Parameters
+    ----------
+    X : array_like, shape (p, n)
+        Data; columns are samples.
+    activation : name, Activation or callable
+    sa, sb : float
+        Weight variances (sb defaults to 1 - sa).
+    labels : array_like, shape (n,), optional
+        Class labels; required by ``method="surrogate"`` and with ``means``/``covs``.
+    means, covs : array_like, optional
+        Exact class means (K x p, rows in sorted label order) and covariances (K x p
+        diagonals or K x p x p): the mixture statistics and tau0 are then exact instead of
+        plug-in estimates.
+    tau0 : float, optional
+        Data scale for the four equations; default from the mixture statistics (exact or
+        plug-in) when labels are given, else sqrt(mean_i ||x_i||^2).
+    kind : {"ck", "ntk"}
+        ``"ck"`` returns G (the CK of z = phi_c(u)/sqrt(m)); ``"ntk"`` the NTK summed over
+        ``groups``.
+    method : {"exact", "surrogate"}
+    groups : sequence of {"v", "A", "B"}
+        NTK parameter groups (ignored for the CK).
+
+    Returns
+    -------
+    ndarray, shape (n, n)
+    """
+    check_choice("kind", kind, ("ck", "ntk"))
+    check_choice("method", method, ("exact", "surrogate"))
+    Xa = as_data_matrix(X)
+    act = get_activation(activation)
+    sa_f, sb_f = check_variances(sa, sb)
+    if (means is None) != (covs is None):
+        raise InvalidParameterError("give both means and covs (exact statistics) or neither")
+    codes = None
+    if labels is not None:
+        codes, _ = as_labels(labels, Xa.shape[1])
+    if means is not None and codes is None:
+        raise InvalidParameterError("means/covs need labels to know each column's class")
+    if method == "surrogate":
+        if kind == "ntk":
+            raise UnknownOptionError(
+                "the NTK surrogate is not available yet (theory.md section 5, the NTK "
+                "surrogate issue); use --method exact for the NTK")
+        if codes is None:
+            raise InvalidParameterError("the surrogate needs class labels (labels=...)")
+        if means is not None:
+            mixture, sample = _mixture_from_arrays(Xa, codes, means, covs)
+            sur = mixture_ck_surrogate(mixture, sample, act, sa_f, sb_f if sb is not None
+                                       else None)
+        else:
+            sur = plugin_ck_surrogate(Xa, codes, act, sa_f, sb_f if sb is not None else None)
+        return np.asarray(sur.G)
+    # exact kernels: fix tau (and the centring) from the best available data scale
+    if tau0 is None and codes is not None:
+        if means is not None:
+            mixture, sample = _mixture_from_arrays(Xa, codes, means, covs)
+            tau0 = mixture.statistics(sample).tau0
+        else:
+            from .mixture import plugin_statistics
+            tau0 = plugin_statistics(Xa, codes).statistics.tau0
+    solution = solve_four_equations(act, sa_f, tau0, sb_f) if tau0 is not None else None
+    if kind == "ck":
+        return np.asarray(exact_ck(Xa, act, sa_f, sb_f, solution=solution).G)
+    return np.asarray(exact_ntk(Xa, act, sa_f, sb_f, groups=tuple(groups),
+                                solution=solution).total)
+
+
+def default_mixture(p: int, K: int = 2, rng: Any = 0) -> GaussianMixture:
+    """A K-class mixture in the proportional regime, used by the demo and the checks.
+
+    Means have norm 3 along random directions.  Covariances are diagonal: for odd classes
+    the first half of the coordinates has variance 1.5 and the second half 0.5 (a shape
+    difference that is O(1) per coordinate), and class a's second half is scaled up by
+    2a/(K sqrt p), so tr(C_a)/p = 1 + a/(K sqrt p): trace differences of order sqrt(p), as
+    the regime requires (t_a = O(1)).  Equal proportions; ``rng`` seeds the mean directions.
+    """
+    from ._validation import as_rng, check_positive_int
+
+    p = check_positive_int("p", p)
+    K = check_positive_int("K", K)
+    gen = as_rng(rng)
+    means = gen.standard_normal((K, p))
+    means *= 3.0 / np.linalg.norm(means, axis=1, keepdims=True)
+    covs = np.ones((K, p))
+    half = p // 2
+    for a in range(K):
+        # shape differences O(1) per coordinate, trace differences O(sqrt p)
+        covs[a, :half] *= 1.0 + 0.5 * (a % 2)
+        covs[a, half:] *= 1.0 - 0.5 * (a % 2) + 2.0 * a / (K * math.sqrt(p))
+    return GaussianMixture(means, covs, np.full(K, 1.0 / K))
+
+
+class DemoResult(dict):
+    """What :func:`run_demo` computed (a dict with attribute access)."""
+
+    __getattr__ = dict.__getitem__
+
+
+def run_demo(activation: ActivationLike = "relu", sa: float = 0.2, p: int = 400,
+             seed: int = 0, out: str | None = "rmt_deq_demo.png",
+             echo: Callable[[str], Any] | None = None) -> DemoResult:
+    """Solve the four equations, compare the exact CK with its surrogate, draw the spectra.
+
+    Parameters
+    ----------
+    activation, sa : the DEQ (sb = 1 - sa)
+    p : int
+        Dimension; n = 0.8 p samples from :func:`default_mixture` (K = 2).
+    seed : int
+        Seed of the mixture and the sample.
+    out : str or None
+        Where to write the spectral-density figure (PNG); None for no figure.
+    echo : callable, optional
+        Called with each line of the report (the CLI passes ``print``).
+
+    Returns
+    -------
+    DemoResult with the solution, the two kernels' eigenvalues and the relative error.
+    """
+    say = echo or (lambda s: None)
+    mixture = default_mixture(p, 2, rng=seed)
+    sample = mixture.sample(int(0.8 * p), rng=seed + 1)
+    sur = mixture_ck_surrogate(mixture, sample, activation, sa)
+    sol = sur.solution
+    say(f"four equations: activation {sol.activation}, sa = {sol.sa:g}, sb = {sol.sb:g}, "
+        f"tau0 = {sol.tau0:.6g}")
+    for name in ("tau", "alpha1", "alpha2", "alpha3", "alpha4", "g1", "g2", "g4"):
+        say(f"  {name:7s} = {getattr(sol, name): .12g}")
+    say(f"  residual {sol.residual:.1e}, contraction sa*g1 = {sol.contraction['alpha1']:.3g}, "
+        f"unique: {sol.unique}")
+    exact = exact_ck(sample.X, activation, sa, solution=sol)
+    G, Gt = exact.G, sur.G
+    err = float(np.linalg.norm(G - Gt, 2) / np.linalg.norm(G, 2))
+    ev_exact = np.linalg.eigvalsh(G)
+    ev_sur = np.linalg.eigvalsh(Gt)
+    say(f"p = {p}, n = {sample.n}: ||G - G~|| / ||G|| = {err:.4f} (exact CK vs RMT surrogate)")
+    res = DemoResult(solution=sol, eig_exact=ev_exact, eig_surrogate=ev_sur,
+                     relative_error=err, figure=None)
+    if out:
+        from .plotting import plot_eigenvalue_densities, save_figure
+
+        ax = plot_eigenvalue_densities(
+            {"exact Implicit-CK G": ev_exact, "RMT surrogate G~": ev_sur},
+            title=f"{sol.activation}, sa = {sa:g}, p = {p}, n = {sample.n}: "
+                  f"rel. error {err:.3f}")
+        save_figure(ax.figure, out)
+        res["figure"] = out
+        say(f"wrote {out}")
+    return res
