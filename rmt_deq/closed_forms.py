@@ -39,6 +39,7 @@ RAW_KEYS = ("phi", "He1_phi", "He2_phi", "He3_phi", "phi2", "He2_phi2", "dphi2",
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(40)
 _UNIT = [[0] * r + [1] for r in range(4)]  # He_r in the Hermite-e basis
+_HERMITE_MONO = [He.herme2poly(u) for u in _UNIT]  # He_r in the monomial basis
 
 
 def _pdf(x: float) -> float:
@@ -99,8 +100,9 @@ def _hermite_pdf(r: int, y: float) -> float:
 def _piecewise_plan(pieces: tuple) -> tuple:
     """tau-independent parts of the eight raw moments of a piecewise polynomial.
 
-    Returns (bounds, terms, jumps, jmax): for each raw key, the x-coefficients of F^(k) on
-    each piece (F in {phi, phi^2, phi'^2}), and the jump terms (kappa, r, [F^(j)]_kappa).
+    For each raw key (F, k) with F in {phi, phi^2, phi'^2}: the x-coefficients of F and of
+    F^(k) on each piece, and the jump terms (kappa, r, [F^(j)]_kappa) of the distributional
+    derivative.
     """
     phi = [np.array(pc.coeffs, float) for pc in pieces]
     fam = {"phi": phi, "phi2": [P.polymul(c, c) for c in phi],
@@ -109,11 +111,10 @@ def _piecewise_plan(pieces: tuple) -> tuple:
             "He3_phi": ("phi", 3), "phi2": ("phi2", 0), "He2_phi2": ("phi2", 2),
             "dphi2": ("dphi2", 0), "He2_dphi2": ("dphi2", 2)}
     kappas = [pc.hi for pc in pieces[:-1]]
-    terms, jumps, jmax = {}, {}, 0
+    plan, jmax = {}, 0
     for key, (F, k) in spec.items():
-        polys = [_der(c, k) for c in fam[F]]
-        jmax = max(jmax, max(len(d) for d in polys) - 1)
-        terms[key] = (k, polys)
+        derivs = [_der(c, k) for c in fam[F]]
+        jmax = max(jmax, max(len(c) for c in fam[F]) - 1 + k)
         jl = []
         for i, kappa in enumerate(kappas):
             for j in range(k):
@@ -121,33 +122,64 @@ def _piecewise_plan(pieces: tuple) -> tuple:
                              - P.polyval(kappa, _der(fam[F][i], j)))
                 if jump:
                     jl.append((kappa, k - 1 - j, jump))
-        jumps[key] = jl
+        plan[key] = (k, fam[F], derivs, jl)
     bounds = [(pc.lo, pc.hi) for pc in pieces]
-    return bounds, terms, jumps, jmax
+    return bounds, plan, jmax
+
+
+def _stein_form(k: int, F: list, Ms: list, t: float) -> tuple[float, float]:
+    """E[He_k(xi) F(tau xi)] summed over pieces; also sum of |terms| (its rounding scale)."""
+    val = mag = 0.0
+    for c, M in zip(F, Ms):
+        poly = P.polymul(_HERMITE_MONO[k], _poly_in_xi(c, t))
+        terms = poly * M[: len(poly)]
+        val += float(np.sum(terms))
+        mag += float(np.sum(np.abs(terms)))
+    return val, mag
+
+
+def _distributional_form(k: int, derivs: list, jumps: list, Ms: list,
+                         t: float) -> tuple[float, float]:
+    """tau^k E[F^(k)(tau xi)] with jump terms; also sum of |terms|."""
+    val = mag = 0.0
+    for d, M in zip(derivs, Ms):
+        terms = _poly_in_xi(d, t) * M[: len(d)]
+        val += float(np.sum(terms))
+        mag += float(np.sum(np.abs(terms)))
+    for kappa, r, jump in jumps:
+        term = jump * t ** (-(r + 1)) * _hermite_pdf(r, kappa / t)
+        val += term
+        mag += abs(term)
+    scale = t ** k
+    return scale * val, scale * mag
 
 
 def piecewise_raw_moments(pieces: Sequence["PolyPiece"], tau: np.ndarray) -> dict:
     """Exact raw moments (see module docstring) of a piecewise polynomial, for each tau.
 
-    The Hermite-weighted moments are evaluated as tau^k E[F^(k)] (Stein's lemma read
-    backwards) with exact distributional derivatives: the k-th derivative of F is the
-    piecewise derivative plus, at each breakpoint kappa, sum_j [F^(j)]_kappa
-    delta^(k-1-j)(x - kappa), and E[delta^(r)(tau xi - kappa)] = tau^-(r+1) He_r(kappa/tau)
-    pdf(kappa/tau).  Every term is computed directly, so there is no cancellation at small
-    tau (the Stein form E[He_k(xi) F(tau xi)]/tau^k would lose ~k digits of tau there).
+    Each Hermite-weighted moment E[He_k(xi) F(tau xi)] has two exact expressions: the
+    direct one (He_k times F integrated piece by piece), and Stein's lemma read backwards,
+    tau^k E[F^(k)(tau xi)], with the exact distributional derivative (the piecewise
+    derivative plus, at each breakpoint kappa, sum_j [F^(j)]_kappa delta^(k-1-j)(x - kappa),
+    where E[delta^(r)(tau xi - kappa)] = tau^-(r+1) He_r(kappa/tau) pdf(kappa/tau)).
+    They cancel in opposite regimes (the first at small tau, the second when a piece is
+    narrow compared with tau), so both are evaluated and the one whose sum of absolute
+    terms -- its rounding-error scale -- is smaller is returned.
     """
     tau = np.atleast_1d(np.asarray(tau, float))
-    bounds, terms, jumps, jmax = _piecewise_plan(tuple(pieces))
+    bounds, plan, jmax = _piecewise_plan(tuple(pieces))
     out = {k: np.empty(tau.shape) for k in RAW_KEYS}
     for idx, t in np.ndenumerate(tau):
         t = float(t)
         Ms = [truncated_normal_moments(lo / t, hi / t, jmax) for lo, hi in bounds]
         for key in RAW_KEYS:
-            k, polys = terms[key]
-            total = sum(float(np.dot(_poly_in_xi(d, t), M[: len(d)])) for d, M in zip(polys, Ms))
-            for kappa, r, jump in jumps[key]:
-                total += jump * t ** (-(r + 1)) * _hermite_pdf(r, kappa / t)
-            out[key][idx] = t ** k * total
+            k, F, derivs, jumps = plan[key]
+            v_s, m_s = _stein_form(k, F, Ms, t)
+            if k == 0:
+                out[key][idx] = v_s
+                continue
+            v_d, m_d = _distributional_form(k, derivs, jumps, Ms, t)
+            out[key][idx] = v_d if m_d < m_s else v_s
     return out
 
 
