@@ -240,18 +240,9 @@ def test_bad_inputs(relu_case):
 
 
 # ----------------------------------------------------------------- against the exact CK
-def _exact_ck():
-    try:
-        from rmt_deq.kernels import exact_ck
-    except ImportError:
-        return None
-    return exact_ck
-
+from rmt_deq.kernels import exact_ck  # noqa: E402
 
 def test_linear_surrogate_equals_exact_ck():
-    exact_ck = _exact_ck()
-    if exact_ck is None:
-        pytest.skip("rmt_deq.kernels.exact_ck is not available")
     mix = _mixture(60, 8)
     s = mix.sample(48, 9)
     res = mixture_ck_surrogate(mix, s, "polynomial:0,1", 0.3)
@@ -267,9 +258,6 @@ def test_relu_surrogate_converges_to_exact_ck():
     Measured (seed below): 0.062 at p = 100, 0.029 at p = 400 (rate ~ p^{-1/2}; 0.020 at
     p = 800).  The published centred-T formula stays near 0.06-0.07 (0.095 -> 0.068).
     """
-    exact_ck = _exact_ck()
-    if exact_ck is None:
-        pytest.skip("rmt_deq.kernels.exact_ck is not available")
     errs, errs_centred = {}, {}
     for p in (100, 400):
         mix = _mixture(p, 10)
