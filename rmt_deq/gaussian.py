@@ -32,7 +32,7 @@ from .closed_forms import RAW_KEYS, piecewise_raw_moments
 from .errors import DivergentMomentError, InvalidParameterError, UnknownOptionError
 
 __all__ = ["GaussianMoments", "gaussian_moments", "raw_moments", "gaussian_expectation",
-           "quadrature_rule", "METHODS"]
+           "quadrature_rule", "second_central_moment", "METHODS"]
 
 METHODS = ("auto", "closed", "quadrature", "mpmath")
 
@@ -194,6 +194,21 @@ def _quadrature_raw(act: Activation, tau: np.ndarray) -> dict:
         "dphi2": h0,
         "He2_dphi2": hsum(w * he2 * (dphi2 - d0 * d0)),
     }
+
+
+def second_central_moment(activation: ActivationLike, tau: Any) -> np.ndarray:
+    """V0(tau) = E[phi(tau xi)^2] - E[phi(tau xi)]^2 by the quadrature rule only.
+
+    A light evaluation (no derivatives, no divergence checks) for scans over many tau,
+    e.g. the uniqueness scan of the tau equation; it assumes the moments exist.
+    """
+    act = get_activation(activation)
+    t = np.atleast_1d(_check_tau(tau))
+    xi, w = quadrature_rule(act, t)
+    with np.errstate(all="ignore"):
+        phi = act.fn(t[..., None] * xi)
+    mean = np.sum(w * phi, axis=-1)
+    return np.sum(w * phi * phi, axis=-1) - mean * mean
 
 
 # ----------------------------------------------------------------------------------------
