@@ -9,7 +9,7 @@ from .errors import (InvalidParameterError, NonFiniteInputError, ShapeMismatchEr
                      UnknownOptionError)
 
 __all__ = ["as_data_matrix", "as_labels", "as_rng", "check_choice", "check_options",
-           "check_positive_int"]
+           "check_positive_int", "check_tolerance"]
 
 
 def as_data_matrix(X: Any, name: str = "X") -> np.ndarray:
@@ -94,3 +94,14 @@ def check_positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise InvalidParameterError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def check_tolerance(tol: Any, name: str = "tol") -> float:
+    """Return tol as a float if it is finite and > 0, else raise InvalidParameterError."""
+    try:
+        t = float(tol)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"{name} must be a number, got {tol!r}") from None
+    if not (np.isfinite(t) and t > 0):
+        raise InvalidParameterError(f"{name} must be finite and > 0, got {tol!r}")
+    return t

@@ -51,6 +51,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import closed_forms
+from ._validation import check_tolerance
 from .activations import Activation, ActivationLike, get_activation
 from .errors import (ConvergenceError, DivergentMomentError, InvalidParameterError,
                      UnknownOptionError)
@@ -120,14 +121,6 @@ def _check_method(method: str) -> str:
     return method
 
 
-def _check_tol(tol: float, name: str = "tol") -> float:
-    try:
-        t = float(tol)
-    except (TypeError, ValueError):
-        raise InvalidParameterError(f"{name} must be a number, got {tol!r}") from None
-    if not (math.isfinite(t) and t > 0):
-        raise InvalidParameterError(f"{name} must be finite and > 0, got {tol!r}")
-    return t
 
 
 def _kind_function(act: Activation, kind: str, centring: float) -> Callable[[np.ndarray],
@@ -684,7 +677,7 @@ def bivariate_expectation(activation: ActivationLike, s_u: Any, s_v: Any, rho: A
     act = get_activation(activation)
     _check_kind(kind)
     _check_method(method)
-    tol = _check_tol(tol)
+    tol = check_tolerance(tol)
     su, sv, r = np.broadcast_arrays(_check_scales(s_u, "s_u"), _check_scales(s_v, "s_v"),
                                     np.asarray(rho, float))
     if not np.all(np.isfinite(r)) or np.any(np.abs(r) > 1.0 + 1e-12):
@@ -778,7 +771,7 @@ class PairExpectations:
                  workers: int | None = None) -> None:
         self.act = get_activation(activation)
         _check_method(method)
-        self.tol = _check_tol(tol)
+        self.tol = check_tolerance(tol)
         var = np.asarray(variances, float).reshape(-1)
         if not np.all(np.isfinite(var)) or np.any(var <= 0):
             raise InvalidParameterError("variances must be finite and > 0")

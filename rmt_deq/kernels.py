@@ -36,7 +36,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from ._validation import as_data_matrix
+from ._validation import as_data_matrix, check_positive_int, check_tolerance
 from .activations import ActivationLike, get_activation
 from .bivariate import (DEFAULT_KMAX, DEFAULT_TOL, METHODS, PairExpectations,
                         one_dimensional_moments)
@@ -161,20 +161,8 @@ def _check_groups(groups: Any) -> tuple[str, ...]:
     return tuple(g for g in NTK_GROUPS if g in gs)
 
 
-def _check_max_iter(max_iter: Any) -> int:
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise InvalidParameterError(f"max_iter must be a positive integer, got {max_iter!r}")
-    return int(max_iter)
 
 
-def _check_tol(tol: Any, name: str) -> float:
-    try:
-        t = float(tol)
-    except (TypeError, ValueError):
-        raise InvalidParameterError(f"{name} must be a number, got {tol!r}") from None
-    if not (math.isfinite(t) and t > 0):
-        raise InvalidParameterError(f"{name} must be finite and > 0, got {tol!r}")
-    return t
 
 
 def _centring_solution(act: Any, sa: float, sb: float, X: np.ndarray, tau0: Any,
@@ -344,9 +332,9 @@ def exact_ck(
     sa, sb = check_variances(sa, sb)
     if method not in METHODS:
         raise UnknownOptionError(f"unknown method {method!r}; choose one of {METHODS}")
-    tol = _check_tol(tol, "tol")
-    expectation_tol = _check_tol(expectation_tol, "expectation_tol")
-    max_iter = _check_max_iter(max_iter)
+    tol = check_tolerance(tol, "tol")
+    expectation_tol = check_tolerance(expectation_tol, "expectation_tol")
+    max_iter = check_positive_int("max_iter", max_iter)
     norms2 = np.sum(X * X, axis=0)
     if np.any(norms2 <= 0):
         zero = np.flatnonzero(norms2 <= 0)
