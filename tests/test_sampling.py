@@ -1,0 +1,279 @@
+"""Finite-width DEQs: weight families, the batched solver, gradients, sampled CK/NTK."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import rmt_deq as rd
+from rmt_deq.deq import (DEQWeights, deq_forward, deq_gradients, sample_deq_weights,
+                         solve_batched)
+from rmt_deq.errors import (ConvergenceError, InvalidParameterError, ShapeMismatchError,
+                            UnknownOptionError)
+from rmt_deq.sampling import mc_error_bound, sampled_ck, sampled_kernel, sampled_ntk
+from rmt_deq.weights import WEIGHT_FAMILIES, weight_matrix
+
+
+@pytest.fixture(scope="module")
+def data():
+    mix = rd.default_mixture(60, 2, rng=0)
+    return mix.sample(40, rng=1).X            # p = 60, n = 40
+
+
+@pytest.fixture(scope="module")
+def small():
+    mix = rd.default_mixture(24, 2, rng=3)
+    return mix.sample(12, rng=4).X            # p = 24, n = 12
+
+
+def _rel(a, b):
+    return np.linalg.norm(a - b, 2) / np.linalg.norm(b, 2)
+
+
+# ---------------------------------------------------------------------------- weights
+@pytest.mark.parametrize("family", WEIGHT_FAMILIES)
+def test_weight_families_unit_variance(family):
+    m = 300
+    W = weight_matrix(family, m, rng=5)
+    assert W.shape == (m, m) and W.dtype == np.float64
+    off = W[~np.eye(m, dtype=bool)]
+    assert abs(np.mean(off ** 2) - 1.0) < 0.02
+    if family == "orthogonal":
+        assert np.allclose(W.T @ W, m * np.eye(m), atol=1e-9 * m)
+    if family == "symmetric":
+        assert np.array_equal(W, W.T)
+        assert abs(np.mean(np.diagonal(W) ** 2) - 2.0) < 0.5
+    assert np.array_equal(W, weight_matrix(family, m, rng=5))
+    W32 = weight_matrix(family, 50, rng=1, dtype="float32")
+    assert W32.dtype == np.float32
+
+
+def test_weight_families_rectangular_and_errors():
+    Q = weight_matrix("orthogonal", 80, 30, rng=0)
+    assert np.allclose(Q.T @ Q, 80 * np.eye(30), atol=1e-9)
+    Q = weight_matrix("orthogonal", 30, 80, rng=0)
+    assert np.allclose(Q @ Q.T, 80 * np.eye(30), atol=1e-9)
+    with pytest.raises(InvalidParameterError):
+        weight_matrix("symmetric", 4, 5, rng=0)
+    with pytest.raises(UnknownOptionError):
+        weight_matrix("haar", 4, rng=0)
+    with pytest.raises(UnknownOptionError):
+        weight_matrix("gaussian", 4, rng=0, dtype="float16")
+
+
+# ---------------------------------------------------------------------------- solver
+def test_solve_batched_linear_problem_and_methods():
+    rng = np.random.default_rng(0)
+    m, k = 50, 7
+    M = rng.standard_normal((m, m)) * 0.5 / math.sqrt(m)
+    b = rng.standard_normal((m, k))
+    exact = np.linalg.solve(np.eye(m) - M, b)
+
+    def step(x, out):
+        np.matmul(M, x, out=out)
+        out += b
+
+    for method in ("plain", "anderson", "auto"):
+        x, rec = solve_batched(step, b, method=method, tol=1e-12)
+        assert np.allclose(x, exact, atol=1e-10)
+        assert rec.residual <= 1e-12
+        assert rec.residual_history[-1] == rec.residual and len(rec.residual_history) == \
+            rec.iterations
+        assert rec.method.startswith(method if method != "auto" else "plain")
+
+
+def test_solver_reports_divergence_with_history():
+    rng = np.random.default_rng(1)
+    M = rng.standard_normal((40, 40)) * 3.0 / math.sqrt(40)   # spectral radius ~ 3
+
+    def step(x, out):
+        np.matmul(M, x, out=out)
+        out += 1.0
+
+    with pytest.raises(ConvergenceError) as ei:
+        solve_batched(step, np.zeros((40, 3)), method="plain", max_iter=60)
+    assert len(ei.value.residuals) > 5
+    with pytest.raises(InvalidParameterError):
+        solve_batched(step, np.zeros((40, 3)), tol=-1.0)
+    with pytest.raises(UnknownOptionError):
+        solve_batched(step, np.zeros((40, 3)), method="newton")
+
+
+def test_deq_without_attracting_fixed_point_raises(small):
+    # recurrent weights scaled up 5x (gain sqrt(0.36) * 5 = 3): the tanh DEQ is chaotic
+    W = sample_deq_weights(200, small.shape[0], rng=0)
+    W = DEQWeights(A=5.0 * W.A, B=W.B, v=W.v)
+    for method in ("plain", "auto"):
+        with pytest.raises(ConvergenceError) as ei:
+            deq_forward(small, "tanh", 0.36, weights=W, method=method, max_iter=80)
+        assert len(ei.value.residuals) == 80
+        assert min(ei.value.residuals) > 1e-7
+
+
+# ---------------------------------------------------------------------------- forward
+@pytest.mark.parametrize("family", WEIGHT_FAMILIES)
+def test_forward_is_a_fixed_point(data, family):
+    m, sa = 300, 0.3
+    W = sample_deq_weights(m, data.shape[0], family=family, rng=2)
+    fw = deq_forward(data, "relu", sa, weights=W)
+    sol = rd.solve_four_equations("relu", sa, math.sqrt(np.mean(np.sum(data ** 2, 0))))
+    phic = np.maximum(fw.U, 0) - sol.centring
+    rhs = math.sqrt(sa / m) * W.A @ phic + math.sqrt(1 - sa) * W.B @ data
+    rel = np.linalg.norm(fw.U - rhs, axis=0) / np.linalg.norm(rhs, axis=0)
+    assert rel.max() < 2e-7
+    assert np.allclose(fw.Z, phic / math.sqrt(m))
+    assert fw.record.residual <= 1e-7 and fw.centring == pytest.approx(sol.centring)
+    if family == "symmetric":
+        assert "anderson" in deq_forward(data, "relu", sa, weights=W,
+                                         method="anderson").record.method
+
+
+def test_forward_chunks_float32_and_shapes(data):
+    W = sample_deq_weights(200, data.shape[0], rng=3)
+    a = deq_forward(data, "tanh", 0.4, weights=W)
+    b = deq_forward(data, "tanh", 0.4, weights=W, chunk_size=7)
+    assert b.record.chunks == 6
+    assert np.allclose(a.U, b.U, atol=1e-6)
+    W32 = DEQWeights(A=W.A.astype(np.float32), B=W.B.astype(np.float32),
+                     v=W.v.astype(np.float32))
+    c = deq_forward(data, "tanh", 0.4, weights=W32)
+    assert c.U.dtype == np.float32 and np.allclose(c.U, a.U, atol=1e-3)
+    with pytest.raises(ShapeMismatchError):
+        deq_forward(data[:10], "tanh", 0.4, weights=W)
+
+
+def test_gradients_match_finite_differences(small):
+    """d f / d(A, B, v) from implicit differentiation against central differences."""
+    m, sa, sb = 80, 0.4, 0.6
+    p = small.shape[0]
+    W = sample_deq_weights(m, p, rng=7)
+    kw = dict(tol=1e-14, max_iter=2000)
+    fw = deq_forward(small, "tanh", sa, sb, weights=W, **kw)
+    gr = deq_gradients(fw, W, **kw)
+    rng = np.random.default_rng(8)
+    EA, EB = rng.standard_normal((m, m)), rng.standard_normal((m, p))
+    phic = fw.Z * math.sqrt(m)
+    pred_A = math.sqrt(sa / m) * np.einsum("ki,kl,li->i", gr.g, EA, phic)
+    pred_B = math.sqrt(sb) * np.einsum("ki,kl,li->i", gr.g, EB, small)
+    eps = 1e-5
+
+    def f(A, B):
+        w = DEQWeights(A=A, B=B, v=W.v)
+        return W.v @ deq_forward(small, "tanh", sa, sb, weights=w, **kw).Z
+
+    fd_A = (f(W.A + eps * EA, W.B) - f(W.A - eps * EA, W.B)) / (2 * eps)
+    fd_B = (f(W.A, W.B + eps * EB) - f(W.A, W.B - eps * EB)) / (2 * eps)
+    assert np.allclose(pred_A, fd_A, rtol=1e-5, atol=1e-7)
+    assert np.allclose(pred_B, fd_B, rtol=1e-5, atol=1e-7)
+
+
+def test_sampled_ntk_single_realization_matches_gradients(small):
+    m, sa = 150, 0.3
+    S = sampled_ntk(small, "tanh", sa, width=m, realizations=1, rng=11)
+    child = np.random.default_rng(11).spawn(2)[1]
+    W = sample_deq_weights(m, small.shape[0], rng=child)
+    fw = deq_forward(small, "tanh", sa, weights=W)
+    g = deq_gradients(fw, W).g
+    K = fw.Z.T @ fw.Z
+    GG = g.T @ g
+    assert np.allclose(S.groups["v"], K, atol=1e-12)
+    assert np.allclose(S.groups["A"], sa * GG * K, atol=1e-12)
+    assert np.allclose(S.groups["B"], (1 - sa) * GG * (small.T @ small), atol=1e-12)
+    assert np.allclose(S.total, sum(S.groups.values()))
+    assert S.mc_error == math.inf                       # one realization: no error bar
+
+
+# ---------------------------------------------------------------------------- convergence
+def test_sampled_kernels_converge_to_exact(data):
+    """Relative operator-norm error of the CK and every NTK group falls with m."""
+    ex = rd.exact_ntk(data, "relu", 0.3)
+    errs = {}
+    for m in (200, 1600):
+        S = sampled_ntk(data, "relu", 0.3, width=m, realizations=2, rng=5)
+        errs[m] = {g: _rel(S.groups[g], ex.groups[g]) for g in "vAB"}
+        errs[m]["total"] = _rel(S.total, ex.total)
+    for key in ("v", "A", "B", "total"):
+        assert errs[1600][key] < errs[200][key] / 1.7, (key, errs)
+
+
+# ---------------------------------------------------------------------------- Monte Carlo
+def test_reproducible_bitwise_and_seeded(small):
+    kw = dict(width=100, realizations=3)
+    a = sampled_ck(small, "relu", 0.3, rng=4, **kw)
+    b = sampled_ck(small, "relu", 0.3, rng=4, **kw)
+    c = sampled_ck(small, "relu", 0.3, rng=5, **kw)
+    assert np.array_equal(a.matrix, b.matrix) and a.mc_error == b.mc_error
+    assert not np.array_equal(a.matrix, c.matrix)
+    d = sampled_ck(small, "relu", 0.3, rng=np.random.default_rng(4), **kw)
+    assert d.matrix.shape == a.matrix.shape
+    f32 = sampled_ck(small, "relu", 0.3, rng=4, dtype="float32", **kw)
+    assert f32.info.dtype == "float32" and f32.matrix.dtype == np.float64
+    assert _rel(f32.matrix, a.matrix) < 0.5            # different draws, same law
+
+
+def test_error_bar_is_honest(small):
+    """Over 20 seeds the distance to a 40x larger reference is below the 95% bar."""
+    kw = dict(width=60, batches=8)
+    ref = sampled_ck(small, "relu", 0.4, realizations=480, rng=1000, draws=20, **kw).matrix
+    ratios = []
+    for seed in range(20):
+        S = sampled_ck(small, "relu", 0.4, realizations=12, rng=seed, draws=100, **kw)
+        ratios.append(np.linalg.norm(S.matrix - ref, 2) / S.mc_error)
+    ratios = np.array(ratios)
+    assert np.mean(ratios <= 1.0) >= 0.85          # claimed 0.95 (binomial slack, n = 20)
+    assert np.median(ratios) > 0.35                # and not uselessly conservative
+
+
+def test_mc_error_bound_on_known_gaussian_matrices():
+    """Batch sums of iid symmetric Gaussian matrices: coverage close to the claim."""
+    rng = np.random.default_rng(0)
+    n, b, per = 30, 10, 3
+    hits = []
+    for _ in range(40):
+        X = rng.standard_normal((b * per, n, n))
+        X = (X + X.transpose(0, 2, 1)) / 2
+        S = X.reshape(b, per, n, n).sum(axis=1)
+        bound, _ = mc_error_bound(S, np.full(b, per), confidence=0.9, draws=60, rng=1)
+        hits.append(np.linalg.norm(S.sum(0) / (b * per), 2) <= bound)
+    assert np.mean(hits) >= 0.8
+    with pytest.raises(InvalidParameterError):
+        mc_error_bound(S[:1], [per])
+
+
+def test_early_stop_progress_and_chunking(small):
+    seen = []
+    S = sampled_ck(small, "relu", 0.3, width=80, realizations=40, batches=4, rng=2,
+                   target_error=10.0, progress=seen.append)
+    assert S.info.stopped_early and S.info.realizations == 4
+    assert [e.realization for e in seen] == [1, 2, 3, 4]
+    assert seen[-1].relative_error is not None and S.info.error_history[0][0] == 4
+    T = sampled_ck(small, "relu", 0.3, width=80, realizations=4, batches=4, rng=2)
+    assert np.array_equal(S.matrix, T.matrix)
+    C = sampled_ck(small, "relu", 0.3, width=80, realizations=4, batches=4, rng=2,
+                   chunk_size=5)
+    assert np.allclose(C.matrix, T.matrix, atol=1e-6) and C.info.chunk_size == 5
+    M = sampled_ck(small, "relu", 0.3, width=80, realizations=4, batches=4, rng=2,
+                   max_memory=200_000)
+    assert M.info.chunk_size < small.shape[1]
+    with pytest.raises(InvalidParameterError):
+        sampled_ck(small, "relu", 0.3, width=80, realizations=4, max_memory=1000)
+
+
+def test_options_are_validated(small):
+    with pytest.raises(UnknownOptionError):
+        sampled_kernel(small, "relu", 0.3, width=10, bogus=1)
+    with pytest.raises(UnknownOptionError):
+        sampled_ck(small, "relu", 0.3, width=10, family="unitary")
+    with pytest.raises(UnknownOptionError):
+        sampled_ck(small, "relu", 0.3, width=10, dtype="int8")
+    with pytest.raises(UnknownOptionError):
+        sampled_ntk(small, "relu", 0.3, width=10, groups=("v", "C"))
+    with pytest.raises(InvalidParameterError):
+        sampled_ck(small, "relu", 0.3, width=10, confidence=1.5)
+    with pytest.raises(InvalidParameterError):
+        sampled_ck(small, "relu", 0.3, width=0)
+    K = sampled_kernel(small, "relu", 0.3, kind="ntk", groups=("v", "A"), width=50,
+                       realizations=2, rng=0, family="symmetric")
+    assert K.selected == ("v", "A") and K.matrix.shape == (12, 12)
+    assert all("anderson" in r.method for r in K.info.forward)
