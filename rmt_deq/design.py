@@ -1,0 +1,1708 @@
+"""Design shallow explicit networks whose CK or NTK matches a DEQ's (theory.md section 6).
+
+An explicit network (ENN) with L hidden layers, on data X (p x n, columns are samples)::
+
+    h_0 = x,   h_l = sigma_{l,c}(W_l h_{l-1}) / sqrt(m),   f(x) = v^T h_L,
+
+W_1 (m x p), W_l (m x m) and v with iid N(0, 1) entries, each sigma_l centred at its own
+input scale tau_{l-1} (sigma_{l,c} = sigma_l - E[sigma_l(tau_{l-1} xi)]), tau_0 the data
+scale.  Its CK surrogate has the form of section 4 with the layer recursion (moments of
+sigma_l at tau_{l-1}; alpha_{1,0} = alpha_{4,0} = 1, alpha_{2,0} = alpha_{3,0} = 0)::
+
+    alpha_{1,l} = g1 alpha_{1,l-1}
+    alpha_{2,l} = g1 alpha_{2,l-1} + g2 alpha_{4,l-1}^2 / 4
+    alpha_{3,l} = g1 alpha_{3,l-1} + g2 alpha_{1,l-1}^2 / 2
+    alpha_{4,l} = g4 alpha_{4,l-1} / 2
+    tau_l^2     = V0 = E[sigma_{l,c}(tau_{l-1} xi)^2]
+
+and its NTK surrogate (:mod:`rmt_deq.ntk_surrogate`) follows Theta_l = K_l + Theta_{l-1} o
+Kdot_l, Theta_0 = X^T X, whose coefficients (c1, d2, d3, theta_diag) map by
+c1 -> g1 c1, d2 -> g1 d2, d3 -> g1 d3 + g2 alpha_{1,l-1} c1, theta_diag -> h0 theta_diag.
+
+*Design* = choose the parameters of the layers so that four equations hold:
+
+``target="ck"``
+    alpha_{1,L} = (alpha1 - sb)/sa, alpha_{2,L} = alpha2/sa, alpha_{3,L} = alpha3/sa,
+    tau_L^2 = (tau^2 - sb tau0^2)/sa (the DEQ's G~ of section 4; equation names
+    ``alpha1, alpha2, alpha3, tau``);
+``target="ntk"``
+    (c1, d2, d3, theta_diag) of the ENN's NTK (all groups v, W1..WL by default) equal to
+    those of the DEQ's NTK surrogate (section 5, groups v, A, B by default); equation names
+    ``c1, d2, d3, theta_diag``.
+
+Families (``get_family(name)``), with the parameters the JSON reports:
+
+``"lrelu2"``
+    two piecewise-linear layers sigma_l(t) = a_l t (t > 0), b_l t (t < 0); reported in the
+    canonical form a_l >= |b_l|, where sigma_l(t) = max(a_l t, b_l t) (the general form with
+    a_l < b_l is the same network up to t -> -t, which the Gaussian weights do not see).
+``"quad2"``
+    two layers sigma_l(t) = a_l t + b_l (t^2 - tau_{l-1}^2) (already centred).
+``"quadcubic2"``
+    as quad2 with a Hermite cubic c2 (t^3 - 3 tau_1^2 t) added to the second layer.
+``"htanh1"``
+    one layer sigma(t) = a1 clip(t, -c1, c1) (for odd DEQ activations: g2 = 0 there).
+:class:`ParametricFamily`
+    any sigma(t; theta) with L layers (moments by quadrature, finite-difference Jacobian).
+
+**The scaling gauge.**  A family whose second layer is closed under rescaling of its input
+(sigma_2(lambda t; theta) = sigma_2(t; theta') -- true of all two-layer families above) has
+only three effective parameters: (sigma_1 / lambda, sigma_2(lambda .)) is the same network.
+The built-in families fix it by a_1 = 1.  lrelu2 and quad2 therefore reach only a
+three-dimensional set of the four target numbers and match a DEQ only on a hypersurface:
+for the relu, swish and gelu DEQs the tau equation fails (the two-layer composite cannot
+carry enough variance beyond its first two Hermite orders; derivations/enn_design.py).
+quadcubic2's Hermite cubic feeds only tau_L^2 (E[He_3'] = E[He_3''] = 0), which restores
+the fourth degree of freedom, and its CK design has a closed form (a cubic in b_1^2).
+
+Solver: Levenberg-Marquardt on the equations scaled by the target magnitudes, analytic
+Jacobians (forward-mode differentiation of the closed-form moments) for the built-in
+families, several starts (closed-form solutions first where they exist); a target that no
+start reaches raises :class:`~rmt_deq.errors.InfeasibleDesignError` with the best
+least-squares residual and the equation with the largest relative error there.
+
+The result, :class:`DesignedNetwork`, is a frozen dataclass with the layers, the achieved
+coefficients and diagnostics; it saves to / loads from JSON, runs a plain numpy forward
+pass (:meth:`DesignedNetwork.forward`, weights passed in or drawn), prints a self-contained
+numpy version of itself (:meth:`DesignedNetwork.numpy_source`), and gives its exact
+infinite-width kernels and surrogate coefficients through :mod:`rmt_deq.ntk_surrogate`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+from scipy import special
+
+from ._validation import as_data_matrix, as_rng, check_choice, check_positive_int
+from .activations import Activation, ActivationLike, PolyPiece, get_activation
+from .errors import (InfeasibleDesignError, InvalidParameterError, RmtDeqError,
+                     ShapeMismatchError, UnknownOptionError)
+from .fixed_point import FixedPointSolution, check_variances, solve_four_equations
+
+__all__ = [
+    "TARGETS",
+    "FAMILIES",
+    "EQUATIONS",
+    "DesignTarget",
+    "design_target",
+    "DesignFamily",
+    "ParametricFamily",
+    "get_family",
+    "DesignedLayer",
+    "DesignedNetwork",
+    "ENNForward",
+    "design_network",
+    "design_for_deq",
+    "design_record",
+    "enn_equations",
+    "load_designed_network",
+    "design_convergence",
+    "sampled_comparison",
+]
+
+TARGETS = ("ck", "ntk")
+FAMILIES = ("lrelu2", "quad2", "quadcubic2", "htanh1")
+EQUATIONS = {"ck": ("alpha1", "alpha2", "alpha3", "tau"),
+             "ntk": ("c1", "d2", "d3", "theta_diag")}
+_NTK_DEQ_GROUPS = ("v", "A", "B")
+_JSON_FORMAT = "rmt_deq.design/1"
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+
+
+# ----------------------------------------------------------------------------------------
+# forward-mode differentiation (value + gradient), enough for the closed-form moments
+# ----------------------------------------------------------------------------------------
+class _Dual:
+    """A number with its gradient with respect to the free parameters."""
+
+    __slots__ = ("v", "g")
+
+    def __init__(self, v: float, g: np.ndarray) -> None:
+        self.v = v
+        self.g = g
+
+    def __add__(self, o: Any) -> "_Dual":
+        if isinstance(o, _Dual):
+            return _Dual(self.v + o.v, self.g + o.g)
+        return _Dual(self.v + o, self.g)
+
+    __radd__ = __add__
+
+    def __sub__(self, o: Any) -> "_Dual":
+        if isinstance(o, _Dual):
+            return _Dual(self.v - o.v, self.g - o.g)
+        return _Dual(self.v - o, self.g)
+
+    def __rsub__(self, o: Any) -> "_Dual":
+        return _Dual(o - self.v, -self.g)
+
+    def __neg__(self) -> "_Dual":
+        return _Dual(-self.v, -self.g)
+
+    def __mul__(self, o: Any) -> "_Dual":
+        if isinstance(o, _Dual):
+            return _Dual(self.v * o.v, self.g * o.v + o.g * self.v)
+        return _Dual(self.v * o, self.g * o)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, o: Any) -> "_Dual":
+        if isinstance(o, _Dual):
+            inv = 1.0 / o.v
+            return _Dual(self.v * inv, (self.g - o.g * (self.v * inv)) * inv)
+        return _Dual(self.v / o, self.g / o)
+
+    def __rtruediv__(self, o: Any) -> "_Dual":
+        inv = 1.0 / self.v
+        return _Dual(o * inv, self.g * (-o * inv * inv))
+
+
+def _val(x: Any) -> float:
+    return x.v if isinstance(x, _Dual) else float(x)
+
+
+def _sqrt(x: Any) -> Any:
+    if isinstance(x, _Dual):
+        r = math.sqrt(x.v)
+        return _Dual(r, x.g * (0.5 / r))
+    return math.sqrt(x)
+
+
+def _exp(x: Any) -> Any:
+    if isinstance(x, _Dual):
+        e = math.exp(x.v)
+        return _Dual(e, x.g * e)
+    return math.exp(x)
+
+
+def _erf(x: Any) -> Any:
+    if isinstance(x, _Dual):
+        return _Dual(math.erf(x.v), x.g * (_TWO_OVER_SQRT_PI * math.exp(-x.v * x.v)))
+    return math.erf(x)
+
+
+def _seed(x: Sequence[float]) -> list[_Dual]:
+    """Independent variables: x_k with gradient e_k."""
+    eye = np.eye(len(x))
+    return [_Dual(float(v), eye[k]) for k, v in enumerate(x)]
+
+
+# ----------------------------------------------------------------------------------------
+# closed-form moments of the layer kinds (all at input variance q = s^2)
+# returns (g1, g2, g4, V0, h0) = (E[s']^2, E[s'']^2, E[(s_c^2)''], E[s_c^2], E[s'^2])
+# ----------------------------------------------------------------------------------------
+def _moments_pwlinear(a: Any, b: Any, q: Any) -> tuple:
+    """sigma(t) = a t (t > 0), b t (t < 0): e1 = (a+b)/2, E[sigma''] = (a-b) pdf(0)/s,
+    mean (a-b) s/sqrt(2 pi), E[sigma^2] = (a^2+b^2) q/2, E[sigma'^2] = (a^2+b^2)/2."""
+    u, w = a + b, a - b
+    sq = a * a + b * b
+    ww = w * w
+    g1 = u * u * 0.25
+    g2 = ww / (2.0 * math.pi * q)
+    g4 = sq - ww * (1.0 / math.pi)
+    V0 = q * (sq * 0.5 - ww * (0.5 / math.pi))
+    h0 = sq * 0.5
+    return g1, g2, g4, V0, h0
+
+
+def _moments_hermite(a: Any, b: Any, c: Any, q: Any) -> tuple:
+    """sigma(t) = a t + b (t^2 - q) + c (t^3 - 3 q t) at its own input variance q (mean 0):
+    e1 = a, e2 = 2b, V0 = a^2 q + 2 b^2 q^2 + 6 c^2 q^3,
+    g4/2 = a^2 + 4 b^2 q + 18 c^2 q^2 + 6 a c q, h0 = a^2 + 4 b^2 q + 18 c^2 q^2."""
+    aa, bb = a * a, b * b
+    g1 = aa
+    g2 = 4.0 * bb
+    if isinstance(c, (int, float)) and c == 0:
+        V0 = q * (aa + 2.0 * bb * q)
+        h0 = aa + 4.0 * bb * q
+        g4 = 2.0 * h0
+    else:
+        cc = c * c
+        V0 = q * (aa + q * (2.0 * bb + 6.0 * cc * q))
+        h0 = aa + q * (4.0 * bb + 18.0 * cc * q)
+        g4 = 2.0 * h0 + 12.0 * a * c * q
+    return g1, g2, g4, V0, h0
+
+
+def _moments_hardtanh(a: Any, c: Any, q: Any) -> tuple:
+    """sigma(t) = a clip(t, -c, c) (odd, mean 0); z = c/s, P = erf(z/sqrt 2):
+    e1 = a P, V0 = a^2 q (P - 2 z pdf(z) + z^2 (1 - P)), g4 = 2 a^2 (P - 2 z pdf(z)),
+    h0 = a^2 P."""
+    s = _sqrt(q)
+    z = c / s
+    P = _erf(z * (1.0 / math.sqrt(2.0)))
+    zpdf = z * _exp(z * z * (-0.5)) * _INV_SQRT_2PI
+    aa = a * a
+    g1 = aa * P * P
+    g2 = 0.0 * aa
+    core = P - 2.0 * zpdf
+    V0 = aa * q * (core + z * z * (1.0 - P))
+    g4 = 2.0 * aa * core
+    h0 = aa * P
+    return g1, g2, g4, V0, h0
+
+
+# ----------------------------------------------------------------------------------------
+# layers
+# ----------------------------------------------------------------------------------------
+_LAYER_KINDS = ("pwlinear", "hermite", "hardtanh", "custom")
+
+
+@dataclass(frozen=True, eq=False)
+class DesignedLayer:
+    """One hidden layer of a designed network.
+
+    Attributes
+    ----------
+    kind : {"pwlinear", "hermite", "hardtanh", "custom"}
+        ``"pwlinear"``: sigma(t) = a t (t > 0), b t (t < 0) (params a, b);
+        ``"hermite"``: a t + b (t^2 - tau_in^2) + c (t^3 - 3 tau_in^2 t) (params a, b, c);
+        ``"hardtanh"``: a clip(t, -c, c) (params a, c); ``"custom"``: a user sigma(t; theta).
+    params : dict of str -> float
+    tau_in : float
+        Input scale tau_{l-1} (the standard deviation of the preactivation).
+    tau_out : float
+        tau_l = sqrt(E[sigma_c(tau_in xi)^2]).
+    centring : float
+        E[sigma(tau_in xi)], subtracted by the network.
+    activation : Activation
+        sigma (uncentred), usable by every engine of the package.
+    """
+
+    kind: str
+    params: Mapping[str, float]
+    tau_in: float
+    tau_out: float
+    centring: float
+    activation: Activation = field(repr=False)
+
+    def __call__(self, t: Any) -> np.ndarray:
+        """The centred sigma_c(t) = sigma(t) - centring, elementwise."""
+        return self.activation.fn(np.asarray(t, dtype=float)) - self.centring
+
+    def derivative(self, t: Any) -> np.ndarray:
+        """sigma'(t) (almost everywhere)."""
+        return self.activation.d1(np.asarray(t, dtype=float))
+
+    @property
+    def spec(self) -> str | None:
+        """A spec string :func:`rmt_deq.activations.get_activation` rebuilds sigma from (up
+        to an additive constant, which the centring removes), or None."""
+        p = self.params
+        if self.kind == "hardtanh":
+            return f"hard_tanh:{p['a']!r},{p['c']!r}"
+        if self.kind == "hermite":
+            q = self.tau_in ** 2
+            return f"polynomial:0,{p['a'] - 3.0 * p['c'] * q!r},{p['b']!r},{p['c']!r}"
+        if self.kind == "pwlinear" and p["a"] > 0:
+            return None if p["a"] != 1.0 else f"leaky_relu:{p['b']!r}"
+        return None
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "params": {k: float(v) for k, v in self.params.items()},
+                "tau_in": float(self.tau_in), "tau_out": float(self.tau_out),
+                "centring": float(self.centring)}
+
+
+def _pwlinear_activation(a: float, b: float) -> Activation:
+    from .activations import _piecewise_activation   # exact pieces -> closed forms
+
+    return _piecewise_activation(
+        f"pwlinear:{a:.17g},{b:.17g}",
+        [PolyPiece(-math.inf, 0.0, (0.0, b)), PolyPiece(0.0, math.inf, (0.0, a))],
+        fn=lambda x: np.where(x > 0, a * x, b * x),
+        d1=lambda x: np.where(x > 0, a, b) * np.ones_like(x), params=(a, b))
+
+
+def _hermite_activation(a: float, b: float, c: float, q: float) -> Activation:
+    if c == 0.0:
+        act = get_activation(f"polynomial:{-b * q!r},{a!r},{b!r}")
+    else:
+        act = get_activation(f"polynomial:{-b * q!r},{a - 3.0 * c * q!r},{b!r},{c!r}")
+    return act
+
+
+def _make_layer(kind: str, params: Mapping[str, float], tau_in: float,
+                custom: "ParametricFamily | None" = None, index: int = 0) -> DesignedLayer:
+    q = tau_in * tau_in
+    if kind == "pwlinear":
+        a, b = float(params["a"]), float(params["b"])
+        act = _pwlinear_activation(a, b)
+        _, _, _, V0, _ = _moments_pwlinear(a, b, q)
+        centring = (a - b) * tau_in * _INV_SQRT_2PI
+    elif kind == "hermite":
+        a, b, c = float(params["a"]), float(params["b"]), float(params.get("c", 0.0))
+        act = _hermite_activation(a, b, c, q)
+        _, _, _, V0, _ = _moments_hermite(a, b, c, q)
+        centring = 0.0
+    elif kind == "hardtanh":
+        a, c = float(params["a"]), float(params["c"])
+        if not (math.isfinite(c) and c > 0):
+            raise InvalidParameterError(f"hard tanh clip level c must be > 0, got {c!r}")
+        act = get_activation(f"hard_tanh:{a!r},{c!r}")
+        _, _, _, V0, _ = _moments_hardtanh(a, c, q)
+        centring = 0.0
+    elif kind == "custom":
+        if custom is None:
+            raise InvalidParameterError("a custom layer needs its ParametricFamily")
+        theta = np.array([float(params[k]) for k in custom.layer_param_names(index)])
+        act = custom.activation(index, theta)
+        from .gaussian import gaussian_moments
+        gm = gaussian_moments(act, tau_in)
+        V0, centring = float(gm.V0), float(gm.mean)
+    else:
+        raise UnknownOptionError(f"unknown layer kind {kind!r}; choose from {_LAYER_KINDS}")
+    V0 = float(V0)
+    if not V0 > 0:
+        raise InvalidParameterError(
+            f"layer of kind {kind} with {dict(params)} has a constant output at scale "
+            f"{tau_in:g} (E[sigma_c^2] = {V0:.3g})")
+    return DesignedLayer(kind=kind, params=dict(params), tau_in=float(tau_in),
+                         tau_out=math.sqrt(V0), centring=float(centring), activation=act)
+
+
+# ----------------------------------------------------------------------------------------
+# targets
+# ----------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class DesignTarget:
+    """Four numbers an explicit network must reproduce.
+
+    Attributes
+    ----------
+    kind : {"ck", "ntk"}
+    values : tuple of 4 floats
+        ``ck``: (alpha_{1,L}, alpha_{2,L}, alpha_{3,L}, tau_L^2) required;
+        ``ntk``: (c1, d2, d3, theta_diag) required.
+    tau0 : float
+        Data scale sqrt(tr C°/p) (the ENN's input scale).
+    activation : str or None
+        The DEQ's activation (None for a user-given target).
+    sa, sb : float
+        The DEQ's variances (nan for a user-given target).
+    ntk_groups : tuple of str
+        The DEQ NTK groups summed into an NTK target (empty for the CK).
+    solution : FixedPointSolution or None
+        The DEQ's four-equation solution.
+    """
+
+    kind: str
+    values: tuple
+    tau0: float
+    activation: str | None = None
+    sa: float = float("nan")
+    sb: float = float("nan")
+    ntk_groups: tuple = ()
+    solution: FixedPointSolution | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        check_choice("target", self.kind, TARGETS)
+        vals = tuple(float(v) for v in self.values)
+        if len(vals) != 4 or not all(math.isfinite(v) for v in vals):
+            raise InvalidParameterError(
+                f"a design target needs 4 finite values {EQUATIONS[self.kind]}, got "
+                f"{self.values!r}")
+        object.__setattr__(self, "values", vals)
+        if not (math.isfinite(self.tau0) and self.tau0 > 0):
+            raise InvalidParameterError(f"tau0 must be finite and > 0, got {self.tau0!r}")
+
+    @property
+    def equations(self) -> tuple:
+        """The equation names, in the order of ``values``."""
+        return EQUATIONS[self.kind]
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "equations": list(self.equations),
+                "values": list(self.values), "tau0": self.tau0, "activation": self.activation,
+                "sa": self.sa, "sb": self.sb, "ntk_groups": list(self.ntk_groups)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "DesignTarget":
+        return cls(kind=d["kind"], values=tuple(d["values"]), tau0=float(d["tau0"]),
+                   activation=d.get("activation"), sa=float(d.get("sa", float("nan"))),
+                   sb=float(d.get("sb", float("nan"))),
+                   ntk_groups=tuple(d.get("ntk_groups", ())))
+
+
+def design_target(activation: ActivationLike | FixedPointSolution, sa: float | None = None,
+                  tau0: float = 1.0, sb: float | None = None, *, target: str = "ck",
+                  ntk_groups: Iterable[str] = _NTK_DEQ_GROUPS) -> DesignTarget:
+    """The four numbers a DEQ's CK (or NTK) surrogate asks of an explicit network.
+
+    Parameters
+    ----------
+    activation : name, Activation, callable, or FixedPointSolution
+        The DEQ's phi; or an already solved four-equation system (then ``sa``, ``tau0``,
+        ``sb`` are taken from it and must be left out).
+    sa, sb : float
+        DEQ variances (sb defaults to 1 - sa).
+    tau0 : float
+        Data scale sqrt(tr C°/p).
+    target : {"ck", "ntk"}
+    ntk_groups : iterable of {"v", "A", "B"}
+        DEQ parameter groups of an NTK target (("v", "A"): the published G/(1 - sa Gdot)).
+
+    Returns
+    -------
+    DesignTarget
+
+    Raises
+    ------
+    InvalidParameterError, NoFixedPointError
+        From the four-equation solve.
+    """
+    check_choice("target", target, TARGETS)
+    if isinstance(activation, FixedPointSolution):
+        if sa is not None or sb is not None:
+            raise InvalidParameterError("give a FixedPointSolution or (activation, sa, tau0, "
+                                        "sb), not both")
+        sol = activation
+    else:
+        if sa is None:
+            raise InvalidParameterError("sa is required with an activation")
+        sol = solve_four_equations(activation, sa, tau0, sb)
+    sa_f, sb_f = float(sol.sa), float(sol.sb)
+    if target == "ck":
+        vals = ((sol.alpha1 - sb_f) / sa_f, sol.alpha2 / sa_f, sol.alpha3 / sa_f,
+                (sol.tau ** 2 - sb_f * sol.tau0 ** 2) / sa_f)
+        groups: tuple = ()
+    else:
+        from .ntk_surrogate import _check_groups, ntk_coefficients
+        groups = _check_groups(ntk_groups, _NTK_DEQ_GROUPS)
+        tot = ntk_coefficients(sol, groups)["total"]
+        vals = (tot.c1, tot.d2, tot.d3, tot.theta_diag)
+    return DesignTarget(kind=target, values=tuple(float(v) for v in vals),
+                        tau0=float(sol.tau0), activation=sol.activation, sa=sa_f, sb=sb_f,
+                        ntk_groups=groups, solution=sol)
+
+
+# ----------------------------------------------------------------------------------------
+# the ENN equations (recursion of section 6 and the NTK layer map)
+# ----------------------------------------------------------------------------------------
+def _enn_outputs(moment_fns: Sequence[Callable[[Any], tuple]], q0: float, kind: str,
+                 groups: Sequence[str] | None) -> list:
+    """(alpha1, alpha2, alpha3, tau^2) of K_L, or (c1, d2, d3, theta_diag) of the NTK.
+
+    ``moment_fns[l](q)`` returns (g1, g2, g4, V0, h0) of layer l+1 at input variance q
+    (floats or _Dual).  ``groups`` None means every NTK group (v, W1..WL).
+    """
+    a1, a2, a3, a4, q = 1.0, 0.0, 0.0, 1.0, q0
+    if kind == "ck":
+        for mf in moment_fns:
+            g1, g2, g4, V0, _ = mf(q)
+            a1, a2, a3, a4, q = (g1 * a1, g1 * a2 + g2 * (a4 * a4) * 0.25,
+                                 g1 * a3 + g2 * (a1 * a1) * 0.5, g4 * a4 * 0.5, V0)
+        return [a1, a2, a3, q]
+    L = len(moment_fns)
+    ks = [(1.0, 0.0, 0.0, q0)]          # K_l as (c1, d2, d3, theta_diag)
+    mom = []
+    for mf in moment_fns:
+        g1, g2, g4, V0, h0 = mf(q)
+        mom.append((g1, g2, h0))
+        a1, a2, a3, a4, q = (g1 * a1, g1 * a2 + g2 * (a4 * a4) * 0.25,
+                             g1 * a3 + g2 * (a1 * a1) * 0.5, g4 * a4 * 0.5, V0)
+        ks.append((a1, a2, a3, q))
+    names = ["v"] + [f"W{l}" for l in range(1, L + 1)]
+    sel = names if groups is None else list(groups)
+    total = [0.0, 0.0, 0.0, 0.0]
+    for g in sel:
+        if g == "v":
+            c = ks[L]
+        else:
+            l = int(g[1:])
+            c = ks[l - 1]
+            for k in range(l, L + 1):
+                g1, g2, h0 = mom[k - 1]
+                pa1 = ks[k - 1][0]
+                c = (g1 * c[0], g1 * c[1], g1 * c[2] + g2 * pa1 * c[0], h0 * c[3])
+        total = [t + ci for t, ci in zip(total, c)]
+    return total
+
+
+def enn_equations(layers: Sequence[DesignedLayer], tau0: float, target: str = "ck", *,
+                  enn_groups: Iterable[str] | None = None) -> tuple:
+    """The four design quantities of an explicit network from its layers.
+
+    Parameters
+    ----------
+    layers : sequence of DesignedLayer
+    tau0 : float
+    target : {"ck", "ntk"}
+    enn_groups : iterable of {"v", "W1", ..., "WL"}, optional
+        NTK groups (default all).
+
+    Returns
+    -------
+    tuple of 4 floats, in the order of ``EQUATIONS[target]``
+    """
+    check_choice("target", target, TARGETS)
+    fns = [_layer_moment_fn(layer) for layer in layers]
+    groups = None if enn_groups is None else _check_enn_groups(enn_groups, len(layers))
+    return tuple(float(_val(v)) for v in _enn_outputs(fns, float(tau0) ** 2, target, groups))
+
+
+def _layer_moment_fn(layer: DesignedLayer) -> Callable[[Any], tuple]:
+    p = layer.params
+    if layer.kind == "pwlinear":
+        return lambda q: _moments_pwlinear(p["a"], p["b"], q)
+    if layer.kind == "hermite":
+        c = p.get("c", 0.0)
+        return lambda q: _moments_hermite(p["a"], p["b"], c, q)
+    if layer.kind == "hardtanh":
+        return lambda q: _moments_hardtanh(p["a"], p["c"], q)
+    act = layer.activation
+    return lambda q: _numeric_moments(act, q)
+
+
+def _numeric_moments(act: Activation, q: float) -> tuple:
+    from .gaussian import gaussian_moments
+    gm = gaussian_moments(act, math.sqrt(float(q)))
+    return (float(gm.g1), float(gm.g2), float(gm.g4), float(gm.V0), float(gm.h0))
+
+
+def _check_enn_groups(groups: Iterable[str], L: int) -> tuple:
+    names = ("v",) + tuple(f"W{l}" for l in range(1, L + 1))
+    if isinstance(groups, str):
+        groups = (groups,)
+    gs = tuple(groups)
+    bad = [g for g in gs if g not in names]
+    if bad or not gs:
+        raise UnknownOptionError(
+            f"unknown explicit-network NTK group(s) {bad or gs}; choose from {names}")
+    return tuple(g for g in names if g in gs)
+
+
+# ----------------------------------------------------------------------------------------
+# families
+# ----------------------------------------------------------------------------------------
+class DesignFamily:
+    """A parametrised explicit-network family that :func:`design_network` can solve for.
+
+    Subclasses define the free (gauge-fixed) parameters x, how they map to the layers, the
+    layer moments as functions of x (floats or forward-mode duals), starting points, and
+    a canonical form of the result.
+
+    Attributes
+    ----------
+    name : str
+    n_layers : int
+    param_names : tuple of str
+        Names of the reported parameters (the JSON ``params``).
+    free_names : tuple of str
+        Names of the solver's unknowns.
+    analytic : bool
+        Whether the Jacobian is analytic (forward-mode through closed-form moments).
+    """
+
+    name: str = "family"
+    n_layers: int = 1
+    param_names: tuple = ()
+    free_names: tuple = ()
+    analytic: bool = True
+
+    # -- to override ---------------------------------------------------------------------
+    def layer_moment_fns(self, x: Sequence[Any]) -> list:
+        """Per layer, a function q -> (g1, g2, g4, V0, h0) (x may hold duals)."""
+        raise NotImplementedError
+
+    def params_from_free(self, x: Sequence[float]) -> dict:
+        """Reported parameters from the free ones."""
+        raise NotImplementedError
+
+    def layer_specs(self, params: Mapping[str, float]) -> list:
+        """[(kind, {param: value}), ...] per layer."""
+        raise NotImplementedError
+
+    def starts(self, target: DesignTarget) -> list:
+        """Deterministic starting points (free parameters)."""
+        return []
+
+    def random_start(self, gen: np.random.Generator, target: DesignTarget) -> np.ndarray:
+        return gen.normal(size=len(self.free_names))
+
+    def canonical(self, params: Mapping[str, float]) -> dict:
+        """The same network in canonical form (signs, gauge)."""
+        return dict(params)
+
+    def structural_failure(self, target: DesignTarget) -> tuple | None:
+        """(equation, reason) when the family cannot match ``target`` for a structural
+        reason known in advance, else None."""
+        return None
+
+    # -- provided -----------------------------------------------------------------------
+    def evaluate(self, x: Sequence[float], target: DesignTarget,
+                 groups: Sequence[str] | None, jacobian: bool = True
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The four ENN quantities at x and (if asked) their Jacobian (4 x len(x))."""
+        if self.analytic and jacobian:
+            xd = _seed(x)
+            out = _enn_outputs(self.layer_moment_fns(xd), target.tau0 ** 2, target.kind,
+                               groups)
+            n = len(x)
+            F = np.array([_val(o) for o in out])
+            J = np.array([o.g if isinstance(o, _Dual) else np.zeros(n) for o in out])
+            return F, J
+        F = np.array([_val(o) for o in _enn_outputs(
+            self.layer_moment_fns([float(v) for v in x]), target.tau0 ** 2, target.kind,
+            groups)])
+        if not jacobian:
+            return F, None
+        J = np.empty((4, len(x)))
+        for k in range(len(x)):
+            h = 1e-6 * max(1.0, abs(x[k]))
+            xp, xm = np.array(x, float), np.array(x, float)
+            xp[k] += h
+            xm[k] -= h
+            Fp, _ = self.evaluate(xp, target, groups, jacobian=False)
+            Fm, _ = self.evaluate(xm, target, groups, jacobian=False)
+            J[:, k] = (Fp - Fm) / (2 * h)
+        return F, J
+
+    def build_layers(self, params: Mapping[str, float], tau0: float) -> tuple:
+        """The DesignedLayer objects (scales chained from tau0)."""
+        layers, tau = [], float(tau0)
+        for i, (kind, lp) in enumerate(self.layer_specs(params)):
+            layer = _make_layer(kind, lp, tau, self if kind == "custom" else None, i)
+            layers.append(layer)
+            tau = layer.tau_out
+        return tuple(layers)
+
+    def __repr__(self) -> str:  # pragma: no cover - cosmetic
+        return f"{type(self).__name__}({self.name!r})"
+
+
+def _canon_pwlinear(a: float, b: float) -> tuple[float, float]:
+    """(a, b) ~ (b, a) (t -> -t) ~ (-a, -b) (output sign): return a >= |b|."""
+    if abs(b) > abs(a):
+        a, b = b, a
+    if a < 0:
+        a, b = -a, -b
+    return a, b
+
+
+class _LeakyReLU2(DesignFamily):
+    name = "lrelu2"
+    n_layers = 2
+    param_names = ("a1", "b1", "a2", "b2")
+    free_names = ("b1", "a2", "b2")
+
+    def layer_moment_fns(self, x: Sequence[Any]) -> list:
+        b1, a2, b2 = x
+        return [lambda q: _moments_pwlinear(1.0, b1, q),
+                lambda q: _moments_pwlinear(a2, b2, q)]
+
+    def params_from_free(self, x: Sequence[float]) -> dict:
+        return {"a1": 1.0, "b1": float(x[0]), "a2": float(x[1]), "b2": float(x[2])}
+
+    def layer_specs(self, params: Mapping[str, float]) -> list:
+        return [("pwlinear", {"a": params["a1"], "b": params["b1"]}),
+                ("pwlinear", {"a": params["a2"], "b": params["b2"]})]
+
+    def canonical(self, params: Mapping[str, float]) -> dict:
+        a1, b1 = _canon_pwlinear(params["a1"], params["b1"])
+        a2, b2 = _canon_pwlinear(params["a2"], params["b2"])
+        # gauge: sigma_1 / a1 and sigma_2(a1 .) = a1 sigma_2 (positive homogeneity)
+        return {"a1": 1.0, "b1": b1 / a1, "a2": a2 * a1, "b2": b2 * a1}
+
+    def starts(self, target: DesignTarget) -> list:
+        out = []
+        for b1 in (0.0, -0.5, 0.5):
+            for r in (0.0, -0.5):
+                out.append(self._scaled_start(b1, r, target))
+        return out
+
+    def _scaled_start(self, b1: float, r: float, target: DesignTarget) -> np.ndarray:
+        """Second layer slopes (a2, a2 r) with the gain matching the first equation."""
+        g1_1 = (1.0 + b1) ** 2 / 4
+        if target.kind == "ck":
+            want = abs(target.values[0]) / max(g1_1, 1e-12)
+        else:
+            want = abs(target.values[0]) / max(3 * g1_1, 1e-12)
+        a2 = 2.0 * math.sqrt(want) / (1.0 + r) if want > 0 else 1.0
+        return np.array([b1, a2, a2 * r])
+
+    def random_start(self, gen: np.random.Generator, target: DesignTarget) -> np.ndarray:
+        return self._scaled_start(gen.uniform(-1, 1), gen.uniform(-1, 0.9), target)
+
+
+class _Quadratic2(DesignFamily):
+    """Two layers a_l t + b_l (t^2 - tau_{l-1}^2); gauge a1 = 1; cubic c2 optional."""
+
+    name = "quad2"
+    n_layers = 2
+    param_names = ("a1", "b1", "a2", "b2")
+    free_names = ("b1", "a2", "b2")
+    cubic = False
+
+    def layer_moment_fns(self, x: Sequence[Any]) -> list:
+        b1, a2, b2 = x[0], x[1], x[2]
+        c2 = x[3] if self.cubic else 0.0
+        return [lambda q: _moments_hermite(1.0, b1, 0.0, q),
+                lambda q: _moments_hermite(a2, b2, c2, q)]
+
+    def params_from_free(self, x: Sequence[float]) -> dict:
+        d = {"a1": 1.0, "b1": float(x[0]), "a2": float(x[1]), "b2": float(x[2])}
+        if self.cubic:
+            d["c2"] = float(x[3])
+        return d
+
+    def layer_specs(self, params: Mapping[str, float]) -> list:
+        return [("hermite", {"a": params["a1"], "b": params["b1"], "c": 0.0}),
+                ("hermite", {"a": params["a2"], "b": params["b2"],
+                             "c": params.get("c2", 0.0)})]
+
+    def canonical(self, params: Mapping[str, float]) -> dict:
+        a1, b1 = params["a1"], params["b1"]
+        a2, b2, c2 = params["a2"], params["b2"], params.get("c2", 0.0)
+        # per-layer symmetries t -> -t: (a, b, c) -> (-a, b, -c); output sign: all -> -all
+        if a1 < 0:
+            a1, b1 = -a1, b1
+        # gauge: sigma_1 / a1, sigma_2(a1 t): (a2, b2, c2) -> (a1 a2, a1^2 b2, a1^3 c2)
+        lam = a1
+        b1, a2, b2, c2 = b1 / lam, a2 * lam, b2 * lam ** 2, c2 * lam ** 3
+        if b1 < 0:                      # -sigma_1(-t)
+            b1 = -b1
+        if a2 < 0:                      # sigma_2(-t)
+            a2, c2 = -a2, -c2
+        if b2 < 0:                      # -sigma_2(-t)
+            b2 = -b2
+        out = {"a1": 1.0, "b1": b1, "a2": a2, "b2": b2}
+        if self.cubic:
+            out["c2"] = c2
+        return out
+
+    @staticmethod
+    def ck_cubic(T1: Any, T2: Any, T3: Any, q0: Any) -> list:
+        """Coefficients (highest power first) of the cubic in B = b1^2 (a1 = 1):
+        T1 B + (T3/2 - T1 B)(1 + 4 q0 B)^2 - T2 = 0 (derivations/enn_design.py)."""
+        return [-16 * T1 * q0 ** 2, 8 * T3 * q0 ** 2 - 8 * T1 * q0, 4 * T3 * q0, T3 / 2 - T2]
+
+    def closed_form_ck(self, target: DesignTarget) -> list:
+        """Exact solutions of the alpha1, alpha2, alpha3 equations (all of them when c2 is
+        free, the tau equation then fixing c2^2): with a1 = 1 and B = b1^2,
+        a2^2 = T1, b2^2 = T3/2 - T1 B and T1 B + (T3/2 - T1 B)(1 + 4 tau0^2 B)^2 = T2
+        (a cubic in B).  Returns free-parameter vectors (possibly c2 = 0 infeasible)."""
+        T1, T2, T3, T4 = target.values
+        q0 = target.tau0 ** 2
+        if not (T1 > 0 and T3 >= 0):
+            return []
+        coeffs = self.ck_cubic(T1, T2, T3, q0)
+        roots = np.roots(coeffs) if coeffs[0] != 0 else np.roots(coeffs[1:])
+        out = []
+        hi = T3 / (2.0 * T1)
+        for r in roots:
+            if abs(r.imag) > 1e-9 * max(1.0, abs(r.real)):
+                continue
+            B = float(r.real)
+            if not (-1e-14 <= B <= hi * (1 + 1e-12) + 1e-14):
+                continue
+            B = min(max(B, 0.0), hi)
+            D = max(T3 / 2.0 - T1 * B, 0.0)
+            q1 = q0 * (1.0 + 2.0 * B * q0)
+            x = [math.sqrt(B), math.sqrt(T1), math.sqrt(D)]
+            if self.cubic:
+                rest = T4 - T1 * q1 - 2.0 * D * q1 * q1
+                x.append(math.sqrt(max(rest, 0.0) / (6.0 * q1 ** 3)))
+            out.append(np.array(x))
+        out.sort(key=lambda v: v[0])
+        return out
+
+    def starts(self, target: DesignTarget) -> list:
+        out = self.closed_form_ck(target) if target.kind == "ck" else []
+        T1 = abs(target.values[0])
+        a2 = math.sqrt(T1 / (1.0 if target.kind == "ck" else 3.0)) if T1 > 0 else 1.0
+        for b1 in (0.3, 0.1, 1.0):
+            for b2 in (0.3, 0.05):
+                x = [b1, a2, b2 * a2]
+                if self.cubic:
+                    x.append(0.1 * a2)
+                out.append(np.array(x))
+        return out
+
+    def random_start(self, gen: np.random.Generator, target: DesignTarget) -> np.ndarray:
+        T1 = abs(target.values[0])
+        a2 = math.sqrt(T1) if T1 > 0 else 1.0
+        x = [gen.uniform(0, 1.5), a2 * gen.uniform(0.5, 1.5), a2 * gen.uniform(0, 1)]
+        if self.cubic:
+            x.append(a2 * gen.uniform(0, 0.5))
+        return np.array(x)
+
+
+class _QuadCubic2(_Quadratic2):
+    name = "quadcubic2"
+    param_names = ("a1", "b1", "a2", "b2", "c2")
+    free_names = ("b1", "a2", "b2", "c2")
+    cubic = True
+
+
+class _HardTanh1(DesignFamily):
+    name = "htanh1"
+    n_layers = 1
+    param_names = ("a1", "c1")
+    free_names = ("a1", "log_c1")
+
+    def layer_moment_fns(self, x: Sequence[Any]) -> list:
+        a, lc = x
+        c = _exp(lc)
+        return [lambda q: _moments_hardtanh(a, c, q)]
+
+    def params_from_free(self, x: Sequence[float]) -> dict:
+        return {"a1": float(x[0]), "c1": math.exp(float(x[1]))}
+
+    def layer_specs(self, params: Mapping[str, float]) -> list:
+        return [("hardtanh", {"a": params["a1"], "c": params["c1"]})]
+
+    def canonical(self, params: Mapping[str, float]) -> dict:
+        return {"a1": abs(params["a1"]), "c1": params["c1"]}
+
+    def structural_failure(self, target: DesignTarget) -> tuple | None:
+        v = target.values
+        scale = max(abs(x) for x in v)
+        if abs(v[2]) > 1e-13 * scale or abs(v[1]) > 1e-13 * scale:
+            name = target.equations[2] if abs(v[2]) > 1e-13 * scale else target.equations[1]
+            return (name, f"one odd layer has E[sigma''] = 0, so it produces "
+                          f"{target.equations[1]} = {target.equations[2]} = 0, but the target "
+                          f"has {target.equations[1]} = {v[1]:.6g}, "
+                          f"{target.equations[2]} = {v[2]:.6g} (the DEQ activation is not "
+                          f"odd); use a two-layer family")
+        return None
+
+    def starts(self, target: DesignTarget) -> list:
+        t0 = target.tau0
+        T1 = abs(target.values[0])
+        out = []
+        for z in (1.0, 2.0, 0.5, 4.0):
+            P = math.erf(z / math.sqrt(2))
+            div = P if target.kind == "ck" else math.sqrt(2.0) * P
+            a = math.sqrt(T1) / div if T1 > 0 else 1.0
+            out.append(np.array([a, math.log(z * t0)]))
+        return out
+
+    def random_start(self, gen: np.random.Generator, target: DesignTarget) -> np.ndarray:
+        return np.array([math.sqrt(abs(target.values[0])) * gen.uniform(0.5, 3),
+                         math.log(target.tau0 * gen.uniform(0.2, 5))])
+
+
+class ParametricFamily(DesignFamily):
+    """A user family: L layers sigma_l(t) = sigma(t; theta_l) (theta_l in R^k each).
+
+    Moments are computed by the package's quadrature (:func:`rmt_deq.gaussian.
+    gaussian_moments`) and the Jacobian by central differences, so a solve is slower than
+    with the built-in closed-form families (seconds rather than milliseconds).
+
+    Parameters
+    ----------
+    sigma : callable or sequence of callables
+        ``sigma(t, theta) -> array`` (numpy in, numpy out, elementwise in t); a sequence
+        gives one function per layer.
+    n_layers : int
+    theta0 : array_like, shape (k,) or (n_layers, k)
+        A starting point (per layer or shared).
+    name : str
+    param_names : sequence of str, optional
+        Names of the k parameters of a layer (default theta0, theta1, ...); reported as
+        ``<name><layer>`` (e.g. ``a1``, ``a2``).
+    derivative : callable or sequence, optional
+        ``sigma'(t, theta)``; default: the package's numerical derivative.
+    kinks : callable or sequence of float, optional
+        Kinks of sigma (``kinks(theta) -> tuple`` when they move with theta); quadrature is
+        split there.
+    odd : bool
+        Declare every sigma odd (then alpha2 = alpha3 = 0 is structural).
+    """
+
+    analytic = False
+
+    def __init__(self, sigma: Any, n_layers: int, theta0: Any, *, name: str = "custom",
+                 param_names: Sequence[str] | None = None, derivative: Any = None,
+                 kinks: Any = (), odd: bool = False) -> None:
+        self.n_layers = check_positive_int("n_layers", n_layers)
+        sig = list(sigma) if isinstance(sigma, (list, tuple)) else [sigma] * self.n_layers
+        if len(sig) != self.n_layers or not all(callable(s) for s in sig):
+            raise InvalidParameterError(
+                f"sigma must be a callable or {self.n_layers} callables, got {sigma!r}")
+        self._sigma = sig
+        if derivative is None:
+            self._deriv = [None] * self.n_layers
+        else:
+            d = list(derivative) if isinstance(derivative, (list, tuple)) else \
+                [derivative] * self.n_layers
+            if len(d) != self.n_layers:
+                raise InvalidParameterError("derivative must match sigma (one per layer)")
+            self._deriv = d
+        th = np.asarray(theta0, dtype=float)
+        if th.ndim == 1:
+            th = np.tile(th, (self.n_layers, 1))
+        if th.ndim != 2 or th.shape[0] != self.n_layers or th.shape[1] == 0 \
+                or not np.all(np.isfinite(th)):
+            raise InvalidParameterError(
+                f"theta0 must be finite of shape (k,) or ({self.n_layers}, k), got {th.shape}")
+        self._theta0 = th
+        self.k = th.shape[1]
+        names = tuple(param_names) if param_names is not None else \
+            tuple(f"theta{j}" for j in range(self.k))
+        if len(names) != self.k:
+            raise InvalidParameterError(f"param_names needs {self.k} names, got {names}")
+        self._layer_names = names
+        self.name = str(name)
+        self.param_names = tuple(f"{nm}{l}" for l in range(1, self.n_layers + 1)
+                                 for nm in names)
+        self.free_names = self.param_names
+        self._kinks = kinks
+        self.odd = bool(odd)
+
+    def layer_param_names(self, index: int) -> tuple:
+        return tuple(f"{nm}{index + 1}" for nm in self._layer_names)
+
+    def activation(self, index: int, theta: np.ndarray) -> Activation:
+        """sigma(.; theta) of layer ``index`` as an Activation."""
+        f = self._sigma[index]
+        th = np.array(theta, dtype=float)
+        kinks = self._kinks(th) if callable(self._kinks) else self._kinks
+        d = self._deriv[index]
+        return Activation.from_callable(
+            lambda t: f(t, th), name=f"{self.name}[{index + 1}]", kinks=tuple(kinks),
+            derivative=None if d is None else (lambda t: d(t, th)), odd=self.odd)
+
+    def layer_moment_fns(self, x: Sequence[Any]) -> list:
+        th = np.asarray([_val(v) for v in x], dtype=float).reshape(self.n_layers, self.k)
+        acts = [self.activation(l, th[l]) for l in range(self.n_layers)]
+        return [lambda q, a=a: _numeric_moments(a, _val(q)) for a in acts]
+
+    def params_from_free(self, x: Sequence[float]) -> dict:
+        return {n: float(v) for n, v in zip(self.param_names, x)}
+
+    def layer_specs(self, params: Mapping[str, float]) -> list:
+        return [("custom", {n: params[n] for n in self.layer_param_names(l)})
+                for l in range(self.n_layers)]
+
+    def starts(self, target: DesignTarget) -> list:
+        return [self._theta0.reshape(-1).copy()]
+
+    def random_start(self, gen: np.random.Generator, target: DesignTarget) -> np.ndarray:
+        x = self._theta0.reshape(-1)
+        return x * gen.uniform(0.5, 1.5, size=x.size) + 0.1 * gen.normal(size=x.size)
+
+    def structural_failure(self, target: DesignTarget) -> tuple | None:
+        if self.odd:
+            return _HardTanh1.structural_failure(self, target)   # same statement
+        return None
+
+
+_FAMILY_CLASSES = {"lrelu2": _LeakyReLU2, "quad2": _Quadratic2, "quadcubic2": _QuadCubic2,
+                   "htanh1": _HardTanh1}
+
+
+def get_family(family: str | DesignFamily) -> DesignFamily:
+    """A built-in family by name (``FAMILIES``) or a :class:`DesignFamily` instance."""
+    if isinstance(family, DesignFamily):
+        return family
+    if not isinstance(family, str) or family not in _FAMILY_CLASSES:
+        raise UnknownOptionError(
+            f"unknown design family {family!r}; choose from {FAMILIES} or pass a "
+            f"ParametricFamily")
+    return _FAMILY_CLASSES[family]()
+
+
+# ----------------------------------------------------------------------------------------
+# the solver
+# ----------------------------------------------------------------------------------------
+def _weights(target: DesignTarget) -> np.ndarray:
+    v = np.abs(np.asarray(target.values))
+    floor = 1e-3 * float(v.max()) if v.max() > 0 else 1.0
+    return 1.0 / np.maximum(v, floor)
+
+
+def _levenberg_marquardt(fun: Callable, x0: np.ndarray, T: np.ndarray, w: np.ndarray,
+                         max_iter: int, stop: float) -> dict:
+    """Minimise sum (w (F(x) - T))^2 from x0 (Nielsen's damping update)."""
+    x = np.array(x0, dtype=float)
+    try:
+        F, J = fun(x)
+    except (ArithmeticError, ValueError, RmtDeqError):
+        return {"x": x, "cost": math.inf, "r": np.full(4, math.inf), "iterations": 0}
+    r = w * (F - T)
+    if not np.all(np.isfinite(r)) or not np.all(np.isfinite(J)):
+        return {"x": x, "cost": math.inf, "r": np.full(4, math.inf), "iterations": 0}
+    Jw = w[:, None] * J
+    cost = float(r @ r)
+    lam, nu = None, 2.0
+    it = slow = 0
+    for it in range(1, max_iter + 1):
+        if float(np.max(np.abs(r))) <= stop:
+            break
+        A = Jw.T @ Jw
+        g = Jw.T @ r
+        d = np.diag(A).copy()
+        dmax = float(d.max()) if d.size else 0.0
+        if dmax <= 0 or not math.isfinite(dmax):
+            break
+        d = np.maximum(d, 1e-12 * dmax)
+        if lam is None:
+            lam = 1e-3
+        accepted = False
+        while not accepted:
+            try:
+                dx = np.linalg.solve(A + lam * np.diag(d), -g)
+            except np.linalg.LinAlgError:
+                dx = np.linalg.lstsq(A + lam * np.diag(d), -g, rcond=None)[0]
+            xn = x + dx
+            try:
+                Fn, Jn = fun(xn)
+                rn = w * (Fn - T)
+                ok = bool(np.all(np.isfinite(rn)) and np.all(np.isfinite(Jn)))
+            except (ArithmeticError, ValueError, RmtDeqError):
+                ok = False
+            cn = float(rn @ rn) if ok else math.inf
+            pred = float(-(2 * g @ dx + dx @ A @ dx))
+            if ok and cn < cost:
+                # stagnation at a nonzero least-squares minimum (an infeasible target)
+                slow = slow + 1 if cost - cn <= 1e-10 * cost else 0
+                rho = (cost - cn) / pred if pred > 0 else 1.0
+                lam *= max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
+                nu = 2.0
+                x, r, Jw, cost = xn, rn, w[:, None] * Jn, cn
+                accepted = True
+            else:
+                lam *= nu
+                nu *= 2.0
+                if lam > 1e20:
+                    break
+        if not accepted or slow >= 3:
+            break
+        if float(np.max(np.abs(dx))) <= 1e-15 * (1.0 + float(np.max(np.abs(x)))):
+            break
+    return {"x": x, "cost": cost, "r": r, "iterations": it}
+
+
+@dataclass(frozen=True, eq=False)
+class DesignedNetwork:
+    """An explicit network designed to match a DEQ kernel, with diagnostics.
+
+    Attributes
+    ----------
+    family : str
+    params : dict of str -> float
+        The family's parameters (``lrelu2``: a1, b1, a2, b2 with sigma_l(t) =
+        max(a_l t, b_l t), a_l >= |b_l|; ``quad2``: a1, b1, a2, b2 with sigma_l(t) =
+        a_l t + b_l (t^2 - tau_{l-1}^2); ``quadcubic2``: also c2, the coefficient of
+        t^3 - 3 tau_1^2 t in layer 2; ``htanh1``: a1, c1 with sigma(t) = a1 clip(t, -c1, c1)).
+    layers : tuple of DesignedLayer
+    tau0 : float
+        Data scale (input scale of layer 1).
+    target : DesignTarget
+    achieved : tuple of 4 floats
+        The network's values of the target's four quantities.
+    errors : dict of str -> float
+        achieved - required, per equation.
+    residual : float
+        max |achieved - required| (absolute).
+    relative_residual : float
+        max |achieved - required| / max(|required|, 1e-3 max|required|).
+    feasible : bool
+        relative_residual <= the solve tolerance.
+    failing_equation : str or None
+        The equation with the largest relative error when not feasible.
+    enn_groups : tuple of str or None
+        The ENN NTK groups of an NTK design (None: all).
+    diagnostics : dict
+        ``starts`` tried, ``iterations`` (total), ``solve_time_s``, ``tol``,
+        ``analytic_jacobian``, ``message``.
+    """
+
+    family: str
+    params: Mapping[str, float]
+    layers: tuple = field(repr=False)
+    tau0: float
+    target: DesignTarget = field(repr=False)
+    achieved: tuple = ()
+    errors: Mapping[str, float] = field(default_factory=dict)
+    residual: float = float("nan")
+    relative_residual: float = float("nan")
+    feasible: bool = False
+    failing_equation: str | None = None
+    enn_groups: tuple | None = None
+    diagnostics: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    # -- structure -----------------------------------------------------------------------
+    @property
+    def L(self) -> int:
+        """Number of hidden layers."""
+        return len(self.layers)
+
+    @property
+    def activations(self) -> tuple:
+        """The uncentred sigma_l as Activations (each network layer subtracts its
+        ``centring``)."""
+        return tuple(layer.activation for layer in self.layers)
+
+    @property
+    def taus(self) -> tuple:
+        """(tau_0, tau_1, ..., tau_L)."""
+        return (self.tau0,) + tuple(layer.tau_out for layer in self.layers)
+
+    @property
+    def centrings(self) -> tuple:
+        return tuple(layer.centring for layer in self.layers)
+
+    # -- finite width --------------------------------------------------------------------
+    def sample_weights(self, width: int, p: int, rng: Any = None) -> tuple:
+        """Unit-variance Gaussian weights (W_1: width x p, W_l: width x width, v: width).
+
+        Returns
+        -------
+        tuple (Ws, v) with Ws a tuple of L matrices
+        """
+        m = check_positive_int("width", width)
+        p = check_positive_int("p", p)
+        gen = as_rng(rng)
+        Ws = [gen.standard_normal((m, p))]
+        for _ in range(1, self.L):
+            Ws.append(gen.standard_normal((m, m)))
+        v = gen.standard_normal(m)
+        return tuple(Ws), v
+
+    def forward(self, X: Any, weights: Sequence[np.ndarray] | None = None, *,
+                width: int | None = None, rng: Any = None, keep_hidden: bool = False
+                ) -> "ENNForward":
+        """Plain numpy forward pass h_l = sigma_{l,c}(W_l h_{l-1})/sqrt(m), h_0 = x.
+
+        Parameters
+        ----------
+        X : array_like, shape (p, n)
+            Data; columns are samples.
+        weights : sequence of L arrays, optional
+            W_1 (m x p), W_2 .. W_L (m x m) with unit-variance entries (the 1/sqrt(m)
+            scalings are applied here).  Default: drawn from ``rng`` at ``width``.
+        width : int, optional
+            Width m when the weights are drawn.
+        rng : int or Generator, optional
+        keep_hidden : bool
+            Keep every h_l (else only h_L).
+
+        Returns
+        -------
+        ENNForward
+            ``features`` = h_L (m x n): the CK Gram matrix is features.T @ features.
+        """
+        Xa = as_data_matrix(X)
+        if weights is None:
+            if width is None:
+                raise InvalidParameterError("give weights or a width to draw them at")
+            weights, _ = self.sample_weights(width, Xa.shape[0], rng)
+        Ws = [np.asarray(W) for W in weights]
+        if len(Ws) != self.L:
+            raise ShapeMismatchError(f"need {self.L} weight matrices, got {len(Ws)}")
+        h = Xa
+        hidden = []
+        for l, (W, layer) in enumerate(zip(Ws, self.layers)):
+            if W.ndim != 2 or W.shape[1] != h.shape[0] or (l > 0 and W.shape[0] != W.shape[1]):
+                raise ShapeMismatchError(
+                    f"W_{l + 1} must be m x {h.shape[0]}{' (square)' if l else ''}, got "
+                    f"{W.shape}")
+            U = W @ h
+            h = layer(U) * (1.0 / math.sqrt(W.shape[0]))
+            if keep_hidden:
+                hidden.append(h)
+        return ENNForward(features=h, hidden=tuple(hidden))
+
+    def numpy_source(self, function_name: str = "designed_features") -> str:
+        """Python source of a self-contained numpy function of this network.
+
+        The function ``function_name(X, weights)`` takes X (p x n) and the L unit-variance
+        weight matrices and returns h_L (m x n); it depends only on numpy.
+        """
+        if not function_name.isidentifier():
+            raise InvalidParameterError(f"not a Python identifier: {function_name!r}")
+        lines = ["import numpy as np", "", "",
+                 f"def {function_name}(X, weights):",
+                 f'    """Designed explicit network ({self.family}, tau0 = {self.tau0!r}): '
+                 f'h_L (m x n) from X (p x n)."""',
+                 f"    assert len(weights) == {self.L}",
+                 "    h = np.asarray(X, dtype=float)"]
+        for l, layer in enumerate(self.layers):
+            p = layer.params
+            lines.append(f"    u = weights[{l}] @ h")
+            if layer.kind == "pwlinear":
+                expr = f"np.where(u > 0, {p['a']!r} * u, {p['b']!r} * u) - {layer.centring!r}"
+            elif layer.kind == "hermite":
+                q = layer.tau_in ** 2
+                expr = (f"{p['a']!r} * u + {p['b']!r} * (u * u - {q!r})"
+                        + (f" + {p['c']!r} * (u ** 3 - {3.0 * q!r} * u)" if p.get("c", 0.0)
+                           else ""))
+            elif layer.kind == "hardtanh":
+                expr = f"{p['a']!r} * np.clip(u, -{p['c']!r}, {p['c']!r})"
+            else:
+                raise InvalidParameterError(
+                    "numpy_source is available for the built-in families only (a custom "
+                    "sigma cannot be written out)")
+            lines.append(f"    h = ({expr}) / np.sqrt(u.shape[0])")
+        lines.append("    return h")
+        return "\n".join(lines) + "\n"
+
+    # -- infinite width ------------------------------------------------------------------
+    def coefficients(self) -> Any:
+        """Surrogate coefficients of the CK and NTK (:class:`rmt_deq.ntk_surrogate.
+        ExplicitNetworkCoefficients`)."""
+        from .ntk_surrogate import explicit_network_coefficients
+        return explicit_network_coefficients(self.activations, self.tau0)
+
+    def exact_kernels(self, X: Any, **options: Any) -> Any:
+        """Exact infinite-width CK and NTK (:func:`rmt_deq.ntk_surrogate.exact_explicit_ntk`
+        at this network's tau0); ``.ck[-1]`` is the CK K_L.  Options are passed on
+        (groups, method, tol, kmax, workers)."""
+        from .ntk_surrogate import exact_explicit_ntk
+        return exact_explicit_ntk(X, self.activations, tau0=self.tau0, **options)
+
+    def to_explicit(self) -> Any:
+        """This network as :mod:`rmt_deq.explicit`'s network class (when available)."""
+        try:
+            from . import explicit   # noqa: F401
+        except ImportError:
+            raise UnknownOptionError(
+                "rmt_deq.explicit is not available in this installation; use forward(), "
+                "exact_kernels() and coefficients() directly") from None
+        return _to_explicit(self)
+
+    # -- serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """JSON-ready dictionary (every float at full precision)."""
+        return {
+            "format": _JSON_FORMAT,
+            "family": self.family,
+            "params": {k: float(v) for k, v in self.params.items()},
+            "tau0": float(self.tau0),
+            "layers": [layer.to_dict() for layer in self.layers],
+            "target": self.target.as_dict(),
+            "enn_groups": None if self.enn_groups is None else list(self.enn_groups),
+            "achieved": list(self.achieved),
+            "errors": dict(self.errors),
+            "residual": self.residual,
+            "relative_residual": self.relative_residual,
+            "feasible": self.feasible,
+            "failing_equation": self.failing_equation,
+            "diagnostics": {k: v for k, v in self.diagnostics.items()
+                            if isinstance(v, (int, float, str, bool, type(None)))},
+        }
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    def save(self, path: str) -> None:
+        """Write :meth:`to_json` to ``path``."""
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(self.to_json(indent=1))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], family: DesignFamily | None = None
+                  ) -> "DesignedNetwork":
+        """Rebuild from :meth:`to_dict`; the layers are rebuilt from the parameters and the
+        stored scales and achieved values are checked against them.
+
+        Parameters
+        ----------
+        d : dict
+        family : DesignFamily, optional
+            Required for a :class:`ParametricFamily` design (its sigma is code, not data).
+        """
+        if not isinstance(d, Mapping) or d.get("format") != _JSON_FORMAT:
+            raise InvalidParameterError(
+                f"not a designed-network record (expected format {_JSON_FORMAT!r})")
+        name = d["family"]
+        fam = family if family is not None else (
+            get_family(name) if name in _FAMILY_CLASSES else None)
+        if fam is None:
+            raise InvalidParameterError(
+                f"family {name!r} is user-defined: pass family=ParametricFamily(...) to load")
+        params = {k: float(v) for k, v in d["params"].items()}
+        tau0 = float(d["tau0"])
+        layers = fam.build_layers(params, tau0)
+        for layer, rec in zip(layers, d["layers"]):
+            if abs(layer.tau_out - float(rec["tau_out"])) > 1e-9 * max(1.0, layer.tau_out):
+                raise InvalidParameterError(
+                    "the stored layer scales do not follow from the parameters (edited or "
+                    "corrupt record)")
+        target = DesignTarget.from_dict(d["target"])
+        groups = None if d.get("enn_groups") is None else tuple(d["enn_groups"])
+        return _finish(fam, params, layers, target, groups, float(d["diagnostics"].get(
+            "tol", 1e-10)), dict(d.get("diagnostics", {})))
+
+    @classmethod
+    def from_json(cls, text: str, family: DesignFamily | None = None) -> "DesignedNetwork":
+        return cls.from_dict(json.loads(text), family)
+
+    @classmethod
+    def load(cls, path: str, family: DesignFamily | None = None) -> "DesignedNetwork":
+        """Read a file written by :meth:`save`."""
+        with open(path, encoding="utf-8") as fh:
+            return cls.from_json(fh.read(), family)
+
+    def record(self) -> dict:
+        """The CLI's JSON object: family, residual, params (and feasibility details)."""
+        return {"family": self.family, "residual": self.residual,
+                "params": {k: float(v) for k, v in self.params.items()},
+                "target": self.target.kind, "equations": list(self.target.equations),
+                "required": list(self.target.values), "achieved": list(self.achieved),
+                "relative_residual": self.relative_residual, "feasible": self.feasible,
+                "failing_equation": self.failing_equation, "tau0": self.tau0,
+                "taus": list(self.taus),
+                "solve_time_s": self.diagnostics.get("solve_time_s")}
+
+
+def load_designed_network(path: str, family: DesignFamily | None = None) -> DesignedNetwork:
+    """:meth:`DesignedNetwork.load`."""
+    return DesignedNetwork.load(path, family)
+
+
+@dataclass(frozen=True, eq=False)
+class ENNForward:
+    """Output of :meth:`DesignedNetwork.forward`.
+
+    Attributes
+    ----------
+    features : ndarray, shape (m, n)
+        h_L; the CK Gram matrix is ``features.T @ features``.
+    hidden : tuple of ndarray
+        h_1 .. h_L when ``keep_hidden`` was set (else empty).
+    """
+
+    features: np.ndarray = field(repr=False)
+    hidden: tuple = field(default=(), repr=False)
+
+    @property
+    def gram(self) -> np.ndarray:
+        """features^T features (n x n)."""
+        return self.features.T @ self.features
+
+
+def _to_explicit(net: DesignedNetwork) -> Any:  # pragma: no cover - depends on explicit.py
+    from . import explicit
+    for name in ("ExplicitNetwork", "ExplicitNet", "Network"):
+        cls = getattr(explicit, name, None)
+        if cls is not None:
+            break
+    else:
+        raise UnknownOptionError("rmt_deq.explicit has no network class this version knows")
+    return cls(activations=net.activations, tau0=net.tau0)
+
+
+def _finish(fam: DesignFamily, params: Mapping[str, float], layers: tuple,
+            target: DesignTarget, groups: tuple | None, tol: float,
+            diagnostics: dict) -> DesignedNetwork:
+    ach = enn_equations(layers, target.tau0, target.kind, enn_groups=groups)
+    T = np.asarray(target.values)
+    err = np.asarray(ach) - T
+    w = _weights(target)
+    rel = np.abs(err) * w
+    feasible = bool(rel.max() <= tol)
+    failing = None if feasible else target.equations[int(np.argmax(rel))]
+    diagnostics = {**diagnostics, "tol": tol}
+    return DesignedNetwork(
+        family=fam.name, params=dict(params), layers=layers, tau0=target.tau0, target=target,
+        achieved=tuple(float(a) for a in ach),
+        errors={n: float(e) for n, e in zip(target.equations, err)},
+        residual=float(np.abs(err).max()), relative_residual=float(rel.max()),
+        feasible=feasible, failing_equation=failing, enn_groups=groups,
+        diagnostics=diagnostics)
+
+
+_SOLVER_OPTIONS = ("enn_groups", "tol", "n_starts", "max_iter", "rng", "strict")
+
+
+def design_network(target: DesignTarget, family: str | DesignFamily = "quadcubic2",
+                   **options: Any) -> DesignedNetwork:
+    """Solve for an explicit network of ``family`` that matches ``target``.
+
+    Parameters
+    ----------
+    target : DesignTarget
+        From :func:`design_target` (or built by hand).
+    family : str or DesignFamily
+        ``"lrelu2"``, ``"quad2"``, ``"quadcubic2"``, ``"htanh1"`` or a
+        :class:`ParametricFamily`.
+    enn_groups : iterable of {"v", "W1", ..., "WL"}, optional
+        ENN NTK groups summed for an NTK target (default all).
+    tol : float
+        Largest relative equation error accepted as a match (default 1e-10; a match is
+        polished to rounding, ~1e-15).
+    n_starts : int
+        Most starting points tried (default 12); the family's deterministic starts come
+        first, then random ones.  The solve stops at the first start that matches.
+    max_iter : int
+        Levenberg-Marquardt iterations per start (default 100).
+    rng : int or Generator
+        Seed of the random starts (default 0: reproducible).
+    strict : bool
+        If True (default) an unmatched target raises InfeasibleDesignError; if False the
+        best least-squares network is returned with ``feasible=False``.
+
+    Returns
+    -------
+    DesignedNetwork
+
+    Raises
+    ------
+    InfeasibleDesignError
+        No start matched (``strict``); it carries ``residual`` (max absolute equation error
+        at the best least-squares point), ``failing_equation`` and ``best`` (that network).
+    UnknownOptionError
+        Unknown option, family or group.
+    """
+    unknown = sorted(set(options) - set(_SOLVER_OPTIONS))
+    if unknown:
+        raise UnknownOptionError(
+            f"design_network got unknown option(s) {unknown}; allowed: {list(_SOLVER_OPTIONS)}")
+    if not isinstance(target, DesignTarget):
+        raise InvalidParameterError(
+            f"target must be a DesignTarget (design_target(...)), got {type(target).__name__}")
+    fam = get_family(family)
+    tol = options.get("tol", 1e-10)
+    if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0):
+        raise InvalidParameterError(f"tol must be finite and > 0, got {tol!r}")
+    n_starts = check_positive_int("n_starts", options.get("n_starts", 12))
+    max_iter = check_positive_int("max_iter", options.get("max_iter", 100))
+    strict = options.get("strict", True)
+    if not isinstance(strict, bool):
+        raise InvalidParameterError(f"strict must be True or False, got {strict!r}")
+    gen = as_rng(options.get("rng", 0))
+    groups = options.get("enn_groups")
+    if groups is not None:
+        if target.kind != "ntk":
+            raise InvalidParameterError("enn_groups applies to an NTK target only")
+        groups = _check_enn_groups(groups, fam.n_layers)
+
+    t_start = time.perf_counter()
+    T = np.asarray(target.values)
+    w = _weights(target)
+    structural = fam.structural_failure(target)
+    fun = lambda x: fam.evaluate(x, target, groups)   # noqa: E731
+    stop = min(tol, 1e-15)
+    det = fam.starts(target)
+    best, tried, iters = None, 0, 0
+    if structural is None:
+        det_iter = iter(det)
+        while tried < n_starts:
+            x0 = next(det_iter, None)
+            if x0 is None:
+                x0 = fam.random_start(gen, target)
+            res = _levenberg_marquardt(fun, x0, T, w, max_iter, stop)
+            tried += 1
+            iters += res["iterations"]
+            if best is None or res["cost"] < best["cost"]:
+                best = res
+            if math.isfinite(res["cost"]) and float(np.max(np.abs(res["r"]))) <= tol:
+                break
+    else:
+        # no solve can succeed: report the least-squares point of the first start
+        res = _levenberg_marquardt(fun, det[0] if det else fam.random_start(gen, target),
+                                   T, w, max_iter, stop)
+        tried, iters, best = 1, res["iterations"], res
+    elapsed = time.perf_counter() - t_start
+    if best is None or not math.isfinite(best["cost"]):
+        raise InfeasibleDesignError(
+            f"family {fam.name!r}: no start produced finite equations for this target",
+            residual=math.inf, failing_equation="")
+    params = fam.canonical(fam.params_from_free(best["x"]))
+    layers = fam.build_layers(params, target.tau0)
+    diag = {"starts": tried, "iterations": iters, "solve_time_s": elapsed,
+            "analytic_jacobian": fam.analytic, "message": "matched"}
+    net = _finish(fam, params, layers, target, groups, tol, diag)
+    if structural is not None and net.feasible:     # pragma: no cover - defensive
+        structural = None
+    if not net.feasible:
+        eq = structural[0] if structural is not None else net.failing_equation
+        why = structural[1] if structural is not None else (
+            f"the best least-squares point after {tried} start(s) leaves relative errors "
+            + ", ".join(f"{n} {abs(e) * wk:.3g}" for (n, e), wk in zip(net.errors.items(), w))
+            + f"; {eq} is the equation the family fails")
+        net = DesignedNetwork(**{**net.__dict__, "failing_equation": eq,
+                                 "diagnostics": {**net.diagnostics, "message": why}})
+        if strict:
+            err = InfeasibleDesignError(
+                f"family {fam.name!r} cannot match the {target.kind.upper()} target of "
+                f"{target.activation or 'the given'} (sa = {target.sa:g}): {why} "
+                f"(max absolute error {net.residual:.3g})",
+                residual=net.residual, failing_equation=eq)
+            err.best = net
+            raise err
+    return net
+
+
+def design_for_deq(activation: ActivationLike, sa: float, tau0: float = 1.0,
+                   sb: float | None = None, *, family: str | DesignFamily = "quadcubic2",
+                   target: str = "ck", ntk_groups: Iterable[str] = _NTK_DEQ_GROUPS,
+                   **options: Any) -> DesignedNetwork:
+    """:func:`design_target` then :func:`design_network` (options as there)."""
+    tgt = design_target(activation, sa, tau0, sb, target=target, ntk_groups=ntk_groups)
+    return design_network(tgt, family, **options)
+
+
+def design_record(activation: ActivationLike, sa: float, tau0: float = 1.0,
+                  sb: float | None = None, *, family: str = "quadcubic2",
+                  target: str = "ck") -> dict:
+    """What ``rmt-deq design ... --json`` prints: a JSON-ready dict with ``family``,
+    ``residual`` (max absolute equation error), ``params`` and, for an unmatched target,
+    ``feasible: false`` and ``failing_equation`` (never raises InfeasibleDesignError)."""
+    net = design_for_deq(activation, sa, tau0, sb, family=family, target=target,
+                         strict=False)
+    return net.record()
+
+
+# ----------------------------------------------------------------------------------------
+# verification: exact and sampled kernels of the designed network against the DEQ's
+# ----------------------------------------------------------------------------------------
+def design_convergence(
+    activation: ActivationLike,
+    sa: float,
+    ps: Iterable[int] = (200, 400, 800, 1600),
+    *,
+    family: str | DesignFamily = "quadcubic2",
+    target: str = "ck",
+    sb: float | None = None,
+    ntk_groups: Iterable[str] = _NTK_DEQ_GROUPS,
+    K: int = 2,
+    ratio: float = 0.8,
+    seed: int = 0,
+    workers: int | None = None,
+    keep_eigenvalues: bool = False,
+    progress: Callable[[str], Any] | None = None,
+) -> dict:
+    """Exact ENN kernel vs exact DEQ kernel vs the DEQ's surrogate, over p.
+
+    For each p: :func:`rmt_deq.pipeline.default_mixture` (K classes) with n = ratio p
+    samples (the seeds of :func:`rmt_deq.checks.ck_surrogate_convergence`), the DEQ solved
+    at the sample's tau0, a network of ``family`` designed for that target, and
+
+    * ``enn_vs_deq`` = ||K_ENN - K_DEQ|| / ||K_DEQ|| (exact infinite-width kernels: the
+      ENN's layer recursion of bivariate expectations, the DEQ's fixed point);
+    * ``surrogate_vs_deq`` = ||K~ - K_DEQ|| / ||K_DEQ|| (section 4 / 5 surrogate);
+    * ``surrogate_vs_enn`` = ||K~ - K_ENN|| / ||K_ENN|| (the same surrogate: the design
+      makes the two networks' surrogates equal).
+
+    K is the CK G for ``target="ck"`` and the NTK summed over ``ntk_groups`` (DEQ) / all
+    groups (ENN) for ``target="ntk"``.
+
+    Returns
+    -------
+    dict with ``rows`` (p, n, the three errors, the design residual, norm of K_DEQ and,
+    with ``keep_eigenvalues``, the three spectra), the log-log ``slopes`` of each error,
+    activation, sa, family, target.
+
+    Raises
+    ------
+    InfeasibleDesignError
+        The family cannot match the target.
+    """
+    from .checks import fitted_slope, relative_operator_error
+    from .kernels import exact_ck, exact_ntk
+    from .pipeline import default_mixture
+    from .surrogate import mixture_ck_surrogate
+
+    check_choice("target", target, TARGETS)
+    act = get_activation(activation)
+    rows = []
+    for p in ps:
+        p = check_positive_int("p", p)
+        mix = default_mixture(p, K, rng=seed)
+        data = mix.sample(int(round(ratio * p)), rng=seed + 1000 + p)
+        tau0 = mix.statistics(data).tau0
+        sol = solve_four_equations(act, sa, tau0, sb)
+        tgt = design_target(sol, target=target, ntk_groups=ntk_groups)
+        net = design_network(tgt, family)
+        if target == "ck":
+            K_deq = exact_ck(data.X, act, sol.sa, sol.sb, solution=sol, workers=workers).G
+            K_enn = net.exact_kernels(data.X, groups=("v",), workers=workers).ck[-1]
+            K_sur = mixture_ck_surrogate(mix, data, solution=sol).G
+        else:
+            from .ntk_surrogate import mixture_ntk_surrogate
+            K_deq = exact_ntk(data.X, act, sol.sa, sol.sb, solution=sol,
+                              groups=tgt.ntk_groups, workers=workers).total
+            K_enn = net.exact_kernels(data.X, workers=workers).total
+            K_sur = mixture_ntk_surrogate(mix, data, solution=sol, groups=tgt.ntk_groups).total
+        rec = {"p": p, "n": data.n, "tau0": tau0,
+               "enn_vs_deq": relative_operator_error(K_deq, K_enn),
+               "surrogate_vs_deq": relative_operator_error(K_deq, K_sur),
+               "surrogate_vs_enn": relative_operator_error(K_enn, K_sur),
+               "design_residual": net.residual, "params": dict(net.params),
+               "norm_deq": float(np.abs(np.linalg.eigvalsh(K_deq)).max())}
+        if keep_eigenvalues:
+            rec["eigenvalues"] = {"deq": np.linalg.eigvalsh(K_deq),
+                                  "enn": np.linalg.eigvalsh(K_enn),
+                                  "surrogate": np.linalg.eigvalsh(K_sur)}
+        rows.append(rec)
+        if progress:
+            progress(f"{act.name} sa={sa:g} {net.family} {target} p={p}: ENN-DEQ "
+                     f"{rec['enn_vs_deq']:.4g}, surrogate-DEQ {rec['surrogate_vs_deq']:.4g}, "
+                     f"surrogate-ENN {rec['surrogate_vs_enn']:.4g}")
+    pv = [r["p"] for r in rows]
+    slopes = {k: fitted_slope(pv, [r[k] for r in rows]) if len(rows) > 1 else float("nan")
+              for k in ("enn_vs_deq", "surrogate_vs_deq", "surrogate_vs_enn")}
+    return {"activation": act.name, "sa": float(sa), "family": get_family(family).name,
+            "target": target, "K": K, "rows": rows, "slopes": slopes}
+
+
+def sampled_comparison(net: DesignedNetwork, X: Any, *, width: int, realizations: int = 4,
+                       rng: Any = 0, workers: int | None = None) -> dict:
+    """Sampled (finite-width) ENN and DEQ CK Gram matrices against the exact kernels.
+
+    The ENN Gram matrix is averaged over ``realizations`` draws of :meth:`DesignedNetwork.
+    forward`; the DEQ's comes from :func:`rmt_deq.sampling.sampled_ck` with the target's
+    four-equation solution (same centring as the exact kernels).
+
+    Parameters
+    ----------
+    net : DesignedNetwork
+        A CK design for a DEQ (``net.target.solution`` set).
+    X : array_like, shape (p, n)
+        Data; columns are samples (tau0 should be the design's).
+    width : int
+        m, for both networks.
+    realizations : int
+    rng : int
+        Seed (the ENN uses ``rng``, the DEQ sampler ``rng + 1``).
+    workers : int, optional
+        Threads of the exact-kernel engines.
+
+    Returns
+    -------
+    dict of relative operator-norm errors: ``enn_sampled_vs_deq_sampled``,
+    ``enn_sampled_vs_enn_exact``, ``deq_sampled_vs_deq_exact``, ``enn_exact_vs_deq_exact``,
+    ``enn_sampled_vs_deq_exact``; and the DEQ sampler's Monte-Carlo error bar.
+    """
+    from .checks import relative_operator_error
+    from .kernels import exact_ck
+    from .sampling import sampled_ck
+
+    if not isinstance(net, DesignedNetwork):
+        raise InvalidParameterError(f"net must be a DesignedNetwork, got {type(net).__name__}")
+    sol = net.target.solution
+    if sol is None or net.target.kind != "ck":
+        raise InvalidParameterError("sampled_comparison needs a CK design of a DEQ "
+                                    "(design_target(activation, sa, ...))")
+    Xa = as_data_matrix(X)
+    m = check_positive_int("width", width)
+    R = check_positive_int("realizations", realizations)
+    seed = int(rng)
+    gen = as_rng(seed)
+    G_enn = np.zeros((Xa.shape[1], Xa.shape[1]))
+    for _ in range(R):
+        G_enn += net.forward(Xa, width=m, rng=gen).gram
+    G_enn /= R
+    deq = sampled_ck(Xa, sol.activation, sol.sa, sol.sb, width=m, realizations=R,
+                     rng=seed + 1, solution=sol, batches=min(R, 16))
+    E_deq = exact_ck(Xa, sol.activation, sol.sa, sol.sb, solution=sol, workers=workers).G
+    E_enn = net.exact_kernels(Xa, groups=("v",), workers=workers).ck[-1]
+    rel = relative_operator_error
+    return {"width": m, "realizations": R,
+            "enn_sampled_vs_deq_sampled": rel(deq.G, G_enn),
+            "enn_sampled_vs_enn_exact": rel(E_enn, G_enn),
+            "deq_sampled_vs_deq_exact": rel(E_deq, deq.G),
+            "enn_exact_vs_deq_exact": rel(E_deq, E_enn),
+            "enn_sampled_vs_deq_exact": rel(E_deq, G_enn),
+            "deq_mc_error_relative": float(deq.mc_error_relative)}
