@@ -292,17 +292,10 @@ class DesignedLayer:
 
     @property
     def spec(self) -> str | None:
-        """A spec string :func:`rmt_deq.activations.get_activation` rebuilds sigma from (up
-        to an additive constant, which the centring removes), or None."""
-        p = self.params
-        if self.kind == "hardtanh":
-            return f"hard_tanh:{p['a']!r},{p['c']!r}"
-        if self.kind == "hermite":
-            q = self.tau_in ** 2
-            return f"polynomial:0,{p['a'] - 3.0 * p['c'] * q!r},{p['b']!r},{p['c']!r}"
-        if self.kind == "pwlinear" and p["a"] > 0:
-            return None if p["a"] != 1.0 else f"leaky_relu:{p['b']!r}"
-        return None
+        """A full-precision spec string (``enn_pwlinear:a,b``, ``enn_hermite:a,b,c,q``,
+        ``enn_hardtanh:a,c``) that :func:`rmt_deq.activations.get_activation` rebuilds sigma
+        from; None for a custom layer."""
+        return None if self.kind == "custom" else self.activation.name
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "params": {k: float(v) for k, v in self.params.items()},
@@ -311,21 +304,54 @@ class DesignedLayer:
 
 
 def _pwlinear_activation(a: float, b: float) -> Activation:
+    """sigma(t) = a t (t > 0), b t (t < 0), named ``enn_pwlinear:a,b`` (full precision)."""
     from .activations import _piecewise_activation   # exact pieces -> closed forms
 
+    a, b = float(a), float(b)
+    if not (math.isfinite(a) and math.isfinite(b)):
+        raise InvalidParameterError(f"piecewise-linear slopes must be finite, got {a!r}, {b!r}")
     return _piecewise_activation(
-        f"pwlinear:{a:.17g},{b:.17g}",
+        f"enn_pwlinear:{a!r},{b!r}",
         [PolyPiece(-math.inf, 0.0, (0.0, b)), PolyPiece(0.0, math.inf, (0.0, a))],
         fn=lambda x: np.where(x > 0, a * x, b * x),
         d1=lambda x: np.where(x > 0, a, b) * np.ones_like(x), params=(a, b))
 
 
+def _renamed(act: Activation, name: str) -> Activation:
+    return Activation(**{**act.__dict__, "name": name})
+
+
 def _hermite_activation(a: float, b: float, c: float, q: float) -> Activation:
+    """a t + b (t^2 - q) + c (t^3 - 3 q t), named ``enn_hermite:a,b,c,q`` (full precision:
+    the built-in ``polynomial`` spec names round to 6 digits)."""
+    a, b, c, q = float(a), float(b), float(c), float(q)
     if c == 0.0:
         act = get_activation(f"polynomial:{-b * q!r},{a!r},{b!r}")
     else:
         act = get_activation(f"polynomial:{-b * q!r},{a - 3.0 * c * q!r},{b!r},{c!r}")
-    return act
+    return _renamed(act, f"enn_hermite:{a!r},{b!r},{c!r},{q!r}")
+
+
+def _hardtanh_activation(a: float, c: float) -> Activation:
+    """a clip(t, -c, c), named ``enn_hardtanh:a,c`` (full precision)."""
+    a, c = float(a), float(c)
+    return _renamed(get_activation(f"hard_tanh:{a!r},{c!r}"), f"enn_hardtanh:{a!r},{c!r}")
+
+
+def _register_layer_activations() -> None:
+    """Make the layer activations rebuildable from their names (rmt_deq.explicit needs
+    spec strings); registered once, under names no built-in uses."""
+    from .activations import available_activations, register_activation
+
+    have = set(available_activations())
+    for name, factory in (("enn_pwlinear", _pwlinear_activation),
+                          ("enn_hermite", _hermite_activation),
+                          ("enn_hardtanh", _hardtanh_activation)):
+        if name not in have:
+            register_activation(name, factory)
+
+
+_register_layer_activations()
 
 
 def _make_layer(kind: str, params: Mapping[str, float], tau_in: float,
@@ -345,7 +371,7 @@ def _make_layer(kind: str, params: Mapping[str, float], tau_in: float,
         a, c = float(params["a"]), float(params["c"])
         if not (math.isfinite(c) and c > 0):
             raise InvalidParameterError(f"hard tanh clip level c must be > 0, got {c!r}")
-        act = get_activation(f"hard_tanh:{a!r},{c!r}")
+        act = _hardtanh_activation(a, c)
         _, _, _, V0, _ = _moments_hardtanh(a, c, q)
         centring = 0.0
     elif kind == "custom":
@@ -1261,13 +1287,15 @@ class DesignedNetwork:
         return exact_explicit_ntk(X, self.activations, tau0=self.tau0, **options)
 
     def to_explicit(self) -> Any:
-        """This network as :mod:`rmt_deq.explicit`'s network class (when available)."""
-        try:
-            from . import explicit   # noqa: F401
-        except ImportError:
-            raise UnknownOptionError(
-                "rmt_deq.explicit is not available in this installation; use forward(), "
-                "exact_kernels() and coefficients() directly") from None
+        """This network as an :class:`rmt_deq.explicit.ExplicitNetwork` (full-precision
+        ``enn_*`` spec strings), for the package's sampling code: e.g.
+        ``sampled_explicit_ck(X, net.to_explicit(), width=m, tau0=net.tau0)``.
+
+        Raises
+        ------
+        InvalidParameterError
+            A :class:`ParametricFamily` design (its activations are code).
+        """
         return _to_explicit(self)
 
     # -- serialisation -------------------------------------------------------------------
@@ -1381,15 +1409,14 @@ class ENNForward:
         return self.features.T @ self.features
 
 
-def _to_explicit(net: DesignedNetwork) -> Any:  # pragma: no cover - depends on explicit.py
-    from . import explicit
-    for name in ("ExplicitNetwork", "ExplicitNet", "Network"):
-        cls = getattr(explicit, name, None)
-        if cls is not None:
-            break
-    else:
-        raise UnknownOptionError("rmt_deq.explicit has no network class this version knows")
-    return cls(activations=net.activations, tau0=net.tau0)
+def _to_explicit(net: DesignedNetwork) -> Any:
+    from .explicit import ExplicitNetwork
+
+    if any(layer.kind == "custom" for layer in net.layers):
+        raise InvalidParameterError(
+            "a ParametricFamily design has code, not spec strings, as its activations; "
+            "use forward() or exact_kernels() instead of rmt_deq.explicit")
+    return ExplicitNetwork(tuple(layer.activation.name for layer in net.layers))
 
 
 def _finish(fam: DesignFamily, params: Mapping[str, float], layers: tuple,
@@ -1410,6 +1437,43 @@ def _finish(fam: DesignFamily, params: Mapping[str, float], layers: tuple,
         residual=float(np.abs(err).max()), relative_residual=float(rel.max()),
         feasible=feasible, failing_equation=failing, enn_groups=groups,
         diagnostics=diagnostics)
+
+
+def _diagnose_failure(fam: DesignFamily, fun: Callable, T: np.ndarray, w: np.ndarray,
+                      x_best: np.ndarray, det: list, tol: float, max_iter: int, stop: float,
+                      target: DesignTarget, net: "DesignedNetwork", tried: int
+                      ) -> tuple[str, str]:
+    """Which equation fails: for each equation k, solve the other three (weight 0 on k)
+    from the best least-squares point and the deterministic starts; the failing equation
+    is the one left with the smallest relative error when the other three hold (the family
+    can meet every other equation but not this one).  Falls back to the equation with the
+    largest relative error at the least-squares point when no three can be met."""
+    names = target.equations
+    leftover: dict = {}
+    for k in range(len(T)):
+        wk = w.copy()
+        wk[k] = 0.0
+        for x0 in [x_best] + list(det[:4]):
+            res = _levenberg_marquardt(fun, x0, T, wk, max_iter, stop)
+            if math.isfinite(res["cost"]) and float(np.max(np.abs(res["r"]))) <= tol:
+                F, _ = fun(res["x"])
+                leftover[names[k]] = float(abs(F[k] - T[k]) * w[k])
+                break
+    ls = ", ".join(f"{n} {abs(e) * wk:.3g}" for (n, e), wk in zip(net.errors.items(), w))
+    if leftover:
+        eq = min(leftover, key=leftover.get)
+        others = [n for n in names if n != eq]
+        why = (f"no point satisfies all four equations: with {', '.join(others)} met exactly "
+               f"{eq} is still off by a relative {leftover[eq]:.3g}, so {eq} is the equation "
+               f"the family fails (dropping instead: "
+               + ", ".join(f"{n} -> {v:.3g}" for n, v in leftover.items() if n != eq)
+               + f"); the best least-squares point after {tried} start(s) leaves relative "
+               f"errors {ls}")
+    else:
+        eq = net.failing_equation
+        why = (f"no three of the equations can be met together; the best least-squares point "
+               f"after {tried} start(s) leaves relative errors {ls}; {eq} has the largest")
+    return eq, why
 
 
 _SOLVER_OPTIONS = ("enn_groups", "tol", "n_starts", "max_iter", "rng", "strict")
@@ -1516,11 +1580,11 @@ def design_network(target: DesignTarget, family: str | DesignFamily = "quadcubic
     if structural is not None and net.feasible:     # pragma: no cover - defensive
         structural = None
     if not net.feasible:
-        eq = structural[0] if structural is not None else net.failing_equation
-        why = structural[1] if structural is not None else (
-            f"the best least-squares point after {tried} start(s) leaves relative errors "
-            + ", ".join(f"{n} {abs(e) * wk:.3g}" for (n, e), wk in zip(net.errors.items(), w))
-            + f"; {eq} is the equation the family fails")
+        if structural is not None:
+            eq, why = structural
+        else:
+            eq, why = _diagnose_failure(fam, fun, T, w, best["x"], det, tol, max_iter, stop,
+                                        target, net, tried)
         net = DesignedNetwork(**{**net.__dict__, "failing_equation": eq,
                                  "diagnostics": {**net.diagnostics, "message": why}})
         if strict:
