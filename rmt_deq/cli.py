@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
             "plug-in estimates.  Convention: for --kind ck the output is G, the conjugate "
             "kernel of z = phi_c(u)/sqrt(m) (G_ij = E[phi_c(u_i) phi_c(u_j)]), not the "
             "preactivation kernel Sigma = sa G + sb X^T X; for --kind ntk it is the NTK of "
-            "f = v^T z summed over --groups."))
+            "f = v^T z summed over --groups.  --method sampled averages finite-width "
+            "DEQs (width --width, --realizations weight draws from --family) and reports "
+            "its Monte-Carlo error bar."))
     k.add_argument("--data", required=True, help="input .npz file (X, labels[, means, covs])")
     k.add_argument("--activation", required=True, help=_ACT_HELP)
     k.add_argument("--sa", type=float, required=True)
@@ -61,10 +63,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="data scale; default: from the mixture statistics (or the mean "
                         "squared column norm of X)")
     k.add_argument("--kind", choices=["ck", "ntk"], default="ck")
-    k.add_argument("--method", choices=["exact", "surrogate"], default="exact")
+    k.add_argument("--method", choices=["exact", "surrogate", "sampled"], default="exact")
     k.add_argument("--groups", default="v,A,B",
                    help="NTK parameter groups to sum, comma-separated from v,A,B")
     k.add_argument("--out", required=True, help="output .npy file (n x n)")
+    smp = k.add_argument_group("sampled kernels (--method sampled)")
+    smp.add_argument("--width", type=int, default=None, help="network width m (required)")
+    smp.add_argument("--realizations", type=int, default=16,
+                     help="independent weight draws averaged (default 16)")
+    smp.add_argument("--family", choices=["gaussian", "orthogonal", "symmetric"],
+                     default="gaussian", help="family of the recurrent weights A")
+    smp.add_argument("--seed", type=int, default=0,
+                     help="seed (same seed and options give the same matrix; default 0)")
+    smp.add_argument("--dtype", choices=["float32", "float64"], default="float64",
+                     help="working precision (the average is kept in float64)")
+    smp.add_argument("--target-error", type=float, default=None,
+                     help="stop early once the relative Monte-Carlo error bar is below this")
+    smp.add_argument("--confidence", type=float, default=0.95,
+                     help="confidence of the Monte-Carlo error bar (default 0.95)")
+    smp.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="progress bar on stderr (default: when stderr is a terminal)")
+    smp.add_argument("--info", default=None,
+                     help="also write the error bar and solver diagnostics to this JSON file")
+
 
     d = sub.add_parser("demo", help="solve a default case and write a spectral figure")
     d.add_argument("--activation", default="relu", help=_ACT_HELP)
@@ -108,11 +129,88 @@ def _load_npz(path: str) -> dict:
     return data
 
 
+def _finite(x: float) -> float | None:
+    """x, or None (JSON null) when it is not finite (one realization: no error bar)."""
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
+class _ProgressBar:
+    """Text progress bar for sampled kernels, redrawn in place on a stream."""
+
+    def __init__(self, stream, width: int = 30) -> None:
+        self.stream, self.width = stream, width
+
+    def __call__(self, p) -> None:
+        frac = p.realization / p.realizations
+        done = int(round(self.width * frac))
+        eta = p.elapsed / p.realization * (p.realizations - p.realization)
+        err = "" if p.relative_error is None else f"  rel. MC error {p.relative_error:.2e}"
+        self.stream.write(f"\r[{'#' * done}{'.' * (self.width - done)}] "
+                          f"{p.realization}/{p.realizations}  {p.elapsed:6.1f}s  "
+                          f"eta {eta:6.1f}s{err}")
+        if p.realization == p.realizations:
+            self.stream.write("\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def _cmd_kernel_sampled(args: argparse.Namespace, data: dict, groups: tuple) -> int:
+    from .errors import InvalidParameterError
+    from .pipeline import sampled_kernel_from_data
+
+    if args.width is None:
+        raise InvalidParameterError("--method sampled needs --width M (the network width)")
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    bar = _ProgressBar(sys.stderr) if show else None
+    res = sampled_kernel_from_data(
+        data["X"], args.activation, args.sa, args.sb, labels=data.get("labels"),
+        means=data.get("means"), covs=data.get("covs"), tau0=args.tau0, kind=args.kind,
+        groups=groups, width=args.width, realizations=args.realizations,
+        family=args.family, rng=args.seed, dtype=args.dtype, target_error=args.target_error,
+        confidence=args.confidence, progress=bar)
+    if bar is not None and res.info.stopped_early:
+        bar.close()
+    K = np.asarray(res.matrix)
+    np.save(args.out, K)
+    info = res.info
+    if args.info:
+        d = {"kind": args.kind, "method": "sampled", "width": info.width,
+             "realizations": info.realizations, "requested": info.requested,
+             "family": info.family, "dtype": info.dtype, "seed": args.seed,
+             "activation": info.activation, "sa": info.sa, "sb": info.sb,
+             "tau0": info.tau0, "tau": info.tau, "centring": info.centring,
+             "mc_error": _finite(res.mc_error),
+             "mc_error_relative": _finite(res.mc_error_relative),
+             "confidence": info.confidence, "stopped_early": info.stopped_early,
+             "forward_iterations": [r.iterations for r in info.forward],
+             "elapsed_s": info.elapsed}
+        if args.kind == "ntk":
+            d["groups"] = list(res.selected)
+            d["group_errors"] = {g: _finite(e) for g, e in res.group_errors.items()}
+        with open(args.info, "w") as f:
+            json.dump(d, f, indent=1, default=float)
+    print(f"wrote {args.out}: {args.kind} (sampled: m = {info.width}, "
+          f"{info.realizations} realizations, {info.family}, {info.dtype}), shape {K.shape}; "
+          f"Monte-Carlo error {res.mc_error:.3g} ({res.mc_error_relative:.2%} of the norm, "
+          f"{info.confidence:.0%} confidence) in {info.elapsed:.1f}s", file=sys.stderr)
+    return 0
+
+
 def _cmd_kernel(args: argparse.Namespace) -> int:
     from .pipeline import kernel_from_data
 
     data = _load_npz(args.data)
     groups = tuple(g.strip() for g in args.groups.split(",") if g.strip())
+    if args.method == "sampled":
+        return _cmd_kernel_sampled(args, data, groups)
+    if args.width is not None or args.target_error is not None or args.info is not None:
+        from .errors import InvalidParameterError
+        raise InvalidParameterError("--width, --target-error and --info apply to "
+                                    "--method sampled only")
     K = kernel_from_data(data["X"], args.activation, args.sa, args.sb,
                          labels=data.get("labels"), means=data.get("means"),
                          covs=data.get("covs"), tau0=args.tau0, kind=args.kind,

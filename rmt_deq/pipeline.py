@@ -6,7 +6,7 @@ can run the same jobs.  Nothing here prints unless an ``echo`` callable is passe
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -18,7 +18,8 @@ from .kernels import exact_ck, exact_ntk
 from .mixture import GaussianMixture, MixtureSample
 from .surrogate import mixture_ck_surrogate, plugin_ck_surrogate
 
-__all__ = ["kernel_from_data", "default_mixture", "run_demo", "DemoResult"]
+__all__ = ["kernel_from_data", "sampled_kernel_from_data", "default_mixture", "run_demo",
+           "DemoResult"]
 
 
 def _mixture_from_arrays(X: np.ndarray, codes: np.ndarray, means: Any,
@@ -51,8 +52,9 @@ def kernel_from_data(
     kind: str = "ck",
     method: str = "exact",
     groups: Sequence[str] = ("v", "A", "B"),
+    sampling: Mapping[str, Any] | None = None,
 ) -> np.ndarray:
-    """The CK (G) or NTK of a DEQ on data X, exact or by the RMT surrogate.
+    """The CK (G) or NTK of a DEQ on data X: exact, by the RMT surrogate, or sampled.
 
     Parameters
     ----------
@@ -73,16 +75,27 @@ def kernel_from_data(
     kind : {"ck", "ntk"}
         ``"ck"`` returns G (the CK of z = phi_c(u)/sqrt(m)); ``"ntk"`` the NTK summed over
         ``groups``.
-    method : {"exact", "surrogate"}
+    method : {"exact", "surrogate", "sampled"}
+        ``"sampled"``: Monte-Carlo average over finite-width DEQs
+        (:func:`sampled_kernel_from_data`; its options go in ``sampling``).
     groups : sequence of {"v", "A", "B"}
         NTK parameter groups (ignored for the CK).
+    sampling : mapping, optional
+        Options of :func:`rmt_deq.sampling.sampled_kernel` for ``method="sampled"``
+        (``width`` is required; realizations, family, rng, dtype, ...).
 
     Returns
     -------
     ndarray, shape (n, n)
     """
     check_choice("kind", kind, ("ck", "ntk"))
-    check_choice("method", method, ("exact", "surrogate"))
+    check_choice("method", method, ("exact", "surrogate", "sampled"))
+    if method == "sampled":
+        return np.asarray(sampled_kernel_from_data(
+            X, activation, sa, sb, labels=labels, means=means, covs=covs, tau0=tau0,
+            kind=kind, groups=groups, **dict(sampling or {})).matrix)
+    if sampling is not None:
+        raise InvalidParameterError("sampling options are only used by method='sampled'")
     Xa = as_data_matrix(X)
     act = get_activation(activation)
     sa_f, sb_f = check_variances(sa, sb)
@@ -108,6 +121,20 @@ def kernel_from_data(
             sur = plugin_ck_surrogate(Xa, codes, act, sa_f, sb_f if sb is not None else None)
         return np.asarray(sur.G)
     # exact kernels: fix tau (and the centring) from the best available data scale
+    solution = _data_scale_solution(Xa, codes, means, covs, act, sa_f, sb_f, tau0)
+    if kind == "ck":
+        return np.asarray(exact_ck(Xa, act, sa_f, sb_f, solution=solution).G)
+    return np.asarray(exact_ntk(Xa, act, sa_f, sb_f, groups=tuple(groups),
+                                solution=solution).total)
+
+
+def _data_scale_solution(Xa: np.ndarray, codes: Any, means: Any, covs: Any,
+                         act: Any, sa_f: float, sb_f: float, tau0: Any) -> Any:
+    """Four-equation solution at the best available data scale (None: kernels' default).
+
+    tau0 if given, else from the exact mixture statistics (labels with means/covs) or the
+    plug-in statistics (labels only); without labels None (sqrt(mean_i ||x_i||^2)).
+    """
     if tau0 is None and codes is not None:
         if means is not None:
             mixture, sample = _mixture_from_arrays(Xa, codes, means, covs)
@@ -115,11 +142,60 @@ def kernel_from_data(
         else:
             from .mixture import plugin_statistics
             tau0 = plugin_statistics(Xa, codes).statistics.tau0
-    solution = solve_four_equations(act, sa_f, tau0, sb_f) if tau0 is not None else None
-    if kind == "ck":
-        return np.asarray(exact_ck(Xa, act, sa_f, sb_f, solution=solution).G)
-    return np.asarray(exact_ntk(Xa, act, sa_f, sb_f, groups=tuple(groups),
-                                solution=solution).total)
+    return solve_four_equations(act, sa_f, tau0, sb_f) if tau0 is not None else None
+
+
+def sampled_kernel_from_data(
+    X: Any,
+    activation: ActivationLike,
+    sa: float,
+    sb: float | None = None,
+    *,
+    labels: Any = None,
+    means: Any = None,
+    covs: Any = None,
+    tau0: float | None = None,
+    kind: str = "ck",
+    groups: Sequence[str] = ("v", "A", "B"),
+    **options: Any,
+) -> Any:
+    """Sampled (finite-width, Monte-Carlo) CK or NTK of a DEQ on data X, with its error bar.
+
+    The centring is fixed at the same data scale as :func:`kernel_from_data` uses for the
+    exact kernels (``tau0``, else the exact or plug-in mixture statistics when labels are
+    given, else sqrt(mean_i ||x_i||^2)), so the two are directly comparable.
+
+    Parameters
+    ----------
+    X, activation, sa, sb, labels, means, covs, tau0, kind, groups
+        As in :func:`kernel_from_data`.
+    **options
+        Options of :func:`rmt_deq.sampling.sampled_kernel`: ``width`` (required),
+        ``realizations``, ``family``, ``rng``, ``dtype``, ``target_error``, ``progress``...
+
+    Returns
+    -------
+    SampledKernel or SampledNTK
+        ``.matrix`` (n x n), ``.mc_error`` and diagnostics in ``.info``.
+    """
+    from .sampling import sampled_kernel
+
+    check_choice("kind", kind, ("ck", "ntk"))
+    Xa = as_data_matrix(X)
+    act = get_activation(activation)
+    sa_f, sb_f = check_variances(sa, sb)
+    if (means is None) != (covs is None):
+        raise InvalidParameterError("give both means and covs (exact statistics) or neither")
+    codes = None
+    if labels is not None:
+        codes, _ = as_labels(labels, Xa.shape[1])
+    if means is not None and codes is None:
+        raise InvalidParameterError("means/covs need labels to know each column's class")
+    if "solution" in options or "tau0" in options:
+        raise InvalidParameterError("pass the data scale as tau0=..., not in the options")
+    solution = _data_scale_solution(Xa, codes, means, covs, act, sa_f, sb_f, tau0)
+    return sampled_kernel(Xa, act, sa_f, sb_f, kind=kind, groups=tuple(groups),
+                          solution=solution, **options)
 
 
 def default_mixture(p: int, K: int = 2, rng: Any = 0) -> GaussianMixture:
@@ -156,7 +232,12 @@ class DemoResult(dict):
 def run_demo(activation: ActivationLike = "relu", sa: float = 0.2, p: int = 400,
              seed: int = 0, out: str | None = "rmt_deq_demo.png",
              echo: Callable[[str], Any] | None = None) -> DemoResult:
-    """Solve the four equations, compare the exact CK with its surrogate, draw the spectra.
+    """Solve the four equations, compare the exact CK with the predicted spectrum, draw it.
+
+    The figure is the spectral one of theory.md §7: the histogram of the eigenvalues of the
+    exact infinite-width Implicit-CK G on one sample, the limiting density of the bulk
+    predicted from the mixture statistics alone (:func:`rmt_deq.spectra.kernel_bulk`), and
+    the predicted isolated eigenvalues (:func:`rmt_deq.spikes.isolated_eigenvalues`).
 
     Parameters
     ----------
@@ -166,14 +247,21 @@ def run_demo(activation: ActivationLike = "relu", sa: float = 0.2, p: int = 400,
     seed : int
         Seed of the mixture and the sample.
     out : str or None
-        Where to write the spectral-density figure (PNG); None for no figure.
+        Where to write the spectral figure (PNG); None for no figure.
     echo : callable, optional
         Called with each line of the report (the CLI passes ``print``).
 
     Returns
     -------
-    DemoResult with the solution, the two kernels' eigenvalues and the relative error.
+    DemoResult
+        ``solution``, ``eig_exact`` and ``eig_surrogate`` (eigenvalues of G and G~),
+        ``relative_error`` (||G - G~||/||G||), ``bulk`` and ``spikes`` (the prediction),
+        ``distances`` (Kolmogorov-Smirnov and 1-Wasserstein of the exact bulk to the
+        prediction, :func:`rmt_deq.spectra.spectral_distances`), ``figure``.
     """
+    from .spectra import gram_model_from_mixture, kernel_bulk, spectral_distances
+    from .spikes import isolated_eigenvalues
+
     say = echo or (lambda s: None)
     mixture = default_mixture(p, 2, rng=seed)
     sample = mixture.sample(int(0.8 * p), rng=seed + 1)
@@ -191,15 +279,30 @@ def run_demo(activation: ActivationLike = "relu", sa: float = 0.2, p: int = 400,
     ev_exact = np.linalg.eigvalsh(G)
     ev_sur = np.linalg.eigvalsh(Gt)
     say(f"p = {p}, n = {sample.n}: ||G - G~|| / ||G|| = {err:.4f} (exact CK vs RMT surrogate)")
+    model = gram_model_from_mixture(mixture, sample)
+    coef = sur.coefficients_G
+    bulk = kernel_bulk(model, coef)
+    spikes = isolated_eigenvalues(model, coef, bulk=bulk)
+    dist = spectral_distances(bulk, ev_exact, exclude=spikes.positions)
+    say("predicted spectrum of G (no sampling): support "
+        + ", ".join(f"[{a:.4g}, {b:.4g}]" for a, b in bulk.support)
+        + (f", atom {bulk.atom:.3g} at {bulk.atom_at:.4g}" if bulk.atom > 0 else ""))
+    say(f"  exact CK bulk vs prediction: Kolmogorov-Smirnov {dist['ks']:.4f}, "
+        f"1-Wasserstein {dist['w1_relative']:.4f} of the bulk width")
+    top = np.sort(ev_exact)[::-1][:spikes.count]
+    say("  isolated eigenvalues predicted "
+        + ", ".join(f"{s:.4g}" for s in spikes.positions[::-1])
+        + "; exact CK top eigenvalues " + ", ".join(f"{s:.4g}" for s in top))
     res = DemoResult(solution=sol, eig_exact=ev_exact, eig_surrogate=ev_sur,
-                     relative_error=err, figure=None)
+                     relative_error=err, bulk=bulk, spikes=spikes, distances=dist,
+                     figure=None)
     if out:
-        from .plotting import plot_eigenvalue_densities, save_figure
+        from .plotting import plot_spectrum, save_figure
 
-        ax = plot_eigenvalue_densities(
-            {"exact Implicit-CK G": ev_exact, "RMT surrogate G~": ev_sur},
+        ax = plot_spectrum(
+            bulk, spikes, eigenvalues=ev_exact, label="exact Implicit-CK G",
             title=f"{sol.activation}, sa = {sa:g}, p = {p}, n = {sample.n}: "
-                  f"rel. error {err:.3f}")
+                  f"KS {dist['ks']:.3f}, W1/width {dist['w1_relative']:.4f}")
         save_figure(ax.figure, out)
         res["figure"] = out
         say(f"wrote {out}")

@@ -42,7 +42,7 @@ Kolmogorov-Smirnov distance to the exact spectrum is large at the atom even thou
 1-Wasserstein distance is small.  The package reports the atom as its mass and position
 (``atom``, ``atom_at``) and the absolutely continuous part as the density; plots may draw
 the atom Gaussian-smoothed with a width chosen by the caller (see
-:mod:`rmt_deq.spectral_plots`).
+:func:`rmt_deq.plotting.plot_spectrum`).
 """
 from __future__ import annotations
 
@@ -144,7 +144,8 @@ class GramModel:
         X^T X carries mass min(n, p_eff)/n, the atom at 0 the rest.
     scale : float
         Spectral scale: an upper bound of the right edge of the bulk of X^T X,
-        max variance * (1 + sqrt(n/p))^2.
+        1.25 * max variance * (1 + sqrt(n/p))^2 (the margin keeps the right edge strictly
+        inside (0, scale): for a single isotropic class the edge equals the unscaled bound).
     compressed : bool
         True when ``max_atoms`` merged coordinates (an approximation).
     basis : str
@@ -449,7 +450,7 @@ def gram_model(covs: Any, sizes: Any, *, means: Any = None, mean_bias: Any = Non
     if not vmax > 0:
         raise InvalidParameterError("the covariances are all zero: there is no bulk")
     n = int(s.sum())
-    scale = vmax * (1.0 + math.sqrt(n / p)) ** 2
+    scale = 1.25 * vmax * (1.0 + math.sqrt(n / p)) ** 2
     return GramModel(
         p=int(p), sizes=_readonly(s), backend=backend, weights=_readonly(weights),
         variances=_readonly(variances), covs=None if covs_dense is None else _readonly(covs_dense),

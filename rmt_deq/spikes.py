@@ -628,11 +628,13 @@ def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
     figure = None
     if plot is not None:
         from .plotting import save_figure
-        from .spectral_plots import plot_spectrum
+        from .plotting import plot_spectrum
 
         title = (f"{kind.upper()} of {sol.activation}, sa = {sa_f:g}: p = {model.p}, "
                  f"n = {model.n}")
-        ax = plot_spectrum(bulk, spikes, eigenvalues=sample_ev, title=title)
+        what = ("surrogate on the data" if data is not None
+                else f"surrogate on one sample (seed {sample_seed})")
+        ax = plot_spectrum(bulk, spikes, eigenvalues=sample_ev, title=title, label=what)
         save_figure(ax.figure, str(plot))
         figure = str(plot)
     return {
