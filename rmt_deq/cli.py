@@ -1,4 +1,4 @@
-"""Command line: ``rmt-deq solve | kernel | demo``.
+"""Command line: ``rmt-deq solve | kernel | spectrum | demo``.
 
 Library code prints nothing; this module is where output and progress are shown.
 """
@@ -86,6 +86,33 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--info", default=None,
                      help="also write the error bar and solver diagnostics to this JSON file")
 
+    sp = sub.add_parser(
+        "spectrum",
+        help="limiting eigenvalue spectrum of the CK/NTK (no sampling): density, atom, "
+             "support, isolated eigenvalues",
+        description=(
+            "The limiting spectral density, the point atom, the support intervals and the "
+            "isolated eigenvalues (spikes) of the DEQ's CK G (--kind ck) or NTK (--kind "
+            "ntk), computed from the mixture statistics alone (theory.md §7).  SPEC.json "
+            "holds means (K x p), covs (K x p diagonals or K x p x p) and sizes (n_a per "
+            "class); FILE.npz holds X (p x n, columns are samples) and labels (n,), "
+            "optionally means and covs (else plug-in estimates).  --json prints one object "
+            "with x, density, atom, atom_at, support, spikes (and more)."))
+    sp.add_argument("--activation", required=True, help=_ACT_HELP)
+    sp.add_argument("--sa", type=float, required=True)
+    sp.add_argument("--sb", type=float, default=None, help="default 1 - sa")
+    src = sp.add_mutually_exclusive_group(required=True)
+    src.add_argument("--mixture", help="SPEC.json (means, covs, sizes)")
+    src.add_argument("--data", help="FILE.npz (X, labels[, means, covs])")
+    sp.add_argument("--kind", choices=["ck", "ntk"], default="ck")
+    sp.add_argument("--groups", default="v,A,B",
+                    help="NTK parameter groups, comma-separated from v,A,B (--kind ntk)")
+    sp.add_argument("--num", type=int, default=1000, help="grid points of the density")
+    sp.add_argument("--json", action="store_true", help="print one JSON object")
+    sp.add_argument("--plot", default=None, help="write a figure (PNG/PDF/SVG)")
+    sp.add_argument("--sample-seed", type=int, default=None,
+                    help="with --mixture and --plot: histogram the surrogate's eigenvalues "
+                         "on one sample drawn with this seed")
 
     d = sub.add_parser("demo", help="solve a default case and write a spectral figure")
     d.add_argument("--activation", default="relu", help=_ACT_HELP)
@@ -220,6 +247,34 @@ def _cmd_kernel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_spectrum(args: argparse.Namespace) -> int:
+    from .spikes import spectrum_report
+
+    groups = None
+    if args.kind == "ntk":
+        groups = tuple(g.strip() for g in args.groups.split(",") if g.strip())
+    rep = spectrum_report(args.activation, args.sa, args.sb, mixture=args.mixture,
+                          data=args.data, kind=args.kind, groups=groups, num=args.num,
+                          plot=args.plot, sample_seed=args.sample_seed)
+    if args.json:
+        print(json.dumps(rep, default=float))
+        return 0
+    print(f"{rep['kind']} of {rep['activation']}, sa = {rep['sa']:g}, sb = {rep['sb']:g}: "
+          f"p = {rep['p']}, n = {rep['n']} ({rep['source']})")
+    print("  support: " + ", ".join(f"[{a:.6g}, {b:.6g}]" for a, b in rep["support"]))
+    if rep["atom"] > 0:
+        print(f"  atom: mass {rep['atom']:.6g} at {rep['atom_at']:.6g}")
+    else:
+        print("  atom: none")
+    print("  isolated eigenvalues: "
+          + (", ".join(f"{s:.6g}" for s in rep["spikes"]) if rep["spikes"] else "none"))
+    for note in rep["notes"]:
+        print(f"  note: {note}")
+    if rep["figure"]:
+        print(f"wrote {rep['figure']}", file=sys.stderr)
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .pipeline import run_demo
 
@@ -232,7 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rmt-deq`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return {"solve": _cmd_solve, "kernel": _cmd_kernel, "demo": _cmd_demo}[args.command](args)
+        return {"solve": _cmd_solve, "kernel": _cmd_kernel, "demo": _cmd_demo,
+                "spectrum": _cmd_spectrum}[args.command](args)
     except RmtDeqError as exc:
         print(f"rmt-deq {args.command}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
