@@ -1,0 +1,426 @@
+"""Design of shallow explicit networks (theory.md section 6, rmt_deq.design).
+
+Independent references used here, never the family's own closed forms:
+
+* the section 6 recursion written out below (:func:`_ck_recursion`) with the layer moments
+  of :func:`rmt_deq.gaussian.mp_gaussian_moments` (30-digit mpmath quadrature);
+* :func:`rmt_deq.ntk_surrogate.explicit_network_coefficients` (a second implementation of
+  the CK/NTK coefficient maps, moments by mpmath) for NTK designs;
+* exact infinite-width kernels: the DEQ's fixed point (:mod:`rmt_deq.kernels`) against the
+  designed network's layer recursion of bivariate expectations;
+* :mod:`rmt_deq.explicit` for the forward pass and the sampled Gram matrix;
+* scipy ``least_squares`` from many starts, with moments from :mod:`rmt_deq.gaussian`,
+  to confirm that an infeasible target really is infeasible.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import optimize
+
+from rmt_deq import design as dz
+from rmt_deq.errors import (InfeasibleDesignError, InvalidParameterError, RmtDeqError,
+                            ShapeMismatchError, UnknownOptionError)
+from rmt_deq.fixed_point import solve_four_equations
+from rmt_deq.gaussian import gaussian_moments, mp_gaussian_moments
+from rmt_deq.ntk_surrogate import explicit_network_coefficients
+
+SAS = (0.1, 0.2, 0.3, 0.5)
+
+
+def _mp_moments(act, tau):
+    return mp_gaussian_moments(act, tau, dps=20)
+
+
+def _quad_moments(act, tau):
+    return gaussian_moments(act, tau, method="quadrature")
+
+
+def _ck_recursion(activations, tau0, moments=_mp_moments):
+    """(alpha1, alpha2, alpha3, tau^2) of K_L by the section 6 recursion, written out."""
+    a1, a2, a3, a4, t = 1.0, 0.0, 0.0, 1.0, float(tau0)
+    for act in activations:
+        m = moments(act, t)
+        g1, g2, g4, V0 = (float(m.g1), float(m.g2), float(m.g4), float(m.V0))
+        a1, a2, a3, a4 = g1 * a1, g1 * a2 + g2 * a4 ** 2 / 4, g1 * a3 + g2 * a1 ** 2 / 2, \
+            g4 * a4 / 2
+        t = math.sqrt(V0)
+    return np.array([a1, a2, a3, t * t])
+
+
+def _deq_ck_target(act, sa, tau0=1.0):
+    sol = solve_four_equations(act, sa, tau0)
+    sb = sol.sb
+    return np.array([(sol.alpha1 - sb) / sa, sol.alpha2 / sa, sol.alpha3 / sa,
+                     (sol.tau ** 2 - sb * tau0 ** 2) / sa])
+
+
+# ----------------------------------------------------------------------------------------
+# matches to rounding, checked independently
+# ----------------------------------------------------------------------------------------
+MATCH_CK = ([("relu", s, "lrelu2") for s in SAS] + [("tanh", s, "htanh1") for s in SAS]
+            + [(a, 0.2, "quadcubic2") for a in ("relu", "tanh", "swish", "gelu")])
+
+
+@pytest.mark.parametrize("act,sa,family", MATCH_CK)
+def test_ck_design_matches_and_independent_recursion_agrees(act, sa, family):
+    tau0 = 1.3
+    net = dz.design_for_deq(act, sa, tau0, family=family, target="ck")
+    assert net.feasible and net.residual <= 1e-12
+    T = _deq_ck_target(act, sa, tau0)
+    np.testing.assert_allclose(net.target.values, T, rtol=1e-13, atol=0)
+    # the designed layers' moments by 20-digit mpmath (sa = 0.2) or the package's split
+    # quadrature (else), never the family's closed forms; recursion written out here
+    got = _ck_recursion(net.activations, tau0, _mp_moments if sa == 0.2 else _quad_moments)
+    scale = np.max(np.abs(T))
+    assert np.max(np.abs(got - T)) <= 1e-11 * scale, (got, T)
+
+
+MATCH_NTK = ([("tanh", s, "htanh1") for s in SAS]
+             + [("relu", 0.2, "quadcubic2"), ("tanh", 0.3, "quadcubic2")])
+
+
+@pytest.mark.parametrize("act,sa,family", MATCH_NTK)
+def test_ntk_design_matches_and_explicit_coefficients_agree(act, sa, family):
+    net = dz.design_for_deq(act, sa, 1.0, family=family, target="ntk")
+    assert net.feasible and net.residual <= 1e-12
+    method = "mpmath" if sa == 0.2 else "quadrature"
+    tot = explicit_network_coefficients(net.activations, 1.0, method=method).total
+    got = np.array([tot.c1, tot.d2, tot.d3, tot.theta_diag])
+    T = np.array(net.target.values)
+    assert np.max(np.abs(got - T)) <= 1e-11 * np.max(np.abs(T)), (got, T)
+
+
+def test_ntk_target_is_the_section5_total():
+    # theory.md section 5, "total" row, from the four-equation solution
+    sol = solve_four_equations("swish", 0.3, 0.9)
+    m = gaussian_moments("swish", sol.tau, method="mpmath")
+    g1, g2, h0 = float(m.g1), float(m.g2), float(m.h0)
+    sa = sol.sa
+    r = 1 - sa * g1
+    V0 = (sol.tau ** 2 - sol.sb * 0.81) / sa
+    want = (sol.alpha1 * g1 * (2 - sa * g1) / r, g2 * sol.alpha4 ** 2 / (4 * r * r),
+            3 * g2 * sol.alpha1 ** 2 / (2 * r * r), V0 + sol.tau ** 2 * h0 / (1 - sa * h0))
+    tgt = dz.design_target("swish", 0.3, 0.9, target="ntk")
+    np.testing.assert_allclose(tgt.values, want, rtol=1e-10)
+
+
+# ----------------------------------------------------------------------------------------
+# the family moments and Jacobians
+# ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind,params", [("pwlinear", {"a": 1.3, "b": -0.4}),
+                                         ("pwlinear", {"a": 0.7, "b": 0.2}),
+                                         ("hermite", {"a": 0.8, "b": 0.3, "c": 0.0}),
+                                         ("hermite", {"a": 0.8, "b": -0.3, "c": 0.15}),
+                                         ("hardtanh", {"a": 1.4, "c": 0.6})])
+@pytest.mark.parametrize("tau", [0.3, 1.0, 2.7])
+def test_layer_closed_moments_vs_mpmath(kind, params, tau):
+    layer = dz._make_layer(kind, params, tau)
+    fn = dz._layer_moment_fn(layer)
+    got = np.array([float(v) for v in fn(tau * tau)])
+    m = mp_gaussian_moments(layer.activation, tau, dps=20)
+    ref = np.array([float(m.g1), float(m.g2), float(m.g4), float(m.V0), float(m.h0)])
+    assert np.max(np.abs(got - ref)) <= 1e-13 * max(1.0, np.max(np.abs(ref))), (got, ref)
+    assert abs(layer.tau_out - math.sqrt(ref[3])) <= 1e-13 * layer.tau_out
+    assert abs(layer.centring - float(m.mean)) <= 1e-13 * max(1.0, abs(float(m.mean)))
+
+
+@pytest.mark.parametrize("family,target", [("lrelu2", "ck"), ("lrelu2", "ntk"),
+                                           ("quad2", "ck"), ("quadcubic2", "ntk"),
+                                           ("htanh1", "ntk")])
+def test_analytic_jacobian_matches_central_differences(family, target):
+    fam = dz.get_family(family)
+    tgt = dz.design_target("gelu", 0.3, 1.1, target=target)
+    x = np.array([0.3, 0.9, 0.4, 0.1][:len(fam.free_names)])
+    if family == "lrelu2":
+        x = np.array([-0.2, 1.1, 0.3])
+    F, J = fam.evaluate(x, tgt, None)
+    for k in range(len(x)):
+        h = 1e-6
+        xp, xm = x.copy(), x.copy()
+        xp[k] += h
+        xm[k] -= h
+        fd = (fam.evaluate(xp, tgt, None, jacobian=False)[0]
+              - fam.evaluate(xm, tgt, None, jacobian=False)[0]) / (2 * h)
+        # central differences: truncation O(h^2 F''') ~ 1e-12, rounding ~ 1e-16/h = 1e-10
+        assert np.max(np.abs(fd - J[:, k])) <= 1e-8 * max(1.0, np.max(np.abs(J))), (k, fd, J)
+
+
+def test_gauge_rescaling_leaves_the_network_unchanged():
+    net = dz.design_for_deq("relu", 0.3, 1.0, family="lrelu2")
+    p = net.params
+    lam = 2.5       # sigma_1 / lam and sigma_2(lam .): the same network
+    other = (("pwlinear", {"a": p["a1"] / lam, "b": p["b1"] / lam}),
+             ("pwlinear", {"a": p["a2"] * lam, "b": p["b2"] * lam}))
+    layers, t = [], 1.0
+    for kind, lp in other:
+        layers.append(dz._make_layer(kind, lp, t))
+        t = layers[-1].tau_out
+    np.testing.assert_allclose(dz.enn_equations(layers, 1.0, "ck"), net.achieved,
+                               rtol=1e-14, atol=1e-16)
+    X = np.random.default_rng(4).standard_normal((30, 12)) / math.sqrt(30)
+    W = net.sample_weights(50, 30, rng=5)[0]
+    f1 = net.forward(X, W).features
+    f2 = X
+    for Wl, layer in zip(W, layers):
+        f2 = layer(Wl @ f2) / math.sqrt(50)
+    np.testing.assert_allclose(f2, f1, rtol=1e-12, atol=1e-14)
+
+
+# ----------------------------------------------------------------------------------------
+# infeasible targets
+# ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("act", ["relu", "swish", "gelu"])
+def test_odd_family_for_non_odd_deq_says_why(act):
+    with pytest.raises(InfeasibleDesignError) as ei:
+        dz.design_for_deq(act, 0.2, family="htanh1")
+    e = ei.value
+    assert e.failing_equation in ("alpha2", "alpha3")
+    assert "odd" in str(e) and "two-layer family" in str(e)
+    assert math.isfinite(e.residual) and e.residual > 1e-3
+    assert e.best.residual == e.residual and not e.best.feasible
+
+
+def _independent_best_cost(family, T, tau0, starts, weights):
+    """min over starts of sum (w (F - T))^2 by scipy least_squares, moments from
+    rmt_deq.gaussian (the package's general engines, not rmt_deq.design's closed forms)."""
+    def layers_of(x):
+        x = [float(v) for v in x]
+        if family == "quad2":
+            b1, a2, b2 = x
+            q1 = tau0 ** 2
+            s1 = f"polynomial:{-b1 * q1!r},1.0,{b1!r}"
+            t1 = math.sqrt(float(gaussian_moments(s1, tau0).V0))
+            s2 = f"polynomial:{-b2 * t1 * t1!r},{a2!r},{b2!r}"
+            return [s1, s2]
+        b1, a2, b2 = x
+        return [f"leaky_relu:{b1!r}", lambda t, a=a2, b=b2: np.where(t > 0, a * t, b * t)]
+
+    def resid(x):
+        acts = layers_of(x)
+        if family == "lrelu2":
+            from rmt_deq.activations import Activation
+            acts[1] = Activation.from_callable(acts[1], kinks=(0.0,))
+        got = _ck_recursion(acts, tau0, moments=_quad_moments)
+        return weights * (got - T)
+
+    best = math.inf
+    for x0 in starts:
+        r = optimize.least_squares(resid, x0, method="lm", xtol=1e-14, ftol=1e-14)
+        best = min(best, float(r.fun @ r.fun))
+    return best
+
+
+@pytest.mark.parametrize("act,family", [("relu", "quad2"), ("swish", "lrelu2")])
+def test_two_layer_three_parameter_family_misses_tau(act, family):
+    tau0 = 1.0
+    with pytest.raises(InfeasibleDesignError) as ei:
+        dz.design_for_deq(act, 0.2, tau0, family=family)
+    e = ei.value
+    assert e.failing_equation == "tau"
+    assert "no point satisfies all four equations" in str(e)
+    best = e.best
+    T = np.array(best.target.values)
+    w = dz._weights(best.target)
+    cost = float(np.sum((w * (np.array(best.achieved) - T)) ** 2))
+    assert e.residual == pytest.approx(np.max(np.abs(np.array(best.achieved) - T)), rel=1e-12)
+    assert cost > 1e-6
+    rng = np.random.default_rng(11)
+    starts = [np.array([0.3, 1.0, 0.3])] + [
+        np.array([rng.uniform(-0.5, 0.9), rng.uniform(0.5, 2.0), rng.uniform(-0.5, 1.0)])
+        for _ in range(5)]
+    indep = _independent_best_cost(family, T, tau0, starts, w)
+    # the package found (at least) the best least-squares point an independent solver finds
+    assert cost <= indep * (1 + 1e-6), (cost, indep)
+    assert indep > 1e-6
+
+
+def test_strict_false_returns_best_point():
+    net = dz.design_for_deq("relu", 0.2, family="quad2", strict=False)
+    assert not net.feasible and net.failing_equation == "tau"
+    rec = dz.design_record("relu", 0.2, family="quad2")
+    assert rec["feasible"] is False and rec["failing_equation"] == "tau"
+    assert rec["residual"] == pytest.approx(net.residual, rel=1e-12)
+
+
+# ----------------------------------------------------------------------------------------
+# exact kernels: the designed ENN against the DEQ, on mixture data
+# ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("act,family,target", [("relu", "lrelu2", "ck"),
+                                               ("tanh", "htanh1", "ck"),
+                                               ("tanh", "htanh1", "ntk"),
+                                               ("swish", "quadcubic2", "ck")])
+def test_exact_enn_kernel_approaches_exact_deq_kernel(act, family, target):
+    res = dz.design_convergence(act, 0.2, ps=(100, 400), family=family, target=target)
+    r100, r400 = res["rows"]
+    assert r400["enn_vs_deq"] < r100["enn_vs_deq"], res["rows"]
+    # both networks have the same surrogate (to rounding), so the surrogate is as far
+    # from the ENN as from the DEQ up to the ENN-DEQ gap (triangle inequality)
+    for r in res["rows"]:
+        assert r["design_residual"] <= 1e-12
+        gap = r["enn_vs_deq"]
+        assert abs(r["surrogate_vs_enn"] - r["surrogate_vs_deq"]) <= 2.2 * gap + 1e-12, r
+    if family != "quadcubic2":
+        # a one-kink or one-clip design is much closer to the DEQ than the surrogate is
+        assert all(r["enn_vs_deq"] < 0.3 * r["surrogate_vs_deq"] for r in res["rows"])
+
+
+def test_exact_kernels_agree_with_rmt_deq_explicit():
+    from rmt_deq.explicit import exact_explicit_kernels
+
+    net = dz.design_for_deq("relu", 0.3, 1.0, family="lrelu2")
+    X = np.random.default_rng(2).standard_normal((40, 25)) / math.sqrt(40)
+    mine = net.exact_kernels(X)
+    other = exact_explicit_kernels(X, net.to_explicit(), tau0=net.tau0)
+    np.testing.assert_allclose(mine.ck[-1], other.ck, rtol=1e-10, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------------------
+# the object: JSON, numpy forward pass, sampling
+# ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("family,act,target", [("lrelu2", "relu", "ck"),
+                                               ("htanh1", "tanh", "ntk"),
+                                               ("quadcubic2", "gelu", "ck")])
+def test_json_round_trip(tmp_path, family, act, target):
+    net = dz.design_for_deq(act, 0.3, 1.2, family=family, target=target)
+    path = tmp_path / "net.json"
+    net.save(str(path))
+    back = dz.load_designed_network(str(path))
+    assert back.family == net.family and dict(back.params) == dict(net.params)
+    assert back.taus == net.taus and back.centrings == net.centrings
+    assert back.achieved == net.achieved and back.residual == net.residual
+    assert back.target.values == net.target.values and back.target.kind == target
+    assert json.loads(path.read_text())["format"] == "rmt_deq.design/1"
+    X = np.random.default_rng(0).standard_normal((20, 7))
+    W, _ = net.sample_weights(30, 20, rng=1)
+    np.testing.assert_array_equal(back.forward(X, W).features, net.forward(X, W).features)
+
+
+def test_json_rejects_corrupt_records():
+    net = dz.design_for_deq("relu", 0.2, family="lrelu2")
+    d = net.to_dict()
+    with pytest.raises(InvalidParameterError, match="format"):
+        dz.DesignedNetwork.from_dict({**d, "format": "other"})
+    bad = json.loads(json.dumps(d))
+    bad["params"]["a2"] *= 1.01
+    with pytest.raises(InvalidParameterError, match="do not follow from the parameters"):
+        dz.DesignedNetwork.from_dict(bad)
+
+
+@pytest.mark.parametrize("family,act", [("lrelu2", "relu"), ("htanh1", "tanh"),
+                                        ("quadcubic2", "swish")])
+def test_forward_matches_rmt_deq_explicit_and_numpy_source(family, act):
+    from rmt_deq.explicit import explicit_forward, sample_explicit_weights
+
+    net = dz.design_for_deq(act, 0.2, 0.9, family=family)
+    p, n, m = 30, 11, 64
+    X = 0.9 * np.random.default_rng(3).standard_normal((p, n)) / math.sqrt(p)
+    enet = net.to_explicit()
+    w = sample_explicit_weights(enet, m, p, rng=7)
+    ref = explicit_forward(X, enet, w, tau0=net.tau0).H[-1]
+    mine = net.forward(X, w.W).features
+    np.testing.assert_allclose(mine, ref, rtol=1e-12, atol=1e-14)
+    ns: dict = {}
+    exec(net.numpy_source("f"), ns)     # the standalone function depends on numpy only
+    np.testing.assert_allclose(ns["f"](X, w.W), ref, rtol=1e-12, atol=1e-14)
+
+
+def test_sampled_gram_within_its_error_bar_of_the_exact_kernel():
+    # one layer: E[h_1^T h_1] equals K_1 exactly at every width, so the only error is
+    # Monte-Carlo, bounded by the sampler's own (99.9%) error bar
+    from rmt_deq.explicit import sampled_explicit_ck
+
+    net = dz.design_for_deq("tanh", 0.3, 1.0, family="htanh1")
+    X = np.random.default_rng(5).standard_normal((40, 30)) / math.sqrt(40)
+    s = sampled_explicit_ck(X, net.to_explicit(), width=400, realizations=32, rng=9,
+                            tau0=net.tau0, confidence=0.999)
+    exact = net.exact_kernels(X, groups=("v",)).ck[-1]
+    err = float(np.abs(np.linalg.eigvalsh(s.G - exact)).max())
+    assert err <= s.mc_error, (err, s.mc_error)
+
+
+def test_sampled_comparison_runs_and_is_consistent():
+    net = dz.design_for_deq("relu", 0.2, 1.0, family="lrelu2")
+    X = np.random.default_rng(6).standard_normal((40, 24)) / math.sqrt(40)
+    out = dz.sampled_comparison(net, X, width=300, realizations=4, rng=3)
+    for k in ("enn_sampled_vs_deq_sampled", "enn_sampled_vs_enn_exact",
+              "deq_sampled_vs_deq_exact", "enn_exact_vs_deq_exact"):
+        assert math.isfinite(out[k]) and out[k] >= 0
+    # exact kernels of the two networks are far closer than either sample is to them
+    assert out["enn_exact_vs_deq_exact"] < 0.2 * out["enn_sampled_vs_enn_exact"]
+
+
+def test_parametric_family_matches_tanh_ck():
+    # a user-given odd one-layer family a clip(t, -c, c): same network as htanh1
+    fam = dz.ParametricFamily(lambda t, th: th[0] * np.clip(t, -th[1], th[1]), 1,
+                              [0.8, 1.5], name="myclip", param_names=("a", "c"),
+                              kinks=lambda th: (-th[1], th[1]), odd=True)
+    net = dz.design_for_deq("tanh", 0.3, 1.0, family=fam, n_starts=4)
+    assert net.feasible and net.relative_residual <= 1e-10
+    ref = dz.design_for_deq("tanh", 0.3, 1.0, family="htanh1")
+    assert abs(abs(net.params["a1"]) - ref.params["a1"]) <= 1e-8 * ref.params["a1"]
+    assert abs(abs(net.params["c1"]) - ref.params["c1"]) <= 1e-8 * ref.params["c1"]
+    T = _deq_ck_target("tanh", 0.3)
+    got = _ck_recursion(net.activations, 1.0, _quad_moments)
+    assert np.max(np.abs(got - T)) <= 1e-10 * np.max(np.abs(T))
+    with pytest.raises(InvalidParameterError, match="user-defined"):
+        dz.DesignedNetwork.from_dict(net.to_dict())
+    assert dict(dz.DesignedNetwork.from_dict(net.to_dict(), fam).params) == dict(net.params)
+    with pytest.raises(InfeasibleDesignError, match="odd"):
+        dz.design_for_deq("relu", 0.3, 1.0, family=fam)
+
+
+# ----------------------------------------------------------------------------------------
+# bad inputs
+# ----------------------------------------------------------------------------------------
+def test_bad_inputs():
+    tgt = dz.design_target("relu", 0.2)
+    with pytest.raises(UnknownOptionError, match="unknown design family"):
+        dz.design_network(tgt, "cubic9")
+    with pytest.raises(UnknownOptionError, match="unknown option"):
+        dz.design_network(tgt, "lrelu2", tolerance=1e-3)
+    with pytest.raises(InvalidParameterError, match="tol"):
+        dz.design_network(tgt, "lrelu2", tol=-1.0)
+    with pytest.raises(InvalidParameterError, match="DesignTarget"):
+        dz.design_network((1, 2, 3, 4), "lrelu2")
+    with pytest.raises(InvalidParameterError, match="NTK target only"):
+        dz.design_network(tgt, "lrelu2", enn_groups=("v",))
+    with pytest.raises(UnknownOptionError, match="group"):
+        dz.design_network(dz.design_target("tanh", 0.2, target="ntk"), "htanh1",
+                          enn_groups=("W7",))
+    with pytest.raises(RmtDeqError):
+        dz.design_target("relu", 0.2, target="cka")
+    with pytest.raises(InvalidParameterError, match="4 finite values"):
+        dz.DesignTarget("ck", (1.0, 2.0, 3.0), 1.0)
+    with pytest.raises(InvalidParameterError, match="tau0"):
+        dz.DesignTarget("ck", (1.0, 0.1, 0.1, 1.0), -1.0)
+    with pytest.raises(InvalidParameterError, match="sa is required"):
+        dz.design_target("relu")
+    with pytest.raises(InvalidParameterError, match="not both"):
+        dz.design_target(solve_four_equations("relu", 0.2, 1.0), 0.2)
+    with pytest.raises(InvalidParameterError, match="> 0"):
+        dz._make_layer("hardtanh", {"a": 1.0, "c": 0.0}, 1.0)
+    with pytest.raises(UnknownOptionError):
+        dz._make_layer("spline", {}, 1.0)
+    net = dz.design_for_deq("relu", 0.2, family="lrelu2")
+    X = np.ones((5, 3))
+    with pytest.raises(InvalidParameterError, match="width"):
+        net.forward(X)
+    with pytest.raises(ShapeMismatchError, match="need 2 weight"):
+        net.forward(X, [np.ones((4, 5))])
+    with pytest.raises(ShapeMismatchError, match="W_2"):
+        net.forward(X, [np.ones((4, 5)), np.ones((4, 3))])
+    with pytest.raises(ShapeMismatchError):
+        net.forward(np.ones(5), width=3)
+    with pytest.raises(InvalidParameterError, match="identifier"):
+        net.numpy_source("not valid")
+    with pytest.raises(InvalidParameterError, match="sigma"):
+        dz.ParametricFamily(3.0, 2, [1.0])
+    with pytest.raises(InvalidParameterError, match="theta0"):
+        dz.ParametricFamily(lambda t, th: t, 2, [[1.0], [1.0], [1.0]])
+    with pytest.raises(InvalidParameterError, match="CK design"):
+        dz.sampled_comparison(dz.design_for_deq("tanh", 0.2, family="htanh1", target="ntk"),
+                              X, width=4)
