@@ -114,6 +114,30 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --mixture and --plot: histogram the surrogate's eigenvalues "
                          "on one sample drawn with this seed")
 
+    g = sub.add_parser(
+        "design",
+        help="design a shallow explicit network matching a DEQ's CK or NTK",
+        description=(
+            "Solve for an explicit network of --family whose CK (or NTK) surrogate "
+            "coefficients equal the DEQ's (theory.md section 6).  Families: lrelu2 "
+            "(sigma_l(t) = max(a_l t, b_l t) before centring; params a1, b1, a2, b2), quad2 "
+            "(sigma_l(t) = a_l t + b_l (t^2 - tau_{l-1}^2); a1, b1, a2, b2), htanh1 "
+            "(sigma(t) = a1 clip(t, -c1, c1); a1, c1), quadcubic2 (quad2 plus c2 (t^3 - "
+            "3 tau_1^2 t) in layer 2).  A target the family cannot match exits with status "
+            "2 and says which equation fails."))
+    g.add_argument("--activation", required=True, help=_ACT_HELP)
+    g.add_argument("--sa", type=float, required=True, help="variance of recurrent weights A")
+    g.add_argument("--sb", type=float, default=None, help="variance of input weights B "
+                   "(default 1 - sa)")
+    g.add_argument("--tau0", type=float, default=1.0, help="data scale sqrt(tr C°/p) "
+                   "(default 1)")
+    g.add_argument("--family", required=True,
+                   choices=["lrelu2", "quad2", "htanh1", "quadcubic2"])
+    g.add_argument("--target", choices=["ck", "ntk"], default="ck")
+    g.add_argument("--json", action="store_true",
+                   help="print one JSON object (family, residual, params, ...)")
+    g.add_argument("--out", default=None, help="also save the designed network (JSON file)")
+
     d = sub.add_parser("demo", help="solve a default case and write a spectral figure")
     d.add_argument("--activation", default="relu", help=_ACT_HELP)
     d.add_argument("--sa", type=float, default=0.2)
@@ -275,6 +299,29 @@ def _cmd_spectrum(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_design(args: argparse.Namespace) -> int:
+    from .design import design_for_deq
+
+    net = design_for_deq(args.activation, args.sa, args.tau0, args.sb, family=args.family,
+                         target=args.target)
+    if args.out:
+        net.save(args.out)
+    if args.json:
+        print(json.dumps(net.record(), default=float))
+        return 0
+    print(f"{net.family} network for the {args.target.upper()} of {net.target.activation} "
+          f"(sa = {net.target.sa:g}, sb = {net.target.sb:g}, tau0 = {net.tau0:g})")
+    for k, v in net.params.items():
+        print(f"  {k:3s} = {v: .16g}")
+    for name, req, got in zip(net.target.equations, net.target.values, net.achieved):
+        print(f"  {name:10s} required {req: .12g}   achieved {got: .12g}")
+    print(f"  residual (max absolute equation error) {net.residual:.2e}; "
+          f"solved in {1e3 * net.diagnostics['solve_time_s']:.2f} ms")
+    if args.out:
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .pipeline import run_demo
 
@@ -288,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"solve": _cmd_solve, "kernel": _cmd_kernel, "demo": _cmd_demo,
-                "spectrum": _cmd_spectrum}[args.command](args)
+                "spectrum": _cmd_spectrum, "design": _cmd_design}[args.command](args)
     except RmtDeqError as exc:
         print(f"rmt-deq {args.command}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
