@@ -277,3 +277,93 @@ def test_options_are_validated(small):
                        realizations=2, rng=0, family="symmetric")
     assert K.selected == ("v", "A") and K.matrix.shape == (12, 12)
     assert all("anderson" in r.method for r in K.info.forward)
+
+
+# ---------------------------------------------------------------------------- metrics
+def test_metrics_against_scipy_and_definitions():
+    from scipy import stats
+
+    from rmt_deq.metrics import (compare_kernels, ks_distance, relative_frobenius_distance,
+                                 relative_operator_distance, top_eigen_comparison,
+                                 wasserstein1_distance)
+
+    rng = np.random.default_rng(3)
+    Y = rng.standard_normal((30, 50))
+    K_ref = Y @ Y.T / 50
+    E = rng.standard_normal((30, 30)) * 0.05
+    K = K_ref + (E + E.T) / 2
+    ev, ev_ref = np.linalg.eigvalsh(K), np.linalg.eigvalsh(K_ref)
+    assert ks_distance(K, K_ref) == pytest.approx(stats.ks_2samp(ev, ev_ref).statistic,
+                                                  abs=1e-15)
+    assert wasserstein1_distance(K, K_ref) == pytest.approx(
+        stats.wasserstein_distance(ev, ev_ref), rel=1e-12)
+    a, b = rng.standard_normal(17), rng.standard_normal(40)          # unequal sizes
+    assert ks_distance(a, b) == pytest.approx(stats.ks_2samp(a, b).statistic, abs=1e-15)
+    assert wasserstein1_distance(a, b) == pytest.approx(stats.wasserstein_distance(a, b),
+                                                        rel=1e-12)
+    N = rng.standard_normal((30, 30))                                  # non-symmetric
+    assert relative_operator_distance(K_ref + N, K_ref) == pytest.approx(
+        np.linalg.svd(N, compute_uv=False)[0] / ev_ref[-1], rel=1e-12)
+    assert relative_frobenius_distance(K, K_ref) == pytest.approx(
+        math.sqrt(np.sum((K - K_ref) ** 2) / np.sum(K_ref ** 2)), rel=1e-12)
+    # a known rank-one perturbation along the top eigenvector
+    w, V = np.linalg.eigh(K_ref)
+    shifted = K_ref + 0.3 * np.outer(V[:, -1], V[:, -1])
+    top = top_eigen_comparison(shifted, K_ref, k=3)
+    assert top.relative_errors[0] == pytest.approx(0.3 / w[-1], rel=1e-10)
+    assert np.allclose(top.relative_errors[1:], 0, atol=1e-12)
+    assert np.allclose(top.alignments, 1, atol=1e-10) and top.subspace_alignment == \
+        pytest.approx(1, abs=1e-10)
+    d = compare_kernels(K, K_ref, k=2).as_dict()
+    assert set(d) >= {"operator", "frobenius", "ks", "wasserstein1", "top_alignments"}
+    with pytest.raises(ShapeMismatchError):
+        relative_operator_distance(K, K_ref[:5, :5])
+    with pytest.raises(rd.NonFiniteInputError):
+        ks_distance(np.array([1.0, np.nan]), b)
+    with pytest.raises(InvalidParameterError):
+        ks_distance(N, K_ref)                          # eigenvalues of a non-symmetric K
+    with pytest.raises(InvalidParameterError):
+        top_eigen_comparison(K, K_ref, k=31)
+
+
+# ---------------------------------------------------------------------------- explicit
+def test_explicit_gradients_match_finite_differences(small):
+    from rmt_deq.explicit import (ExplicitWeights, explicit_forward,
+                                  sample_explicit_weights)
+
+    net = ("tanh", "erf")
+    p = small.shape[0]
+    W = sample_explicit_weights(net, 40, p, rng=2)
+    fw = explicit_forward(small, net, W, gradients=True)
+    rng = np.random.default_rng(9)
+    for l in range(2):
+        Edir = rng.standard_normal(W.W[l].shape)
+        h_prev = small if l == 0 else fw.H[0]
+        pred = np.einsum("ki,kl,li->i", fw.delta[l], Edir, h_prev)
+        eps = 1e-6
+
+        def f(sign):
+            Ws = list(W.W)
+            Ws[l] = Ws[l] + sign * eps * Edir
+            out = explicit_forward(small, net, ExplicitWeights(W=tuple(Ws), v=W.v),
+                                   tau0=fw.scales.tau[0])
+            return W.v @ out.H[-1]
+
+        assert np.allclose(pred, (f(1) - f(-1)) / (2 * eps), rtol=1e-6, atol=1e-9)
+
+
+def test_explicit_sampled_kernels_converge_to_exact(data):
+    from rmt_deq.explicit import exact_explicit_kernels, sampled_explicit_ntk
+
+    net = ("relu", "tanh")
+    ex = exact_explicit_kernels(data, net)
+    errs = {}
+    for m in (200, 1600):
+        S = sampled_explicit_ntk(data, net, width=m, realizations=2, rng=3)
+        errs[m] = {g: _rel(S.groups[g], ex.ntk_groups[g]) for g in ("v", "W1", "W2")}
+        errs[m]["ck"] = _rel(S.ck, ex.ck)
+    for key in ("v", "W1", "W2", "ck"):
+        # ~ m^{-1/2}: a factor sqrt(8) = 2.8 expected, 1.7 leaves room for the noise
+        assert errs[1600][key] < errs[200][key] / 1.7, (key, errs)
+    one = sampled_explicit_ntk(data, net, width=50, realizations=1, rng=4, groups=("W2",))
+    assert one.selected == ("W2",) and one.mc_error == math.inf
