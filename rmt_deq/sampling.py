@@ -44,7 +44,7 @@ from ._validation import as_rng, check_choice, check_options, check_positive_int
 from .activations import ActivationLike
 from .deq import (SolveRecord, _chunks, _DEQSystem, _Elementwise, _prepare,
                   _solver_options, sample_deq_weights)
-from .errors import InvalidParameterError, UnknownOptionError
+from .errors import ConvergenceError, InvalidParameterError, UnknownOptionError
 from .fixed_point import FixedPointSolution
 from .weights import check_dtype, check_family
 
@@ -497,6 +497,14 @@ def _run(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, ntk
     adj_recs: list[SolveRecord] = []
     flops = [0.0]
 
+    def _in_realization(exc: ConvergenceError, r: int, cols: slice) -> ConvergenceError:
+        """The solver's error, located (realization, columns), same residual history."""
+        err = ConvergenceError(
+            f"realization {r} of {mc.R} (family {family}, m = {m}, {act.name}, "
+            f"sa = {sa_f:g}, samples {cols.start}..{cols.stop - 1}): {exc}")
+        err.residuals = exc.residuals
+        return err
+
     def realize(r: int) -> tuple[dict, int, int | None]:
         W = sample_deq_weights(m, p, family=family, rng=children[r], dtype=dt)
         As = W.A
@@ -504,7 +512,10 @@ def _run(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, ntk
         system = _DEQSystem(As, W.B, W.v, Xs, elem, c, opts)
         recs_f, recs_a = [], []
         for cols in chunks:
-            U, phi, rec = system.forward(cols)
+            try:
+                U, phi, rec = system.forward(cols)
+            except ConvergenceError as exc:
+                raise _in_realization(exc, r, cols) from None
             phi -= system.c
             phi *= inv
             Z[:, cols] = phi
@@ -512,7 +523,10 @@ def _run(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, ntk
             k = cols.stop - cols.start
             flops[0] += 2.0 * m * m * k * rec.iterations + 2.0 * m * p * k
             if ntk:
-                gc, reca = system.adjoint(U)
+                try:
+                    gc, reca = system.adjoint(U)
+                except ConvergenceError as exc:
+                    raise _in_realization(exc, r, cols) from None
                 Gm[:, cols] = gc
                 recs_a.append(reca)
                 flops[0] += 2.0 * m * m * k * reca.iterations

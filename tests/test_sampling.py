@@ -367,3 +367,13 @@ def test_explicit_sampled_kernels_converge_to_exact(data):
         assert errs[1600][key] < errs[200][key] / 1.7, (key, errs)
     one = sampled_explicit_ntk(data, net, width=50, realizations=1, rng=4, groups=("W2",))
     assert one.selected == ("W2",) and one.mc_error == math.inf
+
+
+def test_sampler_reports_a_failed_realization_with_its_history(small):
+    # symmetric A at sa = 0.9: the forward Jacobian's real spectrum reaches
+    # 2 sqrt(0.9 * E[relu'^2]) = 1.34 > 1, so the plain iteration has no attracting point
+    with pytest.raises(ConvergenceError) as ei:
+        sampled_ck(small, "relu", 0.9, width=120, realizations=3, family="symmetric",
+                   method="plain", max_iter=60, rng=0)
+    assert "realization 0 of 3" in str(ei.value) and "symmetric" in str(ei.value)
+    assert 0 < len(ei.value.residuals) <= 60 and min(ei.value.residuals) > 1e-7
