@@ -47,13 +47,16 @@ Families (``get_family(name)``), with the parameters the JSON reports:
 
 **The scaling gauge.**  A family whose second layer is closed under rescaling of its input
 (sigma_2(lambda t; theta) = sigma_2(t; theta') -- true of all two-layer families above) has
-only three effective parameters: (sigma_1 / lambda, sigma_2(lambda .)) is the same network.
-The built-in families fix it by a_1 = 1.  lrelu2 and quad2 therefore reach only a
-three-dimensional set of the four target numbers and match a DEQ only on a hypersurface:
-for the relu, swish and gelu DEQs the tau equation fails (the two-layer composite cannot
-carry enough variance beyond its first two Hermite orders; derivations/enn_design.py).
-quadcubic2's Hermite cubic feeds only tau_L^2 (E[He_3'] = E[He_3''] = 0), which restores
-the fourth degree of freedom, and its CK design has a closed form (a cubic in b_1^2).
+only three effective parameters: (sigma_1 / lambda, sigma_2(lambda .)) is the same network
+(checked symbolically in derivations/enn_design.py).  The built-in families fix it by
+a_1 = 1.  lrelu2 and quad2 therefore reach only a three-dimensional set of the four target
+numbers and match a DEQ only on a hypersurface.  Measured (figures/design_verification.py):
+lrelu2 matches the CK of the positively homogeneous ReLU DEQ (a pwlinear layer has
+V0 = q g4/2, derivations/enn_design.py) but misses the tau equation for tanh, swish and
+gelu; quad2 misses tau for all four; no NTK target of these four is met by lrelu2 or quad2.
+quadcubic2's Hermite cubic feeds only tau_L^2 (E[He_3'] = E[He_3''] = 0; derivations/
+enn_design.py), which restores the fourth degree of freedom, and its CK design has a closed
+form (a cubic in b_1^2, the same derivation).
 
 Solver: Levenberg-Marquardt on the equations scaled by the target magnitudes, analytic
 Jacobians (forward-mode differentiation of the closed-form moments) for the built-in

@@ -424,3 +424,41 @@ def test_bad_inputs():
     with pytest.raises(InvalidParameterError, match="CK design"):
         dz.sampled_comparison(dz.design_for_deq("tanh", 0.2, family="htanh1", target="ntk"),
                               X, width=4)
+
+
+# ----------------------------------------------------------------------------------------
+# the sympy derivation (derivations/enn_design.py)
+# ----------------------------------------------------------------------------------------
+def _load_derivation(name: str):
+    import importlib
+    import importlib.util
+    import pathlib
+    import sys
+
+    deriv = pathlib.Path(__file__).resolve().parents[1] / "derivations"
+    if "derivations" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            "derivations", deriv / "__init__.py", submodule_search_locations=[str(deriv)])
+        pkg = importlib.util.module_from_spec(spec)
+        sys.modules["derivations"] = pkg
+        spec.loader.exec_module(pkg)
+    return importlib.import_module(f"derivations.{name}")
+
+
+def test_enn_design_derivation():
+    ed = _load_derivation("enn_design")
+    # section 6 recursion from the second-order expansion (exact zeros)
+    assert all(v == 0 for v in ed.recursion_residuals().values())
+    # closed-form family moments, derived by exact piecewise integration
+    for kind in ed.KINDS:
+        res = ed.moment_residuals(kind)
+        assert [k for k, v in res.items() if not ed.is_zero(v)] == [], (kind, res)
+    # the package's float implementations agree with the derived expressions
+    for kind, err in ed.compare_with_package().items():
+        assert err <= 1e-14, (kind, err)
+    # the scaling gauge, quad2's cubic, c2 acting on tau only, pwlinear homogeneity
+    assert all(v == 0 for vs in ed.gauge_residuals().values() for v in vs)
+    q = ed.quad2_closed_form()
+    assert q["cubic_minus_package"] == 0 and q["c2_changes_alphas"] == [0, 0, 0]
+    assert q["c2_changes_tau"] != 0
+    assert ed.homogeneity_residual() == 0
