@@ -62,7 +62,9 @@ Solver: Levenberg-Marquardt on the equations scaled by the target magnitudes, an
 Jacobians (forward-mode differentiation of the closed-form moments) for the built-in
 families, several starts (closed-form solutions first where they exist); a target that no
 start reaches raises :class:`~rmt_deq.errors.InfeasibleDesignError` with the best
-least-squares residual and the equation with the largest relative error there.
+least-squares residual (max absolute equation error there) and the failing equation: the
+one still missed (by the least) when the other three are met exactly, or a structural
+reason known in advance (one odd layer cannot make alpha2, alpha3 nonzero).
 
 The result, :class:`DesignedNetwork`, is a frozen dataclass with the layers, the achieved
 coefficients and diagnostics; it saves to / loads from JSON, runs a plain numpy forward
