@@ -377,3 +377,15 @@ def test_sampler_reports_a_failed_realization_with_its_history(small):
                    method="plain", max_iter=60, rng=0)
     assert "realization 0 of 3" in str(ei.value) and "symmetric" in str(ei.value)
     assert 0 < len(ei.value.residuals) <= 60 and min(ei.value.residuals) > 1e-7
+
+
+def test_operator_norm_helper_matches_lapack():
+    from rmt_deq.sampling import _opnorm_sym
+
+    rng = np.random.default_rng(4)
+    for n in (50, 300):
+        for shift in (0.0, 3.0, -3.0):          # tied, positive and negative extremes
+            Y = rng.standard_normal((n, n))
+            M = (Y + Y.T) / math.sqrt(2 * n) + shift * np.outer(np.ones(n), np.ones(n)) / n
+            w = np.linalg.eigvalsh(M)
+            assert _opnorm_sym(M) == pytest.approx(max(-w[0], w[-1]), rel=1e-9)
