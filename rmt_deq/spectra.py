@@ -75,6 +75,8 @@ __all__ = [
 ETA_MIN_REL = 1e-10
 #: relative Newton tolerance on the unknowns
 _NEWTON_TOL = 1e-13
+#: relative Newton tolerance on the intermediate levels of the Im z continuation
+_LEVEL_TOL = 1e-7
 #: largest number of complex entries (grid points x distinct coordinates) held at once
 _CHUNK_ENTRIES = 2_000_000
 #: relative tolerance of the joint-diagonalisation test for full covariances
@@ -555,9 +557,10 @@ def _residual_jacobian(model: GramModel, u: np.ndarray, z: np.ndarray, form: str
     return F, J, (first, trace)
 
 
-def _fixed_point(model: GramModel, u: np.ndarray, z: np.ndarray, form: str, iters: int
-                 ) -> np.ndarray:
-    """Plain fixed-point iteration (robust at Im z of the order of the scale)."""
+def _fixed_point(model: GramModel, u: np.ndarray, z: np.ndarray, form: str, iters: int,
+                 tol: float = 1e-12) -> np.ndarray:
+    """Plain fixed-point iteration (robust at Im z of the order of the scale), until the
+    relative change is below ``tol`` (a loose ``tol`` only brings Newton into its basin)."""
     r = model.ratios
     for _ in range(iters):
         if form == "delta":
@@ -566,7 +569,7 @@ def _fixed_point(model: GramModel, u: np.ndarray, z: np.ndarray, form: str, iter
         else:
             first, _, _, _ = model._moments(r * u, np.ones_like(z), second=False)
             new = 1.0 / (first - z[:, None])
-        if np.all(np.abs(new - u) <= 1e-12 * (np.abs(new) + 1e-300)):
+        if np.all(np.abs(new - u) <= tol * (np.abs(new) + 1e-300)):
             return new
         u = new
     return u
@@ -582,15 +585,19 @@ def _valid(u: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 
 def _newton(model: GramModel, u0: np.ndarray, z: np.ndarray, form: str, max_iter: int,
-            uscale: float) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+            uscale: float, tol: Any = _NEWTON_TOL
+            ) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
     """Undamped Newton from u0; returns (u, converged, evaluations, last residual).
 
-    A point has converged when its relative step falls below ``_NEWTON_TOL``, or when the
+    A point has converged when its relative step falls below ``tol`` (``_NEWTON_TOL`` at
+    the target Im z; looser on the intermediate levels of the continuation, whose solutions
+    only serve as warm starts), or when the
     step stagnates at round-off level (below 1e-7 relative and no longer halving), which
     happens next to a support edge where the Jacobian is nearly singular.
     """
     u = u0.copy()
     N = z.shape[0]
+    tol = np.broadcast_to(np.asarray(tol, dtype=float), (N,))
     conv = np.zeros(N, dtype=bool)
     res = np.full(N, np.inf)
     prev = np.full(N, np.inf)
@@ -608,7 +615,7 @@ def _newton(model: GramModel, u0: np.ndarray, z: np.ndarray, form: str, max_iter
         res[active] = np.max(np.abs(F), axis=1)
         u[active] -= step
         rel = np.max(np.abs(step) / (np.abs(u[active]) + uscale), axis=1)
-        small = (rel <= _NEWTON_TOL) | ((rel <= 1e-7) & (rel >= 0.5 * prev[active]))
+        small = (rel <= tol[active]) | ((rel <= 1e-7) & (rel >= 0.5 * prev[active]))
         prev[active] = rel
         bad = ~np.isfinite(rel)
         conv[active[small]] = True
@@ -630,8 +637,10 @@ def _solve_points(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str, *
         u = -(model.traces[None, :] / z0[:, None]).astype(complex)
     else:
         u = (-1.0 / z0[:, None]) * np.ones((1, model.K), dtype=complex)
-    u = _fixed_point(model, u, z0, form, 200)
-    u, conv, evals, res = _newton(model, u, z0, form, max_iter, uscale)
+    u = _fixed_point(model, u, z0, form, 200, tol=1e-3)
+    u, conv, evals, res = _newton(model, u, z0, form, max_iter, uscale,
+                                  tol=np.where(eta0 <= eta * (1 + 1e-12), _NEWTON_TOL,
+                                               _LEVEL_TOL))
     ok = conv & _valid(u, z0)
     if not np.all(ok):
         i = int(np.flatnonzero(~ok)[0])
@@ -645,7 +654,9 @@ def _solve_points(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str, *
         idx = np.flatnonzero(todo)
         new_eta = np.maximum(cur[idx] * ratio[idx], eta[idx])
         zt = x[idx] + 1j * new_eta
-        ut, ct, e, rt = _newton(model, u[idx], zt, form, 12, uscale)
+        final = new_eta <= eta[idx] * (1 + 1e-12)
+        ut, ct, e, rt = _newton(model, u[idx], zt, form, 12, uscale,
+                                tol=np.where(final, _NEWTON_TOL, _LEVEL_TOL))
         evals += e
         good = ct & _valid(ut, zt)
         gi, bi = idx[good], idx[~good]

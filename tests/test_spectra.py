@@ -1,0 +1,392 @@
+"""Limiting spectra without sampling (theory.md §7): rmt_deq.spectra and rmt_deq.spikes.
+
+Every check is against an independent computation: the Marchenko-Pastur closed form, the
+eigenvalues of sampled matrices (Gram matrices and kernel surrogates), the second
+expression of the Stieltjes transform, and basic identities (mass, atom).
+
+Tolerances.
+* Deterministic comparisons (closed forms, identities) are limited by the solver: Newton to
+  1e-13 relative at Im z = 1e-10 x scale, so the density is exact to ~1e-9 relative away
+  from the edges (eta/distance); we allow 1e-6.
+* Sampled eigenvalues: the empirical spectral CDF of an n x n Gram matrix sits within
+  O(log n / n) of its deterministic equivalent (eigenvalue rigidity), not the O(n^-1/2)
+  of iid samples; we allow KS <= 3 log(n)/n (measured: about 0.5 log(n)/n over seeds).
+* Isolated eigenvalues fluctuate by O(p^-1/2) around the prediction (and carry an O(1/p)
+  bias): single-sample spike positions are allowed 4/sqrt(p) relative, alignments
+  4/sqrt(p) absolute, averaged over a few seeds.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import rmt_deq as rd
+from rmt_deq.errors import (ConvergenceError, InvalidParameterError, NonFiniteInputError,
+                            ShapeMismatchError, UnknownOptionError)
+from rmt_deq.spectra import (BulkSpectrum, gram_density, gram_model,
+                             gram_model_from_mixture, gram_support, kernel_bulk,
+                             spectral_distances, stieltjes)
+from rmt_deq.spikes import (isolated_eigenvalues, load_mixture_spec, observed_alignments,
+                            spectrum_report)
+
+
+# ---------------------------------------------------------------------------------------
+# helpers (independent of the package)
+# ---------------------------------------------------------------------------------------
+def mp_density(x, c, s2=1.0):
+    """Marchenko-Pastur density of X^T X, X p x n with iid N(0, s2/p) entries, c = n/p:
+    the absolutely continuous part (mass min(1, 1/c))."""
+    a, b = s2 * (1 - math.sqrt(c)) ** 2, s2 * (1 + math.sqrt(c)) ** 2
+    x = np.asarray(x, dtype=float)
+    out = np.zeros_like(x)
+    ins = (x > a) & (x < b)
+    out[ins] = np.sqrt((b - x[ins]) * (x[ins] - a)) / (2 * math.pi * c * s2 * x[ins])
+    return out
+
+
+def ks_rigidity_tol(n: int) -> float:
+    return 3.0 * math.log(n) / n
+
+
+def gram_sample(var, sizes, rng):
+    """Z (p x n) with class-a columns N(0, diag(var[a]))/sqrt(p), classes in order."""
+    gen = np.random.default_rng(rng)
+    p = var.shape[1]
+    return np.hstack([np.sqrt(var[a])[:, None] * gen.standard_normal((p, s))
+                      for a, s in enumerate(sizes)]) / math.sqrt(p)
+
+
+def two_profiles(p):
+    """A continuous variance profile and a two-valued one (non-isotropic, K = 2)."""
+    h = p // 2
+    return np.vstack([np.linspace(0.4, 1.6, p),
+                      np.concatenate([np.full(h, 1.5), np.full(p - h, 0.5)])])
+
+
+def spike_mixture(p, seed=0):
+    """Orthogonal means of norms 2.5 and 4 (well-separated spikes), proportions 0.4/0.6."""
+    gen = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(gen.standard_normal((p, 2)))
+    means = np.vstack([2.5 * q[:, 0], 4.0 * q[:, 1]])
+    h = p // 2
+    covs = np.vstack([np.ones(p), np.concatenate([np.full(h, 1.5),
+                                                  np.full(p - h, 0.5 + 2 / math.sqrt(p))])])
+    return rd.GaussianMixture(means, covs, np.array([0.4, 0.6]))
+
+
+# ---------------------------------------------------------------------------------------
+# the density of X^T X
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n", [300, 900])
+def test_isotropic_density_is_marchenko_pastur(n):
+    p, s2 = 500, 1.3
+    # two classes with the same covariance: the class split must not matter
+    model = gram_model(np.full((2, p), s2), [n // 3, n - n // 3])
+    c = n / p
+    a, b = s2 * (1 - math.sqrt(c)) ** 2, s2 * (1 + math.sqrt(c)) ** 2
+    x = np.linspace(a, b, 402)[1:-1]
+    x = x[(x - a > 0.01 * (b - a)) & (b - x > 0.01 * (b - a))]
+    np.testing.assert_allclose(gram_density(model, x), mp_density(x, c, s2), rtol=1e-6)
+    # outside the support: zero up to the Lorentzian tail eta/(pi dist^2) of Im z = eta
+    assert np.all(gram_density(model, np.array([0.5 * a, 1.1 * b])) < 1e-7)
+    # support edges, atom and mass
+    (lo, hi), = gram_support(model)
+    assert lo == pytest.approx(a, rel=1e-8) and hi == pytest.approx(b, rel=1e-8)
+    bulk = kernel_bulk(model)
+    assert bulk.atom == pytest.approx(max(0.0, 1 - p / n), abs=1e-15)
+    assert bulk.mass == pytest.approx(1 - bulk.atom, abs=1e-6)
+    assert bulk.cdf(np.array([b * 1.01]))[0] == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("n", [300, 900])
+def test_identity_m_equals_sum_of_class_g(n):
+    """m_{X^TX} from the trace of Qbar equals sum_a (n_a/n) g_a (theory.md §7)."""
+    p = 400
+    model = gram_model(two_profiles(p), [n // 3, n - n // 3])
+    z = np.array([0.3 + 0.2j, 1.0 + 1e-3j, 2.5 + 1e-6j, -0.5 + 0.1j, 4.0 + 2.0j])
+    sol = stieltjes(model, z)
+    np.testing.assert_allclose(sol.m_gram, sol.m_gram_from_g, rtol=1e-10)
+    # Stieltjes class: Im m > 0 above the axis, m ~ -1/z at infinity
+    assert np.all(sol.m_gram.imag > 0)
+    far = stieltjes(model, np.array([1e6j]))
+    assert far.m_gram[0] * 1e6j == pytest.approx(-1.0, rel=1e-5)
+
+
+@pytest.mark.parametrize("n", [600, 1200])
+def test_density_against_sampled_gram(n):
+    """Non-isotropic diagonal covariances (one continuous profile, one two-valued)."""
+    p = 800
+    var = two_profiles(p)
+    sizes = [n // 2, n - n // 2]
+    model = gram_model(var, sizes)
+    bulk = kernel_bulk(model, num=64, cdf_nodes=300)
+    assert bulk.atom == pytest.approx(max(0.0, 1 - p / n))
+    assert abs(bulk.mass_error) < 1e-6
+    Z = gram_sample(var, sizes, rng=7)
+    ev = np.linalg.eigvalsh(Z.T @ Z)
+    d = spectral_distances(bulk, ev)
+    assert d["ks"] <= ks_rigidity_tol(n)
+    assert d["w1_relative"] <= ks_rigidity_tol(n)
+    # the atom: exactly n - p zero eigenvalues when n > p
+    if n > p:
+        assert int(np.sum(ev < 1e-8 * ev.max())) == n - p
+    (lo, hi), = bulk.support
+    pos = ev[ev > 1e-8 * ev.max()]
+    # extreme eigenvalues within O(n^-2/3) (Tracy-Widom scale) of the edges; allow 5 n^-2/3
+    assert abs(pos.min() - lo) <= 5 * n ** (-2 / 3) * (hi - lo)
+    assert abs(pos.max() - hi) <= 5 * n ** (-2 / 3) * (hi - lo)
+
+
+def test_commuting_full_covariances_equal_diagonal_and_dense_backend():
+    p = 60
+    var = two_profiles(p)
+    gen = np.random.default_rng(3)
+    Q, _ = np.linalg.qr(gen.standard_normal((p, p)))
+    full = np.stack([Q @ np.diag(v) @ Q.T for v in var])
+    sizes = [40, 50]
+    x = np.linspace(0.05, 3.0, 40)
+    d_diag = gram_density(gram_model(var, sizes), x)
+    m_joint = gram_model(full, sizes)
+    assert m_joint.basis == "joint-eigenbasis"
+    np.testing.assert_allclose(gram_density(m_joint, x), d_diag, rtol=1e-6, atol=1e-9)
+    m_dense = gram_model(full, sizes, joint_diagonalise=False)
+    assert m_dense.backend == "dense"
+    np.testing.assert_allclose(gram_density(m_dense, x[::4]), d_diag[::4], rtol=1e-6,
+                               atol=1e-9)
+
+
+def test_large_p_structured_covariance_is_scale_free():
+    """With a two-valued profile the model has 2 coordinate groups whatever p: the density
+    at p = 1e5 equals that at p = 1e3 with the same ratios (and is as cheap)."""
+    x = np.linspace(0.05, 4.0, 50)
+    dens = []
+    for p in (1000, 100_000):
+        h = p // 2
+        var = np.vstack([np.ones(p), np.concatenate([np.full(h, 1.5), np.full(h, 0.5)])])
+        m = gram_model(var, [3 * p // 10, 4 * p // 10])
+        assert m.n_distinct == 2
+        dens.append(gram_density(m, x))
+    np.testing.assert_allclose(dens[1], dens[0], rtol=1e-8, atol=1e-12)
+
+
+def test_compressed_model_is_close():
+    """max_atoms merges near-equal variances (second order in the merged spread)."""
+    p = 4000
+    var = two_profiles(p)
+    sizes = [1000, 1200]
+    x = np.linspace(0.1, 3.0, 30)
+    exact = gram_density(gram_model(var, sizes), x)
+    m = gram_model(var, sizes, max_atoms=256)
+    assert m.compressed and m.n_distinct <= 256
+    np.testing.assert_allclose(gram_density(m, x), exact, rtol=0, atol=2e-3 * exact.max())
+
+
+# ---------------------------------------------------------------------------------------
+# kernels: bulk of c1 X^T X + V L V^T + c0 I, spikes, alignments
+# ---------------------------------------------------------------------------------------
+def test_kernel_bulk_is_affine_image():
+    p = 300
+    model = gram_model(np.ones((1, p)), [450])
+    c1, c0 = 0.7, 0.25
+    kb = kernel_bulk(model, c1=c1, c0=c0)
+    gb = kernel_bulk(model)
+    np.testing.assert_allclose(kb.density, gram_density(model, (kb.x - c0) / c1) / c1,
+                               rtol=1e-12)
+    assert kb.atom_at == c0 and kb.atom == pytest.approx(1 / 3)
+    np.testing.assert_allclose(np.array(kb.support), c1 * np.array(gb.support) + c0,
+                               rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def ck_case():
+    """ReLU CK surrogate of a sample at p = 1200 (n = 960 < p), three seeds."""
+    p, n = 1200, 960
+    mix = spike_mixture(p)
+    out = []
+    for seed in (1, 2, 3):
+        sample = mix.sample(n, rng=seed)
+        sur = rd.mixture_ck_surrogate(mix, sample, "relu", 0.2)
+        model = gram_model_from_mixture(mix, sample)
+        coef = sur.coefficients_G
+        bulk = kernel_bulk(model, coef, num=64, cdf_nodes=300)
+        spikes = isolated_eigenvalues(model, coef, bulk=bulk)
+        ev, U = np.linalg.eigh(sur.G)
+        out.append((mix, sample, bulk, spikes, ev, U))
+    return p, n, out
+
+
+def test_surrogate_bulk_against_its_eigenvalues(ck_case):
+    """The low-rank part does not move the bulk: KS of the sampled surrogate's spectrum
+    (spikes removed) to the prediction at the rigidity scale."""
+    p, n, cases = ck_case
+    for _, _, bulk, spikes, ev, _ in cases:
+        d = spectral_distances(bulk, ev, exclude=spikes.positions)
+        assert d["n_used"] == n - spikes.count
+        assert d["ks"] <= ks_rigidity_tol(n)
+
+
+def test_spikes_and_alignments_against_sampled_surrogate(ck_case):
+    p, n, cases = ck_case
+    spikes = cases[0][3]
+    assert spikes.count == 2                      # one per class mean, right of the bulk
+    hi = max(b for _, b in cases[0][2].support)
+    assert np.all(spikes.positions > hi)
+    tol = 4 / math.sqrt(p)
+    obs = np.array([ev[-spikes.count:] for *_, ev, _ in cases])
+    np.testing.assert_allclose(obs.mean(axis=0), spikes.positions, rtol=tol)
+    al = np.array([observed_alignments(U[:, -spikes.count:], s.labels, 2)
+                   for _, s, _, _, _, U in cases])
+    np.testing.assert_allclose(al.mean(axis=0), spikes.alignments, atol=tol)
+    # the alignments of one spike sum to at most 1 (projection on an orthonormal pair)
+    assert np.all(spikes.alignments.sum(axis=1) <= 1 + 1e-12)
+    assert np.all(spikes.alignments >= 0)
+
+
+def test_ntk_spikes_and_atom_gap_against_sampled_surrogate():
+    """NTK surrogate with n > p: bulk, atom and spikes (including those in the gap between
+    the atom and the bulk, visible in the surrogate) against its eigenvalues."""
+    from rmt_deq.ntk_surrogate import mixture_ntk_surrogate
+
+    p, n = 600, 900
+    mix = spike_mixture(p)
+    sample = mix.sample(n, rng=4)
+    sur = mixture_ntk_surrogate(mix, sample, "relu", 0.2)
+    coef = sur.surrogate_coefficients["total"]
+    model = gram_model_from_mixture(mix, sample)
+    bulk = kernel_bulk(model, coef, num=64)
+    spikes = isolated_eigenvalues(model, coef, bulk=bulk)
+    ev = np.linalg.eigvalsh(np.asarray(sur.total))
+    assert bulk.atom == pytest.approx(1 - p / n)
+    # the n - p - (spikes leaving the atom) eigenvalues exactly at c0
+    at_atom = int(np.sum(np.abs(ev - bulk.atom_at) < 1e-9 * bulk.width))
+    in_gap = int(np.sum((spikes.positions > bulk.atom_at)
+                        & (spikes.positions < bulk.support[0][0])))
+    assert n - p - 2 * model.K - 1 <= at_atom <= n - p
+    # two spikes leave the atom into the (atom, bulk) gap, two lie right of the bulk; each
+    # observed within 4 p^-1/2 of its natural scale (the gap's width, or its distance to
+    # the bulk's right edge)
+    assert in_gap == 2 and spikes.count == 4
+    lo, hi = bulk.support[0]
+    for s in spikes.positions:
+        scale = lo - bulk.atom_at if s < lo else s - hi
+        assert np.min(np.abs(ev - s)) <= 4 / math.sqrt(p) * scale
+    d = spectral_distances(bulk, ev, exclude=spikes.positions)
+    assert d["ks"] <= ks_rigidity_tol(n)
+
+
+# ---------------------------------------------------------------------------------------
+# the report / CLI job and the figure
+# ---------------------------------------------------------------------------------------
+def test_spectrum_report_from_spec_matches_library(tmp_path):
+    p = 200
+    mix = spike_mixture(p)
+    spec = {"means": mix.means.tolist(), "covs": mix.covs.tolist(), "sizes": [60, 90]}
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    rep = spectrum_report("tanh", 0.3, mixture=str(path), kind="ck", num=200)
+    mix2, sizes = load_mixture_spec(str(path))
+    sol = rd.solve_four_equations("tanh", 0.3, mix2.statistics(sizes).tau0)
+    coef = rd.surrogate_coefficients(sol, mix2.statistics(sizes), form="G")
+    model = gram_model(mix2.covs, sizes, means=mix2.means)
+    bulk = kernel_bulk(model, coef, num=200)
+    np.testing.assert_allclose(rep["density"], bulk.density, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(rep["spikes"],
+                               isolated_eigenvalues(model, coef, bulk=bulk).positions,
+                               rtol=1e-9)
+    assert rep["atom"] == 0.0 and rep["atom_at"] is None
+    assert json.loads(json.dumps(rep))["p"] == p
+
+
+def test_plot_spectrum_returns_axes():
+    from matplotlib.figure import Figure
+
+    from rmt_deq.plotting import plot_spectrum
+
+    model = gram_model(np.ones((1, 100)), [150])
+    bulk = kernel_bulk(model, c1=1.0, c0=0.1, num=100)
+    ax = Figure().add_subplot(1, 1, 1)
+    ev = np.linspace(0.2, 2.0, 50)
+    assert plot_spectrum(bulk, [3.0], eigenvalues=ev, ax=ax) is ax
+    ax2 = plot_spectrum(bulk, atom_width=0.01)
+    assert ax2 is not ax and len(ax2.lines) >= 1
+
+
+# ---------------------------------------------------------------------------------------
+# bad inputs
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("covs, sizes, exc, match", [
+    (np.ones((2, 3, 4)), [1, 1], ShapeMismatchError, "covs must have shape"),
+    (np.ones((2, 5)), [1, 1, 1], ShapeMismatchError, "sizes must have shape"),
+    (np.array([[1.0, np.nan]]), [3], NonFiniteInputError, "NaN"),
+    (-np.ones((1, 4)), [3], InvalidParameterError, "non-negative"),
+    (np.zeros((1, 4)), [3], InvalidParameterError, "all zero"),
+    (np.ones((1, 4)), [0], InvalidParameterError, "positive sum"),
+    (np.ones((1, 4)), [2.5], InvalidParameterError, "integers"),
+    (np.stack([-np.eye(3)]), [2], InvalidParameterError, "positive semi-definite"),
+])
+def test_gram_model_bad_inputs(covs, sizes, exc, match):
+    with pytest.raises(exc, match=match):
+        gram_model(covs, sizes)
+
+
+def test_bad_inputs_of_solvers_and_spikes():
+    model = gram_model(np.ones((2, 10)), [4, 4], means=np.ones((2, 10)))
+    with pytest.raises(ShapeMismatchError, match="means must have shape"):
+        gram_model(np.ones((2, 10)), [4, 4], means=np.ones((3, 10)))
+    with pytest.raises(InvalidParameterError, match="max_atoms"):
+        gram_model(np.ones((2, 10)), [4, 4], max_atoms=1)
+    with pytest.raises(NonFiniteInputError, match="z has NaN"):
+        stieltjes(model, np.array([np.nan]))
+    with pytest.raises(InvalidParameterError, match="eta_min"):
+        stieltjes(model, np.array([1.0]), eta_min=0.0)
+    with pytest.raises(InvalidParameterError, match="GramModel"):
+        stieltjes("model", np.array([1.0]))
+    with pytest.raises(InvalidParameterError, match="num"):
+        kernel_bulk(model, num=1)
+    with pytest.raises(InvalidParameterError, match="scan"):
+        gram_support(model, scan=4)
+    with pytest.raises(InvalidParameterError, match="not both"):
+        kernel_bulk(model, (1.0, np.zeros((3, 3)), 0.0), c1=1.0)
+    L = np.zeros((3, 3))
+    with pytest.raises(InvalidParameterError, match="c1 = 0"):
+        isolated_eigenvalues(model, (0.0, L, 1.0))
+    with pytest.raises(ShapeMismatchError, match=r"\(K\+1\) x \(K\+1\)"):
+        isolated_eigenvalues(model, (1.0, np.zeros((4, 4)), 0.0))
+    with pytest.raises(InvalidParameterError, match="c1, c0"):
+        isolated_eigenvalues(model, {"c1": 1.0})
+    with pytest.raises(UnknownOptionError, match="bogus"):
+        isolated_eigenvalues(model, (1.0, L, 0.0), bogus=1)
+    other = kernel_bulk(model, c1=2.0, c0=0.0, num=8)
+    with pytest.raises(InvalidParameterError, match="same c1 and c0"):
+        isolated_eigenvalues(model, (1.0, L, 0.0), bulk=other)
+    with pytest.raises(InvalidParameterError, match="no eigenvalues"):
+        spectral_distances(other, np.array([1.0, 2.0]), exclude=[1.0, 2.0])
+    with pytest.raises(NonFiniteInputError):
+        spectral_distances(other, np.array([1.0, np.inf]))
+    with pytest.raises(ShapeMismatchError, match="labels"):
+        observed_alignments(np.eye(3), [0, 1])
+
+
+def test_bad_specs_and_report_options(tmp_path):
+    with pytest.raises(ShapeMismatchError, match="missing"):
+        load_mixture_spec({"means": [[0.0]], "covs": [[1.0]]})
+    with pytest.raises(UnknownOptionError, match="unknown key"):
+        load_mixture_spec({"means": [[0.0]], "covs": [[1.0]], "sizes": [3], "extra": 1})
+    with pytest.raises(InvalidParameterError, match="sizes"):
+        load_mixture_spec({"means": [[0.0]], "covs": [[1.0]], "sizes": [-3]})
+    with pytest.raises(ShapeMismatchError, match="cannot read"):
+        load_mixture_spec(str(tmp_path / "missing.json"))
+    spec = {"means": [[0.0, 1.0]], "covs": [[1.0, 1.0]], "sizes": [3]}
+    with pytest.raises(InvalidParameterError, match="exactly one"):
+        spectrum_report("relu", 0.2)
+    with pytest.raises(InvalidParameterError, match="exactly one"):
+        spectrum_report("relu", 0.2, mixture=spec, data={"X": np.ones((2, 3))})
+    with pytest.raises(UnknownOptionError, match="kind"):
+        spectrum_report("relu", 0.2, mixture=spec, kind="gp")
+    with pytest.raises(InvalidParameterError, match="groups"):
+        spectrum_report("relu", 0.2, mixture=spec, kind="ck", groups=("v",))
+    with pytest.raises(ShapeMismatchError, match="labels"):
+        spectrum_report("relu", 0.2, data={"X": np.ones((2, 3))})
