@@ -1,0 +1,189 @@
+"""Verification of the explicit-network design (issue 6, theory.md section 6).
+
+Writes, next to this file:
+
+* ``design_verification.json``: everything below, as numbers;
+* ``design_spectra.png``: eigenvalue histograms of the exact designed-ENN kernel, the exact
+  DEQ kernel and the DEQ's surrogate (CK: ReLU DEQ with lrelu2; NTK: tanh DEQ with htanh1);
+* ``design_convergence.png``: ||K_ENN - K_DEQ|| / ||K_DEQ|| and the surrogate error against p.
+
+Parts:
+
+1. residual table: relu, tanh, swish, gelu DEQs at sa in {0.1, 0.2, 0.3, 0.5}, every family
+   (lrelu2, quad2, htanh1, quadcubic2) and target (ck, ntk): the max absolute equation error
+   of a match, or the InfeasibleDesignError's failing equation, best residual and message;
+2. convergence: relative operator-norm distance of the exact ENN kernel to the exact DEQ
+   kernel over p (n = 0.8 p, two-class default mixture), log-log slope, beside the DEQ
+   surrogate's error (rmt_deq.design.design_convergence);
+3. sampled: finite-width ENN Gram matrix vs finite-width DEQ Gram matrix
+   (rmt_deq.design.sampled_comparison).
+
+Run:  OPENBLAS_NUM_THREADS=1 python figures/design_verification.py [--ps 200,400,800,1600]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from rmt_deq import design as dz  # noqa: E402
+from rmt_deq.errors import InfeasibleDesignError  # noqa: E402
+
+ACTS = ("relu", "tanh", "swish", "gelu")
+SAS = (0.1, 0.2, 0.3, 0.5)
+FAMILIES = ("lrelu2", "quad2", "htanh1", "quadcubic2")
+TARGETS = ("ck", "ntk")
+CONVERGENCE_CASES = (("relu", "lrelu2", "ck"), ("tanh", "htanh1", "ck"),
+                     ("swish", "quadcubic2", "ck"), ("gelu", "quadcubic2", "ck"),
+                     ("tanh", "htanh1", "ntk"), ("relu", "quadcubic2", "ntk"))
+
+
+def residual_table() -> list:
+    rows = []
+    for act in ACTS:
+        for sa in SAS:
+            for fam in FAMILIES:
+                for tgt in TARGETS:
+                    target = dz.design_target(act, sa, 1.0, target=tgt)
+                    t = time.perf_counter()
+                    rec = {"activation": act, "sa": sa, "family": fam, "target": tgt}
+                    try:
+                        net = dz.design_network(target, fam)
+                        rec.update(matched=True, residual=net.residual,
+                                   relative_residual=net.relative_residual,
+                                   params=dict(net.params),
+                                   solve_ms=1e3 * net.diagnostics["solve_time_s"])
+                    except InfeasibleDesignError as e:
+                        rec.update(matched=False, residual=e.residual,
+                                   failing_equation=e.failing_equation, message=str(e),
+                                   says_cannot="cannot match" in str(e)
+                                   and e.failing_equation in str(e))
+                    rec["wall_ms"] = 1e3 * (time.perf_counter() - t)
+                    rows.append(rec)
+    return rows
+
+
+def convergence(ps) -> list:
+    out = []
+    for act, fam, tgt in CONVERGENCE_CASES:
+        t = time.perf_counter()
+        res = dz.design_convergence(act, 0.2, ps, family=fam, target=tgt,
+                                    keep_eigenvalues=True)
+        res["wall_s"] = time.perf_counter() - t
+        out.append(res)
+        print(f"{act:5s} {fam:10s} {tgt}: ENN-DEQ "
+              + " ".join(f"{r['enn_vs_deq']:.2e}" for r in res["rows"])
+              + f" (slope {res['slopes']['enn_vs_deq']:+.2f}); surrogate-DEQ "
+              + " ".join(f"{r['surrogate_vs_deq']:.3f}" for r in res["rows"])
+              + f" (slope {res['slopes']['surrogate_vs_deq']:+.2f})  [{res['wall_s']:.0f} s]",
+              flush=True)
+    return out
+
+
+def sampled(p: int = 200, width: int = 2000, realizations: int = 16) -> dict:
+    from rmt_deq.pipeline import default_mixture
+
+    mix = default_mixture(p, 2, rng=0)
+    data = mix.sample(int(0.8 * p), rng=1)
+    tau0 = mix.statistics(data).tau0
+    res = {}
+    for act, fam in (("relu", "lrelu2"), ("tanh", "htanh1")):
+        net = dz.design_for_deq(act, 0.2, tau0, family=fam)
+        t = time.perf_counter()
+        r = dz.sampled_comparison(net, data.X, width=width, realizations=realizations, rng=5)
+        r["wall_s"] = time.perf_counter() - t
+        res[f"{act}/{fam}"] = r
+        print(f"sampled {act}/{fam} p={p} m={width} R={realizations}: "
+              + ", ".join(f"{k} {v:.4f}" for k, v in r.items() if isinstance(v, float)),
+              flush=True)
+    return res
+
+
+def plot(conv: list) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pick = {("relu", "lrelu2", "ck"): None, ("tanh", "htanh1", "ntk"): None}
+    for res in conv:
+        key = (res["activation"], res["family"], res["target"])
+        if key in pick:
+            pick[key] = res
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, (key, res) in zip(axes, pick.items()):
+        row = res["rows"][-1]
+        ev = row["eigenvalues"]
+        lo = min(float(np.min(v)) for v in ev.values())
+        hi = np.percentile(np.concatenate(list(ev.values())), 99.5)
+        bins = np.linspace(lo, hi, 70)
+        for name, style in (("deq", dict(histtype="stepfilled", alpha=0.35, color="C0")),
+                            ("enn", dict(histtype="step", lw=1.6, color="C3")),
+                            ("surrogate", dict(histtype="step", lw=1.2, ls="--",
+                                               color="k"))):
+            ax.hist(np.clip(ev[name], lo, hi), bins=bins, density=True,
+                    label={"deq": "exact DEQ", "enn": f"exact designed ENN ({key[1]})",
+                           "surrogate": "RMT surrogate"}[name], **style)
+        ax.set_title(f"{key[0]} DEQ, sa = 0.2, {key[2].upper()}, p = {row['p']}, "
+                     f"n = {row['n']}\nENN-DEQ {row['enn_vs_deq']:.1e}, "
+                     f"surrogate-DEQ {row['surrogate_vs_deq']:.3f}", fontsize=9)
+        ax.set_xlabel("eigenvalue (bulk; spikes beyond the 99.5% quantile clipped)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(HERE / "design_spectra.png", dpi=120)
+    fig2, ax = plt.subplots(figsize=(6.5, 4.5))
+    for i, res in enumerate(conv):
+        ps = [r["p"] for r in res["rows"]]
+        lab = f"{res['activation']}/{res['family']}/{res['target']}"
+        ax.loglog(ps, [r["enn_vs_deq"] for r in res["rows"]], "o-", color=f"C{i}",
+                  label=f"ENN-DEQ {lab} ({res['slopes']['enn_vs_deq']:+.2f})")
+        ax.loglog(ps, [r["surrogate_vs_deq"] for r in res["rows"]], "x--", color=f"C{i}",
+                  alpha=0.6, label=f"surrogate-DEQ ({res['slopes']['surrogate_vs_deq']:+.2f})")
+    ax.set_xlabel("p (n = 0.8 p)")
+    ax.set_ylabel("relative operator-norm error (exact kernels)")
+    ax.legend(fontsize=6, ncol=2)
+    fig2.tight_layout()
+    fig2.savefig(HERE / "design_convergence.png", dpi=120)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ps", default="200,400,800,1600")
+    ap.add_argument("--skip-sampled", action="store_true")
+    args = ap.parse_args()
+    ps = tuple(int(v) for v in args.ps.split(","))
+    t0 = time.perf_counter()
+    table = residual_table()
+    matched = [r for r in table if r["matched"]]
+    print(f"residual table: {len(matched)} of {len(table)} (activation, sa, family, target) "
+          f"matched; max residual {max(r['residual'] for r in matched):.2e}; every "
+          f"unmatched case names its failing equation: "
+          f"{all(r['says_cannot'] for r in table if not r['matched'])}", flush=True)
+    for fam in FAMILIES:
+        for tgt in TARGETS:
+            cell = [r for r in table if r["family"] == fam and r["target"] == tgt]
+            ok = sorted({r["activation"] for r in cell if r["matched"]})
+            bad = sorted({f"{r['activation']}:{r['failing_equation']}" for r in cell
+                          if not r["matched"]})
+            print(f"  {fam:10s} {tgt}: matched {ok or '-'}; cannot {bad or '-'}")
+    conv = convergence(ps)
+    samp = {} if args.skip_sampled else sampled()
+    plot(conv)
+    for res in conv:            # the spectra are in the figure, not the JSON
+        for r in res["rows"]:
+            r.pop("eigenvalues", None)
+    out = {"residual_table": table, "convergence": conv, "sampled": samp,
+           "wall_s": time.perf_counter() - t0}
+    (HERE / "design_verification.json").write_text(json.dumps(out, indent=1, default=float))
+    print(f"wrote design_verification.json, design_spectra.png, design_convergence.png "
+          f"({out['wall_s']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
