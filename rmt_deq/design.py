@@ -1733,8 +1733,8 @@ def sampled_comparison(net: DesignedNetwork, X: Any, *, width: int, realizations
     width : int
         m, for both networks.
     realizations : int
-    rng : int
-        Seed (the ENN uses ``rng``, the DEQ sampler ``rng + 1``).
+    rng : int or Generator
+        Randomness: the ENN's weights are drawn from it, and the DEQ sampler's seed too.
     workers : int, optional
         Threads of the exact-kernel engines.
 
@@ -1757,14 +1757,14 @@ def sampled_comparison(net: DesignedNetwork, X: Any, *, width: int, realizations
     Xa = as_data_matrix(X)
     m = check_positive_int("width", width)
     R = check_positive_int("realizations", realizations)
-    seed = int(rng)
-    gen = as_rng(seed)
+    gen = as_rng(rng)
+    seed = int(gen.integers(2 ** 62))
     G_enn = np.zeros((Xa.shape[1], Xa.shape[1]))
     for _ in range(R):
         G_enn += net.forward(Xa, width=m, rng=gen).gram
     G_enn /= R
     deq = sampled_ck(Xa, sol.activation, sol.sa, sol.sb, width=m, realizations=R,
-                     rng=seed + 1, solution=sol, batches=min(R, 16))
+                     rng=seed, solution=sol, batches=min(R, 16))
     E_deq = exact_ck(Xa, sol.activation, sol.sa, sol.sb, solution=sol, workers=workers).G
     E_enn = net.exact_kernels(Xa, groups=("v",), workers=workers).ck[-1]
     rel = relative_operator_error
