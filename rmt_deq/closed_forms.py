@@ -167,6 +167,47 @@ def piecewise_raw_moments(pieces: Sequence["PolyPiece"], tau: np.ndarray) -> dic
     terms -- its rounding-error scale -- is smaller is returned.
     """
     tau = np.atleast_1d(np.asarray(tau, float))
+    pieces = tuple(pieces)
+    k_hom = homogeneous_degree(pieces)
+    if k_hom is not None:
+        # phi(tau x) = tau^k phi(x): every raw moment is a power of tau times its value at
+        # tau = 1 (exact; the unit values are computed once per activation)
+        unit = _unit_raw_moments(pieces)
+        # F = phi: tau^k;  F = phi^2: tau^(2k);  F = phi'^2: tau^(2k - 2)
+        power = {"phi": k_hom, "phi2": 2 * k_hom, "dphi2": 2 * k_hom - 2}
+        return {key: unit[key] * tau ** power[_RAW_FUNCTION[key]] for key in RAW_KEYS}
+    return _piecewise_raw_direct(pieces, tau)
+
+
+#: raw key -> the function F whose Hermite-weighted moment it is
+_RAW_FUNCTION = {"phi": "phi", "He1_phi": "phi", "He2_phi": "phi", "He3_phi": "phi",
+                 "phi2": "phi2", "He2_phi2": "phi2", "dphi2": "dphi2", "He2_dphi2": "dphi2"}
+
+
+def homogeneous_degree(pieces: Sequence["PolyPiece"]) -> int | None:
+    """k if phi(t x) = t^k phi(x) for all t > 0 (pieces split only at 0, each a monomial
+    of the same degree k >= 1), else None.  The ReLU family has k = 1."""
+    degrees = set()
+    for pc in pieces:
+        if (math.isfinite(pc.lo) and pc.lo != 0.0) or (math.isfinite(pc.hi) and pc.hi != 0.0):
+            return None
+        nz = [j for j, c in enumerate(pc.coeffs) if c != 0.0]
+        if len(nz) > 1:
+            return None
+        degrees.update(nz)
+    if len(degrees) != 1 or 0 in degrees:
+        return None
+    return degrees.pop()
+
+
+@lru_cache(maxsize=256)
+def _unit_raw_moments(pieces: tuple) -> dict:
+    unit = _piecewise_raw_direct(pieces, np.ones(1))
+    return {k: float(v[0]) for k, v in unit.items()}
+
+
+def _piecewise_raw_direct(pieces: tuple, tau: np.ndarray) -> dict:
+    """piecewise_raw_moments without the homogeneity shortcut."""
     bounds, plan, jmax = _piecewise_plan(tuple(pieces))
     out = {k: np.empty(tau.shape) for k in RAW_KEYS}
     for idx, t in np.ndenumerate(tau):

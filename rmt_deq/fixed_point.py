@@ -26,8 +26,9 @@ import numpy as np
 from .activations import ActivationLike, get_activation
 from .errors import (ConvergenceError, InvalidParameterError, NoFixedPointError,
                      UnknownOptionError)
+from .closed_forms import homogeneous_degree
 from .gaussian import (GaussianMoments, gaussian_moments, mp_gaussian_moments,
-                       second_central_moment)
+                       second_central_moment, tau_map_terms)
 
 __all__ = ["FixedPointSolution", "solve_four_equations", "check_variances"]
 
@@ -213,9 +214,14 @@ def solve_four_equations(
         return _solve_mpmath(act, sa, sb, tau0, dps)
 
     c = sb * tau0 * tau0
+    # quadrature engine: iterate on (V0, g4) alone, all moments once at the root
+    lean = method == "quadrature" or (method == "auto" and not act.has_closed_form)
 
-    def F(q: float) -> tuple[float, float, GaussianMoments]:
+    def F(q: float) -> tuple[float, float, GaussianMoments | None]:
         """f(q) = T(q) - q and f'(q) = sa g4/2 - 1."""
+        if lean:
+            V0, g4 = tau_map_terms(act, math.sqrt(q))
+            return sa * V0 + c - q, sa * g4 / 2.0 - 1.0, None
         m = _moments(act, math.sqrt(q), method, dps)
         return sa * float(m.V0) + c - q, sa * float(m.g4) / 2.0 - 1.0, m
 
@@ -260,6 +266,8 @@ def solve_four_equations(
             f"Newton's method on tau^2 did not converge for {act.name!r} at sa = {sa:g} within "
             f"{max_iter} iterations; raise max_iter or check the activation", history)
     tau = math.sqrt(q)
+    if m is None:
+        m = _moments(act, tau, method, dps)
     sol = _assemble(act.name, sa, sb, tau0, tau, m, method, it, history)
     if check_uniqueness:
         unique, q_scan = _scan_uniqueness(act, sa, c, q)
@@ -305,10 +313,17 @@ def _assemble(name: str, sa: float, sb: float, tau0: float, tau: Any, m: Gaussia
 
 
 def _scan_uniqueness(act: Any, sa: float, c: float, q_star: float) -> tuple[bool, float]:
-    """Count sign changes of T(q) - q on a log grid (5 per decade) of [q*/1e4, 1e4 q*]."""
+    """Count sign changes of T(q) - q on a log grid (5 per decade) of [q*/1e4, 1e4 q*].
+
+    For a positively homogeneous phi of degree 1 (the ReLU family) T is affine in q, so
+    the root is unique on all of [0, inf) and no scan is needed.
+    """
+    if act.pieces is not None and homogeneous_degree(act.pieces) == 1:
+        return True, math.inf
     q = q_star * np.logspace(-4, 4, 41)
-    # the scan only needs signs: the light vectorised quadrature of V0 suffices
-    f = sa * second_central_moment(act, np.sqrt(q)) + c - q
+    # the scan only needs signs: a light 6-node-per-panel quadrature of V0 (relative
+    # error ~1e-10) suffices
+    f = sa * second_central_moment(act, np.sqrt(q), nodes=6) + c - q
     s = np.sign(f)
     s = s[s != 0]
     changes = int(np.count_nonzero(np.diff(s)))

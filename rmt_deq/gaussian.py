@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from typing import Any, Callable
 
 import mpmath as mp
@@ -101,13 +102,16 @@ def _check_tau(tau: Any) -> np.ndarray:
 # ----------------------------------------------------------------------------------------
 # quadrature rule
 # ----------------------------------------------------------------------------------------
-def quadrature_rule(act: Activation, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def quadrature_rule(act: Activation, tau: np.ndarray, nodes: int = _NODES
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Nodes xi and weights w (pdf included) with sum(w * h(xi)) ~ E[h(xi)].
 
     Returns arrays of shape ``tau.shape + (N,)``; every tau gets the same number of
     nodes (edges outside the domain collapse to zero-width panels), so evaluation is one
-    vectorised call.
+    vectorised call.  ``nodes`` Gauss-Legendre nodes per panel (16: the accurate engine;
+    fewer for sign scans).
     """
+    gl_x, gl_w = (_GL_X, _GL_W) if nodes == _NODES else _gauss_legendre(nodes)
     tau = np.atleast_1d(tau)
     flat = tau.reshape(-1)
     base = np.arange(-XI_MAX, XI_MAX + 0.5 * _XI_STEP, _XI_STEP)
@@ -117,10 +121,15 @@ def quadrature_rule(act: Activation, tau: np.ndarray) -> tuple[np.ndarray, np.nd
                                    axis=1), axis=1)
     a, b = edges[:, :-1], edges[:, 1:]
     half, mid = 0.5 * (b - a), 0.5 * (a + b)
-    xi = mid[..., None] + half[..., None] * _GL_X
-    w = half[..., None] * _GL_W * _INV_SQRT_2PI * np.exp(-0.5 * xi * xi)
+    xi = mid[..., None] + half[..., None] * gl_x
+    w = half[..., None] * gl_w * _INV_SQRT_2PI * np.exp(-0.5 * xi * xi)
     shape = tau.shape + (-1,)
     return xi.reshape(shape), w.reshape(shape)
+
+
+@lru_cache(maxsize=8)
+def _gauss_legendre(nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.polynomial.legendre.leggauss(nodes)
 
 
 def _guarded(values: np.ndarray, what: str, act: Activation, tau: np.ndarray) -> np.ndarray:
@@ -196,19 +205,46 @@ def _quadrature_raw(act: Activation, tau: np.ndarray) -> dict:
     }
 
 
-def second_central_moment(activation: ActivationLike, tau: Any) -> np.ndarray:
+def second_central_moment(activation: ActivationLike, tau: Any, nodes: int = _NODES
+                          ) -> np.ndarray:
     """V0(tau) = E[phi(tau xi)^2] - E[phi(tau xi)]^2 by the quadrature rule only.
 
     A light evaluation (no derivatives, no divergence checks) for scans over many tau,
-    e.g. the uniqueness scan of the tau equation; it assumes the moments exist.
+    e.g. the uniqueness scan of the tau equation; it assumes the moments exist.  With the
+    default ``nodes`` it is the same arithmetic as ``gaussian_moments(...).V0`` by
+    quadrature; fewer nodes per panel make a cheaper, less accurate scan.
     """
     act = get_activation(activation)
     t = np.atleast_1d(_check_tau(tau))
-    xi, w = quadrature_rule(act, t)
+    xi, w = quadrature_rule(act, t, nodes)
     with np.errstate(all="ignore"):
         phi = act.fn(t[..., None] * xi)
     mean = np.sum(w * phi, axis=-1)
     return np.sum(w * phi * phi, axis=-1) - mean * mean
+
+
+def tau_map_terms(activation: ActivationLike, tau: float) -> tuple[float, float]:
+    """(V0, g4) at one tau by the quadrature rule, without the other moments or checks.
+
+    V0 is the same arithmetic as ``gaussian_moments(..., method="quadrature").V0``; g4
+    (the slope of the tau map, used only as a Newton derivative) is summed in plain
+    float64.  For the inner loop of the four-equation solver.
+    """
+    act = get_activation(activation)
+    t = np.atleast_1d(float(tau))
+    xi, w = quadrature_rule(act, t)
+    x = t[..., None] * xi
+    with np.errstate(all="ignore"):
+        phi, dphi = act.fn(x), act.d1(x)
+    mean = float(np.sum(w * phi))
+    V0 = float(np.sum(w * (phi * phi))) - mean * mean
+    zero = np.zeros(1)
+    d0, p0 = float(act.d1(zero)[0]), float(act.fn(zero)[0])
+    wx = w * xi
+    he2_phi = t[0] * float(np.sum(wx * (dphi - d0)))
+    he2_phi2 = 2.0 * t[0] * float(np.sum(wx * (phi * dphi - p0 * d0)))
+    g4 = (he2_phi2 - 2.0 * mean * he2_phi) / (t[0] * t[0])
+    return V0, g4
 
 
 # ----------------------------------------------------------------------------------------

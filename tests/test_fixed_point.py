@@ -80,3 +80,20 @@ def test_unknown_method_and_nonconvergence():
     with pytest.raises(ConvergenceError) as info:
         solve_four_equations("tanh", 0.3, 1.0, max_iter=1)
     assert len(info.value.residuals) == 1
+
+
+def test_relu_family_uniqueness_is_proved_not_scanned():
+    # T(q) = sa V0(1) q + sb tau0^2 is affine for the ReLU family: one root on [0, inf)
+    for spec in ("relu", "leaky_relu:0.2"):
+        sol = solve_four_equations(spec, 0.4, 1.3)
+        assert sol.unique and sol.q_scan == math.inf
+
+
+def test_lean_newton_equals_full_moment_newton():
+    # the quadrature path iterates on (V0, g4) only; the root must be the one the full
+    # moment set gives (same V0 arithmetic) and the moments those at the root
+    from rmt_deq.gaussian import gaussian_moments
+    sol = solve_four_equations("tanh", 0.3, 1.1)
+    m = gaussian_moments("tanh", sol.tau, method="quadrature")
+    assert abs(0.3 * m.V0 + 0.7 * 1.21 - sol.tau ** 2) <= 2e-16 * sol.tau ** 2 * 4
+    assert sol.g1 == m.g1 and sol.g4 == m.g4

@@ -88,3 +88,18 @@ def test_divergent_moments_raise(fn):
 def test_bad_tau(tau):
     with pytest.raises(InvalidParameterError, match="tau"):
         gaussian_moments("relu", tau)
+
+
+@pytest.mark.parametrize("spec,degree", [("relu", 1), ("leaky_relu:0.1", 1),
+                                         ("quadratic:0,1", 2), ("polynomial:0,0,0,2", 3),
+                                         ("hard_tanh:1,1", None), ("quadratic:1,0.5", None)])
+def test_homogeneous_shortcut_equals_direct_closed_form(spec, degree):
+    """phi(t x) = t^k phi(x): the moments scaled from tau = 1 equal the direct closed form."""
+    from rmt_deq.closed_forms import (_piecewise_raw_direct, homogeneous_degree,
+                                      piecewise_raw_moments)
+    act = get_activation(spec)
+    assert homogeneous_degree(act.pieces) == degree
+    tau = np.geomspace(1e-3, 1e3, 13)
+    fast, direct = piecewise_raw_moments(act.pieces, tau), _piecewise_raw_direct(act.pieces, tau)
+    for key in fast:
+        assert np.allclose(fast[key], direct[key], rtol=1e-13, atol=0), key
