@@ -652,7 +652,9 @@ def _solve_points(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str, *
     todo = cur > eta * (1 + 1e-12)
     while np.any(todo):
         idx = np.flatnonzero(todo)
-        new_eta = np.maximum(cur[idx] * ratio[idx], eta[idx])
+        new_eta = cur[idx] * ratio[idx]
+        # land on the target instead of leaving a last step of less than a decade
+        new_eta = np.where(new_eta < 10.0 * eta[idx], eta[idx], new_eta)
         zt = x[idx] + 1j * new_eta
         final = new_eta <= eta[idx] * (1 + 1e-12)
         ut, ct, e, rt = _newton(model, u[idx], zt, form, 12, uscale,

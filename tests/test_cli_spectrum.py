@@ -122,3 +122,21 @@ def test_errors_exit_2(spec_files, tmp_path, capsys):
     assert "Q" in capsys.readouterr().err
     with pytest.raises(SystemExit):   # argparse: exactly one of --mixture / --data
         main(["spectrum", "--activation", "relu", "--sa", "0.2"])
+
+
+def test_demo_reports_the_predicted_spectrum(tmp_path, capsys):
+    """The demo's figure is the §7 one: predicted bulk and spikes over the exact CK."""
+    out = tmp_path / "demo.png"
+    assert main(["demo", "--p", "120", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "alpha1" in text and "||G - G~||" in text
+    assert "Kolmogorov-Smirnov" in text and "isolated eigenvalues predicted" in text
+    assert out.stat().st_size > 10_000
+    res = rd.run_demo(p=120, out=None)
+    n = res.eig_exact.size
+    # exact-kernel bulk against the prediction: rigidity scale 3 log(n)/n plus the
+    # surrogate's O(p^-1/2) operator-norm error
+    assert res.distances["ks"] <= 3 * math.log(n) / n + 1 / math.sqrt(120)
+    assert res.spikes.count == 2
+    np.testing.assert_allclose(np.sort(res.eig_exact)[-2:], res.spikes.positions,
+                               rtol=4 / math.sqrt(120))
