@@ -145,7 +145,7 @@ CASES = ([("relu", s, "lrelu2", "ck") for s in (0.1, 0.2, 0.3, 0.5)]
          + [("tanh", s, "htanh1", "ck") for s in (0.1, 0.2, 0.3, 0.5)]
          + [("tanh", s, "htanh1", "ntk") for s in (0.1, 0.2, 0.3, 0.5)]
          + [(a, 0.2, "quadcubic2", "ck") for a in ("relu", "tanh", "swish", "gelu")]
-         + [("relu", 0.2, "quadcubic2", "ntk")])
+         + [("relu", 0.2, "quadcubic2", "ntk"), ("tanh", 0.3, "quadcubic2", "ntk")])
 INFEASIBLE = [("relu", 0.2, "quad2", "ck"), ("swish", 0.2, "lrelu2", "ck"),
               ("relu", 0.2, "lrelu2", "ntk"), ("relu", 0.2, "htanh1", "ck")]
 

@@ -848,6 +848,9 @@ class _Quadratic2(DesignFamily):
         out = self.closed_form_ck(target) if target.kind == "ck" else []
         T1 = abs(target.values[0])
         a2 = math.sqrt(T1 / (1.0 if target.kind == "ck" else 3.0)) if T1 > 0 else 1.0
+        v = target.values
+        if self.cubic and abs(v[1]) + abs(v[2]) <= 1e-13 * max(abs(x) for x in v):
+            out.append(np.array([0.0, a2, 0.0, 0.1 * a2]))    # odd target: b1 = b2 = 0
         for b1 in (0.3, 0.1, 1.0):
             for b2 in (0.3, 0.05):
                 x = [b1, a2, b2 * a2]
