@@ -5,7 +5,9 @@ Run:  OPENBLAS_NUM_THREADS=1 python benchmarks/bench_design.py [--quick] [--json
 machine.)
 
 1. Solve time of :func:`rmt_deq.design.design_network` (the DEQ's four-equation solve is done
-   beforehand and not counted), against a baseline written here as a script author would
+   beforehand and not counted; median and best of the repeats: on a shared machine the
+   median carries other processes' load, the best is the intrinsic cost, as timeit
+   reports), against a baseline written here as a script author would
    without this package: scipy SLSQP minimising the sum of squared (relatively weighted)
    equation errors, every layer moment by scipy.integrate.quad (split at the kinks), the
    layer recursion of theory.md section 6 (CK) or the NTK layer map, the same gauge-fixed
@@ -131,7 +133,8 @@ def package_solve(family: str, target, repeats: int) -> dict:
         except InfeasibleDesignError as e:
             net, ok = e.best, False
         times.append(time.perf_counter() - t)
-    return {"time_s": statistics.median(times), "residual": net.residual, "matched": ok,
+    return {"time_s": statistics.median(times), "time_min_s": min(times),
+            "residual": net.residual, "matched": ok,
             "starts": net.diagnostics.get("starts"), "net": net}
 
 
@@ -192,6 +195,7 @@ def main() -> None:
         base = baseline_solve(fam, target, generic_start(fam, target))
         rows.append({"activation": act, "sa": sa, "family": fam, "target": kind,
                      "matched": mine["matched"], "solve_ms": 1e3 * mine["time_s"],
+                     "solve_min_ms": 1e3 * mine["time_min_s"],
                      "residual": mine["residual"], "starts": mine["starts"],
                      "baseline_ms": 1e3 * base["time_s"],
                      "baseline_residual": base["residual"],
@@ -201,6 +205,7 @@ def main() -> None:
             r = rows[-1]
             print(f"{act:5s} sa={sa:.1f} {fam:10s} {kind:3s} "
                   f"{'match' if r['matched'] else 'CANNOT'}: {r['solve_ms']:7.2f} ms "
+                  f"(best {r['solve_min_ms']:.2f}) "
                   f"(residual {r['residual']:.1e}); SLSQP+quad {r['baseline_ms']:8.1f} ms "
                   f"(residual {r['baseline_residual']:.1e}); ratio {r['ratio']:6.0f}",
                   flush=True)
@@ -211,6 +216,8 @@ def main() -> None:
         "solve_ms_median": statistics.median(r["solve_ms"] for r in matched),
         "solve_ms_max": max(r["solve_ms"] for r in matched),
         "within_10ms": sum(r["solve_ms"] <= 10 for r in matched),
+        "best_of_repeats_ms_max": max(r["solve_min_ms"] for r in matched),
+        "best_within_10ms": sum(r["solve_min_ms"] <= 10 for r in matched),
         "ratio_median": statistics.median(r["ratio"] for r in matched),
         "ratio_min": min(r["ratio"] for r in matched),
         "package_residual_max": max(r["residual"] for r in matched),
