@@ -127,6 +127,12 @@ def part_honesty(X, m, R, seeds, ref_factor, confidences, log):
     return out
 
 
+def _max_finite(values):
+    """Largest finite value, or None (no plain-iteration phase, e.g. pure Anderson)."""
+    v = [x for x in values if math.isfinite(x)]
+    return max(v) if v else None
+
+
 def part_families(X, widths, R, log):
     out = []
     for act in ("tanh", "relu"):
@@ -153,8 +159,7 @@ def part_families(X, widths, R, log):
                            "mc_error_relative_ntk": S.mc_error_relative,
                            "forward_iterations_mean": float(np.mean(its)),
                            "solver": sorted({r.method for r in S.info.forward}),
-                           "plain_rate_max": float(np.nanmax(
-                               [r.rate for r in S.info.forward] + [np.nan])),
+                           "plain_rate_max": _max_finite(r.rate for r in S.info.forward),
                            "seconds": time.perf_counter() - t}
                     rows.append(row)
                     log(f"  (c) {act} sa={sa} {fam:10s} m={m:5d}: CK {row['ck']:.4f} "
