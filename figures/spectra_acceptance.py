@@ -245,16 +245,27 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(HERE, "spectra_acceptance.json"))
     args = ap.parse_args(argv)
     args.p_bulk, args.p_spike = (200, 300) if args.quick else (1000, 1600)
-    out = {"command": "python figures/spectra_acceptance.py " + " ".join(sys.argv[1:]),
-           "sa": SA, "settings": {k: v for k, v in vars(args).items() if k != "out"}}
+    out = {}
+    if args.only is not None and os.path.exists(args.out):
+        # one section: keep the other section of an existing report
+        with open(args.out, encoding="utf-8") as fh:
+            out = json.load(fh)
+    cmd = "OPENBLAS_NUM_THREADS=1 python figures/spectra_acceptance.py " + " ".join(sys.argv[1:])
+    settings = {k: v for k, v in vars(args).items() if k != "out"}
+    out.setdefault("commands", {})
+    out.setdefault("settings", {})
+    for section in (("bulk", "spikes") if args.only is None else (args.only,)):
+        out["commands"][section] = cmd
+        out["settings"][section] = settings
+    out["sa"] = SA
     t0 = time.perf_counter()
     if args.only in (None, "bulk"):
         bulk_cases(args, out)
     if args.only in (None, "spikes"):
         spike_cases(args, out)
-    out["total_time_s"] = time.perf_counter() - t0
+    out.setdefault("time_s", {})[args.only or "all"] = time.perf_counter() - t0
     _dump(out, args)
-    print(f"wrote {args.out} ({out['total_time_s']:.0f} s)")
+    print(f"wrote {args.out} ({time.perf_counter() - t0:.0f} s)")
 
 
 if __name__ == "__main__":

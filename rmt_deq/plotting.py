@@ -152,10 +152,10 @@ def plot_spectrum(bulk: Any, spikes: Any = None, *, eigenvalues: Any = None, bin
     ax.plot(xs, curve, color="C3", linewidth=1.6, label="predicted density (§7)")
     top = ylim_factor * ymax if ymax > 0 else 1.0
     if bulk.atom > 0 and (atom_width is None or atom_width <= 0):
-        ax.annotate(f"atom {bulk.atom:.3f} at {bulk.atom_at:.4g}",
-                    xy=(bulk.atom_at, 0.0), xytext=(bulk.atom_at, 0.8 * top),
-                    arrowprops=dict(arrowstyle="->", color="C2"), color="C2", fontsize=8,
-                    ha="left")
+        ax.annotate("", xy=(bulk.atom_at, 0.0), xytext=(bulk.atom_at, 0.8 * top),
+                    arrowprops=dict(arrowstyle="->", color="C2", linewidth=1.6))
+        ax.text(bulk.atom_at, 0.82 * top, f" atom {bulk.atom:.3f} at {bulk.atom_at:.4g}",
+                color="C2", fontsize=8, ha="left", va="bottom")
     for i, s in enumerate(pos):
         ax.axvline(s, color="k", linestyle="--", linewidth=0.9,
                    label="predicted isolated eigenvalues" if i == 0 else None)
