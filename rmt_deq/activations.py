@@ -267,6 +267,12 @@ _SQRT_PI = math.sqrt(math.pi)
 # ----------------------------------------------------------------------------------------
 # built-in activations (factories take the spec parameters as floats)
 # ----------------------------------------------------------------------------------------
+def _num(x: float) -> str:
+    """Shortest text that parses back to exactly ``x`` (names must rebuild the activation)."""
+    short = f"{float(x):g}"
+    return short if float(short) == float(x) else repr(float(x))
+
+
 def _relu() -> Activation:
     return _piecewise_activation(
         "relu", [PolyPiece(-_INF, 0.0, (0.0,)), PolyPiece(0.0, _INF, (0.0, 1.0))],
@@ -277,7 +283,7 @@ def _leaky_relu(slope: float = 0.01) -> Activation:
     _check_finite("leaky_relu slope", slope)
     s = float(slope)
     return _piecewise_activation(
-        f"leaky_relu:{s:g}", [PolyPiece(-_INF, 0.0, (0.0, s)), PolyPiece(0.0, _INF, (0.0, 1.0))],
+        f"leaky_relu:{_num(s)}", [PolyPiece(-_INF, 0.0, (0.0, s)), PolyPiece(0.0, _INF, (0.0, 1.0))],
         fn=lambda x: np.where(x > 0, x, s * x), d1=lambda x: np.where(x > 0, 1.0, s),
         params=(s,))
 
@@ -287,7 +293,7 @@ def _hard_tanh(a: float = 1.0, c: float = 1.0) -> Activation:
     _check_positive("hard_tanh clip level c", c)
     a, c = float(a), float(c)
     return _piecewise_activation(
-        f"hard_tanh:{a:g},{c:g}",
+        f"hard_tanh:{_num(a)},{_num(c)}",
         [PolyPiece(-_INF, -c, (-a * c,)), PolyPiece(-c, c, (0.0, a)), PolyPiece(c, _INF, (a * c,))],
         fn=lambda x: a * np.clip(x, -c, c), d1=lambda x: np.where(np.abs(x) < c, a, 0.0),
         odd=True, params=(a, c), scale=c)
@@ -303,7 +309,7 @@ def _polynomial(*coeffs: float) -> Activation:
     arr = np.array(cs)
     odd = bool(np.all(arr[0::2] == 0))
     act = _piecewise_activation(
-        "polynomial:" + ",".join(f"{c:g}" for c in cs), [PolyPiece(-_INF, _INF, cs)],
+        "polynomial:" + ",".join(_num(c) for c in cs), [PolyPiece(-_INF, _INF, cs)],
         fn=lambda x: P.polyval(x, arr),
         d1=lambda x: P.polyval(x, P.polyder(arr)) if len(arr) > 1 else np.zeros_like(x),
         odd=odd, params=cs)
@@ -315,7 +321,7 @@ def _quadratic(a: float = 0.0, b: float = 1.0) -> Activation:
     _check_finite("quadratic a", a)
     _check_finite("quadratic b", b)
     act = _polynomial(0.0, float(a), float(b))
-    return Activation(**{**act.__dict__, "name": f"quadratic:{float(a):g},{float(b):g}"})
+    return Activation(**{**act.__dict__, "name": f"quadratic:{_num(a)},{_num(b)}"})
 
 
 def _tanh() -> Activation:
@@ -360,7 +366,7 @@ def _elu(alpha: float = 1.0) -> Activation:
     _check_finite("elu alpha", alpha)
     al = float(alpha)
     return Activation(
-        f"elu:{al:g}", lambda x: np.where(x > 0, x, al * np.expm1(np.minimum(x, 0.0))),
+        f"elu:{_num(al)}", lambda x: np.where(x > 0, x, al * np.expm1(np.minimum(x, 0.0))),
         lambda x: np.where(x > 0, 1.0, al * np.exp(np.minimum(x, 0.0))),
         lambda x: x if x > 0 else al * mp.expm1(x),
         lambda x: mp.mpf(1) if x > 0 else al * mp.exp(x), kinks=(0.0,), params=(al,))

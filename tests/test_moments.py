@@ -103,3 +103,15 @@ def test_homogeneous_shortcut_equals_direct_closed_form(spec, degree):
     fast, direct = piecewise_raw_moments(act.pieces, tau), _piecewise_raw_direct(act.pieces, tau)
     for key in fast:
         assert np.allclose(fast[key], direct[key], rtol=1e-13, atol=0), key
+
+
+@pytest.mark.parametrize("spec", ["leaky_relu:0.123456789", "hard_tanh:1.5,0.3333333333333",
+                                  "polynomial:0.1,1.00000001,-0.2", "quadratic:0.7071067811865476,1",
+                                  "elu:1.23456789"])
+def test_name_rebuilds_the_same_activation(spec):
+    """Activation.name must round-trip exactly (explicit networks are stored by name)."""
+    act = get_activation(spec)
+    again = get_activation(act.name)
+    x = np.linspace(-3, 3, 41)
+    assert again.name == act.name
+    assert np.array_equal(again.fn(x), act.fn(x))
