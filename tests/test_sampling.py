@@ -389,3 +389,37 @@ def test_operator_norm_helper_matches_lapack():
             M = (Y + Y.T) / math.sqrt(2 * n) + shift * np.outer(np.ones(n), np.ones(n)) / n
             w = np.linalg.eigvalsh(M)
             assert _opnorm_sym(M) == pytest.approx(max(-w[0], w[-1]), rel=1e-9)
+
+
+# ---------------------------------------------------------------------------- control variate
+def _relu_pair_expectation(S, c):
+    """E[(relu(u_i) - c)(relu(u_j) - c)], (u_i, u_j) ~ N(0, S): the arc-cosine closed form."""
+    s = np.sqrt(np.diagonal(S))
+    cos = np.clip(S / np.outer(s, s), -1.0, 1.0)
+    th = np.arccos(cos)
+    prod = np.outer(s, s) / (2 * np.pi) * (np.sin(th) + (np.pi - th) * cos)
+    mean = s / math.sqrt(2 * np.pi)
+    return prod - c * (mean[:, None] + mean[None, :]) + c * c
+
+
+def test_control_variate_is_the_corrected_gram_and_shrinks_the_error(data):
+    m, sa = 150, 0.3
+    sb = 1 - sa
+    S = sampled_ck(data, "relu", sa, width=m, realizations=1, rng=21, control_variate=True)
+    assert S.info.control_variate
+    child = np.random.default_rng(21).spawn(2)[1]     # realization 0's generator
+    W = sample_deq_weights(m, data.shape[0], rng=child)
+    fw = deq_forward(data, "relu", sa, weights=W)
+    P0 = (np.maximum(math.sqrt(sb) * W.B @ data, 0) - fw.centring) / math.sqrt(m)
+    EL = _relu_pair_expectation(sb * data.T @ data, fw.centring)
+    assert np.allclose(S.matrix, fw.Z.T @ fw.Z - P0.T @ P0 + EL, atol=1e-12)
+    # same weights, same expectation, smaller error bar (1.5x: measured ~2x here)
+    kw = dict(width=m, realizations=16, rng=5, batches=16, draws=100)
+    plain = sampled_ck(data, "relu", sa, **kw)
+    cv = sampled_ck(data, "relu", sa, control_variate=True, **kw)
+    assert cv.mc_error < plain.mc_error / 1.5, (cv.mc_error, plain.mc_error)
+    assert np.linalg.norm(cv.matrix - plain.matrix, 2) <= cv.mc_error + plain.mc_error
+    with pytest.raises(InvalidParameterError):
+        sampled_kernel(data, "relu", sa, kind="ntk", width=10, control_variate=True)
+    with pytest.raises(InvalidParameterError):
+        sampled_ck(data, "relu", sa, width=10, control_variate="yes")
