@@ -99,3 +99,16 @@ def test_sampled_bad_options_exit_with_message(npz, tmp_path, capsys):
     with pytest.raises(SystemExit):
         _run(path, out, "--width", "10", "--dtype", "float16")
     assert not out.exists()
+
+
+def test_sampled_control_variate_flag(npz, tmp_path):
+    path, mix, data = npz
+    out, info = tmp_path / "K.npy", tmp_path / "info.json"
+    assert _run(path, out, "--width", "40", "--realizations", "4", "--seed", "2",
+                "--control-variate", "--info", str(info)) == 0
+    lib = sampled_kernel_from_data(data.X, "tanh", 0.3, labels=data.labels, means=mix.means,
+                                   covs=mix.covs, width=40, realizations=4, rng=2,
+                                   control_variate=True)
+    assert np.array_equal(np.load(out), lib.matrix)
+    assert json.loads(info.read_text())["control_variate"] is True
+    assert _run(path, out, "--kind", "ntk", "--width", "40", "--control-variate") == 2
