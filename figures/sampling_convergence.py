@@ -10,7 +10,8 @@ Three measurements, written to ``figures/sampling_convergence.json`` (and a text
 (b) ``honesty``: over 20 seeds, the operator-norm distance of the sampled kernel (R
     realizations) to a reference with 100 R realizations (same width, independent seed),
     against the reported Monte-Carlo error bar at confidence 0.5, 0.8, 0.95: the observed
-    coverage with its binomial 95% interval.
+    coverage with its binomial 95% interval.  ``honesty_cv`` (part ``bcv``): the same for
+    the CK with the control variate.
 (c) ``families``: tanh and relu at sa = 0.2 and 0.5, each weight family of A (gaussian,
     orthogonal, symmetric): the CK and NTK (all groups) relative operator-norm distance to
     the Gaussian-theory exact kernel as m grows, with the Monte-Carlo error bars (so that a
@@ -90,10 +91,15 @@ def coverage_interval(k, n):
     return float(lo), float(hi)
 
 
-def part_honesty(X, m, R, seeds, ref_factor, confidences, log):
+def part_honesty(X, m, R, seeds, ref_factor, confidences, log,
+                 cases=(("ck", "relu", 0.3), ("ntk", "tanh", 0.3))):
     out = []
-    for kind, act, sa in (("ck", "relu", 0.3), ("ntk", "tanh", 0.3)):
-        fn = sampled_ck if kind == "ck" else sampled_ntk
+    for kind, act, sa in cases:
+        if kind == "ck+cv":
+            def fn(*a, **k):
+                return sampled_ck(*a, control_variate=True, **k)
+        else:
+            fn = sampled_ck if kind == "ck" else sampled_ntk
         t = time.perf_counter()
         ref = fn(X, act, sa, width=m, realizations=ref_factor * R, rng=10 ** 6,
                  batches=16, draws=50)
@@ -186,9 +192,9 @@ def table(res):
                 lines.append(f"  {r['m']:5d}  {r['ck']:.4f}  {r['v']:.4f}  {r['A']:.4f}  "
                              f"{r['B']:.4f}  {r['total']:.4f}   ({r['mc_error_relative_total']:.4f})")
             lines.append("  slope " + "  ".join(f"{k} {v:+.3f}" for k, v in c["slopes"].items()))
-    if "honesty" in res:
+    if "honesty" in res or "honesty_cv" in res:
         lines.append("(b) Monte-Carlo error bar coverage over seeds")
-        for h in res["honesty"]:
+        for h in res.get("honesty", []) + res.get("honesty_cv", []):
             for r in h["rows"]:
                 lines.append(
                     f"  {h['kind']} {h['activation']} sa={h['sa']} m={h['m']} R={h['R']} "
@@ -214,7 +220,7 @@ def table(res):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", default="all", choices=["a", "b", "c", "all"])
+    ap.add_argument("--part", default="all", choices=["a", "b", "bcv", "c", "all"])
     ap.add_argument("--R", type=int, default=4, help="realizations for (a) and (c)")
     ap.add_argument("--quick", action="store_true", help="small widths (smoke test)")
     ap.add_argument("--out", default=os.path.join(HERE, "sampling_convergence"))
@@ -237,6 +243,10 @@ def main():
     if args.part in ("b", "all"):
         res["honesty"] = part_honesty(X, 400 if not args.quick else 100, 16, 20, 100,
                                       (0.5, 0.8, 0.95), log)
+    if args.part in ("bcv", "all"):
+        res["honesty_cv"] = part_honesty(X, 400 if not args.quick else 100, 16, 20, 100,
+                                         (0.5, 0.8, 0.95), log, cases=(("ck+cv", "relu",
+                                                                        0.3),))
     if args.part in ("c", "all"):
         res["families"] = part_families(X, fam_widths, args.R, log)
     res.setdefault("seconds", {})[args.part] = time.perf_counter() - t0
