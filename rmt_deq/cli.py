@@ -263,10 +263,11 @@ def _cmd_kernel(args: argparse.Namespace) -> int:
     groups = tuple(g.strip() for g in args.groups.split(",") if g.strip())
     if args.method == "sampled":
         return _cmd_kernel_sampled(args, data, groups)
-    if args.width is not None or args.target_error is not None or args.info is not None:
+    if (args.width is not None or args.target_error is not None or args.info is not None
+            or args.control_variate):
         from .errors import InvalidParameterError
-        raise InvalidParameterError("--width, --target-error and --info apply to "
-                                    "--method sampled only")
+        raise InvalidParameterError("--width, --target-error, --info and --control-variate "
+                                    "apply to --method sampled only")
     K = kernel_from_data(data["X"], args.activation, args.sa, args.sb,
                          labels=data.get("labels"), means=data.get("means"),
                          covs=data.get("covs"), tau0=args.tau0, kind=args.kind,
