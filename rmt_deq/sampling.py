@@ -26,6 +26,12 @@ slightly conservative; when it is dominated by a few random directions the sign 
 reproduce its Gaussian tail and the t factor accounts for the b - 1 degrees of freedom.
 The finite-width bias E M - (infinite-width kernel) = O(1/m) is *not* part of this error.
 
+Control variate (CK only, ``control_variate=True``): each realization contributes
+Z^T Z - L + E[L], with L the Gram matrix of the input injection's features
+phi_c(sqrt(sb) B X)/sqrt(m) of the same draw and E[L] its exact expectation (a bivariate
+Gaussian expectation at covariance sb X^T X, exact at every width since B is Gaussian for
+every family).  Unbiased for the same expectation, with a smaller error bar.
+
 Reproducibility: realization r uses the r-th child of the seed's ``SeedSequence`` (the
 same weights whatever R, the chunking or early stopping); the same seed and options give
 the same matrix bit for bit.
