@@ -154,6 +154,36 @@ def bulk_cases(args, out):
     return rows
 
 
+def sampled_convergence(args, out):
+    """The sampled kernel's distance to the prediction against the number of features m R:
+    relu CK, diagonal (or --convergence-covariance) covariances, p = 1000, n = 700 (the Monte-Carlo average deforms the
+    spectrum by O(n / (m R)); the prediction is the m R -> infinity limit)."""
+    p = args.p_bulk
+    n = int(0.7 * p)
+    cov = args.convergence_covariance
+    mix = bulk_mixture(p, cov)
+    sample = mix.sample(n, rng=11)
+    sol = rd.solve_four_equations("relu", SA, mix.statistics(sample).tau0)
+    bulk, spikes, _ = predicted(mix, sample, sol, "ck")
+    rows = []
+    for fps in args.convergence_features:
+        R = int(math.ceil(fps * n / args.width))
+        t = time.perf_counter()
+        S = sampled_ck(sample.X, "relu", SA, width=args.width, realizations=R, rng=5,
+                       solution=sol, batches=min(R, 16)).matrix
+        d = distances(bulk, spikes, np.linalg.eigvalsh(S))
+        d.update(features_per_sample=fps, width=args.width, realizations=R,
+                 time_s=time.perf_counter() - t)
+        rows.append(d)
+        print(f"[sampled m R = {fps:g} n] W1/width {d['w1_relative']:.4f} KS {d['ks']:.4f}",
+              flush=True)
+        key = "sampled_convergence" + ("" if cov == "diagonal" else f"_{cov}")
+        out[key] = {"p": p, "n": n, "activation": "relu", "kernel": "ck",
+                    "covariance": cov, "rows": rows}
+        _dump(out, args)
+    return rows
+
+
 def spike_cases(args, out):
     rows = []
     p = args.p_spike
@@ -241,7 +271,13 @@ def main(argv=None):
     ap.add_argument("--features-per-sample", type=float, default=60.0,
                     help="weight draws R = ceil(this * n / m) (default 60)")
     ap.add_argument("--spike-samples", type=int, default=4)
-    ap.add_argument("--only", choices=["bulk", "spikes"], default=None)
+    ap.add_argument("--only", choices=["bulk", "spikes", "sampled_convergence"],
+                    default=None)
+    ap.add_argument("--convergence-features", type=float, nargs="+",
+                    default=[30.0, 60.0, 120.0],
+                    help="m R / n values of the sampled_convergence section")
+    ap.add_argument("--convergence-covariance", choices=["diagonal", "isotropic"],
+                    default="diagonal")
     ap.add_argument("--out", default=os.path.join(HERE, "spectra_acceptance.json"))
     args = ap.parse_args(argv)
     args.p_bulk, args.p_spike = (200, 300) if args.quick else (1000, 1600)
@@ -254,7 +290,8 @@ def main(argv=None):
     settings = {k: v for k, v in vars(args).items() if k != "out"}
     out.setdefault("commands", {})
     out.setdefault("settings", {})
-    for section in (("bulk", "spikes") if args.only is None else (args.only,)):
+    for section in (("bulk", "spikes", "sampled_convergence") if args.only is None
+                    else (args.only,)):
         out["commands"][section] = cmd
         out["settings"][section] = settings
     out["sa"] = SA
@@ -263,6 +300,8 @@ def main(argv=None):
         bulk_cases(args, out)
     if args.only in (None, "spikes"):
         spike_cases(args, out)
+    if args.only in (None, "sampled_convergence"):
+        sampled_convergence(args, out)
     out.setdefault("time_s", {})[args.only or "all"] = time.perf_counter() - t0
     _dump(out, args)
     print(f"wrote {args.out} ({time.perf_counter() - t0:.0f} s)")
