@@ -17,7 +17,29 @@ from .surrogate import (CKSurrogate, SurrogateCoefficients, ck_surrogate,
                         mixture_ck_surrogate, plugin_ck_surrogate, surrogate_coefficients)
 from .bivariate import bivariate_expectation
 from .kernels import ExactKernel, ExactNTK, exact_ck, exact_ntk, published_ntk
-from .pipeline import default_mixture, kernel_from_data, run_demo
+from .pipeline import default_mixture, kernel_from_data, run_demo, sampled_kernel_from_data
+from .ntk_surrogate import (ExactExplicitNTK, NTKCoefficients, NTKSurrogate,
+                            exact_explicit_ntk, explicit_network_coefficients,
+                            explicit_ntk_surrogate, mixture_ntk_surrogate, ntk_coefficients,
+                            ntk_surrogate_coefficients, plugin_ntk_surrogate)
+from .weights import WEIGHT_FAMILIES, weight_matrix
+from .deq import (DEQForward, DEQGradients, DEQWeights, SolveRecord, deq_forward,
+                  deq_gradients, sample_deq_weights, solve_batched)
+from .explicit import (ExactExplicitKernels, ExplicitNetwork, exact_explicit_kernels,
+                       explicit_forward, sample_explicit_weights, sampled_explicit_ck,
+                       sampled_explicit_ntk)
+from .sampling import (SampledKernel, SampledNTK, SamplingInfo, SamplingProgress,
+                       mc_error_bound, sampled_ck, sampled_kernel, sampled_ntk)
+from .metrics import (KernelComparison, TopEigenComparison, compare_kernels, ks_distance,
+                      relative_frobenius_distance, relative_operator_distance,
+                      top_eigen_comparison, wasserstein1_distance)
+from .spectra import (BulkSpectrum, GramModel, gram_density, gram_model,
+                      gram_model_from_mixture, gram_support, kernel_bulk, spectral_distances,
+                      stieltjes)
+from .spikes import Spikes, isolated_eigenvalues, observed_alignments, spectrum_report
+from .design import (DesignedLayer, DesignedNetwork, DesignFamily, DesignTarget, ENNForward,
+                     ParametricFamily, design_for_deq, design_network, design_record,
+                     design_target, enn_equations, get_family, load_designed_network)
 
 __version__ = "0.1.0"
 
@@ -30,7 +52,25 @@ __all__ = [
     "CKSurrogate", "SurrogateCoefficients", "ck_surrogate", "mixture_ck_surrogate",
     "plugin_ck_surrogate", "surrogate_coefficients",
     "bivariate_expectation", "ExactKernel", "ExactNTK", "exact_ck", "exact_ntk",
-    "published_ntk", "kernel_from_data", "run_demo",
+    "published_ntk", "kernel_from_data", "run_demo", "sampled_kernel_from_data",
+    "NTKCoefficients", "NTKSurrogate", "ntk_coefficients", "ntk_surrogate_coefficients",
+    "mixture_ntk_surrogate", "plugin_ntk_surrogate", "explicit_network_coefficients",
+    "explicit_ntk_surrogate", "ExactExplicitNTK", "exact_explicit_ntk",
+    "WEIGHT_FAMILIES", "weight_matrix", "DEQWeights", "DEQForward", "DEQGradients",
+    "SolveRecord", "solve_batched", "sample_deq_weights", "deq_forward", "deq_gradients",
+    "ExplicitNetwork", "ExactExplicitKernels", "exact_explicit_kernels", "explicit_forward",
+    "sample_explicit_weights", "sampled_explicit_ck", "sampled_explicit_ntk",
+    "SampledKernel", "SampledNTK", "SamplingInfo", "SamplingProgress", "mc_error_bound",
+    "sampled_ck", "sampled_ntk", "sampled_kernel",
+    "KernelComparison", "TopEigenComparison", "compare_kernels", "ks_distance",
+    "relative_frobenius_distance", "relative_operator_distance", "top_eigen_comparison",
+    "wasserstein1_distance",
+    "GramModel", "BulkSpectrum", "gram_model", "gram_model_from_mixture", "gram_density",
+    "gram_support", "kernel_bulk", "spectral_distances", "stieltjes",
+    "Spikes", "isolated_eigenvalues", "observed_alignments", "spectrum_report",
+    "DesignTarget", "DesignFamily", "ParametricFamily", "DesignedLayer", "DesignedNetwork",
+    "ENNForward", "design_target", "design_network", "design_for_deq", "design_record",
+    "enn_equations", "get_family", "load_designed_network",
     "RmtDeqError", "InvalidParameterError", "ShapeMismatchError", "NonFiniteInputError",
     "UnknownActivationError", "UnknownOptionError", "DivergentMomentError",
     "NoFixedPointError", "ConvergenceError", "InfeasibleDesignError",
