@@ -52,7 +52,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._validation import check_choice
 from .errors import (ConvergenceError, InvalidParameterError, NonFiniteInputError,
                      ShapeMismatchError)
 

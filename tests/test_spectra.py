@@ -24,9 +24,9 @@ import numpy as np
 import pytest
 
 import rmt_deq as rd
-from rmt_deq.errors import (ConvergenceError, InvalidParameterError, NonFiniteInputError,
-                            ShapeMismatchError, UnknownOptionError)
-from rmt_deq.spectra import (BulkSpectrum, gram_density, gram_model,
+from rmt_deq.errors import (InvalidParameterError, NonFiniteInputError, ShapeMismatchError,
+                            UnknownOptionError)
+from rmt_deq.spectra import (gram_density, gram_model,
                              gram_model_from_mixture, gram_support, kernel_bulk,
                              spectral_distances, stieltjes)
 from rmt_deq.spikes import (isolated_eigenvalues, load_mixture_spec, observed_alignments,
