@@ -33,10 +33,12 @@ from .sampling import (SampledKernel, SampledNTK, SamplingInfo, SamplingProgress
 from .metrics import (KernelComparison, TopEigenComparison, compare_kernels, ks_distance,
                       relative_frobenius_distance, relative_operator_distance,
                       top_eigen_comparison, wasserstein1_distance)
-from .spectra import (BulkSpectrum, GramModel, gram_density, gram_model,
+from .spectra import (BulkSpectrum, GramModel, StieltjesSolution, gram_density, gram_model,
                       gram_model_from_mixture, gram_support, kernel_bulk, spectral_distances,
                       stieltjes)
-from .spikes import Spikes, isolated_eigenvalues, observed_alignments, spectrum_report
+from .spikes import (Spikes, isolated_eigenvalues, load_mixture_spec, observed_alignments,
+                     spectrum_report)
+from .plotting import plot_spectrum
 from .design import (DesignedLayer, DesignedNetwork, DesignFamily, DesignTarget, ENNForward,
                      ParametricFamily, design_for_deq, design_network, design_record,
                      design_target, enn_equations, get_family, load_designed_network)
@@ -65,9 +67,10 @@ __all__ = [
     "KernelComparison", "TopEigenComparison", "compare_kernels", "ks_distance",
     "relative_frobenius_distance", "relative_operator_distance", "top_eigen_comparison",
     "wasserstein1_distance",
-    "GramModel", "BulkSpectrum", "gram_model", "gram_model_from_mixture", "gram_density",
+    "GramModel", "BulkSpectrum", "StieltjesSolution", "gram_model", "gram_model_from_mixture", "gram_density",
     "gram_support", "kernel_bulk", "spectral_distances", "stieltjes",
     "Spikes", "isolated_eigenvalues", "observed_alignments", "spectrum_report",
+    "load_mixture_spec", "plot_spectrum",
     "DesignTarget", "DesignFamily", "ParametricFamily", "DesignedLayer", "DesignedNetwork",
     "ENNForward", "design_target", "design_network", "design_for_deq", "design_record",
     "enn_equations", "get_family", "load_designed_network",
