@@ -21,7 +21,6 @@ import argparse
 import json
 import sys
 
-import numpy as np
 
 from rmt_deq.fixed_point import solve_four_equations
 from rmt_deq.kernels import exact_ntk

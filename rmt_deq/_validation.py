@@ -8,8 +8,8 @@ import numpy as np
 from .errors import (InvalidParameterError, NonFiniteInputError, ShapeMismatchError,
                      UnknownOptionError)
 
-__all__ = ["as_data_matrix", "as_labels", "as_rng", "check_choice", "check_options",
-           "check_positive_int", "check_tolerance"]
+__all__ = ["as_data_matrix", "as_labels", "as_rng", "check_choice", "check_groups",
+           "check_options", "check_positive_int", "check_tolerance"]
 
 
 def as_data_matrix(X: Any, name: str = "X") -> np.ndarray:
@@ -105,3 +105,35 @@ def check_tolerance(tol: Any, name: str = "tol") -> float:
     if not (np.isfinite(t) and t > 0):
         raise InvalidParameterError(f"{name} must be finite and > 0, got {tol!r}")
     return t
+
+
+#: what each DEQ parameter group is (for error messages)
+_GROUP_HINT = "v: readout, A: recurrent weights, B: input weights"
+
+
+def check_groups(groups: Any, allowed: Iterable[str]) -> tuple[str, ...]:
+    """Validate a selection of NTK parameter groups; return it in the order of ``allowed``.
+
+    Raises
+    ------
+    UnknownOptionError
+        ``groups`` is not a sequence of names, or names a group not in ``allowed``.
+    InvalidParameterError
+        ``groups`` is empty.
+    """
+    allowed = tuple(allowed)
+    hint = f" ({_GROUP_HINT})" if set(allowed) == {"v", "A", "B"} else ""
+    if isinstance(groups, str):
+        groups = (groups,)
+    try:
+        gs = tuple(groups)
+    except TypeError:
+        raise UnknownOptionError(
+            f"groups must be a sequence of names from {allowed}, got {groups!r}") from None
+    unknown = [g for g in gs if g not in allowed]
+    if unknown:
+        raise UnknownOptionError(
+            f"unknown NTK parameter group(s) {unknown}; choose from {allowed}{hint}")
+    if not gs:
+        raise InvalidParameterError(f"select at least one NTK group from {allowed}")
+    return tuple(g for g in allowed if g in gs)

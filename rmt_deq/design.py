@@ -81,13 +81,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
-from scipy import special
 
-from ._validation import as_data_matrix, as_rng, check_choice, check_positive_int
+from ._validation import as_data_matrix, as_rng, check_choice, check_groups, check_positive_int
 from .activations import Activation, ActivationLike, PolyPiece, get_activation
 from .errors import (InfeasibleDesignError, InvalidParameterError, RmtDeqError,
                      ShapeMismatchError, UnknownOptionError)
-from .fixed_point import FixedPointSolution, check_variances, solve_four_equations
+from .fixed_point import FixedPointSolution, solve_four_equations
 
 __all__ = [
     "TARGETS",
@@ -504,8 +503,8 @@ def design_target(activation: ActivationLike | FixedPointSolution, sa: float | N
                 (sol.tau ** 2 - sb_f * sol.tau0 ** 2) / sa_f)
         groups: tuple = ()
     else:
-        from .ntk_surrogate import _check_groups, ntk_coefficients
-        groups = _check_groups(ntk_groups, _NTK_DEQ_GROUPS)
+        from .ntk_surrogate import ntk_coefficients
+        groups = check_groups(ntk_groups, _NTK_DEQ_GROUPS)
         tot = ntk_coefficients(sol, groups)["total"]
         vals = (tot.c1, tot.d2, tot.d3, tot.theta_diag)
     return DesignTarget(kind=target, values=tuple(float(v) for v in vals),

@@ -30,7 +30,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ._validation import as_data_matrix, check_positive_int
+from ._validation import as_data_matrix, check_groups, check_positive_int
 from .activations import Activation, get_activation
 from .bivariate import PairExpectations, one_dimensional_moments
 from .deq import _Elementwise
@@ -357,18 +357,7 @@ class ExplicitSamplingInfo:
 
 
 def _check_groups(net: ExplicitNetwork, groups: Any) -> tuple[str, ...]:
-    allowed = net.group_names
-    if groups is None:
-        return allowed
-    if isinstance(groups, str):
-        groups = (groups,)
-    gs = tuple(groups)
-    bad = [g for g in gs if g not in allowed]
-    if bad:
-        raise UnknownOptionError(f"unknown NTK group(s) {bad}; this network has {allowed}")
-    if not gs:
-        raise InvalidParameterError(f"select at least one NTK group from {allowed}")
-    return tuple(g for g in allowed if g in gs)
+    return net.group_names if groups is None else check_groups(groups, net.group_names)
 
 
 def _sample(X: Any, net: ExplicitNetwork, ntk: bool, names: tuple[str, ...],

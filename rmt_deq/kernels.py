@@ -36,7 +36,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from ._validation import as_data_matrix, check_positive_int, check_tolerance
+from ._validation import as_data_matrix, check_groups, check_positive_int, check_tolerance
 from .activations import ActivationLike, get_activation
 from .bivariate import (DEFAULT_KMAX, DEFAULT_TOL, METHODS, PairExpectations,
                         one_dimensional_moments)
@@ -143,24 +143,6 @@ class ExactNTK:
 # ----------------------------------------------------------------------------------------
 # validation
 # ----------------------------------------------------------------------------------------
-def _check_groups(groups: Any) -> tuple[str, ...]:
-    if isinstance(groups, str):
-        groups = (groups,)
-    try:
-        gs = tuple(groups)
-    except TypeError:
-        raise UnknownOptionError(
-            f"groups must be a sequence of names from {NTK_GROUPS}, got {groups!r}") from None
-    unknown = [g for g in gs if g not in NTK_GROUPS]
-    if unknown:
-        raise UnknownOptionError(
-            f"unknown NTK parameter group(s) {unknown}; choose from {NTK_GROUPS} "
-            f"(v: readout, A: recurrent weights, B: input weights)")
-    if not gs:
-        raise InvalidParameterError(f"select at least one NTK group from {NTK_GROUPS}")
-    return tuple(g for g in NTK_GROUPS if g in gs)
-
-
 
 
 
@@ -422,7 +404,7 @@ def ntk_from_kernel(ck: ExactKernel, groups: Iterable[str] = NTK_GROUPS) -> Exac
     -------
     ExactNTK
     """
-    sel = _check_groups(groups)
+    sel = check_groups(groups, NTK_GROUPS)
     if not isinstance(ck, ExactKernel):
         raise InvalidParameterError(f"ck must be an ExactKernel, got {type(ck).__name__}")
     gain = 1.0 / (1.0 - ck.sa * ck.Gdot)
@@ -502,7 +484,7 @@ def exact_ntk(
     UnknownOptionError
         An unknown group name or keyword option.
     """
-    sel = _check_groups(groups)
+    sel = check_groups(groups, NTK_GROUPS)
     allowed = {"tau0", "solution", "method", "tol", "max_iter", "expectation_tol", "kmax",
                "workers"}
     unknown = sorted(set(options) - allowed)

@@ -50,10 +50,10 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ._validation import as_data_matrix, check_choice
+from ._validation import as_data_matrix, check_choice, check_groups
 from .activations import Activation, ActivationLike, get_activation
 from .bivariate import DEFAULT_KMAX, DEFAULT_TOL, METHODS as _PAIR_METHODS, PairExpectations
-from .errors import InvalidParameterError, ShapeMismatchError, UnknownOptionError
+from .errors import InvalidParameterError, ShapeMismatchError
 from .fixed_point import FixedPointSolution
 from .gaussian import GaussianMoments, gaussian_moments
 from .kernels import NTK_GROUPS
@@ -190,23 +190,6 @@ def _sum_coefficients(parts: Sequence[NTKCoefficients]) -> NTKCoefficients:
     return total
 
 
-def _check_groups(groups: Any, allowed: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(groups, str):
-        groups = (groups,)
-    try:
-        gs = tuple(groups)
-    except TypeError:
-        raise UnknownOptionError(
-            f"groups must be a sequence of names from {tuple(allowed)}, got {groups!r}") from None
-    unknown = [g for g in gs if g not in allowed]
-    if unknown:
-        raise UnknownOptionError(
-            f"unknown NTK parameter group(s) {unknown}; choose from {tuple(allowed)}")
-    if not gs:
-        raise InvalidParameterError(f"select at least one NTK group from {tuple(allowed)}")
-    return tuple(g for g in allowed if g in gs)
-
-
 def _check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise InvalidParameterError(f"{name} must be True or False, got {value!r}")
@@ -247,7 +230,7 @@ def ntk_coefficients(solution: FixedPointSolution,
         an unknown group name.
     """
     sol = _check_solution(solution)
-    sel = _check_groups(groups, NTK_GROUPS)
+    sel = check_groups(groups, NTK_GROUPS)
     m: GaussianMoments = sol.moments
     sa, sb = float(sol.sa), float(sol.sb)
     g1, g2, g4 = float(sol.g1), float(sol.g2), float(sol.g4)
@@ -451,7 +434,7 @@ def mixture_ntk_surrogate(mixture: GaussianMixture, sample: MixtureSample,
         unknown group or T_convention.
     """
     check_choice("T_convention", T_convention, _T_CONVENTIONS)
-    sel = _check_groups(groups, NTK_GROUPS)
+    sel = check_groups(groups, NTK_GROUPS)
     refine = _check_bool("refine", refine)
     allow = _check_bool("allow_tau0_mismatch", allow_tau0_mismatch)
     if not isinstance(mixture, GaussianMixture):
@@ -494,7 +477,7 @@ def plugin_ntk_surrogate(X: Any, labels: Any,
         With ``plugin`` set to the :class:`PluginEstimate`.
     """
     check_choice("T_convention", T_convention, _T_CONVENTIONS)
-    sel = _check_groups(groups, NTK_GROUPS)
+    sel = check_groups(groups, NTK_GROUPS)
     refine = _check_bool("refine", refine)
     allow = _check_bool("allow_tau0_mismatch", allow_tau0_mismatch)
     est = plugin_statistics(X, labels, diag_estimator=diag_estimator)
@@ -753,7 +736,7 @@ def explicit_ntk_surrogate(mixture: GaussianMixture | None, sample: MixtureSampl
         Xa = as_data_matrix(X)
         codes = np.asarray(plugin.codes)
     net = explicit_network_coefficients(activations, stats.tau0, method=method)
-    sel = _check_groups(net.group_names if groups is None else groups, net.group_names)
+    sel = check_groups(net.group_names if groups is None else groups, net.group_names)
     coefs = {g: net.groups[g] for g in sel}
     coefs["total"] = replace(_sum_coefficients([coefs[g] for g in sel]), label="+".join(sel))
     nan = float("nan")
@@ -827,7 +810,7 @@ def exact_explicit_ntk(X: Any, activations: Sequence[ActivationLike], *,
         tau0 = math.sqrt(float(np.mean(norms2)))
     acts = _as_activation_list(activations)
     net = explicit_network_coefficients(acts, tau0)
-    sel = _check_groups(net.group_names if groups is None else groups, net.group_names)
+    sel = check_groups(net.group_names if groups is None else groups, net.group_names)
     K = Xa.T @ Xa
     cks, dcks = [K], []
     for act, layer in zip(acts, net.layers):

@@ -46,11 +46,11 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 from scipy import stats
 
-from ._validation import as_rng, check_choice, check_options, check_positive_int
+from ._validation import as_rng, check_choice, check_groups, check_options, check_positive_int
 from .activations import ActivationLike
 from .deq import (SolveRecord, _chunks, _DEQSystem, _Elementwise, _prepare,
                   _solver_options, sample_deq_weights)
-from .errors import ConvergenceError, InvalidParameterError, UnknownOptionError
+from .errors import ConvergenceError, InvalidParameterError
 from .fixed_point import FixedPointSolution
 from .weights import check_dtype, check_family
 
@@ -345,23 +345,6 @@ class _Accumulator:
 # ----------------------------------------------------------------------------------------
 # the engine
 # ----------------------------------------------------------------------------------------
-def _check_groups(groups: Any) -> tuple[str, ...]:
-    if isinstance(groups, str):
-        groups = (groups,)
-    try:
-        gs = tuple(groups)
-    except TypeError:
-        raise UnknownOptionError(f"groups must be names from {NTK_GROUPS}") from None
-    bad = [g for g in gs if g not in NTK_GROUPS]
-    if bad:
-        raise UnknownOptionError(
-            f"unknown NTK parameter group(s) {bad}; choose from {NTK_GROUPS} "
-            f"(v: readout, A: recurrent weights, B: input weights)")
-    if not gs:
-        raise InvalidParameterError(f"select at least one NTK group from {NTK_GROUPS}")
-    return tuple(g for g in NTK_GROUPS if g in gs)
-
-
 def _check_unit_interval(name: str, x: Any) -> float:
     try:
         v = float(x)
@@ -794,7 +777,7 @@ def sampled_ntk(
     -------
     SampledNTK
     """
-    sel = _check_groups(groups)
+    sel = check_groups(groups, NTK_GROUPS)
     mc = _MCSettings.make(realizations, batches, confidence, draws, target_error,
                           check_every, progress)
     acc, info, seed = _run(
