@@ -2,16 +2,25 @@
 
 Run:  OPENBLAS_NUM_THREADS=1 python benchmarks/bench_spectra.py [--quick]
 
-Cases (K = 2 classes, diagonal covariances, sizes n_a; the density of X^T X on a 1000-point
-grid spanning the bulk, :func:`rmt_deq.spectra.gram_density`):
+Cases (diagonal covariances, sizes n_a; the density of X^T X on a 1000-point grid spanning
+the bulk, :func:`rmt_deq.spectra.gram_density`; the model is built beforehand, its build
+time is reported separately):
 
-* p = 1e3, class 1 with p distinct variances (linspace(0.4, 1.6, p)), class 2 two-valued:
-  U = p distinct coordinate groups, exact; n = 700 and n = 1500.
-* p = 1e5, both classes two-valued (a structured covariance): U = 2 groups, exact.
-* p = 1e5, class 1 with p distinct variances: exact on a 50-point subgrid (the cost is
-  O(K^2 U) per point and iteration, U = 1e5), and on the full grid with ``max_atoms=512``
-  (coordinates merged into quantile bins: an approximation whose error is reported against
-  the exact values on the subgrid).
+* p = 1e3, K = 2, class 1 with p distinct variances (linspace(0.4, 1.6, p)), class 2
+  two-valued: U = p distinct coordinates, direct sums (the default below 4096 of them);
+  n = 700 and n = 1500.
+* p = 1e5, K = 2, both classes two-valued (a structured covariance): U = 2, direct sums.
+* p = 1e5, K = 2, the p = 1e3 profiles at p = 1e5 (U = 1e5 distinct coordinates); and
+  K = 3 with a third class 1 + 0.4 sin(6 pi j/p): the default box expansion of the sums
+  (``summation="auto"``; every sum within 1e-14 of the sum of the absolute values of its
+  terms, see :class:`rmt_deq.spectra._BoxExpansion`); n < p and n > p.  Checked against
+  the direct sums (``summation="direct"``) on a 50-point subgrid: the largest difference of
+  the densities relative to the peak and relative pointwise where the density exceeds
+  1e-6 of the peak.
+* p = 1e5, K = 2 with independent uniform variances in both classes (a two-dimensional
+  cloud of coordinates, the harder case for the expansion).
+* p = 1e5 with ``max_atoms=512`` (coordinates merged into quantile bins: an approximation,
+  its error against the exact values reported).
 * The reference: a dense eigendecomposition (numpy.linalg.eigvalsh, and eigh with
   vectors) of an n x n Gram matrix at n = 4000, i.e. what estimating the spectrum by
   sampling costs for one draw.
@@ -67,7 +76,7 @@ def grid_for(model, num=1000):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="n = 1500 eigendecomposition only")
+    ap.add_argument("--quick", action="store_true", help="n = 1500 eigendecomposition, no direct-sum check")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--out", default=os.path.join(HERE, "bench_spectra.json"))
     args = ap.parse_args(argv)
@@ -78,7 +87,7 @@ def main(argv=None):
                "grid_points": points, "seconds": seconds, "cpu_seconds": CPU["last"],
                **extra}
         rows.append(row)
-        print(f"{name:48s} p={p:>6d} n={n:>6d} U={U:>6d} points={points:4d}: "
+        print(f"{name:52s} p={p:>6d} n={n:>6d} U={U:>6d} points={points:4d}: "
               f"{seconds:8.3f} s wall, {CPU['last']:8.3f} s CPU" + "".join(f"  {k}={v:.3g}" for k, v in extra.items()
                                             if isinstance(v, float)), flush=True)
 
@@ -95,25 +104,56 @@ def main(argv=None):
         x = grid_for(model)
         t, _ = _best(lambda: gram_density(model, x), args.repeat)
         record("density, two-valued variances (exact)", p, n, model.n_distinct, t, x.size)
-    # p = 1e5 continuous: exact on a subgrid, compressed on the full grid
-    n = 70_000
+    # p = 1e5, all-distinct variances: box expansion (exact up to a 1e-14 bound) on the
+    # full grid, checked against the direct sums on a subgrid
+    def distinct(var, sizes, name):
+        t, c = time.perf_counter(), time.process_time()
+        fast = gram_model(var, sizes)
+        build = (time.perf_counter() - t, time.process_time() - c)
+        x = grid_for(fast)
+        t_f, d_f = _best(lambda: gram_density(fast, x), args.repeat)
+        cpu_f = CPU["last"]
+        extra = {}
+        if not args.quick:
+            slow = gram_model(var, sizes, summation="direct")
+            sub = x[::20]
+            t_d, d_d = _best(lambda: gram_density(slow, sub), 1)
+            big = d_d > 1e-6 * d_d.max()
+            extra = dict(
+                direct_subgrid_points=int(sub.size), direct_subgrid_s=t_d,
+                direct_extrapolated_1000_points_s=t_d * x.size / sub.size,
+                max_abs_difference_over_peak=float(np.max(np.abs(d_f[::20] - d_d))
+                                                   / d_d.max()),
+                max_relative_difference_where_density_above_1e6th_of_peak=float(np.max(
+                    np.abs(d_f[::20] - d_d)[big] / d_d[big])))
+        CPU["last"] = cpu_f
+        record(name, p, sum(sizes), fast.n_distinct, t_f, x.size,
+               summation=fast.as_dict()["summation"], boxes=fast.expansion.n_boxes,
+               model_build_s=build[0], model_build_cpu_s=build[1], **extra)
+
     var = profiles(p)
+    for n in (70_000, 150_000):
+        distinct(var, [n // 2, n - n // 2], "density, K=2, p distinct variances (exact)")
+    var3 = np.vstack([var, 1.0 + 0.4 * np.sin(6 * np.pi * np.arange(p) / p)])
+    for n in (70_000, 150_000):
+        distinct(var3, [n // 3, n // 3, n - 2 * (n // 3)],
+                 "density, K=3, p distinct variances (exact)")
+    gen0 = np.random.default_rng(1)
+    cloud = np.vstack([gen0.uniform(0.4, 1.6, p), gen0.uniform(0.5, 1.5, p)])
+    distinct(cloud, [35_000, 35_000], "density, K=2, independent uniform variances (exact)")
+    # max_atoms compression (an approximation) for comparison
+    n = 70_000
     sizes = [n // 2, n - n // 2]
     comp = gram_model(var, sizes, max_atoms=512)
     x = grid_for(comp)
     t_c, d_c = _best(lambda: gram_density(comp, x), args.repeat)
     cpu_c = CPU["last"]
     exact = gram_model(var, sizes)
-    sub = x[::20]
-    t_e, d_e = _best(lambda: gram_density(exact, sub), 1)
-    cpu_e = CPU["last"]
-    err = float(np.max(np.abs(d_c[::20] - d_e)) / np.max(d_e))
+    d_e = gram_density(exact, x)
     CPU["last"] = cpu_c
     record("density, p distinct variances, max_atoms=512", p, n, comp.n_distinct, t_c,
-           x.size, max_error_vs_exact_relative_to_peak=err)
-    CPU["last"] = cpu_e
-    record("density, p distinct variances (exact), subgrid", p, n, exact.n_distinct, t_e,
-           sub.size, extrapolated_1000_points_s=t_e * x.size / sub.size)
+           x.size, max_error_vs_exact_relative_to_peak=float(
+               np.max(np.abs(d_c - d_e)) / np.max(d_e)))
     # dense eigendecomposition at n = 4000 (and what sampling one Gram matrix costs)
     gen = np.random.default_rng(0)
     nd = 1500 if args.quick else 4000

@@ -185,6 +185,131 @@ def test_compressed_model_is_close():
 
 
 # ---------------------------------------------------------------------------------------
+# the box expansion of the coordinate sums (summation="expansion")
+# ---------------------------------------------------------------------------------------
+def direct_sums(var, w, coeff, shift):
+    """sum_u w t_a/D, sum_u w/D, sum_u w t_a t_b/D^2 and the sums of the absolute values of
+    the terms, D_u = shift + coeff . t_u, term by term (independent of the package)."""
+    D = shift[:, None] + coeff @ var
+    Y = 1.0 / D
+    first = (Y * w) @ var.T
+    trace = (Y * w).sum(axis=1)
+    sec = np.einsum("nu,au,bu->nab", Y * Y * w, var, var)
+    abs1 = (np.abs(Y) * w) @ var.T
+    abs0 = (np.abs(Y) * w).sum(axis=1)
+    abs2 = np.einsum("nu,au,bu->nab", np.abs(Y) ** 2 * w, var, var)
+    return first, trace, sec, abs1, abs0, abs2
+
+
+@pytest.mark.parametrize("K", [1, 2, 3])
+def test_expansion_sums_within_their_bound(K):
+    """Each expanded sum is within 1e-14 (the bound) + round-off of the direct sum, relative
+    to the sum of the absolute values of its terms; points far from every box (expansion)
+    and near some box (direct fallback) both occur."""
+    gen = np.random.default_rng(K)
+    p = 5000
+    var = gen.uniform(0.2, 2.0, (K, p))
+    m = gram_model(var, [600] * K, summation="expansion")
+    ex = m.expansion
+    assert ex is not None and m.as_dict()["summation"] == "expansion"
+    N = 40
+    coeff = (gen.standard_normal((N, K)) + 1j * gen.uniform(-0.5, 0.0, (N, K))) * 0.5
+    shift = np.ones(N, dtype=complex)
+    # half the points resonate with a coordinate (D close to 0 there: the fallback)
+    j = gen.integers(0, p, N // 2)
+    shift[: N // 2] = -(coeff[: N // 2] * var[:, j].T).sum(axis=1) + 1e-3j
+    first, sec, trace, _ = m._moments(coeff, shift)
+    wts = m.weights
+    f0, t0, s0, a1, a0, a2 = direct_sums(m.variances, wts, coeff, shift)
+    tol = 1e-13
+    assert np.all(np.abs(first - f0) <= tol * a1)
+    assert np.all(np.abs(trace - t0) <= tol * a0)
+    assert np.all(np.abs(sec - s0) <= tol * a2)
+    D0 = shift[:, None] + coeff @ ex.centers.T
+    q = (np.abs(coeff) @ ex.radii.T) / np.abs(D0)
+    assert np.any(q <= ex.qmax[-1]) and np.any(q > ex.qmax[-1])
+    # without the second moments: the same first moments and trace
+    f2, s2, t2, _ = m._moments(coeff, shift, second=False)
+    assert s2 is None
+    np.testing.assert_allclose(f2, first, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(t2, trace, rtol=1e-15, atol=0)
+
+
+def test_expansion_truncation_bounds():
+    """At |eps| <= qmax[k] the degree-k Taylor polynomials of 1/(1+eps) and 1/(1+eps)^2
+    are within the tolerance of the functions, relative to their absolute values."""
+    from rmt_deq.spectra import _q_thresholds
+
+    tol = 1e-14
+    qmax = _q_thresholds(30, tol)
+    assert np.all(np.diff(qmax) > 0) and qmax[0] < 1e-7 and qmax[-1] < 1
+    gen = np.random.default_rng(0)
+    for k in (0, 5, 12, 24, 30):
+        eps = qmax[k] * np.exp(2j * np.pi * gen.uniform(size=200))
+        eps = np.append(eps, -qmax[k])
+        j = np.arange(k + 1)
+        t1 = ((-eps[:, None]) ** j).sum(axis=1)
+        t2 = ((j + 1) * (-eps[:, None]) ** j).sum(axis=1)
+        # the remainders in closed form (no cancellation): eps^(k+1) terms
+        r1 = np.abs((-eps) ** (k + 1) / (1 + eps))
+        r2 = np.abs(1 / (1 + eps) ** 2 - t2)
+        assert np.all(r1 * np.abs(1 + eps) <= tol * 1.0000001)
+        assert np.all(r2 * np.abs(1 + eps) ** 2 <= tol + 1e-15)
+        assert np.all(np.abs(1 / (1 + eps) - t1) * np.abs(1 + eps) <= tol + 1e-15)
+
+
+@pytest.mark.parametrize("n", [3000, 9000])
+def test_expansion_density_equals_direct(n):
+    """p = 6000 distinct variances (auto: expansion) against the direct sums, n < p and
+    n > p: the densities agree to 1e-10 of the peak (the solver's own precision)."""
+    p = 6000
+    var = two_profiles(p)
+    sizes = [n // 2, n - n // 2]
+    fast = gram_model(var, sizes)
+    slow = gram_model(var, sizes, summation="direct")
+    assert fast.expansion is not None and slow.expansion is None
+    assert fast.n_distinct == p
+    sup = gram_support(fast, scan=128)
+    assert np.allclose(np.ravel(sup), np.ravel(gram_support(slow, scan=128)), rtol=0,
+                       atol=1e-8 * fast.scale)
+    x = np.linspace(0.5 * sup[0][0], 1.05 * sup[-1][1], 40)
+    d_fast, d_slow = gram_density(fast, x), gram_density(slow, x)
+    np.testing.assert_allclose(d_fast, d_slow, rtol=0, atol=1e-10 * d_slow.max())
+    z = x[::8] + 0.01j
+    np.testing.assert_allclose(stieltjes(fast, z).m_gram, stieltjes(slow, z).m_gram,
+                               rtol=1e-11)
+
+
+def test_expansion_spikes_equal_direct():
+    """The spike equation (it also uses the means' quadratic form) with the expansion."""
+    p = 800
+    mix = spike_mixture(p)
+    stats = mix.statistics(600)
+    sol = rd.solve_four_equations("relu", 0.2, stats.tau0)
+    coef = rd.surrogate_coefficients(sol, stats, form="G")
+    out = []
+    for summation in ("expansion", "direct"):
+        model = gram_model_from_mixture(mix, 600, summation=summation)
+        bulk = kernel_bulk(model, coef, num=64)
+        out.append(isolated_eigenvalues(model, coef, bulk=bulk))
+    assert out[0].positions.size == out[1].positions.size > 0
+    np.testing.assert_allclose(out[0].positions, out[1].positions, rtol=1e-9)
+    np.testing.assert_allclose(out[0].alignments, out[1].alignments, rtol=0, atol=1e-9)
+
+
+def test_summation_choice_and_bad_values():
+    small = gram_model(two_profiles(1000), [300, 400])
+    assert small.expansion is None and small.as_dict()["summation"] == "direct"
+    with pytest.raises(InvalidParameterError, match="summation"):
+        gram_model(two_profiles(100), [30, 40], summation="fast")
+    with pytest.raises(InvalidParameterError, match="K <= 3"):
+        gram_model(np.ones((4, 50)), [10] * 4, summation="expansion")
+    # K = 4 with many distinct coordinates: auto falls back to direct sums
+    var4 = np.vstack([np.linspace(0.5, 1.5, 5000)] * 4)
+    assert gram_model(var4, [100] * 4).expansion is None
+
+
+# ---------------------------------------------------------------------------------------
 # kernels: bulk of c1 X^T X + V L V^T + c0 I, spikes, alignments
 # ---------------------------------------------------------------------------------------
 def test_kernel_bulk_is_affine_image():
