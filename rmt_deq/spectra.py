@@ -25,14 +25,15 @@ Cost.  With diagonal covariances (or commuting ones, which are jointly diagonali
 the equations need sums over the U <= p *distinct* coordinates (tuples (C_1)_jj, ...,
 (C_K)_jj), independent of n; a structured covariance (a few distinct variances) makes them
 O(K^2) whatever p.  Summed term by term they cost O(K^2 U) per grid point and Newton step.
-From U = 4096 on (K <= 3) they are by default evaluated by Taylor expansions over 32 boxes
+From U = 4096 on (K <= 3) they are by default evaluated by Taylor expansions over 16 boxes
 of coordinates (:class:`_BoxExpansion`) at a cost independent of U, every sum within 1e-14
 of the sum of the absolute values of its terms (a proven truncation bound; pairs of points
 and boxes where it cannot be met are summed directly): a 1000-point density at p = 1e5
-distinct variances takes about 0.5 s (K = 2) instead of about 60 s.  ``max_atoms``
-optionally merges coordinates with nearly equal variances into at most that many groups
-(an approximation, second order in the merged spread, exact traces tr(C_a)/p kept).  Non-commuting full covariances cost O(K p^3) per evaluation (a dense
-complex solve per grid point and iteration): correct but slow.
+distinct variances takes about 0.25 s (K = 2) or 0.6-0.8 s (K = 3) instead of about 60 s.
+``max_atoms`` optionally merges coordinates with nearly equal variances into at most that
+many groups (an approximation, second order in the merged spread, exact traces tr(C_a)/p
+kept).  Non-commuting full covariances cost O(K p^3) per evaluation (a dense complex solve
+per grid point and iteration): correct but slow.
 
 Kernels.  A surrogate ``c1 X^T X + V A V^T + c0 I`` (the CK of theory.md §4, the NTK of §5,
 or anything of that form) has the bulk of ``c1 X^T X + c0``: the low-rank part V A V^T
@@ -89,7 +90,7 @@ _EXPANSION_MIN_U = 4096
 #: largest Taylor order of the expansion, by K (K > 3: direct summation only)
 _EXPANSION_ORDER = {1: 32, 2: 24, 3: 20}
 #: number of coordinate boxes of the expansion
-_EXPANSION_BOXES = 32
+_EXPANSION_BOXES = 16
 #: bound on the truncation error of every sum, relative to the sum of the absolute values
 #: of its terms (a few times the round-off of the direct sum over 10^5 terms)
 _EXPANSION_TOL = 1e-14
@@ -282,14 +283,15 @@ class _BoxExpansion:
             nA = int(self.deg_start[P + 1])
             # c^alpha for |alpha| <= P, as (2N, nA) real (real parts, then imaginary parts)
             mon = self._monomials(coeff, nA)                                 # c^alpha
-            mon2 = np.concatenate([mon.real, mon.imag], axis=0)
-            # AA[n, part, k, b, h] = real/imaginary part of sum_{|alpha|=k} c^alpha M[b,h,alpha]
-            AA = np.empty((N, 2, P + 1, B, nh))
+            # rows 2n, 2n+1: real and imaginary parts of c^alpha at point n
+            mon2 = np.stack([mon.real, mon.imag], axis=1)                    # (N, 2, nA)
+            # AA[n, k, part, b, h]: part (real, imaginary) of sum_{|alpha|=k} c^alpha M[b,h,alpha]
+            AA = np.empty((N, P + 1, 2, B, nh))
             for k in range(P + 1):
                 s0, s1 = self.deg_start[k], self.deg_start[k + 1]
                 blk = self.blocks[k].reshape(s1 - s0, B, self.nh)[:, :, :nh].reshape(s1 - s0, -1)
-                r = mon2[:, s0:s1] @ blk                                      # (2N, B nh)
-                AA[:, :, k] = r.reshape(2, N, B, nh).transpose(1, 0, 2, 3)
+                r = mon2[:, :, s0:s1].reshape(2 * N, s1 - s0) @ blk            # (2N, B nh)
+                AA[:, k] = r.reshape(N, 2, B, nh)
             inv = np.where(far, 1.0 / np.where(far, D0, 1.0), 0.0)        # (N, B)
             gam = np.empty((N, P + 1, B), dtype=complex)     # (-1)^k / D0^(k+1)
             gam[:, 0] = inv
@@ -298,16 +300,14 @@ class _BoxExpansion:
                     np.broadcast_to(-inv[:, None], (N, P, B)), axis=1)
             L = (P + 1) * B
             rows = 4 if second else 2
-            G = np.empty((N, rows, 2, L))
-            g = gam.reshape(N, L)
-            G[:, 0, 0], G[:, 0, 1] = g.real, -g.imag          # real part of gam A
-            G[:, 1, 0], G[:, 1, 1] = g.imag, g.real           # imaginary part
+            G = np.empty((N, rows, P + 1, 2, B))
+            G[:, 0, :, 0], G[:, 0, :, 1] = gam.real, -gam.imag    # real part of gam A
+            G[:, 1, :, 0], G[:, 1, :, 1] = gam.imag, gam.real     # imaginary part
             if second:
                 # 1/D^2 = sum_k (k+1) (-1)^k (c.y)^k / D0^(k+2)
-                g2 = (gam * inv[:, None, :] * (np.arange(P + 1) + 1.0)[None, :, None]
-                      ).reshape(N, L)
-                G[:, 2, 0], G[:, 2, 1] = g2.real, -g2.imag
-                G[:, 3, 0], G[:, 3, 1] = g2.imag, g2.real
+                g2 = gam * inv[:, None, :] * (np.arange(P + 1) + 1.0)[None, :, None]
+                G[:, 2, :, 0], G[:, 2, :, 1] = g2.real, -g2.imag
+                G[:, 3, :, 0], G[:, 3, :, 1] = g2.imag, g2.real
             Sx = np.matmul(G.reshape(N, rows, 2 * L), AA.reshape(N, 2 * L, nh))
             S = Sx[:, 0] + 1j * Sx[:, 1]                                      # (N, nh)
             trace += S[:, 0]
@@ -616,7 +616,7 @@ def gram_model(covs: Any, sizes: Any, *, means: Any = None, mean_bias: Any = Non
         backend in their joint eigenbasis (default True).
     summation : {"auto", "direct", "expansion"}
         How the diagonal backend evaluates its sums over the U distinct coordinates.
-        "direct": term by term, O(U) per point.  "expansion": Taylor expansions over 32
+        "direct": term by term, O(U) per point.  "expansion": Taylor expansions over 16
         boxes of coordinates (see :class:`_BoxExpansion`), O(number of moments) per point,
         with every sum within 1e-14 of the sum of the absolute values of its terms of the
         direct sum (a rigorous truncation bound; a box where the bound cannot be met at a
