@@ -27,8 +27,8 @@ from .activations import ActivationLike, get_activation
 from .errors import (ConvergenceError, InvalidParameterError, NoFixedPointError,
                      UnknownOptionError)
 from .closed_forms import homogeneous_degree
-from .gaussian import (GaussianMoments, gaussian_moments, mp_gaussian_moments,
-                       second_central_moment, tau_map_terms)
+from .gaussian import (GaussianMoments, MomentTable, gaussian_moments, moment_table,
+                       mp_gaussian_moments, second_central_moment, tau_map_terms)
 
 __all__ = ["FixedPointSolution", "solve_four_equations", "check_variances"]
 
@@ -171,8 +171,14 @@ def solve_four_equations(
         Data scale sqrt(tr C°/p) > 0 (the typical norm of a column of X).
     sb : float, optional
         Variance of the input weights; default 1 - sa.
-    method : {"auto", "closed", "quadrature", "mpmath"}
-        Moment engine.  ``"mpmath"`` solves at ``dps`` digits (slow; a reference).
+    method : {"auto", "closed", "quadrature", "mpmath", "table"}
+        Moment engine.  ``"auto"``: the closed form when the activation has one, else the
+        cached interpolation table (:func:`rmt_deq.gaussian.moment_table`, built on the
+        first call for the activation, ~0.1 s) wherever it is valid and covers tau, else
+        the quadrature engine; ``"table"`` the same for any activation; ``"quadrature"``
+        the quadrature engine only.  The Newton iterations, the uniqueness scan and the
+        moments at the root use the same engine (``solution.method`` names the one of the
+        moments).  ``"mpmath"`` solves at ``dps`` digits (slow; a reference).
     tol : float
         Relative tolerance on q = tau^2 for Newton's method.
     max_iter : int
@@ -203,9 +209,9 @@ def solve_four_equations(
     if not math.isfinite(tau0) or tau0 <= 0:
         raise InvalidParameterError(
             f"tau0 (the data scale sqrt(tr C°/p)) must be finite and > 0, got {tau0!r}")
-    if method not in ("auto", "closed", "quadrature", "mpmath"):
+    if method not in ("auto", "closed", "quadrature", "mpmath", "table"):
         raise UnknownOptionError(
-            f"unknown method {method!r}; choose auto, closed, quadrature or mpmath")
+            f"unknown method {method!r}; choose auto, closed, quadrature, mpmath or table")
     if not (isinstance(max_iter, (int, np.integer)) and max_iter > 0):
         raise InvalidParameterError(f"max_iter must be a positive integer, got {max_iter!r}")
     if not (math.isfinite(tol) and tol > 0):
@@ -214,15 +220,26 @@ def solve_four_equations(
         return _solve_mpmath(act, sa, sb, tau0, dps)
 
     c = sb * tau0 * tau0
+    # the table engine (auto for activations without closed forms): where the cached table
+    # covers tau, every evaluation is an interpolation; elsewhere the quadrature engine
+    table = None
+    if method == "table" or (method == "auto" and not act.has_closed_form):
+        table = moment_table(activation if isinstance(activation, str) else act)
+        table = table if table.valid else None
+        method = "quadrature"   # the engine wherever the table does not cover tau
     # quadrature engine: iterate on (V0, g4) alone, all moments once at the root
-    lean = method == "quadrature" or (method == "auto" and not act.has_closed_form)
+    lean = method == "quadrature"
 
     def F(q: float) -> tuple[float, float, GaussianMoments | None]:
         """f(q) = T(q) - q and f'(q) = sa g4/2 - 1."""
+        tau = math.sqrt(q)
+        if table is not None and table.tau_lo <= tau <= table.tau_hi:
+            v = table.values(tau)
+            return sa * float(v[2]) + c - q, sa * float(v[8]) / 2.0 - 1.0, None
         if lean:
-            V0, g4 = tau_map_terms(act, math.sqrt(q))
+            V0, g4 = tau_map_terms(act, tau)
             return sa * V0 + c - q, sa * g4 / 2.0 - 1.0, None
-        m = _moments(act, math.sqrt(q), method, dps)
+        m = _moments(act, tau, method, dps)
         return sa * float(m.V0) + c - q, sa * float(m.g4) / 2.0 - 1.0, m
 
     # f(q) > 0 on (0, c]: V0 >= 0.  Newton from q = c with a lazily built bracket [lo, hi]:
@@ -267,19 +284,15 @@ def solve_four_equations(
             f"{max_iter} iterations; raise max_iter or check the activation", history)
     tau = math.sqrt(q)
     if m is None:
-        m = _moments(act, tau, method, dps)
-    sol = _assemble(act.name, sa, sb, tau0, tau, m, method, it, history)
-    if check_uniqueness:
-        unique, q_scan = _scan_uniqueness(act, sa, c, q)
-        sol = FixedPointSolution(**{**sol.__dict__, "unique": unique, "q_scan": q_scan,
-                                    "message": sol.message + ("" if unique else
-                                    "; WARNING: the tau equation has another root in "
-                                    f"[0, {q_scan:.3g}] (returned the stable one)")})
-    return sol
+        m = (table.moments(tau) if table is not None and table.covers(tau)
+             else _moments(act, tau, method, dps))
+    unique, q_scan = _scan_uniqueness(act, sa, c, q, table) if check_uniqueness else (True, 0.0)
+    return _assemble(act.name, sa, sb, tau0, tau, m, method, it, history, unique, q_scan)
 
 
 def _assemble(name: str, sa: float, sb: float, tau0: float, tau: Any, m: GaussianMoments,
-              method: str, iterations: int, history: list) -> FixedPointSolution:
+              method: str, iterations: int, history: list, unique: bool = True,
+              q_scan: float = 0.0) -> FixedPointSolution:
     g1, g2, g4 = m.g1, m.g2, m.g4
     k1, k4 = sa * g1, sa * g4 / 2
     if not k4 < 1:
@@ -308,23 +321,58 @@ def _assemble(name: str, sa: float, sb: float, tau0: float, tau: Any, m: Gaussia
         alpha2=float(alpha2), alpha3=float(alpha3), alpha4=float(alpha4), g1=float(g1),
         g2=float(g2), g4=float(g4), centring=float(m.mean), moments=m,
         contraction=contraction, residual=residual, iterations=iterations,
-        residual_history=tuple(float(h) for h in history), converged=True, unique=True,
-        method=m.method, message="converged")
+        residual_history=tuple(float(h) for h in history), converged=True, unique=unique,
+        q_scan=q_scan, method=m.method,
+        message="converged" + ("" if unique else "; WARNING: the tau equation has another "
+                               f"root in [0, {q_scan:.3g}] (returned the stable one)"))
 
 
-def _scan_uniqueness(act: Any, sa: float, c: float, q_star: float) -> tuple[bool, float]:
+_SCAN_GRID = np.logspace(-4, 4, 41)
+
+
+def _scan_uniqueness(act: Any, sa: float, c: float, q_star: float,
+                     table: MomentTable | None = None) -> tuple[bool, float]:
     """Count sign changes of T(q) - q on a log grid (5 per decade) of [q*/1e4, 1e4 q*].
 
     For a positively homogeneous phi of degree 1 (the ReLU family) T is affine in q, so
-    the root is unique on all of [0, inf) and no scan is needed.
+    the root is unique on all of [0, inf) and no scan is needed.  Below q = c = sb tau0^2
+    no evaluation is needed either: T(q) - q >= c - q > 0 there (V0 >= 0).  With a moment
+    ``table`` covering the rest of the range, the grid is the table's fixed lattice (same
+    density, V0 tabulated at build time; ``q_scan`` is then the last lattice point, within
+    a factor 10^0.2 of 1e4 q*); otherwise the grid is anchored at q* and V0 comes from the
+    table where it covers sqrt(q), else from a light quadrature.
     """
     if act.pieces is not None and homogeneous_degree(act.pieces) == 1:
         return True, math.inf
-    q = q_star * np.logspace(-4, 4, 41)
-    # the scan only needs signs: a light 6-node-per-panel quadrature of V0 (relative
-    # error ~1e-10) suffices
-    f = sa * second_central_moment(act, np.sqrt(q), nodes=6) + c - q
-    s = np.sign(f)
+    if table is not None:
+        # the table's lattice (5 points per decade of q, as the grid below) when it covers
+        # the part of [q*/1e4, 1e4 q*] where q >= c: V0 there was tabulated at build time
+        t_star = math.sqrt(q_star)
+        t_min, t_max = max(1e-2 * t_star, math.sqrt(c)), 1e2 * t_star
+        if table.tau_lo <= t_min and t_max <= table.tau_hi:
+            i, j = table.scan_slice(t_min, t_max)
+            f = sa * table.scan_v0[i:j] + (c - table.scan_q[i:j])
+            s = np.sign(f)
+            s = s[s != 0]
+            # q < c (all of [q*/1e4, c) is in the scan range): f >= c - q > 0 there
+            changes = int(np.count_nonzero(s[1:] != s[:-1])) + int(s.size > 0 and s[0] < 0)
+            return changes <= 1, float(table.scan_q[j - 1]) if j > i else 1e4 * q_star
+    q = q_star * _SCAN_GRID
+    i0 = int(np.searchsorted(q, c))               # q[:i0] < c: f > 0 there, not evaluated
+    tau = np.sqrt(q[i0:])
+    f = c - q[i0:]
+    a, b = 0, tau.size                            # tau[a:b] is covered by the table
+    if table is not None:
+        a = int(np.searchsorted(tau, table.tau_lo))
+        b = int(np.searchsorted(tau, table.tau_hi, side="right"))
+        if b > a:
+            f[a:b] += sa * table.v0(tau[a:b])
+    if a > 0 or b < tau.size:
+        rest = np.concatenate((np.arange(a), np.arange(b, tau.size)))
+        # the scan only needs signs: a light 6-node-per-panel quadrature of V0 (relative
+        # error ~1e-10) suffices
+        f[rest] += sa * second_central_moment(act, tau[rest], nodes=6)
+    s = np.sign(f) if i0 == 0 else np.concatenate(([1.0], np.sign(f)))
     s = s[s != 0]
     changes = int(np.count_nonzero(np.diff(s)))
     return changes <= 1, float(q[-1])

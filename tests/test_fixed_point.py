@@ -92,8 +92,10 @@ def test_relu_family_uniqueness_is_proved_not_scanned():
 def test_lean_newton_equals_full_moment_newton():
     # the quadrature path iterates on (V0, g4) only; the root must be the one the full
     # moment set gives (same V0 arithmetic) and the moments those at the root
+    # (method="quadrature": the default now iterates on the moment table, which
+    # tests/test_moment_table.py checks the same way against the table's own moments)
     from rmt_deq.gaussian import gaussian_moments
-    sol = solve_four_equations("tanh", 0.3, 1.1)
+    sol = solve_four_equations("tanh", 0.3, 1.1, method="quadrature")
     m = gaussian_moments("tanh", sol.tau, method="quadrature")
     assert abs(0.3 * m.V0 + 0.7 * 1.21 - sol.tau ** 2) <= 2e-16 * sol.tau ** 2 * 4
     assert sol.g1 == m.g1 and sol.g4 == m.g4
