@@ -9,7 +9,7 @@ Both run in the same process; the ratio is what is reported (absolute times depe
 machine).  The baseline's accuracy is reported too: it is not only slower.
 
 Solve times are warm (best of repeats): for activations without closed forms (tanh) the
-default solve uses the per-activation moment table (rmt_deq.gaussian.moment_table), built
+default solve uses the per-activation moment table (rmt_deq.moment_table.moment_table), built
 on the first call in a process and cached.  That one-off build is reported separately
 ("first call": the build alone, and a cold first solve including it), and the quadrature
 engine's solve (method="quadrature", no table) is reported beside it.
@@ -24,7 +24,8 @@ import time
 import numpy as np
 from scipy import integrate
 
-from rmt_deq import gaussian, get_activation, solve_four_equations
+import rmt_deq.moment_table as table_engine
+from rmt_deq import get_activation, solve_four_equations
 
 SQRT2PI = math.sqrt(2 * math.pi)
 
@@ -99,12 +100,12 @@ def bench_first_call() -> list[dict]:
     """
     rows = []
     for spec in ("tanh", "swish", "gelu", "sigmoid"):
-        gaussian._STR_TABLES.clear()
-        gaussian._SPEC_TABLES.clear()
+        table_engine._STR_TABLES.clear()
+        table_engine._SPEC_TABLES.clear()
         t = time.perf_counter()
         solve_four_equations(spec, 0.2, 1.0)
         cold = time.perf_counter() - t
-        tab = gaussian.moment_table(spec)
+        tab = table_engine.moment_table(spec)
         rows.append({"activation": spec, "cold_first_solve_s": cold,
                      "table_build_s": tab.build_seconds, "table_degree": tab.degree,
                      "table_valid": tab.valid, "table_max_validation_error": tab.max_error})

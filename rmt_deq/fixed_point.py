@@ -27,8 +27,9 @@ from .activations import ActivationLike, get_activation
 from .errors import (ConvergenceError, InvalidParameterError, NoFixedPointError,
                      UnknownOptionError)
 from .closed_forms import homogeneous_degree
-from .gaussian import (GaussianMoments, MomentTable, gaussian_moments, moment_table,
-                       mp_gaussian_moments, second_central_moment, tau_map_terms)
+from .gaussian import (GaussianMoments, gaussian_moments, mp_gaussian_moments,
+                       second_central_moment, tau_map_terms)
+from .moment_table import MomentTable, moment_table
 
 __all__ = ["FixedPointSolution", "solve_four_equations", "check_variances"]
 
@@ -173,7 +174,7 @@ def solve_four_equations(
         Variance of the input weights; default 1 - sa.
     method : {"auto", "closed", "quadrature", "mpmath", "table"}
         Moment engine.  ``"auto"``: the closed form when the activation has one, else the
-        cached interpolation table (:func:`rmt_deq.gaussian.moment_table`, built on the
+        cached interpolation table (:func:`rmt_deq.moment_table.moment_table`, built on the
         first call for the activation, ~0.1 s) wherever it is valid and covers tau, else
         the quadrature engine; ``"table"`` the same for any activation; ``"quadrature"``
         the quadrature engine only.  The Newton iterations, the uniqueness scan and the
