@@ -38,7 +38,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from scipy import special
 
-from ._validation import as_data_matrix, as_rng, check_choice, check_positive_int
+from ._validation import as_data_matrix, as_rng, check_choice, check_positive_int, check_tolerance
 from .activations import Activation, ActivationLike, get_activation
 from .errors import ConvergenceError, InvalidParameterError, ShapeMismatchError
 from .fixed_point import FixedPointSolution, check_variances
@@ -129,15 +129,7 @@ def _colnorm2(a: np.ndarray) -> np.ndarray:
 
 
 def _check_tol(tol: Any, dtype: np.dtype) -> float:
-    if tol is None:
-        return DEFAULT_TOL[dtype.name]
-    try:
-        t = float(tol)
-    except (TypeError, ValueError):
-        raise InvalidParameterError(f"tol must be a number, got {tol!r}") from None
-    if not (math.isfinite(t) and t > 0):
-        raise InvalidParameterError(f"tol must be finite and > 0, got {tol!r}")
-    return t
+    return DEFAULT_TOL[dtype.name] if tol is None else check_tolerance(tol)
 
 
 def solve_batched(
