@@ -14,7 +14,9 @@ Parts:
    of a match, or the InfeasibleDesignError's failing equation, best residual and message;
 2. convergence: relative operator-norm distance of the exact ENN kernel to the exact DEQ
    kernel over p (n = 0.8 p, two-class default mixture), log-log slope, beside the DEQ
-   surrogate's error (rmt_deq.design.design_convergence);
+   surrogate's error (rmt_deq.design.design_convergence); the last case is the tanh NTK
+   with the refined design (htanhlin2 matching c1, theta_diag, c5, theta_slope; compared
+   with the refined surrogate; more in figures/design_refined_ntk.py);
 3. sampled: finite-width ENN Gram matrix vs finite-width DEQ Gram matrix
    (rmt_deq.design.sampled_comparison).
 
@@ -42,7 +44,8 @@ FAMILIES = ("lrelu2", "quad2", "htanh1", "quadcubic2")
 TARGETS = ("ck", "ntk")
 CONVERGENCE_CASES = (("relu", "lrelu2", "ck"), ("tanh", "htanh1", "ck"),
                      ("swish", "quadcubic2", "ck"), ("gelu", "quadcubic2", "ck"),
-                     ("tanh", "htanh1", "ntk"), ("relu", "quadcubic2", "ntk"))
+                     ("tanh", "htanh1", "ntk"), ("relu", "quadcubic2", "ntk"),
+                     ("tanh", "htanhlin2", "ntk", True))     # refine=True
 
 
 def residual_table() -> list:
@@ -72,13 +75,15 @@ def residual_table() -> list:
 
 def convergence(ps) -> list:
     out = []
-    for act, fam, tgt in CONVERGENCE_CASES:
+    for case in CONVERGENCE_CASES:
+        act, fam, tgt = case[:3]
+        refine = bool(case[3]) if len(case) > 3 else False
         t = time.perf_counter()
-        res = dz.design_convergence(act, 0.2, ps, family=fam, target=tgt,
+        res = dz.design_convergence(act, 0.2, ps, family=fam, target=tgt, refine=refine,
                                     keep_eigenvalues=True)
         res["wall_s"] = time.perf_counter() - t
         out.append(res)
-        print(f"{act:5s} {fam:10s} {tgt}: ENN-DEQ "
+        print(f"{act:5s} {fam:10s} {tgt}{'+refine' if refine else ''}: ENN-DEQ "
               + " ".join(f"{r['enn_vs_deq']:.2e}" for r in res["rows"])
               + f" (slope {res['slopes']['enn_vs_deq']:+.2f}); surrogate-DEQ "
               + " ".join(f"{r['surrogate_vs_deq']:.3f}" for r in res["rows"])
@@ -140,7 +145,8 @@ def plot(conv: list) -> None:
     fig2, ax = plt.subplots(figsize=(6.5, 4.5))
     for i, res in enumerate(conv):
         ps = [r["p"] for r in res["rows"]]
-        lab = f"{res['activation']}/{res['family']}/{res['target']}"
+        lab = (f"{res['activation']}/{res['family']}/{res['target']}"
+               + ("+refine" if res.get("refine") else ""))
         ax.loglog(ps, [r["enn_vs_deq"] for r in res["rows"]], "o-", color=f"C{i}",
                   label=f"ENN-DEQ {lab} ({res['slopes']['enn_vs_deq']:+.2f})")
         ax.loglog(ps, [r["surrogate_vs_deq"] for r in res["rows"]], "x--", color=f"C{i}",

@@ -126,8 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
             "(sigma_l(t) = max(a_l t, b_l t) before centring; params a1, b1, a2, b2), quad2 "
             "(sigma_l(t) = a_l t + b_l (t^2 - tau_{l-1}^2); a1, b1, a2, b2), htanh1 "
             "(sigma(t) = a1 clip(t, -c1, c1); a1, c1), quadcubic2 (quad2 plus c2 (t^3 - "
-            "3 tau_1^2 t) in layer 2).  A target the family cannot match exits with status "
-            "2 and says which equation fails."))
+            "3 tau_1^2 t) in layer 2), htanhlin2 (two odd layers a_l clip(t, -c_l, c_l) + "
+            "b_l t, a1 = 1; a1, c1, b1, a2, c2, b2).  A target the family cannot match "
+            "exits with status 2 and says which equation fails."))
     g.add_argument("--activation", required=True, help=_ACT_HELP)
     g.add_argument("--sa", type=float, required=True, help="variance of recurrent weights A")
     g.add_argument("--sb", type=float, default=None, help="variance of input weights B "
@@ -135,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tau0", type=float, default=1.0, help="data scale sqrt(tr C°/p) "
                    "(default 1)")
     g.add_argument("--family", required=True,
-                   choices=["lrelu2", "quad2", "htanh1", "quadcubic2"])
+                   choices=["lrelu2", "quad2", "htanh1", "quadcubic2", "htanhlin2"])
     g.add_argument("--target", choices=["ck", "ntk"], default="ck")
     g.add_argument("--json", action="store_true",
                    help="print one JSON object (family, residual, params, ...)")

@@ -29,6 +29,17 @@ c1 -> g1 c1, d2 -> g1 d2, d3 -> g1 d3 + g2 alpha_{1,l-1} c1, theta_diag -> h0 th
     (c1, d2, d3, theta_diag) of the ENN's NTK (all groups v, W1..WL by default) equal to
     those of the DEQ's NTK surrogate (section 5, groups v, A, B by default); equation names
     ``c1, d2, d3, theta_diag``.
+``target="ntk", refine=True`` (odd DEQ activation, odd family)
+    (c1, theta_diag, c5, theta_slope) of the two NTKs: the plain equations d2 = d3 = 0 hold
+    for odd layers by themselves, and c5, theta_slope are the refinement coefficients of
+    docs/ntk_surrogate.md ("Optional refinement"), whose matrices vanish only like
+    sqrt(log p / p).  The ENN side propagates them by c5 -> g1 c5 + (e1 e3/2)
+    alpha4_{k-1} c1, theta_slope -> h0 theta_slope + (h2/2) alpha4_{k-1} theta_diag
+    (:func:`rmt_deq.ntk_surrogate.explicit_network_coefficients`).  Why: htanh1 matches
+    the plain tanh NTK exactly but not c5, theta_slope (sa = 0.2: theta_slope 0.515 vs
+    0.437), and its exact-NTK gap to the DEQ decays only like p^-0.43; the refined
+    htanhlin2 design's gap decays like p^-0.99 (sa = 0.2) and p^-0.91 (sa = 0.5)
+    (figures/design_refined_ntk.py, p = 200..1600).
 
 Families (``get_family(name)``), with the parameters the JSON reports:
 
@@ -42,6 +53,15 @@ Families (``get_family(name)``), with the parameters the JSON reports:
     as quad2 with a Hermite cubic c2 (t^3 - 3 tau_1^2 t) added to the second layer.
 ``"htanh1"``
     one layer sigma(t) = a1 clip(t, -c1, c1) (for odd DEQ activations: g2 = 0 there).
+``"htanhlin2"``
+    two odd layers sigma_l(t) = a_l clip(t, -c_l, c_l) + b_l t with a_1 = 1 (the scaling
+    gauge), five unknowns: made for the refined NTK target (a match is one point of a
+    curve of matches, reached reproducibly from fixed starts).  One odd layer cannot
+    match the refined tanh target: with c_n the orthonormal Hermite coefficients of
+    sigma(tau0 xi) (tau0 = 1), c1 = 2 c_1^2, theta_diag = sum (n+1) c_n^2,
+    c5 = sqrt 6 c_1 c_3 and theta_slope = sum n(n+1) c_n^2 + sum (n+1) sqrt((n+1)(n+2))
+    c_n c_{n+2}, and given the first three the smallest theta_slope is 0.458 > 0.437
+    (sa = 0.2), 0.444 > 0.375 (sa = 0.5) (figures/design_refined_ntk.py).
 :class:`ParametricFamily`
     any sigma(t; theta) with L layers (moments by quadrature, finite-difference Jacobian).
 
@@ -92,6 +112,7 @@ __all__ = [
     "TARGETS",
     "FAMILIES",
     "EQUATIONS",
+    "REFINED_EQUATIONS",
     "DesignTarget",
     "design_target",
     "DesignFamily",
@@ -110,9 +131,12 @@ __all__ = [
 ]
 
 TARGETS = ("ck", "ntk")
-FAMILIES = ("lrelu2", "quad2", "quadcubic2", "htanh1")
+FAMILIES = ("lrelu2", "quad2", "quadcubic2", "htanh1", "htanhlin2")
 EQUATIONS = {"ck": ("alpha1", "alpha2", "alpha3", "tau"),
              "ntk": ("c1", "d2", "d3", "theta_diag")}
+#: equations of a refined NTK target (``design_target(..., target="ntk", refine=True)``)
+REFINED_EQUATIONS = ("c1", "theta_diag", "c5", "theta_slope")
+_ODD_TOL = 1e-12
 _NTK_DEQ_GROUPS = ("v", "A", "B")
 _JSON_FORMAT = "rmt_deq.design/1"
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -252,10 +276,35 @@ def _moments_hardtanh(a: Any, c: Any, q: Any) -> tuple:
     return g1, g2, g4, V0, h0
 
 
+def _moments_hardtanhlin(a: Any, c: Any, b: Any, q: Any) -> tuple:
+    """sigma(t) = a clip(t, -c, c) + b t (odd, mean 0); z = c/s, P = erf(z/sqrt 2),
+    phi = pdf(z).  Returns (g1, g2, g4, V0, h0, e1 e3, h2) with (Stein's lemma and
+    sigma'' = a (delta(t + c) - delta(t - c)))::
+
+        e1 = a P + b,   e3 = -2 a z phi / q,   h0 = a^2 P + 2 a b P + b^2,
+        h2 = E[(sigma'^2)''] = -2 (a^2 + 2 a b) z phi / q,
+        V0 = q (a^2 (P - 2 z phi + z^2 (1 - P)) + 2 a b P + b^2),
+        g4 = 2 h0 + 2 E[sigma sigma''] = 2 h0 - 4 a (a + b) z phi.
+
+    b = 0 is the hard tanh of :func:`_moments_hardtanh`."""
+    s = _sqrt(q)
+    z = c / s
+    P = _erf(z * (1.0 / math.sqrt(2.0)))
+    zpdf = z * _exp(z * z * (-0.5)) * _INV_SQRT_2PI
+    aa, ab = a * a, a * b
+    e1 = a * P + b
+    e3 = a * zpdf * (-2.0) / q
+    h0 = (aa + 2.0 * ab) * P + b * b
+    h2 = (aa + 2.0 * ab) * zpdf * (-2.0) / q
+    V0 = q * (aa * (P - 2.0 * zpdf + z * z * (1.0 - P)) + 2.0 * ab * P + b * b)
+    g4 = 2.0 * h0 - 4.0 * (aa + ab) * zpdf
+    return e1 * e1, 0.0 * aa, g4, V0, h0, e1 * e3, h2
+
+
 # ----------------------------------------------------------------------------------------
 # layers
 # ----------------------------------------------------------------------------------------
-_LAYER_KINDS = ("pwlinear", "hermite", "hardtanh", "custom")
+_LAYER_KINDS = ("pwlinear", "hermite", "hardtanh", "hardtanhlin", "custom")
 
 
 @dataclass(frozen=True, eq=False)
@@ -267,7 +316,8 @@ class DesignedLayer:
     kind : {"pwlinear", "hermite", "hardtanh", "custom"}
         ``"pwlinear"``: sigma(t) = a t (t > 0), b t (t < 0) (params a, b);
         ``"hermite"``: a t + b (t^2 - tau_in^2) + c (t^3 - 3 tau_in^2 t) (params a, b, c);
-        ``"hardtanh"``: a clip(t, -c, c) (params a, c); ``"custom"``: a user sigma(t; theta).
+        ``"hardtanh"``: a clip(t, -c, c) (params a, c); ``"hardtanhlin"``:
+        a clip(t, -c, c) + b t (params a, c, b); ``"custom"``: a user sigma(t; theta).
     params : dict of str -> float
     tau_in : float
         Input scale tau_{l-1} (the standard deviation of the preactivation).
@@ -297,7 +347,8 @@ class DesignedLayer:
     @property
     def spec(self) -> str | None:
         """A full-precision spec string (``enn_pwlinear:a,b``, ``enn_hermite:a,b,c,q``,
-        ``enn_hardtanh:a,c``) that :func:`rmt_deq.activations.get_activation` rebuilds sigma
+        ``enn_hardtanh:a,c``, ``enn_hardtanhlin:a,c,b``) that
+        :func:`rmt_deq.activations.get_activation` rebuilds sigma
         from; None for a custom layer."""
         return None if self.kind == "custom" else self.activation.name
 
@@ -342,6 +393,25 @@ def _hardtanh_activation(a: float, c: float) -> Activation:
     return _renamed(get_activation(f"hard_tanh:{a!r},{c!r}"), f"enn_hardtanh:{a!r},{c!r}")
 
 
+def _hardtanhlin_activation(a: float, c: float, b: float) -> Activation:
+    """a clip(t, -c, c) + b t (three linear pieces), named ``enn_hardtanhlin:a,c,b`` (full
+    precision)."""
+    from .activations import _piecewise_activation   # exact pieces -> closed forms
+
+    a, c, b = float(a), float(c), float(b)
+    if not (math.isfinite(a) and math.isfinite(b) and math.isfinite(c) and c > 0):
+        raise InvalidParameterError(
+            f"hard tanh + linear needs finite a, b and a clip level c > 0, got {a!r}, {c!r}, "
+            f"{b!r}")
+    return _piecewise_activation(
+        f"enn_hardtanhlin:{a!r},{c!r},{b!r}",
+        [PolyPiece(-math.inf, -c, (-a * c, b)), PolyPiece(-c, c, (0.0, a + b)),
+         PolyPiece(c, math.inf, (a * c, b))],
+        fn=lambda x: a * np.clip(x, -c, c) + b * x,
+        d1=lambda x: np.where(np.abs(x) < c, a + b, b) * np.ones_like(x), odd=True,
+        params=(a, c, b))
+
+
 def _register_layer_activations() -> None:
     """Make the layer activations rebuildable from their names (rmt_deq.explicit needs
     spec strings); registered once, under names no built-in uses."""
@@ -350,7 +420,8 @@ def _register_layer_activations() -> None:
     have = set(available_activations())
     for name, factory in (("enn_pwlinear", _pwlinear_activation),
                           ("enn_hermite", _hermite_activation),
-                          ("enn_hardtanh", _hardtanh_activation)):
+                          ("enn_hardtanh", _hardtanh_activation),
+                          ("enn_hardtanhlin", _hardtanhlin_activation)):
         if name not in have:
             register_activation(name, factory)
 
@@ -377,6 +448,11 @@ def _make_layer(kind: str, params: Mapping[str, float], tau_in: float,
             raise InvalidParameterError(f"hard tanh clip level c must be > 0, got {c!r}")
         act = _hardtanh_activation(a, c)
         _, _, _, V0, _ = _moments_hardtanh(a, c, q)
+        centring = 0.0
+    elif kind == "hardtanhlin":
+        a, c, b = float(params["a"]), float(params["c"]), float(params["b"])
+        act = _hardtanhlin_activation(a, c, b)       # checks c > 0
+        V0 = _moments_hardtanhlin(a, c, b, q)[3]
         centring = 0.0
     elif kind == "custom":
         if custom is None:
@@ -409,7 +485,8 @@ class DesignTarget:
     kind : {"ck", "ntk"}
     values : tuple of 4 floats
         ``ck``: (alpha_{1,L}, alpha_{2,L}, alpha_{3,L}, tau_L^2) required;
-        ``ntk``: (c1, d2, d3, theta_diag) required.
+        ``ntk``: (c1, d2, d3, theta_diag) required; refined ``ntk``:
+        (c1, theta_diag, c5, theta_slope) (``REFINED_EQUATIONS``).
     tau0 : float
         Data scale sqrt(tr C°/p) (the ENN's input scale).
     activation : str or None
@@ -420,6 +497,11 @@ class DesignTarget:
         The DEQ NTK groups summed into an NTK target (empty for the CK).
     solution : FixedPointSolution or None
         The DEQ's four-equation solution.
+    refine : bool
+        An NTK target whose equations are (c1, theta_diag, c5, theta_slope): the plain
+        coefficients of an odd target (d2 = d3 = 0, which an odd family meets by itself)
+        and the two refinement coefficients of docs/ntk_surrogate.md ("Optional
+        refinement"), c5 (x_i.x_j)(delta_i + delta_j) and theta_slope delta_i.
     """
 
     kind: str
@@ -430,6 +512,7 @@ class DesignTarget:
     sb: float = float("nan")
     ntk_groups: tuple = ()
     solution: FixedPointSolution | None = field(default=None, repr=False)
+    refine: bool = False
 
     def __post_init__(self) -> None:
         check_choice("target", self.kind, TARGETS)
@@ -441,28 +524,37 @@ class DesignTarget:
         object.__setattr__(self, "values", vals)
         if not (math.isfinite(self.tau0) and self.tau0 > 0):
             raise InvalidParameterError(f"tau0 must be finite and > 0, got {self.tau0!r}")
+        if not isinstance(self.refine, bool):
+            raise InvalidParameterError(f"refine must be True or False, got {self.refine!r}")
+        if self.refine and self.kind != "ntk":
+            raise InvalidParameterError("refine=True applies to an NTK target only")
 
     @property
     def equations(self) -> tuple:
         """The equation names, in the order of ``values``."""
-        return EQUATIONS[self.kind]
+        return REFINED_EQUATIONS if self.refine else EQUATIONS[self.kind]
 
     def as_dict(self) -> dict:
-        return {"kind": self.kind, "equations": list(self.equations),
-                "values": list(self.values), "tau0": self.tau0, "activation": self.activation,
-                "sa": self.sa, "sb": self.sb, "ntk_groups": list(self.ntk_groups)}
+        d = {"kind": self.kind, "equations": list(self.equations),
+             "values": list(self.values), "tau0": self.tau0, "activation": self.activation,
+             "sa": self.sa, "sb": self.sb, "ntk_groups": list(self.ntk_groups)}
+        if self.refine:
+            d["refine"] = True
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "DesignTarget":
         return cls(kind=d["kind"], values=tuple(d["values"]), tau0=float(d["tau0"]),
                    activation=d.get("activation"), sa=float(d.get("sa", float("nan"))),
                    sb=float(d.get("sb", float("nan"))),
-                   ntk_groups=tuple(d.get("ntk_groups", ())))
+                   ntk_groups=tuple(d.get("ntk_groups", ())),
+                   refine=bool(d.get("refine", False)))
 
 
 def design_target(activation: ActivationLike | FixedPointSolution, sa: float | None = None,
                   tau0: float = 1.0, sb: float | None = None, *, target: str = "ck",
-                  ntk_groups: Iterable[str] = _NTK_DEQ_GROUPS) -> DesignTarget:
+                  ntk_groups: Iterable[str] = _NTK_DEQ_GROUPS,
+                  refine: bool = False) -> DesignTarget:
     """The four numbers a DEQ's CK (or NTK) surrogate asks of an explicit network.
 
     Parameters
@@ -477,6 +569,14 @@ def design_target(activation: ActivationLike | FixedPointSolution, sa: float | N
     target : {"ck", "ntk"}
     ntk_groups : iterable of {"v", "A", "B"}
         DEQ parameter groups of an NTK target (("v", "A"): the published G/(1 - sa Gdot)).
+    refine : bool
+        NTK target only, for an odd DEQ activation (d2 = d3 = 0): match
+        (c1, theta_diag, c5, theta_slope) of the NTK summed over ``ntk_groups``, i.e. also
+        the refinement coefficients c5 and theta_slope (docs/ntk_surrogate.md, "Optional
+        refinement") whose matrices vanish only like sqrt(log p / p).  A network matching
+        them has the DEQ's refined surrogate, so its exact NTK approaches the DEQ's faster
+        in p (measured in figures/design_refined_ntk.py).  Needs an odd design family
+        (``"htanhlin2"``, or a ParametricFamily with ``odd=True``).
 
     Returns
     -------
@@ -484,10 +584,18 @@ def design_target(activation: ActivationLike | FixedPointSolution, sa: float | N
 
     Raises
     ------
-    InvalidParameterError, NoFixedPointError
+    InvalidParameterError
+        From the four-equation solve; or ``refine`` with a CK target, or with an NTK target
+        that is not odd (|d2|, |d3| > 1e-12 max(|c1|, |theta_diag|)).
+    NoFixedPointError
         From the four-equation solve.
     """
     check_choice("target", target, TARGETS)
+    if not isinstance(refine, bool):
+        raise InvalidParameterError(f"refine must be True or False, got {refine!r}")
+    if refine and target != "ntk":
+        raise InvalidParameterError("refine=True applies to target='ntk' only (the CK has no "
+                                    "refined design)")
     if isinstance(activation, FixedPointSolution):
         if sa is not None or sb is not None:
             raise InvalidParameterError("give a FixedPointSolution or (activation, sa, tau0, "
@@ -507,25 +615,36 @@ def design_target(activation: ActivationLike | FixedPointSolution, sa: float | N
         groups = check_groups(ntk_groups, _NTK_DEQ_GROUPS)
         tot = ntk_coefficients(sol, groups)["total"]
         vals = (tot.c1, tot.d2, tot.d3, tot.theta_diag)
+        if refine:
+            scale = max(abs(tot.c1), abs(tot.theta_diag))
+            if abs(tot.d2) > _ODD_TOL * scale or abs(tot.d3) > _ODD_TOL * scale:
+                raise InvalidParameterError(
+                    f"refine=True needs an odd DEQ activation (NTK d2 = d3 = 0); "
+                    f"{sol.activation} has d2 = {tot.d2:.6g}, d3 = {tot.d3:.6g}")
+            vals = (tot.c1, tot.theta_diag, tot.c5, tot.theta_slope)
     return DesignTarget(kind=target, values=tuple(float(v) for v in vals),
                         tau0=float(sol.tau0), activation=sol.activation, sa=sa_f, sb=sb_f,
-                        ntk_groups=groups, solution=sol)
+                        ntk_groups=groups, solution=sol, refine=bool(refine))
 
 
 # ----------------------------------------------------------------------------------------
 # the ENN equations (recursion of section 6 and the NTK layer map)
 # ----------------------------------------------------------------------------------------
 def _enn_outputs(moment_fns: Sequence[Callable[[Any], tuple]], q0: float, kind: str,
-                 groups: Sequence[str] | None) -> list:
-    """(alpha1, alpha2, alpha3, tau^2) of K_L, or (c1, d2, d3, theta_diag) of the NTK.
+                 groups: Sequence[str] | None, refine: bool = False) -> list:
+    """(alpha1, alpha2, alpha3, tau^2) of K_L, or (c1, d2, d3, theta_diag) of the NTK, or
+    with ``refine`` (c1, theta_diag, c5, theta_slope) of the NTK.
 
     ``moment_fns[l](q)`` returns (g1, g2, g4, V0, h0) of layer l+1 at input variance q
-    (floats or _Dual).  ``groups`` None means every NTK group (v, W1..WL).
+    (floats or _Dual), followed by (e1 e3, h2) for ``refine``.  ``groups`` None means every
+    NTK group (v, W1..WL).
     """
+    if refine:
+        return _enn_refined_outputs(moment_fns, q0, groups)
     a1, a2, a3, a4, q = 1.0, 0.0, 0.0, 1.0, q0
     if kind == "ck":
         for mf in moment_fns:
-            g1, g2, g4, V0, _ = mf(q)
+            g1, g2, g4, V0 = mf(q)[:4]
             a1, a2, a3, a4, q = (g1 * a1, g1 * a2 + g2 * (a4 * a4) * 0.25,
                                  g1 * a3 + g2 * (a1 * a1) * 0.5, g4 * a4 * 0.5, V0)
         return [a1, a2, a3, q]
@@ -533,7 +652,7 @@ def _enn_outputs(moment_fns: Sequence[Callable[[Any], tuple]], q0: float, kind: 
     ks = [(1.0, 0.0, 0.0, q0)]          # K_l as (c1, d2, d3, theta_diag)
     mom = []
     for mf in moment_fns:
-        g1, g2, g4, V0, h0 = mf(q)
+        g1, g2, g4, V0, h0 = mf(q)[:5]
         mom.append((g1, g2, h0))
         a1, a2, a3, a4, q = (g1 * a1, g1 * a2 + g2 * (a4 * a4) * 0.25,
                              g1 * a3 + g2 * (a1 * a1) * 0.5, g4 * a4 * 0.5, V0)
@@ -555,8 +674,48 @@ def _enn_outputs(moment_fns: Sequence[Callable[[Any], tuple]], q0: float, kind: 
     return total
 
 
+def _enn_refined_outputs(moment_fns: Sequence[Callable[[Any], tuple]], q0: float,
+                         groups: Sequence[str] | None) -> list:
+    """(c1, theta_diag, c5, theta_slope) of the NTK summed over ``groups``.
+
+    The recursion of :func:`rmt_deq.ntk_surrogate.explicit_network_coefficients` (written
+    here again for forward-mode duals): the CK state (alpha1, alpha2, alpha3, tau^2,
+    alpha5, alpha4) with alpha5_l = g1 alpha5_{l-1} + e1 e3 alpha1_{l-1} alpha4_{l-1}/2, and
+    the product with Kdot_k mapping (c1, d2, d3, theta_diag, c5, theta_slope) by
+    c5 -> g1 c5 + (e1 e3/2) alpha4_{k-1} c1, theta_slope -> h0 theta_slope +
+    (h2/2) alpha4_{k-1} theta_diag (and c1, d2, d3, theta_diag as in :func:`_enn_outputs`).
+    """
+    a1, a2, a3, q, a5, a4 = 1.0, 0.0, 0.0, q0, 0.0, 1.0
+    ks = [(a1, a2, a3, q, a5, a4)]
+    mom = []
+    for mf in moment_fns:
+        g1, g2, g4, V0, h0, e13, h2 = mf(q)
+        mom.append((g1, g2, h0, e13, h2))
+        a1, a2, a3, q, a5, a4 = (g1 * a1, g1 * a2 + g2 * (a4 * a4) * 0.25,
+                                 g1 * a3 + g2 * (a1 * a1) * 0.5, V0,
+                                 g1 * a5 + e13 * a1 * a4 * 0.5, g4 * a4 * 0.5)
+        ks.append((a1, a2, a3, q, a5, a4))
+    L = len(moment_fns)
+    names = ["v"] + [f"W{l}" for l in range(1, L + 1)]
+    sel = names if groups is None else list(groups)
+    total = [0.0] * 6
+    for g in sel:
+        if g == "v":
+            c = ks[L]
+        else:
+            l = int(g[1:])
+            c = ks[l - 1]
+            for k in range(l, L + 1):
+                g1, g2, h0, e13, h2 = mom[k - 1]
+                pa1, pa4 = ks[k - 1][0], ks[k - 1][5]
+                c = (g1 * c[0], g1 * c[1], g1 * c[2] + g2 * pa1 * c[0], h0 * c[3],
+                     g1 * c[4] + e13 * 0.5 * pa4 * c[0], h0 * c[5] + h2 * 0.5 * pa4 * c[3])
+        total = [t + ci for t, ci in zip(total, c)]
+    return [total[0], total[3], total[4], total[5]]
+
+
 def enn_equations(layers: Sequence[DesignedLayer], tau0: float, target: str = "ck", *,
-                  enn_groups: Iterable[str] | None = None) -> tuple:
+                  enn_groups: Iterable[str] | None = None, refine: bool = False) -> tuple:
     """The four design quantities of an explicit network from its layers.
 
     Parameters
@@ -566,34 +725,58 @@ def enn_equations(layers: Sequence[DesignedLayer], tau0: float, target: str = "c
     target : {"ck", "ntk"}
     enn_groups : iterable of {"v", "W1", ..., "WL"}, optional
         NTK groups (default all).
+    refine : bool
+        NTK only: return (c1, theta_diag, c5, theta_slope) (``REFINED_EQUATIONS``) instead.
 
     Returns
     -------
-    tuple of 4 floats, in the order of ``EQUATIONS[target]``
+    tuple of 4 floats, in the order of ``EQUATIONS[target]`` (or ``REFINED_EQUATIONS``)
+
+    Raises
+    ------
+    InvalidParameterError
+        ``refine`` with a CK target, or with a layer kind that has no closed-form refined
+        moments here (pwlinear, hermite).
     """
     check_choice("target", target, TARGETS)
-    fns = [_layer_moment_fn(layer) for layer in layers]
+    if not isinstance(refine, bool):
+        raise InvalidParameterError(f"refine must be True or False, got {refine!r}")
+    if refine and target != "ntk":
+        raise InvalidParameterError("refine=True applies to target='ntk' only")
+    fns = [_layer_moment_fn(layer, refine) for layer in layers]
     groups = None if enn_groups is None else _check_enn_groups(enn_groups, len(layers))
-    return tuple(float(_val(v)) for v in _enn_outputs(fns, float(tau0) ** 2, target, groups))
+    return tuple(float(_val(v)) for v in _enn_outputs(fns, float(tau0) ** 2, target, groups,
+                                                      refine))
 
 
-def _layer_moment_fn(layer: DesignedLayer) -> Callable[[Any], tuple]:
+def _layer_moment_fn(layer: DesignedLayer, refine: bool = False) -> Callable[[Any], tuple]:
     p = layer.params
+    if layer.kind == "hardtanhlin":
+        return lambda q: _moments_hardtanhlin(p["a"], p["c"], p["b"], q)
+    if layer.kind == "custom":
+        act = layer.activation
+        return lambda q: _numeric_moments(act, q, refine)
+    if refine:
+        if layer.kind == "hardtanh":
+            return lambda q: _moments_hardtanhlin(p["a"], p["c"], 0.0, q)
+        raise InvalidParameterError(
+            f"no refined NTK moments for a {layer.kind} layer (refine=True is for odd "
+            f"families: htanh1, htanhlin2, or an odd ParametricFamily)")
     if layer.kind == "pwlinear":
         return lambda q: _moments_pwlinear(p["a"], p["b"], q)
     if layer.kind == "hermite":
         c = p.get("c", 0.0)
         return lambda q: _moments_hermite(p["a"], p["b"], c, q)
-    if layer.kind == "hardtanh":
-        return lambda q: _moments_hardtanh(p["a"], p["c"], q)
-    act = layer.activation
-    return lambda q: _numeric_moments(act, q)
+    return lambda q: _moments_hardtanh(p["a"], p["c"], q)
 
 
-def _numeric_moments(act: Activation, q: float) -> tuple:
+def _numeric_moments(act: Activation, q: float, refine: bool = False) -> tuple:
     from .gaussian import gaussian_moments
     gm = gaussian_moments(act, math.sqrt(float(q)))
-    return (float(gm.g1), float(gm.g2), float(gm.g4), float(gm.V0), float(gm.h0))
+    out = (float(gm.g1), float(gm.g2), float(gm.g4), float(gm.V0), float(gm.h0))
+    if refine:
+        out += (float(gm.e1) * float(gm.e3), float(gm.h2))
+    return out
 
 
 def _check_enn_groups(groups: Iterable[str], L: int) -> tuple:
@@ -628,6 +811,8 @@ class DesignFamily:
         Names of the solver's unknowns.
     analytic : bool
         Whether the Jacobian is analytic (forward-mode through closed-form moments).
+    odd : bool
+        Every layer is odd (d2 = d3 = 0 by construction): needed for a refined NTK target.
     """
 
     name: str = "family"
@@ -635,11 +820,18 @@ class DesignFamily:
     param_names: tuple = ()
     free_names: tuple = ()
     analytic: bool = True
+    odd: bool = False
 
     # -- to override ---------------------------------------------------------------------
     def layer_moment_fns(self, x: Sequence[Any]) -> list:
         """Per layer, a function q -> (g1, g2, g4, V0, h0) (x may hold duals)."""
         raise NotImplementedError
+
+    def refined_moment_fns(self, x: Sequence[Any]) -> list:
+        """Per layer, q -> (g1, g2, g4, V0, h0, e1 e3, h2), for a refined NTK target."""
+        raise InvalidParameterError(
+            f"family {self.name!r} has no refined NTK moments (refine=True needs an odd "
+            f"family: htanh1, htanhlin2 or ParametricFamily(..., odd=True))")
 
     def params_from_free(self, x: Sequence[float]) -> dict:
         """Reported parameters from the free ones."""
@@ -670,17 +862,17 @@ class DesignFamily:
                  groups: Sequence[str] | None, jacobian: bool = True
                  ) -> tuple[np.ndarray, np.ndarray | None]:
         """The four ENN quantities at x and (if asked) their Jacobian (4 x len(x))."""
+        refine = bool(getattr(target, "refine", False))
+        moments = self.refined_moment_fns if refine else self.layer_moment_fns
         if self.analytic and jacobian:
             xd = _seed(x)
-            out = _enn_outputs(self.layer_moment_fns(xd), target.tau0 ** 2, target.kind,
-                               groups)
+            out = _enn_outputs(moments(xd), target.tau0 ** 2, target.kind, groups, refine)
             n = len(x)
             F = np.array([_val(o) for o in out])
             J = np.array([o.g if isinstance(o, _Dual) else np.zeros(n) for o in out])
             return F, J
         F = np.array([_val(o) for o in _enn_outputs(
-            self.layer_moment_fns([float(v) for v in x]), target.tau0 ** 2, target.kind,
-            groups)])
+            moments([float(v) for v in x]), target.tau0 ** 2, target.kind, groups, refine)])
         if not jacobian:
             return F, None
         J = np.empty((4, len(x)))
@@ -879,11 +1071,17 @@ class _HardTanh1(DesignFamily):
     n_layers = 1
     param_names = ("a1", "c1")
     free_names = ("a1", "log_c1")
+    odd = True
 
     def layer_moment_fns(self, x: Sequence[Any]) -> list:
         a, lc = x
         c = _exp(lc)
         return [lambda q: _moments_hardtanh(a, c, q)]
+
+    def refined_moment_fns(self, x: Sequence[Any]) -> list:
+        a, lc = x
+        c = _exp(lc)
+        return [lambda q: _moments_hardtanhlin(a, c, 0.0, q)]
 
     def params_from_free(self, x: Sequence[float]) -> dict:
         return {"a1": float(x[0]), "c1": math.exp(float(x[1]))}
@@ -895,6 +1093,8 @@ class _HardTanh1(DesignFamily):
         return {"a1": abs(params["a1"]), "c1": params["c1"]}
 
     def structural_failure(self, target: DesignTarget) -> tuple | None:
+        if getattr(target, "refine", False):
+            return None      # a refined target is odd by construction (design_target)
         v = target.values
         scale = max(abs(x) for x in v)
         if abs(v[2]) > 1e-13 * scale or abs(v[1]) > 1e-13 * scale:
@@ -920,6 +1120,77 @@ class _HardTanh1(DesignFamily):
     def random_start(self, gen: np.random.Generator, target: DesignTarget) -> np.ndarray:
         return np.array([math.sqrt(abs(target.values[0])) * gen.uniform(0.5, 3),
                          math.log(target.tau0 * gen.uniform(0.2, 5))])
+
+
+class _HardTanhLin2(DesignFamily):
+    """Two odd layers sigma_l(t) = a_l clip(t, -c_l, c_l) + b_l t, gauge a_1 = 1.
+
+    Made for the refined NTK target of an odd DEQ (c1, theta_diag, c5, theta_slope): one
+    odd layer cannot reach it for tanh (the Hermite bound in the module docstring and
+    figures/design_refined_ntk.py), two can.  Layer 2 is closed under rescaling of its
+    input (a clip(lambda t, c) + b lambda t = lambda (a clip(t, c/lambda) + b t)), so a_1 = 1
+    fixes the scaling gauge; five unknowns remain for four equations, so a match is one
+    point of a curve of matches: the one reached from the deterministic starts (the same
+    target gives the same network).
+    """
+
+    name = "htanhlin2"
+    n_layers = 2
+    param_names = ("a1", "c1", "b1", "a2", "c2", "b2")
+    free_names = ("log_c1", "b1", "a2", "log_c2", "b2")
+    odd = True
+
+    def layer_moment_fns(self, x: Sequence[Any]) -> list:
+        lc1, b1, a2, lc2, b2 = x
+        c1, c2 = _exp(lc1), _exp(lc2)
+        return [lambda q: _moments_hardtanhlin(1.0, c1, b1, q),
+                lambda q: _moments_hardtanhlin(a2, c2, b2, q)]
+
+    refined_moment_fns = layer_moment_fns
+
+    def structural_failure(self, target: DesignTarget) -> tuple | None:
+        if target.refine:
+            return None
+        v = target.values
+        scale = max(abs(x) for x in v)
+        if abs(v[2]) > 1e-13 * scale or abs(v[1]) > 1e-13 * scale:
+            name = target.equations[2] if abs(v[2]) > 1e-13 * scale else target.equations[1]
+            return (name, f"odd layers have E[sigma''] = 0, so they produce "
+                          f"{target.equations[1]} = {target.equations[2]} = 0, but the target "
+                          f"has {target.equations[1]} = {v[1]:.6g}, "
+                          f"{target.equations[2]} = {v[2]:.6g} (the DEQ activation is not "
+                          f"odd); use a family with even parts (quadcubic2)")
+        return None
+
+    def params_from_free(self, x: Sequence[float]) -> dict:
+        return {"a1": 1.0, "c1": math.exp(float(x[0])), "b1": float(x[1]),
+                "a2": float(x[2]), "c2": math.exp(float(x[3])), "b2": float(x[4])}
+
+    def layer_specs(self, params: Mapping[str, float]) -> list:
+        return [("hardtanhlin", {"a": params["a1"], "c": params["c1"], "b": params["b1"]}),
+                ("hardtanhlin", {"a": params["a2"], "c": params["c2"], "b": params["b2"]})]
+
+    def canonical(self, params: Mapping[str, float]) -> dict:
+        out = dict(params)
+        if out["a2"] < 0:          # the output sign: the same kernels
+            out["a2"], out["b2"] = -out["a2"], -out["b2"]
+        return out
+
+    def starts(self, target: DesignTarget) -> list:
+        t0 = target.tau0
+        r = math.sqrt(abs(target.values[0]))
+        # clip levels in units of the input scales; slopes scaled to the target's c1
+        base = [(1.2, 0.06, -0.36, 0.2, -0.53), (1.0, 0.2, -0.27, 0.8, -0.36),
+                (0.8, 0.5, 0.4, 2.0, 0.0), (1.5, 0.0, -0.4, 0.4, -0.45)]
+        return [np.array([math.log(k1 * t0), b1, a2 * r / 0.85, math.log(k2 * t0), b2 * r / 0.85])
+                for k1, b1, a2, k2, b2 in base]
+
+    def random_start(self, gen: np.random.Generator, target: DesignTarget) -> np.ndarray:
+        t0 = target.tau0
+        r = math.sqrt(abs(target.values[0]))
+        return np.array([math.log(t0 * gen.uniform(0.3, 3)), gen.uniform(-0.5, 1),
+                         r * gen.uniform(-1.5, 1.5), math.log(t0 * gen.uniform(0.1, 3)),
+                         r * gen.uniform(-1, 1)])
 
 
 class ParametricFamily(DesignFamily):
@@ -1008,6 +1279,13 @@ class ParametricFamily(DesignFamily):
         acts = [self.activation(l, th[l]) for l in range(self.n_layers)]
         return [lambda q, a=a: _numeric_moments(a, _val(q)) for a in acts]
 
+    def refined_moment_fns(self, x: Sequence[Any]) -> list:
+        if not self.odd:
+            return DesignFamily.refined_moment_fns(self, x)
+        th = np.asarray([_val(v) for v in x], dtype=float).reshape(self.n_layers, self.k)
+        acts = [self.activation(l, th[l]) for l in range(self.n_layers)]
+        return [lambda q, a=a: _numeric_moments(a, _val(q), True) for a in acts]
+
     def params_from_free(self, x: Sequence[float]) -> dict:
         return {n: float(v) for n, v in zip(self.param_names, x)}
 
@@ -1029,7 +1307,7 @@ class ParametricFamily(DesignFamily):
 
 
 _FAMILY_CLASSES = {"lrelu2": _LeakyReLU2, "quad2": _Quadratic2, "quadcubic2": _QuadCubic2,
-                   "htanh1": _HardTanh1}
+                   "htanh1": _HardTanh1, "htanhlin2": _HardTanhLin2}
 
 
 def get_family(family: str | DesignFamily) -> DesignFamily:
@@ -1125,13 +1403,15 @@ class DesignedNetwork:
         The family's parameters (``lrelu2``: a1, b1, a2, b2 with sigma_l(t) =
         max(a_l t, b_l t), a_l >= |b_l|; ``quad2``: a1, b1, a2, b2 with sigma_l(t) =
         a_l t + b_l (t^2 - tau_{l-1}^2); ``quadcubic2``: also c2, the coefficient of
-        t^3 - 3 tau_1^2 t in layer 2; ``htanh1``: a1, c1 with sigma(t) = a1 clip(t, -c1, c1)).
+        t^3 - 3 tau_1^2 t in layer 2; ``htanh1``: a1, c1 with sigma(t) = a1 clip(t, -c1, c1);
+        ``htanhlin2``: a1 (= 1), c1, b1, a2, c2, b2 with sigma_l(t) = a_l clip(t, -c_l, c_l)
+        + b_l t).
     layers : tuple of DesignedLayer
     tau0 : float
         Data scale (input scale of layer 1).
     target : DesignTarget
     achieved : tuple of 4 floats
-        The network's values of the target's four quantities.
+        The network's values of the target's four quantities (``target.equations``).
     errors : dict of str -> float
         achieved - required, per equation.
     residual : float
@@ -1271,6 +1551,8 @@ class DesignedNetwork:
                            else ""))
             elif layer.kind == "hardtanh":
                 expr = f"{p['a']!r} * np.clip(u, -{p['c']!r}, {p['c']!r})"
+            elif layer.kind == "hardtanhlin":
+                expr = (f"{p['a']!r} * np.clip(u, -{p['c']!r}, {p['c']!r}) + {p['b']!r} * u")
             else:
                 raise InvalidParameterError(
                     "numpy_source is available for the built-in families only (a custom "
@@ -1429,7 +1711,8 @@ def _to_explicit(net: DesignedNetwork) -> Any:
 def _finish(fam: DesignFamily, params: Mapping[str, float], layers: tuple,
             target: DesignTarget, groups: tuple | None, tol: float,
             diagnostics: dict) -> DesignedNetwork:
-    ach = enn_equations(layers, target.tau0, target.kind, enn_groups=groups)
+    ach = enn_equations(layers, target.tau0, target.kind, enn_groups=groups,
+                        refine=bool(target.refine))
     T = np.asarray(target.values)
     err = np.asarray(ach) - T
     w = _weights(target)
@@ -1495,8 +1778,9 @@ def design_network(target: DesignTarget, family: str | DesignFamily = "quadcubic
     target : DesignTarget
         From :func:`design_target` (or built by hand).
     family : str or DesignFamily
-        ``"lrelu2"``, ``"quad2"``, ``"quadcubic2"``, ``"htanh1"`` or a
-        :class:`ParametricFamily`.
+        ``"lrelu2"``, ``"quad2"``, ``"quadcubic2"``, ``"htanh1"``, ``"htanhlin2"`` or a
+        :class:`ParametricFamily`.  A refined target (``target.refine``) needs an odd
+        family.
     enn_groups : iterable of {"v", "W1", ..., "WL"}, optional
         ENN NTK groups summed for an NTK target (default all).
     tol : float
@@ -1524,6 +1808,8 @@ def design_network(target: DesignTarget, family: str | DesignFamily = "quadcubic
         at the best least-squares point), ``failing_equation`` and ``best`` (that network).
     UnknownOptionError
         Unknown option, family or group.
+    InvalidParameterError
+        A bad option value, or a refined target with a family that is not odd.
     """
     unknown = sorted(set(options) - set(_SOLVER_OPTIONS))
     if unknown:
@@ -1542,6 +1828,10 @@ def design_network(target: DesignTarget, family: str | DesignFamily = "quadcubic
     if not isinstance(strict, bool):
         raise InvalidParameterError(f"strict must be True or False, got {strict!r}")
     gen = as_rng(options.get("rng", 0))
+    if target.refine and not fam.odd:
+        raise InvalidParameterError(
+            f"a refined NTK target needs an odd family (htanh1, htanhlin2, or "
+            f"ParametricFamily(..., odd=True)); {fam.name!r} is not odd")
     groups = options.get("enn_groups")
     if groups is not None:
         if target.kind != "ntk":
@@ -1556,24 +1846,26 @@ def design_network(target: DesignTarget, family: str | DesignFamily = "quadcubic
     stop = min(tol, 1e-15)
     det = fam.starts(target)
     best, tried, iters = None, 0, 0
-    if structural is None:
-        det_iter = iter(det)
-        while tried < n_starts:
-            x0 = next(det_iter, None)
-            if x0 is None:
-                x0 = fam.random_start(gen, target)
-            res = _levenberg_marquardt(fun, x0, T, w, max_iter, stop)
-            tried += 1
-            iters += res["iterations"]
-            if best is None or res["cost"] < best["cost"]:
-                best = res
-            if math.isfinite(res["cost"]) and float(np.max(np.abs(res["r"]))) <= tol:
-                break
-    else:
-        # no solve can succeed: report the least-squares point of the first start
-        res = _levenberg_marquardt(fun, det[0] if det else fam.random_start(gen, target),
-                                   T, w, max_iter, stop)
-        tried, iters, best = 1, res["iterations"], res
+    # trial points far out may overflow; non-finite steps are rejected, so no warnings
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if structural is None:
+            det_iter = iter(det)
+            while tried < n_starts:
+                x0 = next(det_iter, None)
+                if x0 is None:
+                    x0 = fam.random_start(gen, target)
+                res = _levenberg_marquardt(fun, x0, T, w, max_iter, stop)
+                tried += 1
+                iters += res["iterations"]
+                if best is None or res["cost"] < best["cost"]:
+                    best = res
+                if math.isfinite(res["cost"]) and float(np.max(np.abs(res["r"]))) <= tol:
+                    break
+        else:
+            # no solve can succeed: report the least-squares point of the first start
+            res = _levenberg_marquardt(fun, det[0] if det else fam.random_start(gen, target),
+                                       T, w, max_iter, stop)
+            tried, iters, best = 1, res["iterations"], res
     elapsed = time.perf_counter() - t_start
     if best is None or not math.isfinite(best["cost"]):
         raise InfeasibleDesignError(
@@ -1590,8 +1882,9 @@ def design_network(target: DesignTarget, family: str | DesignFamily = "quadcubic
         if structural is not None:
             eq, why = structural
         else:
-            eq, why = _diagnose_failure(fam, fun, T, w, best["x"], det, tol, max_iter, stop,
-                                        target, net, tried)
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                eq, why = _diagnose_failure(fam, fun, T, w, best["x"], det, tol, max_iter,
+                                            stop, target, net, tried)
         net = DesignedNetwork(**{**net.__dict__, "failing_equation": eq,
                                  "diagnostics": {**net.diagnostics, "message": why}})
         if strict:
@@ -1608,9 +1901,10 @@ def design_network(target: DesignTarget, family: str | DesignFamily = "quadcubic
 def design_for_deq(activation: ActivationLike, sa: float, tau0: float = 1.0,
                    sb: float | None = None, *, family: str | DesignFamily = "quadcubic2",
                    target: str = "ck", ntk_groups: Iterable[str] = _NTK_DEQ_GROUPS,
-                   **options: Any) -> DesignedNetwork:
+                   refine: bool = False, **options: Any) -> DesignedNetwork:
     """:func:`design_target` then :func:`design_network` (options as there)."""
-    tgt = design_target(activation, sa, tau0, sb, target=target, ntk_groups=ntk_groups)
+    tgt = design_target(activation, sa, tau0, sb, target=target, ntk_groups=ntk_groups,
+                        refine=refine)
     return design_network(tgt, family, **options)
 
 
@@ -1637,6 +1931,7 @@ def design_convergence(
     target: str = "ck",
     sb: float | None = None,
     ntk_groups: Iterable[str] = _NTK_DEQ_GROUPS,
+    refine: bool = False,
     K: int = 2,
     ratio: float = 0.8,
     seed: int = 0,
@@ -1657,7 +1952,9 @@ def design_convergence(
       makes the two networks' surrogates equal).
 
     K is the CK G for ``target="ck"`` and the NTK summed over ``ntk_groups`` (DEQ) / all
-    groups (ENN) for ``target="ntk"``.
+    groups (ENN) for ``target="ntk"``.  With ``refine`` (NTK, odd activation, odd family)
+    the design matches the refined target of :func:`design_target` and the surrogate is
+    the refined one (``mixture_ntk_surrogate(..., refine=True)``).
 
     Returns
     -------
@@ -1684,7 +1981,7 @@ def design_convergence(
         data = mix.sample(int(round(ratio * p)), rng=seed + 1000 + p)
         tau0 = mix.statistics(data).tau0
         sol = solve_four_equations(act, sa, tau0, sb)
-        tgt = design_target(sol, target=target, ntk_groups=ntk_groups)
+        tgt = design_target(sol, target=target, ntk_groups=ntk_groups, refine=refine)
         net = design_network(tgt, family)
         if target == "ck":
             K_deq = exact_ck(data.X, act, sol.sa, sol.sb, solution=sol, workers=workers).G
@@ -1695,7 +1992,8 @@ def design_convergence(
             K_deq = exact_ntk(data.X, act, sol.sa, sol.sb, solution=sol,
                               groups=tgt.ntk_groups, workers=workers).total
             K_enn = net.exact_kernels(data.X, workers=workers).total
-            K_sur = mixture_ntk_surrogate(mix, data, solution=sol, groups=tgt.ntk_groups).total
+            K_sur = mixture_ntk_surrogate(mix, data, solution=sol, groups=tgt.ntk_groups,
+                                          refine=refine).total
         rec = {"p": p, "n": data.n, "tau0": tau0,
                "enn_vs_deq": relative_operator_error(K_deq, K_enn),
                "surrogate_vs_deq": relative_operator_error(K_deq, K_sur),
@@ -1715,7 +2013,8 @@ def design_convergence(
     slopes = {k: fitted_slope(pv, [r[k] for r in rows]) if len(rows) > 1 else float("nan")
               for k in ("enn_vs_deq", "surrogate_vs_deq", "surrogate_vs_enn")}
     return {"activation": act.name, "sa": float(sa), "family": get_family(family).name,
-            "target": target, "K": K, "rows": rows, "slopes": slopes}
+            "target": target, "refine": bool(refine), "K": K, "rows": rows,
+            "slopes": slopes}
 
 
 def sampled_comparison(net: DesignedNetwork, X: Any, *, width: int, realizations: int = 4,

@@ -310,12 +310,15 @@ def test_json_rejects_corrupt_records():
         dz.DesignedNetwork.from_dict(bad)
 
 
-@pytest.mark.parametrize("family,act", [("lrelu2", "relu"), ("htanh1", "tanh"),
-                                        ("quadcubic2", "swish")])
-def test_forward_matches_rmt_deq_explicit_and_numpy_source(family, act):
+@pytest.mark.parametrize("family,act,refine", [("lrelu2", "relu", False),
+                                               ("htanh1", "tanh", False),
+                                               ("quadcubic2", "swish", False),
+                                               ("htanhlin2", "tanh", True)])
+def test_forward_matches_rmt_deq_explicit_and_numpy_source(family, act, refine):
     from rmt_deq.explicit import explicit_forward, sample_explicit_weights
 
-    net = dz.design_for_deq(act, 0.2, 0.9, family=family)
+    net = dz.design_for_deq(act, 0.2, 0.9, family=family,
+                            **({"target": "ntk", "refine": True} if refine else {}))
     p, n, m = 30, 11, 64
     X = 0.9 * np.random.default_rng(3).standard_normal((p, n)) / math.sqrt(p)
     enet = net.to_explicit()
@@ -462,3 +465,158 @@ def test_enn_design_derivation():
     assert q["cubic_minus_package"] == 0 and q["c2_changes_alphas"] == [0, 0, 0]
     assert q["c2_changes_tau"] != 0
     assert ed.homogeneity_residual() == 0
+
+
+# ----------------------------------------------------------------------------------------
+# refined NTK design (c1, theta_diag, c5, theta_slope) for an odd DEQ
+# ----------------------------------------------------------------------------------------
+def _refined_total_from_table(act, sa, tau0):
+    """docs/ntk_surrogate.md "Optional refinement" table, v + A + B, written out with
+    mpmath moments at the fixed-point scale (c1 and theta_diag from the section 5 table)."""
+    sol = solve_four_equations(act, sa, tau0)
+    m = mp_gaussian_moments(act, sol.tau, dps=20)
+    e1, e3, h0, h2 = float(m.e1), float(m.e3), float(m.h0), float(m.h2)
+    g1, g4 = e1 * e1, float(m.g4)
+    sb, a1, a4 = sol.sb, sol.alpha1, sol.alpha4
+    r, q = 1 - sa * g1, 1 - sa * h0
+    V0 = (sol.tau ** 2 - sb * tau0 ** 2) / sa
+    c1 = a1 * g1 * (2 - sa * g1) / r
+    theta = V0 + sol.tau ** 2 * h0 / q
+    c5 = (e1 * e3 * a1 * a4 / (2 * r) + sa * g1 * e1 * e3 * a1 * a4 / r ** 2
+          + e1 * e3 * a1 * a4 / (2 * r))
+    ts = (g4 * a4 / 2 + sa * a4 * (g4 * h0 / (2 * q) + V0 * h2 / (2 * q * q))
+          + sb * h0 / q + sb * tau0 ** 2 * h2 * a4 / (2 * q * q))
+    return np.array([c1, theta, c5, ts])
+
+
+def test_refined_target_is_the_refinement_table_total():
+    tgt = dz.design_target("tanh", 0.2, 1.1, target="ntk", refine=True)
+    assert tgt.refine and tgt.equations == ("c1", "theta_diag", "c5", "theta_slope")
+    np.testing.assert_allclose(tgt.values, _refined_total_from_table("tanh", 0.2, 1.1),
+                               rtol=1e-10)
+
+
+@pytest.mark.parametrize("sa", SAS)
+def test_refined_ntk_design_matches_and_explicit_coefficients_agree(sa):
+    net = dz.design_for_deq("tanh", sa, 1.0, family="htanhlin2", target="ntk", refine=True)
+    assert net.feasible and net.residual <= 1e-12
+    assert net.L == 2 and net.params["a1"] == 1.0 and net.params["a2"] > 0
+    method = "mpmath" if sa == 0.2 else "quadrature"
+    tot = explicit_network_coefficients(net.activations, 1.0, method=method).total
+    got = np.array([tot.c1, tot.theta_diag, tot.c5, tot.theta_slope])
+    T = np.array(net.target.values)
+    assert np.max(np.abs(got - T)) <= 1e-11 * np.max(np.abs(T)), (got, T)
+    # odd layers: the plain equations d2 = d3 = 0 hold by themselves
+    assert abs(tot.d2) <= 1e-14 and abs(tot.d3) <= 1e-14
+
+
+@pytest.mark.parametrize("params", [{"a": 1.4, "c": 0.6, "b": 0.0},
+                                    {"a": -0.7, "c": 1.3, "b": 0.45},
+                                    {"a": 0.36, "c": 0.2, "b": -0.53}])
+@pytest.mark.parametrize("tau", [0.3, 1.0, 2.7])
+def test_hardtanhlin_closed_moments_vs_mpmath(params, tau):
+    layer = dz._make_layer("hardtanhlin", params, tau)
+    got = np.array([float(v) for v in dz._layer_moment_fn(layer, True)(tau * tau)])
+    m = mp_gaussian_moments(layer.activation, tau, dps=20)
+    ref = np.array([float(m.g1), float(m.g2), float(m.g4), float(m.V0), float(m.h0),
+                    float(m.e1) * float(m.e3), float(m.h2)])
+    assert np.max(np.abs(got - ref)) <= 1e-13 * max(1.0, np.max(np.abs(ref))), (got, ref)
+    assert abs(layer.tau_out - math.sqrt(ref[3])) <= 1e-13 * layer.tau_out
+    assert abs(float(m.mean)) <= 1e-14 and layer.centring == 0.0
+    # a hard tanh layer's refined moments (b = 0) are the same expressions
+    if params["b"] == 0.0:
+        ht = dz._make_layer("hardtanh", {"a": params["a"], "c": params["c"]}, tau)
+        got2 = np.array([float(v) for v in dz._layer_moment_fn(ht, True)(tau * tau)])
+        np.testing.assert_allclose(got2, got, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("refine", [False, True])
+def test_htanhlin2_analytic_jacobian_matches_central_differences(refine):
+    fam = dz.get_family("htanhlin2")
+    tgt = dz.design_target("tanh", 0.3, 1.1, target="ntk", refine=refine)
+    x = np.array([0.2, 0.1, -0.4, -1.3, -0.5])
+    F, J = fam.evaluate(x, tgt, None)
+    for k in range(len(x)):
+        h = 1e-6
+        xp, xm = x.copy(), x.copy()
+        xp[k] += h
+        xm[k] -= h
+        fd = (fam.evaluate(xp, tgt, None, jacobian=False)[0]
+              - fam.evaluate(xm, tgt, None, jacobian=False)[0]) / (2 * h)
+        assert np.max(np.abs(fd - J[:, k])) <= 1e-8 * max(1.0, np.max(np.abs(J))), (k, fd, J)
+
+
+def test_refined_design_exact_ntk_gap_shrinks_faster_than_htanh1():
+    plain = dz.design_convergence("tanh", 0.2, ps=(100, 400), family="htanh1", target="ntk")
+    ref = dz.design_convergence("tanh", 0.2, ps=(100, 400), family="htanhlin2",
+                                target="ntk", refine=True)
+    (p100, p400), (r100, r400) = plain["rows"], ref["rows"]
+    assert all(r["design_residual"] <= 1e-12 for r in (r100, r400))
+    # closer at each p, and shrinking faster: measured gaps 1.65e-3 -> 4.8e-4 (ratio 0.29,
+    # slope -0.89) vs htanh1's 7.9e-3 -> 5.1e-3 (0.65, slope -0.31) over p = 100..400
+    assert r100["enn_vs_deq"] < 0.5 * p100["enn_vs_deq"]
+    assert r400["enn_vs_deq"] < 0.25 * p400["enn_vs_deq"]
+    assert r400["enn_vs_deq"] / r100["enn_vs_deq"] < 0.5
+    assert (r400["enn_vs_deq"] / r100["enn_vs_deq"]
+            < 0.7 * (p400["enn_vs_deq"] / p100["enn_vs_deq"]))
+    # the refined network and the DEQ share the refined surrogate (triangle inequality)
+    for r in (r100, r400):
+        assert abs(r["surrogate_vs_enn"] - r["surrogate_vs_deq"]) <= 2.2 * r["enn_vs_deq"]
+
+
+def test_refined_design_json_round_trip_and_cli_family(tmp_path):
+    net = dz.design_for_deq("tanh", 0.3, 1.2, family="htanhlin2", target="ntk", refine=True)
+    path = tmp_path / "net.json"
+    net.save(str(path))
+    back = dz.load_designed_network(str(path))
+    assert back.target.refine and back.target.equations == dz.REFINED_EQUATIONS
+    assert back.achieved == net.achieved and dict(back.params) == dict(net.params)
+    assert "htanhlin2" in dz.FAMILIES
+    ex = net.to_explicit()
+    assert all(a.startswith("enn_hardtanhlin:") for a in ex.activations)
+
+
+def test_one_odd_layer_cannot_match_the_refined_tanh_target():
+    # htanh1 has two parameters for four equations; the diagnosis names an equation
+    with pytest.raises(InfeasibleDesignError) as ei:
+        dz.design_for_deq("tanh", 0.2, 1.0, family="htanh1", target="ntk", refine=True)
+    assert ei.value.failing_equation in dz.REFINED_EQUATIONS
+
+
+def test_refined_design_bad_inputs():
+    with pytest.raises(InvalidParameterError, match="ntk"):
+        dz.design_target("tanh", 0.2, target="ck", refine=True)
+    with pytest.raises(InvalidParameterError, match="odd"):
+        dz.design_target("relu", 0.2, target="ntk", refine=True)
+    with pytest.raises(InvalidParameterError, match="True or False"):
+        dz.design_target("tanh", 0.2, target="ntk", refine=1)
+    tgt = dz.design_target("tanh", 0.2, target="ntk", refine=True)
+    with pytest.raises(InvalidParameterError, match="odd family"):
+        dz.design_network(tgt, "lrelu2")
+    layer = dz._make_layer("pwlinear", {"a": 1.0, "b": 0.1}, 1.0)
+    with pytest.raises(InvalidParameterError, match="refined"):
+        dz.enn_equations([layer], 1.0, "ntk", refine=True)
+    with pytest.raises(InvalidParameterError, match="ntk"):
+        dz.enn_equations([layer], 1.0, "ck", refine=True)
+    with pytest.raises(InvalidParameterError, match="clip level"):
+        dz._make_layer("hardtanhlin", {"a": 1.0, "c": -1.0, "b": 0.0}, 1.0)
+
+
+def test_parametric_odd_family_matches_refined_target():
+    # the user-family (quadrature) path: two layers a clip(t, -c, c) + b t, no gauge fixed
+    fam = dz.ParametricFamily(
+        lambda t, th: th[0] * np.clip(t, -th[1], th[1]) + th[2] * t, 2,
+        [[1.0, 1.2, 0.06], [0.36, 0.2, 0.52]], name="cliplin", param_names=("a", "c", "b"),
+        derivative=lambda t, th: np.where(np.abs(t) < th[1], th[0] + th[2], th[2]),
+        kinks=lambda th: (-th[1], th[1]), odd=True)
+    net = dz.design_for_deq("tanh", 0.2, 1.0, family=fam, target="ntk", refine=True,
+                            n_starts=3)
+    assert net.feasible and net.relative_residual <= 1e-12
+    # the same network through the closed-form hardtanhlin moments (not quadrature)
+    p = net.params
+    l1 = dz._make_layer("hardtanhlin", {"a": p["a1"], "c": p["c1"], "b": p["b1"]}, 1.0)
+    l2 = dz._make_layer("hardtanhlin", {"a": p["a2"], "c": p["c2"], "b": p["b2"]},
+                        l1.tau_out)
+    got = np.array(dz.enn_equations([l1, l2], 1.0, "ntk", refine=True))
+    T = np.array(net.target.values)
+    assert np.max(np.abs(got - T)) <= 1e-10 * np.max(np.abs(T)), (got, T)
