@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--family", required=True,
                    choices=["lrelu2", "quad2", "htanh1", "quadcubic2", "htanhlin2"])
     g.add_argument("--target", choices=["ck", "ntk"], default="ck")
+    g.add_argument("--refine", action="store_true",
+                   help="NTK target of an odd DEQ activation: also match the refinement "
+                        "coefficients c5 and theta_slope (family htanhlin2)")
     g.add_argument("--json", action="store_true",
                    help="print one JSON object (family, residual, params, ...)")
     g.add_argument("--out", default=None, help="also save the designed network (JSON file)")
@@ -310,7 +313,7 @@ def _cmd_design(args: argparse.Namespace) -> int:
     from .design import design_for_deq
 
     net = design_for_deq(args.activation, args.sa, args.tau0, args.sb, family=args.family,
-                         target=args.target)
+                         target=args.target, refine=args.refine)
     if args.out:
         net.save(args.out)
     if args.json:

@@ -143,3 +143,35 @@ def test_bad_input(capsys):
     assert rc == 2 and "InvalidParameterError" in err
     rc, out, err = _run(capsys, "--activation", "nosuch", "--sa", "0.2", "--family", "lrelu2")
     assert rc == 2 and "UnknownActivationError" in err
+
+
+def test_refine_flag_matches_the_refined_ntk_coefficients(capsys):
+    """--refine: the printed htanhlin2 network, rebuilt from its params as
+    a_l clip(t, -c_l, c_l) + b_l t, has the DEQ's refined NTK coefficients."""
+    rc, out, _ = _run(capsys, "--activation", "tanh", "--sa", "0.2", "--tau0", "1",
+                      "--family", "htanhlin2", "--target", "ntk", "--refine", "--json")
+    assert rc == 0
+    rec = json.loads(out)
+    assert rec["equations"] == ["c1", "theta_diag", "c5", "theta_slope"]
+    assert rec["residual"] <= 1e-12
+    p = rec["params"]
+    acts = []
+    for l in (1, 2):
+        a, b, c = p[f"a{l}"], p[f"b{l}"], p[f"c{l}"]
+        acts.append(Activation.from_callable(
+            lambda t, a=a, b=b, c=c: a * np.clip(t, -c, c) + b * t,
+            derivative=lambda t, a=a, b=b, c=c: a * (np.abs(t) < c) + b,
+            kinks=(-c, c), name=f"odd_layer{l}", odd=True))
+    got = explicit_network_coefficients(acts, 1.0).total
+    want = ntk_coefficients(solve_four_equations("tanh", 0.2, 1.0))["total"]
+    for f in ("c1", "theta_diag", "c5", "theta_slope"):
+        assert getattr(got, f) == pytest.approx(getattr(want, f), rel=1e-9, abs=1e-12), f
+
+
+def test_refine_flag_rejects_non_odd_and_ck(capsys):
+    rc, out, err = _run(capsys, "--activation", "relu", "--sa", "0.2", "--family",
+                        "htanhlin2", "--target", "ntk", "--refine", "--json")
+    assert rc == 2 and out == "" and "odd" in err
+    rc, out, err = _run(capsys, "--activation", "tanh", "--sa", "0.2", "--family",
+                        "htanhlin2", "--target", "ck", "--refine")
+    assert rc == 2 and "ntk" in err
