@@ -1093,18 +1093,7 @@ class _HardTanh1(DesignFamily):
         return {"a1": abs(params["a1"]), "c1": params["c1"]}
 
     def structural_failure(self, target: DesignTarget) -> tuple | None:
-        if getattr(target, "refine", False):
-            return None      # a refined target is odd by construction (design_target)
-        v = target.values
-        scale = max(abs(x) for x in v)
-        if abs(v[2]) > 1e-13 * scale or abs(v[1]) > 1e-13 * scale:
-            name = target.equations[2] if abs(v[2]) > 1e-13 * scale else target.equations[1]
-            return (name, f"one odd layer has E[sigma''] = 0, so it produces "
-                          f"{target.equations[1]} = {target.equations[2]} = 0, but the target "
-                          f"has {target.equations[1]} = {v[1]:.6g}, "
-                          f"{target.equations[2]} = {v[2]:.6g} (the DEQ activation is not "
-                          f"odd); use a two-layer family")
-        return None
+        return _odd_family_failure(target, "one odd layer has", "use a two-layer family")
 
     def starts(self, target: DesignTarget) -> list:
         t0 = target.tau0
@@ -1120,6 +1109,25 @@ class _HardTanh1(DesignFamily):
     def random_start(self, gen: np.random.Generator, target: DesignTarget) -> np.ndarray:
         return np.array([math.sqrt(abs(target.values[0])) * gen.uniform(0.5, 3),
                          math.log(target.tau0 * gen.uniform(0.2, 5))])
+
+
+def _odd_family_failure(target: DesignTarget, subject: str, advice: str) -> tuple | None:
+    """(failing equation, reason) when an odd family meets a non-odd target, else None.
+
+    Odd layers have E[sigma''] = 0, so they produce the second and third equations (alpha2,
+    alpha3 or d2, d3) equal to 0; a refined target is odd by construction (design_target).
+    """
+    if getattr(target, "refine", False):
+        return None
+    v = target.values
+    scale = max(abs(x) for x in v)
+    if abs(v[2]) > 1e-13 * scale or abs(v[1]) > 1e-13 * scale:
+        e1, e2 = target.equations[1], target.equations[2]
+        name = e2 if abs(v[2]) > 1e-13 * scale else e1
+        return (name, f"{subject} E[sigma''] = 0, so {e1} = {e2} = 0, but the target has "
+                      f"{e1} = {v[1]:.6g}, {e2} = {v[2]:.6g} (the DEQ activation is not "
+                      f"odd); {advice}")
+    return None
 
 
 class _HardTanhLin2(DesignFamily):
@@ -1149,18 +1157,8 @@ class _HardTanhLin2(DesignFamily):
     refined_moment_fns = layer_moment_fns
 
     def structural_failure(self, target: DesignTarget) -> tuple | None:
-        if target.refine:
-            return None
-        v = target.values
-        scale = max(abs(x) for x in v)
-        if abs(v[2]) > 1e-13 * scale or abs(v[1]) > 1e-13 * scale:
-            name = target.equations[2] if abs(v[2]) > 1e-13 * scale else target.equations[1]
-            return (name, f"odd layers have E[sigma''] = 0, so they produce "
-                          f"{target.equations[1]} = {target.equations[2]} = 0, but the target "
-                          f"has {target.equations[1]} = {v[1]:.6g}, "
-                          f"{target.equations[2]} = {v[2]:.6g} (the DEQ activation is not "
-                          f"odd); use a family with even parts (quadcubic2)")
-        return None
+        return _odd_family_failure(target, "odd layers have",
+                                   "use a family with even parts (quadcubic2)")
 
     def params_from_free(self, x: Sequence[float]) -> dict:
         return {"a1": 1.0, "c1": math.exp(float(x[0])), "b1": float(x[1]),
