@@ -1,6 +1,11 @@
 """Shared fixtures and the list of activations every moment test runs over."""
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import pathlib
+import sys
+
 import mpmath as mp
 import numpy as np
 import pytest
@@ -23,3 +28,19 @@ def user_sine() -> Activation:
 @pytest.fixture(scope="session")
 def rng() -> np.random.Generator:
     return np.random.default_rng(20240521)
+
+
+#: the repository's derivations/ folder (sympy scripts the tests execute)
+DERIVATIONS = pathlib.Path(__file__).resolve().parents[1] / "derivations"
+
+
+def load_derivation(name: str):
+    """Import derivations.<name> from the repository without touching sys.path."""
+    if "derivations" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            "derivations", DERIVATIONS / "__init__.py",
+            submodule_search_locations=[str(DERIVATIONS)])
+        pkg = importlib.util.module_from_spec(spec)
+        sys.modules["derivations"] = pkg
+        spec.loader.exec_module(pkg)
+    return importlib.import_module(f"derivations.{name}")

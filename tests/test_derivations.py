@@ -5,34 +5,19 @@ rmt_deq at the tolerances stated in each derivation.
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import pathlib
 import subprocess
 import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-DERIV = ROOT / "derivations"
+from conftest import DERIVATIONS as DERIV, load_derivation
 
 
-def _load(name: str):
-    """Import derivations.<name> from the repository without touching sys.path."""
-    if "derivations" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "derivations", DERIV / "__init__.py", submodule_search_locations=[str(DERIV)])
-        pkg = importlib.util.module_from_spec(spec)
-        sys.modules["derivations"] = pkg
-        spec.loader.exec_module(pkg)
-    return importlib.import_module(f"derivations.{name}")
-
-
-common = _load("_common")
-stein = _load("stein")
-cm = _load("closed_moments")
-ck = _load("ck_expansion")
-fe = _load("four_equations")
+common = load_derivation("_common")
+stein = load_derivation("stein")
+cm = load_derivation("closed_moments")
+ck = load_derivation("ck_expansion")
+fe = load_derivation("four_equations")
 is_zero = common.is_zero
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from scipy import optimize
 
+from conftest import load_derivation
 from rmt_deq import design as dz
 from rmt_deq.errors import (InfeasibleDesignError, InvalidParameterError, RmtDeqError,
                             ShapeMismatchError, UnknownOptionError)
@@ -49,6 +50,20 @@ def _ck_recursion(activations, tau0, moments=_mp_moments):
             g4 * a4 / 2
         t = math.sqrt(V0)
     return np.array([a1, a2, a3, t * t])
+
+
+def _check_jacobian(fam, x, tgt):
+    """The family's analytic Jacobian against central differences at x."""
+    F, J = fam.evaluate(x, tgt, None)
+    for k in range(len(x)):
+        h = 1e-6
+        xp, xm = x.copy(), x.copy()
+        xp[k] += h
+        xm[k] -= h
+        fd = (fam.evaluate(xp, tgt, None, jacobian=False)[0]
+              - fam.evaluate(xm, tgt, None, jacobian=False)[0]) / (2 * h)
+        # central differences: truncation O(h^2 F''') ~ 1e-12, rounding ~ 1e-16/h = 1e-10
+        assert np.max(np.abs(fd - J[:, k])) <= 1e-8 * max(1.0, np.max(np.abs(J))), (k, fd, J)
 
 
 def _deq_ck_target(act, sa, tau0=1.0):
@@ -137,16 +152,7 @@ def test_analytic_jacobian_matches_central_differences(family, target):
     x = np.array([0.3, 0.9, 0.4, 0.1][:len(fam.free_names)])
     if family == "lrelu2":
         x = np.array([-0.2, 1.1, 0.3])
-    F, J = fam.evaluate(x, tgt, None)
-    for k in range(len(x)):
-        h = 1e-6
-        xp, xm = x.copy(), x.copy()
-        xp[k] += h
-        xm[k] -= h
-        fd = (fam.evaluate(xp, tgt, None, jacobian=False)[0]
-              - fam.evaluate(xm, tgt, None, jacobian=False)[0]) / (2 * h)
-        # central differences: truncation O(h^2 F''') ~ 1e-12, rounding ~ 1e-16/h = 1e-10
-        assert np.max(np.abs(fd - J[:, k])) <= 1e-8 * max(1.0, np.max(np.abs(J))), (k, fd, J)
+    _check_jacobian(fam, x, tgt)
 
 
 def test_gauge_rescaling_leaves_the_network_unchanged():
@@ -432,24 +438,8 @@ def test_bad_inputs():
 # ----------------------------------------------------------------------------------------
 # the sympy derivation (derivations/enn_design.py)
 # ----------------------------------------------------------------------------------------
-def _load_derivation(name: str):
-    import importlib
-    import importlib.util
-    import pathlib
-    import sys
-
-    deriv = pathlib.Path(__file__).resolve().parents[1] / "derivations"
-    if "derivations" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "derivations", deriv / "__init__.py", submodule_search_locations=[str(deriv)])
-        pkg = importlib.util.module_from_spec(spec)
-        sys.modules["derivations"] = pkg
-        spec.loader.exec_module(pkg)
-    return importlib.import_module(f"derivations.{name}")
-
-
 def test_enn_design_derivation():
-    ed = _load_derivation("enn_design")
+    ed = load_derivation("enn_design")
     # section 6 recursion from the second-order expansion (exact zeros)
     assert all(v == 0 for v in ed.recursion_residuals().values())
     # closed-form family moments, derived by exact piecewise integration
@@ -535,15 +525,7 @@ def test_htanhlin2_analytic_jacobian_matches_central_differences(refine):
     fam = dz.get_family("htanhlin2")
     tgt = dz.design_target("tanh", 0.3, 1.1, target="ntk", refine=refine)
     x = np.array([0.2, 0.1, -0.4, -1.3, -0.5])
-    F, J = fam.evaluate(x, tgt, None)
-    for k in range(len(x)):
-        h = 1e-6
-        xp, xm = x.copy(), x.copy()
-        xp[k] += h
-        xm[k] -= h
-        fd = (fam.evaluate(xp, tgt, None, jacobian=False)[0]
-              - fam.evaluate(xm, tgt, None, jacobian=False)[0]) / (2 * h)
-        assert np.max(np.abs(fd - J[:, k])) <= 1e-8 * max(1.0, np.max(np.abs(J))), (k, fd, J)
+    _check_jacobian(fam, x, tgt)
 
 
 def test_refined_design_exact_ntk_gap_shrinks_faster_than_htanh1():

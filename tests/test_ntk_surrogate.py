@@ -3,11 +3,6 @@ against it, structure, the published convention, explicit networks, bad inputs, 
 convergence to the exact infinite-width NTK on a small p range."""
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import pathlib
-import sys
-
 import numpy as np
 import pytest
 
@@ -24,22 +19,10 @@ from rmt_deq.ntk_surrogate import (NTKCoefficients, NTKSurrogate, exact_explicit
 from rmt_deq.pipeline import default_mixture
 from rmt_deq.surrogate import SurrogateCoefficients, mixture_ck_surrogate
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-DERIV = ROOT / "derivations"
+from conftest import load_derivation
 
 
-def _load(name: str):
-    """Import derivations.<name> from the repository without touching sys.path."""
-    if "derivations" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "derivations", DERIV / "__init__.py", submodule_search_locations=[str(DERIV)])
-        pkg = importlib.util.module_from_spec(spec)
-        sys.modules["derivations"] = pkg
-        spec.loader.exec_module(pkg)
-    return importlib.import_module(f"derivations.{name}")
-
-
-ne = _load("ntk_expansion")
+ne = load_derivation("ntk_expansion")
 
 
 @pytest.fixture(scope="module")
