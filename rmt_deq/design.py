@@ -639,57 +639,28 @@ def _enn_outputs(moment_fns: Sequence[Callable[[Any], tuple]], q0: float, kind: 
     (floats or _Dual), followed by (e1 e3, h2) for ``refine``.  ``groups`` None means every
     NTK group (v, W1..WL).
     """
-    if refine:
-        return _enn_refined_outputs(moment_fns, q0, groups)
-    a1, a2, a3, a4, q = 1.0, 0.0, 0.0, 1.0, q0
     if kind == "ck":
+        a1, a2, a3, a4, q = 1.0, 0.0, 0.0, 1.0, q0
         for mf in moment_fns:
             g1, g2, g4, V0 = mf(q)[:4]
             a1, a2, a3, a4, q = (g1 * a1, g1 * a2 + g2 * (a4 * a4) * 0.25,
                                  g1 * a3 + g2 * (a1 * a1) * 0.5, g4 * a4 * 0.5, V0)
         return [a1, a2, a3, q]
-    L = len(moment_fns)
-    ks = [(1.0, 0.0, 0.0, q0)]          # K_l as (c1, d2, d3, theta_diag)
-    mom = []
-    for mf in moment_fns:
-        g1, g2, g4, V0, h0 = mf(q)[:5]
-        mom.append((g1, g2, h0))
-        a1, a2, a3, a4, q = (g1 * a1, g1 * a2 + g2 * (a4 * a4) * 0.25,
-                             g1 * a3 + g2 * (a1 * a1) * 0.5, g4 * a4 * 0.5, V0)
-        ks.append((a1, a2, a3, q))
-    names = ["v"] + [f"W{l}" for l in range(1, L + 1)]
-    sel = names if groups is None else list(groups)
-    total = [0.0, 0.0, 0.0, 0.0]
-    for g in sel:
-        if g == "v":
-            c = ks[L]
-        else:
-            l = int(g[1:])
-            c = ks[l - 1]
-            for k in range(l, L + 1):
-                g1, g2, h0 = mom[k - 1]
-                pa1 = ks[k - 1][0]
-                c = (g1 * c[0], g1 * c[1], g1 * c[2] + g2 * pa1 * c[0], h0 * c[3])
-        total = [t + ci for t, ci in zip(total, c)]
-    return total
-
-
-def _enn_refined_outputs(moment_fns: Sequence[Callable[[Any], tuple]], q0: float,
-                         groups: Sequence[str] | None) -> list:
-    """(c1, theta_diag, c5, theta_slope) of the NTK summed over ``groups``.
-
-    The recursion of :func:`rmt_deq.ntk_surrogate.explicit_network_coefficients` (written
-    here again for forward-mode duals): the CK state (alpha1, alpha2, alpha3, tau^2,
-    alpha5, alpha4) with alpha5_l = g1 alpha5_{l-1} + e1 e3 alpha1_{l-1} alpha4_{l-1}/2, and
-    the product with Kdot_k mapping (c1, d2, d3, theta_diag, c5, theta_slope) by
-    c5 -> g1 c5 + (e1 e3/2) alpha4_{k-1} c1, theta_slope -> h0 theta_slope +
-    (h2/2) alpha4_{k-1} theta_diag (and c1, d2, d3, theta_diag as in :func:`_enn_outputs`).
-    """
+    # NTK: the recursion of rmt_deq.ntk_surrogate.explicit_network_coefficients, written
+    # again for forward-mode duals.  CK state (alpha1, alpha2, alpha3, tau^2, alpha5,
+    # alpha4), alpha5_l = g1 alpha5_{l-1} + e1 e3 alpha1_{l-1} alpha4_{l-1}/2; the product
+    # with Kdot_k maps (c1, d2, d3, theta_diag, c5, theta_slope) by c1 -> g1 c1, d2 -> g1 d2,
+    # d3 -> g1 d3 + g2 alpha1_{k-1} c1, theta_diag -> h0 theta_diag,
+    # c5 -> g1 c5 + (e1 e3/2) alpha4_{k-1} c1, theta_slope -> h0 theta_slope +
+    # (h2/2) alpha4_{k-1} theta_diag.  Without ``refine`` the moment functions give no
+    # (e1 e3, h2) and c5, theta_slope stay 0 (unused).
     a1, a2, a3, q, a5, a4 = 1.0, 0.0, 0.0, q0, 0.0, 1.0
     ks = [(a1, a2, a3, q, a5, a4)]
     mom = []
     for mf in moment_fns:
-        g1, g2, g4, V0, h0, e13, h2 = mf(q)
+        m = mf(q)
+        g1, g2, g4, V0, h0 = m[:5]
+        e13, h2 = (m[5], m[6]) if refine else (0.0, 0.0)
         mom.append((g1, g2, h0, e13, h2))
         a1, a2, a3, q, a5, a4 = (g1 * a1, g1 * a2 + g2 * (a4 * a4) * 0.25,
                                  g1 * a3 + g2 * (a1 * a1) * 0.5, V0,
@@ -711,7 +682,9 @@ def _enn_refined_outputs(moment_fns: Sequence[Callable[[Any], tuple]], q0: float
                 c = (g1 * c[0], g1 * c[1], g1 * c[2] + g2 * pa1 * c[0], h0 * c[3],
                      g1 * c[4] + e13 * 0.5 * pa4 * c[0], h0 * c[5] + h2 * 0.5 * pa4 * c[3])
         total = [t + ci for t, ci in zip(total, c)]
-    return [total[0], total[3], total[4], total[5]]
+    if refine:
+        return [total[0], total[3], total[4], total[5]]
+    return total[:4]
 
 
 def enn_equations(layers: Sequence[DesignedLayer], tau0: float, target: str = "ck", *,
