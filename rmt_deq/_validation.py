@@ -8,7 +8,7 @@ import numpy as np
 from .errors import (InvalidParameterError, NonFiniteInputError, ShapeMismatchError,
                      UnknownOptionError)
 
-__all__ = ["as_data_matrix", "as_labels", "as_rng", "check_choice", "check_groups",
+__all__ = ["as_data_matrix", "as_labels", "as_rng", "check_choice", "check_groups", "check_positive_finite",
            "check_options", "check_positive_int", "check_tolerance"]
 
 
@@ -96,15 +96,21 @@ def check_positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
+def check_positive_finite(value: Any, name: str) -> float:
+    """Return ``value`` as a float if it is finite and > 0, else raise InvalidParameterError
+    naming ``name`` (a tolerance, a data scale tau0, ...)."""
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"{name} must be a number, got {value!r}") from None
+    if not (np.isfinite(t) and t > 0):
+        raise InvalidParameterError(f"{name} must be finite and > 0, got {value!r}")
+    return t
+
+
 def check_tolerance(tol: Any, name: str = "tol") -> float:
     """Return tol as a float if it is finite and > 0, else raise InvalidParameterError."""
-    try:
-        t = float(tol)
-    except (TypeError, ValueError):
-        raise InvalidParameterError(f"{name} must be a number, got {tol!r}") from None
-    if not (np.isfinite(t) and t > 0):
-        raise InvalidParameterError(f"{name} must be finite and > 0, got {tol!r}")
-    return t
+    return check_positive_finite(tol, name)
 
 
 #: what each DEQ parameter group is (for error messages)

@@ -30,7 +30,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ._validation import as_data_matrix, check_groups, check_positive_int
+from ._validation import as_data_matrix, check_groups, check_positive_finite, check_positive_int
 from .activations import Activation, get_activation
 from .bivariate import PairExpectations, one_dimensional_moments
 from .deq import _Elementwise
@@ -153,12 +153,7 @@ def explicit_scales(network: Any, tau0: float) -> ExplicitScales:
         tau0 not positive, or a layer whose centred output vanishes (tau_l = 0).
     """
     net = _as_network(network)
-    try:
-        t = float(tau0)
-    except (TypeError, ValueError):
-        raise InvalidParameterError(f"tau0 must be a number, got {tau0!r}") from None
-    if not (math.isfinite(t) and t > 0):
-        raise InvalidParameterError(f"tau0 must be finite and > 0, got {tau0!r}")
+    t = check_positive_finite(tau0, "tau0")
     taus, cs = [t], []
     for l, spec in enumerate(net.activations, start=1):
         c = float(one_dimensional_moments(spec, np.array([t]), keys=("mean",))["mean"][0])

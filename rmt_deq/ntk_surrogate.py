@@ -50,7 +50,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ._validation import as_data_matrix, check_choice, check_groups
+from ._validation import as_data_matrix, check_choice, check_groups, check_positive_finite
 from .activations import Activation, ActivationLike, get_activation
 from .bivariate import DEFAULT_KMAX, DEFAULT_TOL, METHODS as _PAIR_METHODS, PairExpectations
 from .errors import InvalidParameterError, ShapeMismatchError
@@ -631,12 +631,7 @@ def explicit_network_coefficients(activations: Sequence[ActivationLike], tau0: f
         tau0 not finite and > 0, no layer, or a layer whose output is constant (tau_l = 0).
     """
     acts = _as_activation_list(activations)
-    try:
-        t0 = float(tau0)
-    except (TypeError, ValueError):
-        raise InvalidParameterError(f"tau0 must be a number, got {tau0!r}") from None
-    if not (math.isfinite(t0) and t0 > 0):
-        raise InvalidParameterError(f"tau0 must be finite and > 0, got {tau0!r}")
+    t0 = check_positive_finite(tau0, "tau0")
     check_choice("method", method, ("auto", "closed", "quadrature", "mpmath"))
     layers: list[ExplicitLayer] = []
     a1, a2, a3, a4, a5, tau = 1.0, 0.0, 0.0, 1.0, 0.0, t0
