@@ -5,7 +5,7 @@ kernels -> spectra, with exact infinite-width kernels, sampling and design besid
 Convention everywhere: a data matrix X is p x n (columns are samples).
 """
 from .activations import Activation, available_activations, get_activation, register_activation
-from .errors import (ConvergenceError, DivergentMomentError, InfeasibleDesignError,
+from .errors import (ConvergenceError, DivergentMomentError, InfeasibleDesignError, MemoryBudgetError,
                      InvalidParameterError, NoFixedPointError, NonFiniteInputError,
                      RmtDeqError, ShapeMismatchError, UnknownActivationError,
                      UnknownOptionError)
@@ -74,7 +74,7 @@ __all__ = [
     "DesignTarget", "DesignFamily", "ParametricFamily", "DesignedLayer", "DesignedNetwork",
     "ENNForward", "design_target", "design_network", "design_for_deq", "design_record",
     "enn_equations", "get_family", "load_designed_network",
-    "RmtDeqError", "InvalidParameterError", "ShapeMismatchError", "NonFiniteInputError",
+    "RmtDeqError", "InvalidParameterError", "MemoryBudgetError", "ShapeMismatchError", "NonFiniteInputError",
     "UnknownActivationError", "UnknownOptionError", "DivergentMomentError",
     "NoFixedPointError", "ConvergenceError", "InfeasibleDesignError",
 ]

@@ -5,11 +5,16 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .errors import (InvalidParameterError, NonFiniteInputError, ShapeMismatchError,
-                     UnknownOptionError)
+from .errors import (InvalidParameterError, MemoryBudgetError, NonFiniteInputError,
+                     ShapeMismatchError, UnknownOptionError)
 
-__all__ = ["as_data_matrix", "as_labels", "as_rng", "check_choice", "check_groups", "check_positive_finite",
-           "check_options", "check_positive_int", "check_tolerance"]
+__all__ = ["as_data_matrix", "as_labels", "as_rng", "check_choice", "check_groups",
+           "check_positive_finite", "check_options", "check_positive_int", "check_tolerance",
+           "DEFAULT_MAX_MEMORY", "memory_budget", "check_memory"]
+
+#: default memory budget (bytes) of the computations that allocate in proportion to n^2
+#: or to the width: the sampler, the exact kernels, the spectra grids
+DEFAULT_MAX_MEMORY = 2 * 1024 ** 3
 
 
 def as_data_matrix(X: Any, name: str = "X") -> np.ndarray:
@@ -143,3 +148,27 @@ def check_groups(groups: Any, allowed: Iterable[str]) -> tuple[str, ...]:
     if not gs:
         raise InvalidParameterError(f"select at least one NTK group from {allowed}")
     return tuple(g for g in allowed if g in gs)
+
+
+def memory_budget(max_memory: Any) -> float:
+    """Return the memory budget in bytes (``None``: :data:`DEFAULT_MAX_MEMORY`)."""
+    try:
+        budget = float(DEFAULT_MAX_MEMORY if max_memory is None else max_memory)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(
+            f"max_memory must be a number of bytes, got {max_memory!r}") from None
+    if not budget > 0:
+        raise InvalidParameterError(f"max_memory must be > 0, got {max_memory!r}")
+    return budget
+
+
+def check_memory(needed: float, budget: float, what: str,
+                 fix: str = "reduce the sizes or raise max_memory") -> None:
+    """Raise :class:`MemoryBudgetError` if ``needed`` bytes exceed ``budget``.
+
+    ``what`` names what needs the memory; ``fix`` says what the caller can change.
+    """
+    if needed > budget:
+        raise MemoryBudgetError(
+            f"{what} need about {needed / 2**20:,.0f} MiB, over the memory budget of "
+            f"{budget / 2**20:,.0f} MiB (max_memory); {fix}")

@@ -11,6 +11,7 @@ from typing import Sequence
 __all__ = [
     "RmtDeqError",
     "InvalidParameterError",
+    "MemoryBudgetError",
     "ShapeMismatchError",
     "NonFiniteInputError",
     "UnknownActivationError",
@@ -28,6 +29,14 @@ class RmtDeqError(Exception):
 
 class InvalidParameterError(RmtDeqError, ValueError):
     """A scalar parameter (a variance, a scale, a tolerance...) is out of its valid range."""
+
+
+class MemoryBudgetError(InvalidParameterError):
+    """A computation would need more memory than its budget (``max_memory``).
+
+    Raised before anything large is allocated; the message gives the estimate and the fix
+    (smaller sizes, a lower precision, or a larger ``max_memory``).
+    """
 
 
 class ShapeMismatchError(RmtDeqError, ValueError):

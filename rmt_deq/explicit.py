@@ -30,12 +30,13 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ._validation import as_data_matrix, check_groups, check_positive_finite, check_positive_int
+from ._validation import (as_data_matrix, check_groups, check_memory, check_positive_finite,
+                          check_positive_int, memory_budget)
 from .activations import Activation, get_activation
 from .bivariate import PairExpectations, one_dimensional_moments
 from .deq import _Elementwise
 from .errors import InvalidParameterError, ShapeMismatchError, UnknownOptionError
-from .sampling import (SampledKernel, SampledNTK, _budget, _check_room, _kernel_result,
+from .sampling import (SampledKernel, SampledNTK, _kernel_result,
                        _MCSettings, _monte_carlo, _ntk_result, _seeds)
 from .weights import check_dtype, check_family, weight_matrix
 
@@ -366,11 +367,12 @@ def _sample(X: Any, net: ExplicitNetwork, ntk: bool, names: tuple[str, ...],
     dt = check_dtype(dtype)
     p, n = Xa.shape
     L = net.depth
-    budget = _budget(max_memory)
+    budget = memory_budget(max_memory)
     isz = dt.itemsize
     fixed = isz * (m * p + (L - 1) * m * m + (2 * L + 1) * m * n + p * n)
     fixed += 8 * n * n * (len(names) * (mc.batches + 1) + L + 2)
-    _check_room(fixed, budget, f"the weights, features and {mc.batches} batch accumulators")
+    check_memory(fixed, budget, f"the weights, features and {mc.batches} batch accumulators",
+                 "lower batches, use float32, or raise max_memory")
     scales = explicit_scales(net, _default_tau0(Xa, tau0))
     elems = [_Elementwise(get_activation(a), dt) for a in net.activations]
     Xd = Xa.astype(dt)

@@ -46,7 +46,8 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 from scipy import stats
 
-from ._validation import as_rng, check_choice, check_groups, check_options, check_positive_int
+from ._validation import (as_rng, check_choice, check_groups, check_memory, check_options,
+                          check_positive_int, memory_budget)
 from .activations import ActivationLike
 from .deq import (SolveRecord, _chunks, _DEQSystem, _Elementwise, _prepare,
                   _solver_options, sample_deq_weights)
@@ -58,7 +59,6 @@ __all__ = ["SamplingProgress", "SamplingInfo", "SampledKernel", "SampledNTK", "s
            "sampled_ntk", "sampled_kernel", "mc_error_bound", "NTK_GROUPS"]
 
 NTK_GROUPS = ("v", "A", "B")
-DEFAULT_MAX_MEMORY = 2 * 1024 ** 3
 
 
 # ----------------------------------------------------------------------------------------
@@ -392,24 +392,6 @@ class _MCSettings:
         return cls(R, b, conf, draws, target, every, progress)
 
 
-def _budget(max_memory: Any) -> float:
-    try:
-        budget = float(DEFAULT_MAX_MEMORY if max_memory is None else max_memory)
-    except (TypeError, ValueError):
-        raise InvalidParameterError(
-            f"max_memory must be a number of bytes, got {max_memory!r}") from None
-    if not budget > 0:
-        raise InvalidParameterError(f"max_memory must be > 0, got {max_memory!r}")
-    return budget
-
-
-def _check_room(fixed: float, budget: float, what: str) -> None:
-    if fixed > budget:
-        raise InvalidParameterError(
-            f"max_memory = {budget / 2**20:.0f} MiB is too small: {what} alone need "
-            f"{fixed / 2**20:.0f} MiB (lower batches, use float32, or raise max_memory)")
-
-
 def _monte_carlo(realize: Callable[[int], tuple[dict, int, int | None]],
                  names: tuple[str, ...], early: tuple[str, ...], n: int, mc: _MCSettings,
                  seed: int, t_start: float) -> tuple[_Accumulator, list, bool]:
@@ -474,7 +456,7 @@ def _run(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, ntk
     if family == "symmetric" and method == "auto":
         method = "anderson"          # real Jacobian spectrum: Anderson always pays
     opts = _solver_options(method, tol, max_iter, memory, dt)
-    budget = _budget(max_memory)
+    budget = memory_budget(max_memory)
 
     p, n = Xa.shape
     names = ("ck",) + tuple(g for g in ("A", "B") if ntk and g in groups)
@@ -483,7 +465,8 @@ def _run(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, ntk
     isz = dt.itemsize
     fixed = isz * (m * m + m * p + p * n + m * n * (2 if ntk or control_variate else 1))
     fixed += 8 * n * n * (len(names) * (mc.batches + 1) + 2)
-    _check_room(fixed, budget, f"the weights, features and {mc.batches} batch accumulators")
+    check_memory(fixed, budget, f"the weights, features and {mc.batches} batch accumulators",
+                 "lower batches, use float32, or raise max_memory")
     per_col = isz * m * (6 + 2 * opts["memory"]) + (isz * m if ntk else 0)
     if chunk_size is None:
         size = int(max(1, min(n, (budget - fixed) // per_col)))
