@@ -867,7 +867,7 @@ class DesignFamily:
             return F, None
         J = np.empty((4, len(x)))
         for k in range(len(x)):
-            h = 1e-6 * max(1.0, abs(x[k]))
+            h = 1e-6 * (abs(x[k]) or 1.0)      # relative: parameters carry the data scale
             xp, xm = np.array(x, float), np.array(x, float)
             xp[k] += h
             xm[k] -= h
