@@ -6,7 +6,7 @@ Convention everywhere: a data matrix X is p x n (columns are samples).
 """
 from .activations import Activation, available_activations, get_activation, register_activation
 from .errors import (ConvergenceError, DivergentMomentError, InfeasibleDesignError, MemoryBudgetError,
-                     InvalidParameterError, NoFixedPointError, NonFiniteInputError,
+                     InvalidParameterError, InvalidRecordError, NoFixedPointError, NonFiniteInputError,
                      RmtDeqError, ShapeMismatchError, UnknownActivationError,
                      UnknownOptionError)
 from .fixed_point import FixedPointSolution, solve_four_equations
@@ -74,7 +74,7 @@ __all__ = [
     "DesignTarget", "DesignFamily", "ParametricFamily", "DesignedLayer", "DesignedNetwork",
     "ENNForward", "design_target", "design_network", "design_for_deq", "design_record",
     "enn_equations", "get_family", "load_designed_network",
-    "RmtDeqError", "InvalidParameterError", "MemoryBudgetError", "ShapeMismatchError", "NonFiniteInputError",
+    "RmtDeqError", "InvalidParameterError", "InvalidRecordError", "MemoryBudgetError", "ShapeMismatchError", "NonFiniteInputError",
     "UnknownActivationError", "UnknownOptionError", "DivergentMomentError",
     "NoFixedPointError", "ConvergenceError", "InfeasibleDesignError",
 ]

@@ -127,8 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
             "(sigma_l(t) = a_l t + b_l (t^2 - tau_{l-1}^2); a1, b1, a2, b2), htanh1 "
             "(sigma(t) = a1 clip(t, -c1, c1); a1, c1), quadcubic2 (quad2 plus c2 (t^3 - "
             "3 tau_1^2 t) in layer 2), htanhlin2 (two odd layers a_l clip(t, -c_l, c_l) + "
-            "b_l t, a1 = 1; a1, c1, b1, a2, c2, b2).  A target the family cannot match "
-            "exits with status 2 and says which equation fails."))
+            "b_l t, a1 = 1; a1, c1, b1, a2, c2, b2).  Each equation is judged on its own "
+            "scale (relative to its target, or to 1e-3 of the kernel scale for a target "
+            "that is ~0), so the verdict does not depend on the units of --tau0.  A target "
+            "the family cannot match exits with status 2 and says which equation fails."))
     g.add_argument("--activation", required=True, help=_ACT_HELP)
     g.add_argument("--sa", type=float, required=True, help="variance of recurrent weights A")
     g.add_argument("--sb", type=float, default=None, help="variance of input weights B "
@@ -324,9 +326,12 @@ def _cmd_design(args: argparse.Namespace) -> int:
     for k, v in net.params.items():
         print(f"  {k:3s} = {v: .16g}")
     for name, req, got in zip(net.target.equations, net.target.values, net.achieved):
-        print(f"  {name:10s} required {req: .12g}   achieved {got: .12g}")
-    print(f"  residual (max absolute equation error) {net.residual:.2e}; "
-          f"solved in {1e3 * net.diagnostics['solve_time_s']:.2f} ms")
+        print(f"  {name:10s} required {req: .12g}   achieved {got: .12g}   relative error "
+              f"{net.relative_errors[name]:.1e}")
+    print(f"  relative residual {net.relative_residual:.1e} (every equation within "
+          f"{net.diagnostics['tol']:g} of its own scale); residual (max absolute equation "
+          f"error) {net.residual:.2e}; solved in "
+          f"{1e3 * net.diagnostics['solve_time_s']:.2f} ms")
     if args.out:
         print(f"wrote {args.out}", file=sys.stderr)
     return 0

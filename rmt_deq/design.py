@@ -78,13 +78,27 @@ quadcubic2's Hermite cubic feeds only tau_L^2 (E[He_3'] = E[He_3''] = 0; derivat
 enn_design.py), which restores the fourth degree of freedom, and its CK design has a closed
 form (a cubic in b_1^2, the same derivation).
 
-Solver: Levenberg-Marquardt on the equations scaled by the target magnitudes, analytic
-Jacobians (forward-mode differentiation of the closed-form moments) for the built-in
-families, several starts (closed-form solutions first where they exist); a target that no
-start reaches raises :class:`~rmt_deq.errors.InfeasibleDesignError` with the best
-least-squares residual (max absolute equation error there) and the failing equation: the
-one still missed (by the least) when the other three are met exactly, or a structural
-reason known in advance (one odd layer cannot make alpha2, alpha3 nonzero).
+**Scale-free equations.**  Equation k's coefficient multiplies a matrix of size
+tau0^d_k in the surrogate (``DATA_POWERS``: X^T X ~ tau0^2, the t t^T and T blocks ~
+tau0^4, the identity ~ 1), so the four target numbers have different units and one
+common normalisation (e.g. by the largest, ~tau^2) hides the others.  Each equation is
+measured on its own scale instead (:meth:`DesignTarget.relative_errors`): relative to its
+target, or, for a target below ``EQUATION_FLOOR`` = 1e-3 of the kernel scale max_j |T_j|
+tau0^(d_j - 2) (an odd DEQ's alpha2 = alpha3 = 0), relative to that fraction of the kernel
+scale.  ``feasible`` means every equation's relative error is <= ``tol``.  Every built-in
+family is closed under rescaling its input and output (:meth:`DesignFamily.rescale`):
+the problem is solved at data scale 1 and kernel scale 1 (:meth:`DesignTarget.
+unit_problem`) and the answer rescaled, so the solve is the same for every tau0 (for the
+positively homogeneous ReLU DEQ the lrelu2 slopes are identical at every tau0).
+
+Solver: Levenberg-Marquardt on the relative equation errors, analytic Jacobians
+(forward-mode differentiation of the closed-form moments, :mod:`rmt_deq._design_moments`)
+for the built-in families, several starts (closed-form or one-dimensional solutions first
+where they exist); a target that no start reaches raises
+:class:`~rmt_deq.errors.InfeasibleDesignError` with the best least-squares point (its
+per-equation relative errors) and the failing equation: the one still missed (by the
+least) when the other three are met exactly, or a structural reason known in advance (one
+odd layer cannot make alpha2, alpha3 nonzero).
 
 The result, :class:`DesignedNetwork`, is a frozen dataclass with the layers, the achieved
 coefficients and diagnostics; it saves to / loads from JSON, runs a plain numpy forward
@@ -96,16 +110,21 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ._validation import as_data_matrix, as_rng, check_choice, check_groups, check_positive_int
+from ._validation import (as_data_matrix, as_rng, check_choice, check_groups,
+                          check_options, check_positive_finite, check_positive_int)
+from ._design_moments import (_INV_SQRT_2PI, _Dual, _exp, _moments_hardtanh,  # noqa: F401
+                              _moments_hardtanhlin, _moments_hermite, _moments_pwlinear,
+                              _seed, _val)
 from .activations import Activation, ActivationLike, PolyPiece, get_activation
-from .errors import (InfeasibleDesignError, InvalidParameterError, RmtDeqError,
-                     ShapeMismatchError, UnknownOptionError)
+from .errors import (InfeasibleDesignError, InvalidParameterError, InvalidRecordError,
+                     RmtDeqError, ShapeMismatchError, UnknownOptionError)
 from .fixed_point import FixedPointSolution, solve_four_equations
 
 __all__ = [
@@ -113,6 +132,9 @@ __all__ = [
     "FAMILIES",
     "EQUATIONS",
     "REFINED_EQUATIONS",
+    "DATA_POWERS",
+    "EQUATION_FLOOR",
+    "check_design_scale",
     "DesignTarget",
     "design_target",
     "DesignFamily",
@@ -139,166 +161,6 @@ REFINED_EQUATIONS = ("c1", "theta_diag", "c5", "theta_slope")
 _ODD_TOL = 1e-12
 _NTK_DEQ_GROUPS = ("v", "A", "B")
 _JSON_FORMAT = "rmt_deq.design/1"
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
-
-
-# ----------------------------------------------------------------------------------------
-# forward-mode differentiation (value + gradient), enough for the closed-form moments
-# ----------------------------------------------------------------------------------------
-class _Dual:
-    """A number with its gradient with respect to the free parameters."""
-
-    __slots__ = ("v", "g")
-
-    def __init__(self, v: float, g: np.ndarray) -> None:
-        self.v = v
-        self.g = g
-
-    def __add__(self, o: Any) -> "_Dual":
-        if isinstance(o, _Dual):
-            return _Dual(self.v + o.v, self.g + o.g)
-        return _Dual(self.v + o, self.g)
-
-    __radd__ = __add__
-
-    def __sub__(self, o: Any) -> "_Dual":
-        if isinstance(o, _Dual):
-            return _Dual(self.v - o.v, self.g - o.g)
-        return _Dual(self.v - o, self.g)
-
-    def __rsub__(self, o: Any) -> "_Dual":
-        return _Dual(o - self.v, -self.g)
-
-    def __neg__(self) -> "_Dual":
-        return _Dual(-self.v, -self.g)
-
-    def __mul__(self, o: Any) -> "_Dual":
-        if isinstance(o, _Dual):
-            return _Dual(self.v * o.v, self.g * o.v + o.g * self.v)
-        return _Dual(self.v * o, self.g * o)
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, o: Any) -> "_Dual":
-        if isinstance(o, _Dual):
-            inv = 1.0 / o.v
-            return _Dual(self.v * inv, (self.g - o.g * (self.v * inv)) * inv)
-        return _Dual(self.v / o, self.g / o)
-
-    def __rtruediv__(self, o: Any) -> "_Dual":
-        inv = 1.0 / self.v
-        return _Dual(o * inv, self.g * (-o * inv * inv))
-
-
-def _val(x: Any) -> float:
-    return x.v if isinstance(x, _Dual) else float(x)
-
-
-def _sqrt(x: Any) -> Any:
-    if isinstance(x, _Dual):
-        r = math.sqrt(x.v)
-        return _Dual(r, x.g * (0.5 / r))
-    return math.sqrt(x)
-
-
-def _exp(x: Any) -> Any:
-    if isinstance(x, _Dual):
-        e = math.exp(x.v)
-        return _Dual(e, x.g * e)
-    return math.exp(x)
-
-
-def _erf(x: Any) -> Any:
-    if isinstance(x, _Dual):
-        return _Dual(math.erf(x.v), x.g * (_TWO_OVER_SQRT_PI * math.exp(-x.v * x.v)))
-    return math.erf(x)
-
-
-def _seed(x: Sequence[float]) -> list[_Dual]:
-    """Independent variables: x_k with gradient e_k."""
-    eye = np.eye(len(x))
-    return [_Dual(float(v), eye[k]) for k, v in enumerate(x)]
-
-
-# ----------------------------------------------------------------------------------------
-# closed-form moments of the layer kinds (all at input variance q = s^2)
-# returns (g1, g2, g4, V0, h0) = (E[s']^2, E[s'']^2, E[(s_c^2)''], E[s_c^2], E[s'^2])
-# ----------------------------------------------------------------------------------------
-def _moments_pwlinear(a: Any, b: Any, q: Any) -> tuple:
-    """sigma(t) = a t (t > 0), b t (t < 0): e1 = (a+b)/2, E[sigma''] = (a-b) pdf(0)/s,
-    mean (a-b) s/sqrt(2 pi), E[sigma^2] = (a^2+b^2) q/2, E[sigma'^2] = (a^2+b^2)/2."""
-    u, w = a + b, a - b
-    sq = a * a + b * b
-    ww = w * w
-    g1 = u * u * 0.25
-    g2 = ww / (2.0 * math.pi * q)
-    g4 = sq - ww * (1.0 / math.pi)
-    V0 = q * (sq * 0.5 - ww * (0.5 / math.pi))
-    h0 = sq * 0.5
-    return g1, g2, g4, V0, h0
-
-
-def _moments_hermite(a: Any, b: Any, c: Any, q: Any) -> tuple:
-    """sigma(t) = a t + b (t^2 - q) + c (t^3 - 3 q t) at its own input variance q (mean 0):
-    e1 = a, e2 = 2b, V0 = a^2 q + 2 b^2 q^2 + 6 c^2 q^3,
-    g4/2 = a^2 + 4 b^2 q + 18 c^2 q^2 + 6 a c q, h0 = a^2 + 4 b^2 q + 18 c^2 q^2."""
-    aa, bb = a * a, b * b
-    g1 = aa
-    g2 = 4.0 * bb
-    if isinstance(c, (int, float)) and c == 0:
-        V0 = q * (aa + 2.0 * bb * q)
-        h0 = aa + 4.0 * bb * q
-        g4 = 2.0 * h0
-    else:
-        cc = c * c
-        V0 = q * (aa + q * (2.0 * bb + 6.0 * cc * q))
-        h0 = aa + q * (4.0 * bb + 18.0 * cc * q)
-        g4 = 2.0 * h0 + 12.0 * a * c * q
-    return g1, g2, g4, V0, h0
-
-
-def _moments_hardtanh(a: Any, c: Any, q: Any) -> tuple:
-    """sigma(t) = a clip(t, -c, c) (odd, mean 0); z = c/s, P = erf(z/sqrt 2):
-    e1 = a P, V0 = a^2 q (P - 2 z pdf(z) + z^2 (1 - P)), g4 = 2 a^2 (P - 2 z pdf(z)),
-    h0 = a^2 P."""
-    s = _sqrt(q)
-    z = c / s
-    P = _erf(z * (1.0 / math.sqrt(2.0)))
-    zpdf = z * _exp(z * z * (-0.5)) * _INV_SQRT_2PI
-    aa = a * a
-    g1 = aa * P * P
-    g2 = 0.0 * aa
-    core = P - 2.0 * zpdf
-    V0 = aa * q * (core + z * z * (1.0 - P))
-    g4 = 2.0 * aa * core
-    h0 = aa * P
-    return g1, g2, g4, V0, h0
-
-
-def _moments_hardtanhlin(a: Any, c: Any, b: Any, q: Any) -> tuple:
-    """sigma(t) = a clip(t, -c, c) + b t (odd, mean 0); z = c/s, P = erf(z/sqrt 2),
-    phi = pdf(z).  Returns (g1, g2, g4, V0, h0, e1 e3, h2) with (Stein's lemma and
-    sigma'' = a (delta(t + c) - delta(t - c)))::
-
-        e1 = a P + b,   e3 = -2 a z phi / q,   h0 = a^2 P + 2 a b P + b^2,
-        h2 = E[(sigma'^2)''] = -2 (a^2 + 2 a b) z phi / q,
-        V0 = q (a^2 (P - 2 z phi + z^2 (1 - P)) + 2 a b P + b^2),
-        g4 = 2 h0 + 2 E[sigma sigma''] = 2 h0 - 4 a (a + b) z phi.
-
-    b = 0 is the hard tanh of :func:`_moments_hardtanh`."""
-    s = _sqrt(q)
-    z = c / s
-    P = _erf(z * (1.0 / math.sqrt(2.0)))
-    zpdf = z * _exp(z * z * (-0.5)) * _INV_SQRT_2PI
-    aa, ab = a * a, a * b
-    e1 = a * P + b
-    e3 = a * zpdf * (-2.0) / q
-    h0 = (aa + 2.0 * ab) * P + b * b
-    h2 = (aa + 2.0 * ab) * zpdf * (-2.0) / q
-    V0 = q * (aa * (P - 2.0 * zpdf + z * z * (1.0 - P)) + 2.0 * ab * P + b * b)
-    g4 = 2.0 * h0 - 4.0 * (aa + ab) * zpdf
-    return e1 * e1, 0.0 * aa, g4, V0, h0, e1 * e3, h2
 
 
 # ----------------------------------------------------------------------------------------
@@ -488,7 +350,8 @@ class DesignTarget:
         ``ntk``: (c1, d2, d3, theta_diag) required; refined ``ntk``:
         (c1, theta_diag, c5, theta_slope) (``REFINED_EQUATIONS``).
     tau0 : float
-        Data scale sqrt(tr C°/p) (the ENN's input scale).
+        Data scale sqrt(tr C°/p) (the ENN's input scale).  tau0^2 and 1/tau0^2 must be
+        finite normal float64 numbers (tau0 within about 1.5e-154 .. 1.3e154).
     activation : str or None
         The DEQ's activation (None for a user-given target).
     sa, sb : float
@@ -502,6 +365,19 @@ class DesignTarget:
         coefficients of an odd target (d2 = d3 = 0, which an odd family meets by itself)
         and the two refinement coefficients of docs/ntk_surrogate.md ("Optional
         refinement"), c5 (x_i.x_j)(delta_i + delta_j) and theta_slope delta_i.
+
+    Notes
+    -----
+    **Scales of the equations.**  Equation k multiplies, in the surrogate, a matrix whose
+    entries scale like tau0^d_k (``DATA_POWERS``: X^T X like tau0^2, the t t^T and T
+    blocks like tau0^4, the identity like 1), so its target contributes T_k tau0^d_k to
+    the kernel.  :attr:`unit_values` are T_k tau0^(d_k - 2), the kernel contributions
+    over tau0^2: the same design problem at data scale 1 (equal for every tau0 when the
+    DEQ's activation is positively homogeneous).  Each equation is judged on its own
+    scale s_k = max(|T^_k|, EQUATION_FLOOR max_j |T^_j|) in these units
+    (:meth:`relative_errors`): relative to its own target, or, for a target below
+    ``EQUATION_FLOOR`` (1e-3) of the kernel scale (an odd DEQ's alpha2, alpha3 = 0),
+    relative to that fraction of the kernel scale.
     """
 
     kind: str
@@ -516,23 +392,89 @@ class DesignTarget:
 
     def __post_init__(self) -> None:
         check_choice("target", self.kind, TARGETS)
-        vals = tuple(float(v) for v in self.values)
-        if len(vals) != 4 or not all(math.isfinite(v) for v in vals):
-            raise InvalidParameterError(
-                f"a design target needs 4 finite values {EQUATIONS[self.kind]}, got "
-                f"{self.values!r}")
-        object.__setattr__(self, "values", vals)
-        if not (math.isfinite(self.tau0) and self.tau0 > 0):
-            raise InvalidParameterError(f"tau0 must be finite and > 0, got {self.tau0!r}")
         if not isinstance(self.refine, bool):
             raise InvalidParameterError(f"refine must be True or False, got {self.refine!r}")
         if self.refine and self.kind != "ntk":
             raise InvalidParameterError("refine=True applies to an NTK target only")
+        try:
+            vals = tuple(float(v) for v in self.values)
+        except (TypeError, ValueError):
+            vals = ()
+        if len(vals) != 4 or not all(math.isfinite(v) for v in vals):
+            raise InvalidParameterError(
+                f"a design target needs 4 finite values {self.equations}, got "
+                f"{self.values!r}")
+        object.__setattr__(self, "values", vals)
+        object.__setattr__(self, "tau0", check_design_scale(self.tau0))
+        groups = tuple(self.ntk_groups)
+        if self.kind == "ck" and groups:
+            raise InvalidParameterError(
+                f"a CK target has no NTK groups, got ntk_groups={groups!r}; leave it empty")
+        if self.kind == "ntk" and groups:
+            groups = check_groups(groups, _NTK_DEQ_GROUPS)
+        object.__setattr__(self, "ntk_groups", groups)
+        unit = self.unit_values
+        if not all(math.isfinite(u) for u in unit):
+            raise InvalidParameterError(
+                f"the target {dict(zip(self.equations, vals))} at tau0 = {self.tau0:g} "
+                f"overflows float64 in the units of the design (T_k tau0^(d_k - 2) = "
+                f"{unit}); rescale the data so that tau0 is nearer 1")
+        kappa = max(abs(u) for u in unit)
+        if not kappa >= _MIN_KERNEL_SCALE:
+            raise InvalidParameterError(
+                f"the target {dict(zip(self.equations, vals))} at tau0 = {self.tau0:g} has "
+                f"kernel scale {kappa:.3g} (max_k |T_k| tau0^(d_k - 2)), which is zero or "
+                f"below {_MIN_KERNEL_SCALE:g}: there is no kernel to match; check the "
+                f"target values, or rescale the data so that tau0 is nearer 1")
 
     @property
     def equations(self) -> tuple:
         """The equation names, in the order of ``values``."""
         return REFINED_EQUATIONS if self.refine else EQUATIONS[self.kind]
+
+    @property
+    def data_powers(self) -> tuple:
+        """d_k of each equation (``DATA_POWERS``): its matrix scales like tau0^d_k."""
+        return tuple(DATA_POWERS[e] for e in self.equations)
+
+    @property
+    def unit_values(self) -> tuple:
+        """T_k tau0^(d_k - 2): the target in the units of data scale 1 (see Notes)."""
+        return _unit_scaled(self.values, self.data_powers, self.tau0)
+
+    def equation_scales(self) -> np.ndarray:
+        """s_k = max(|T^_k|, EQUATION_FLOOR max_j |T^_j|), in the units of
+        :attr:`unit_values` (multiply by tau0^(2 - d_k) for the target's units)."""
+        unit = np.abs(np.asarray(self.unit_values))
+        return np.maximum(unit, EQUATION_FLOOR * float(unit.max()))
+
+    def relative_errors(self, achieved: Sequence[float]) -> np.ndarray:
+        """|F_k - T_k| tau0^(d_k - 2) / s_k per equation (scale-free; inf where F_k is not
+        finite)."""
+        F = np.asarray(achieved, dtype=float)
+        with np.errstate(over="ignore", invalid="ignore"):
+            err = np.abs(np.asarray(_unit_scaled(F - np.asarray(self.values),
+                                                 self.data_powers, self.tau0)))
+            rel = err / self.equation_scales()
+        return np.where(np.isfinite(rel), rel, math.inf)
+
+    def unit_problem(self) -> tuple["DesignTarget", float, float]:
+        """The same design problem at data scale 1 and kernel scale 1.
+
+        Returns
+        -------
+        (target, lam, mu)
+            ``target`` has tau0 = 1 and values T^_k / kappa (kappa = max_j |T^_j|), so
+            that its largest value is 1; a network of a scale-covariant family matching
+            it matches this target after :meth:`DesignFamily.rescale` ``(x, lam, mu)``
+            with lam = tau0 (input scale) and mu = sqrt(kappa) (output scale).
+        """
+        unit = np.asarray(self.unit_values)
+        kappa = float(np.max(np.abs(unit)))
+        t = DesignTarget(kind=self.kind, values=tuple(float(u) for u in unit / kappa),
+                         tau0=1.0, activation=self.activation, sa=self.sa, sb=self.sb,
+                         ntk_groups=self.ntk_groups, refine=self.refine)
+        return t, self.tau0, math.sqrt(kappa)
 
     def as_dict(self) -> dict:
         d = {"kind": self.kind, "equations": list(self.equations),
@@ -544,16 +486,54 @@ class DesignTarget:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "DesignTarget":
-        return cls(kind=d["kind"], values=tuple(d["values"]), tau0=float(d["tau0"]),
-                   activation=d.get("activation"), sa=float(d.get("sa", float("nan"))),
-                   sb=float(d.get("sb", float("nan"))),
-                   ntk_groups=tuple(d.get("ntk_groups", ())),
-                   refine=bool(d.get("refine", False)))
+        """Rebuild from :meth:`as_dict`, every field validated.
+
+        Raises
+        ------
+        InvalidRecordError
+            A missing, unknown or ill-typed key, or values that are not a valid target.
+        """
+        from ._design_record import target_from_dict
+        return target_from_dict(d, "design target record")
+
+
+#: how equation k's matrix scales with the data scale: tau0^DATA_POWERS[k] (X^T X: 2; the
+#: t t^T and T blocks and (x_i.x_j)(delta_i + delta_j): 4; the identity: 0; delta_i: 2)
+DATA_POWERS = {"alpha1": 2, "alpha2": 4, "alpha3": 4, "tau": 0,
+               "c1": 2, "d2": 4, "d3": 4, "theta_diag": 0, "c5": 4, "theta_slope": 2}
+#: an equation whose target is below this fraction of the kernel scale is measured against
+#: that fraction of the kernel scale (``DesignTarget.relative_errors``); with the default
+#: tol = 1e-10 it accepts the rounding (~1e-13 of the kernel) of an odd DEQ's zeros
+EQUATION_FLOOR = 1e-3
+_MIN_KERNEL_SCALE = sys.float_info.min / EQUATION_FLOOR    # the floor stays a normal float64
+
+
+def check_design_scale(tau0: Any) -> float:
+    """tau0 as a float if it is finite, > 0 and tau0^2, 1/tau0^2 are normal float64 numbers
+    (a design works with both), else InvalidParameterError."""
+    t = check_positive_finite(tau0, "tau0 (the data scale)")
+    q0 = t * t
+    if not (math.isfinite(q0) and q0 >= sys.float_info.min):
+        raise InvalidParameterError(
+            f"tau0 = {t:g} is outside the range of a design: tau0^2 and 1/tau0^2 must be "
+            f"finite normal float64 numbers (tau0 within about 1.5e-154 .. 1.3e154); "
+            f"rescale the data (X -> c X) so that tau0 is nearer 1")
+    return t
+
+
+def _unit_scaled(values: Sequence[float], powers: Sequence[int], tau0: float) -> tuple:
+    """values_k tau0^(powers_k - 2) (powers in {0, 2, 4}: one multiplication or division by
+    tau0^2, no power that could overflow on its own)."""
+    q0 = tau0 * tau0
+    out = []
+    for v, d in zip(values, powers):
+        out.append(float(v) / q0 if d == 0 else float(v) * q0 if d == 4 else float(v))
+    return tuple(out)
 
 
 def design_target(activation: ActivationLike | FixedPointSolution, sa: float | None = None,
-                  tau0: float = 1.0, sb: float | None = None, *, target: str = "ck",
-                  ntk_groups: Iterable[str] = _NTK_DEQ_GROUPS,
+                  tau0: float | None = None, sb: float | None = None, *, target: str = "ck",
+                  ntk_groups: Iterable[str] | None = None,
                   refine: bool = False) -> DesignTarget:
     """The four numbers a DEQ's CK (or NTK) surrogate asks of an explicit network.
 
@@ -565,10 +545,11 @@ def design_target(activation: ActivationLike | FixedPointSolution, sa: float | N
     sa, sb : float
         DEQ variances (sb defaults to 1 - sa).
     tau0 : float
-        Data scale sqrt(tr C°/p).
+        Data scale sqrt(tr C°/p) (default 1).
     target : {"ck", "ntk"}
-    ntk_groups : iterable of {"v", "A", "B"}
-        DEQ parameter groups of an NTK target (("v", "A"): the published G/(1 - sa Gdot)).
+    ntk_groups : iterable of {"v", "A", "B"}, optional
+        DEQ parameter groups of an NTK target (default all three; ("v", "A"): the published
+        G/(1 - sa Gdot)).  Rejected for a CK target.
     refine : bool
         NTK target only, for an odd DEQ activation (d2 = d3 = 0): match
         (c1, theta_diag, c5, theta_slope) of the NTK summed over ``ntk_groups``, i.e. also
@@ -581,12 +562,20 @@ def design_target(activation: ActivationLike | FixedPointSolution, sa: float | N
     Returns
     -------
     DesignTarget
+        CK values in the forms of the four-equation system that need no subtraction:
+        alpha_{1,L} = (alpha1 - sb)/sa = g1 alpha1, alpha_{2,L} = alpha2/sa =
+        g2 alpha4^2/(4 (1 - sa g1)), alpha_{3,L} = alpha3/sa = g2 alpha1^2/(2 (1 - sa g1)),
+        tau_L^2 = (tau^2 - sb tau0^2)/sa = E[phi_c(tau xi)^2] (the differences lose every
+        digit when sa g1 or sa E[phi_c^2]/tau^2 is small, e.g. a saturating phi at a
+        large tau0).
 
     Raises
     ------
     InvalidParameterError
-        From the four-equation solve; or ``refine`` with a CK target, or with an NTK target
-        that is not odd (|d2|, |d3| > 1e-12 max(|c1|, |theta_diag|)).
+        From the four-equation solve; tau0 outside the range of a design
+        (:func:`check_design_scale`); ``refine`` with a CK target, or with an NTK target
+        that is not odd (|d2|, |d3| > 1e-12 of the kernel scale, in the units of
+        :attr:`DesignTarget.unit_values`); ``ntk_groups`` with a CK target.
     NoFixedPointError
         From the four-equation solve.
     """
@@ -596,28 +585,38 @@ def design_target(activation: ActivationLike | FixedPointSolution, sa: float | N
     if refine and target != "ntk":
         raise InvalidParameterError("refine=True applies to target='ntk' only (the CK has no "
                                     "refined design)")
+    if ntk_groups is not None and target != "ntk":
+        raise InvalidParameterError(
+            f"ntk_groups applies to target='ntk' only (a CK target has no parameter groups), "
+            f"got ntk_groups={ntk_groups!r}")
     if isinstance(activation, FixedPointSolution):
-        if sa is not None or sb is not None:
+        if sa is not None or sb is not None or tau0 is not None:
             raise InvalidParameterError("give a FixedPointSolution or (activation, sa, tau0, "
                                         "sb), not both")
         sol = activation
+        check_design_scale(sol.tau0)
     else:
         if sa is None:
             raise InvalidParameterError("sa is required with an activation")
+        tau0 = check_design_scale(1.0 if tau0 is None else tau0)
         sol = solve_four_equations(activation, sa, tau0, sb)
     sa_f, sb_f = float(sol.sa), float(sol.sb)
     if target == "ck":
-        vals = ((sol.alpha1 - sb_f) / sa_f, sol.alpha2 / sa_f, sol.alpha3 / sa_f,
-                (sol.tau ** 2 - sb_f * sol.tau0 ** 2) / sa_f)
+        g1, g2 = float(sol.g1), float(sol.g2)
+        r = 1.0 - sa_f * g1
+        vals = (g1 * sol.alpha1, g2 * sol.alpha4 ** 2 / (4.0 * r),
+                g2 * sol.alpha1 ** 2 / (2.0 * r), sol.V0)
         groups: tuple = ()
     else:
         from .ntk_surrogate import ntk_coefficients
-        groups = check_groups(ntk_groups, _NTK_DEQ_GROUPS)
+        groups = check_groups(_NTK_DEQ_GROUPS if ntk_groups is None else ntk_groups,
+                              _NTK_DEQ_GROUPS)
         tot = ntk_coefficients(sol, groups)["total"]
         vals = (tot.c1, tot.d2, tot.d3, tot.theta_diag)
         if refine:
-            scale = max(abs(tot.c1), abs(tot.theta_diag))
-            if abs(tot.d2) > _ODD_TOL * scale or abs(tot.d3) > _ODD_TOL * scale:
+            unit = np.abs(_unit_scaled(vals, [DATA_POWERS[e] for e in EQUATIONS["ntk"]],
+                                       float(sol.tau0)))
+            if unit[1] > _ODD_TOL * unit.max() or unit[2] > _ODD_TOL * unit.max():
                 raise InvalidParameterError(
                     f"refine=True needs an odd DEQ activation (NTK d2 = d3 = 0); "
                     f"{sol.activation} has d2 = {tot.d2:.6g}, d3 = {tot.d3:.6g}")
@@ -708,14 +707,17 @@ def enn_equations(layers: Sequence[DesignedLayer], tau0: float, target: str = "c
     Raises
     ------
     InvalidParameterError
-        ``refine`` with a CK target, or with a layer kind that has no closed-form refined
-        moments here (pwlinear, hermite).
+        ``refine`` or ``enn_groups`` with a CK target, or ``refine`` with a layer kind that
+        has no closed-form refined moments here (pwlinear, hermite).
     """
     check_choice("target", target, TARGETS)
     if not isinstance(refine, bool):
         raise InvalidParameterError(f"refine must be True or False, got {refine!r}")
     if refine and target != "ntk":
         raise InvalidParameterError("refine=True applies to target='ntk' only")
+    if enn_groups is not None and target != "ntk":
+        raise InvalidParameterError("enn_groups applies to target='ntk' only (the CK has no "
+                                    "parameter groups)")
     fns = [_layer_moment_fn(layer, refine) for layer in layers]
     groups = None if enn_groups is None else _check_enn_groups(enn_groups, len(layers))
     return tuple(float(_val(v)) for v in _enn_outputs(fns, float(tau0) ** 2, target, groups,
@@ -786,6 +788,11 @@ class DesignFamily:
         Whether the Jacobian is analytic (forward-mode through closed-form moments).
     odd : bool
         Every layer is odd (d2 = d3 = 0 by construction): needed for a refined NTK target.
+    covariant : bool
+        The family is closed under rescaling its input by lam and its output by mu
+        (:meth:`rescale`); then :func:`design_network` solves the problem at data scale 1
+        and kernel scale 1 (:meth:`DesignTarget.unit_problem`) and rescales the answer, so
+        the solve is the same for every tau0 (true of every built-in family).
     """
 
     name: str = "family"
@@ -794,6 +801,7 @@ class DesignFamily:
     free_names: tuple = ()
     analytic: bool = True
     odd: bool = False
+    covariant: bool = False
 
     # -- to override ---------------------------------------------------------------------
     def layer_moment_fns(self, x: Sequence[Any]) -> list:
@@ -830,6 +838,15 @@ class DesignFamily:
         reason known in advance, else None."""
         return None
 
+    def rescale(self, x: Sequence[float], lam: float, mu: float) -> np.ndarray:
+        """Free parameters of the network that, at input scale lam tau0, computes mu times
+        what the network ``x`` computes at tau0 (covariant families only).
+
+        Its design quantities are then F_k = mu^2 lam^(2 - d_k) F_k(x) (``DATA_POWERS``):
+        the kernel scales by (mu lam)^2 and equation k's matrix by lam^d_k.
+        """
+        raise InvalidParameterError(f"family {self.name!r} is not scale-covariant")
+
     # -- provided -----------------------------------------------------------------------
     def evaluate(self, x: Sequence[float], target: DesignTarget,
                  groups: Sequence[str] | None, jacobian: bool = True
@@ -850,7 +867,7 @@ class DesignFamily:
             return F, None
         J = np.empty((4, len(x)))
         for k in range(len(x)):
-            h = 1e-6 * max(1.0, abs(x[k]))
+            h = 1e-6 * (abs(x[k]) or 1.0)      # relative: parameters carry the data scale
             xp, xm = np.array(x, float), np.array(x, float)
             xp[k] += h
             xm[k] -= h
@@ -924,6 +941,13 @@ class _LeakyReLU2(DesignFamily):
 
     def random_start(self, gen: np.random.Generator, target: DesignTarget) -> np.ndarray:
         return self._scaled_start(gen.uniform(-1, 1), gen.uniform(-1, 0.9), target)
+
+    covariant = True
+
+    def rescale(self, x: Sequence[float], lam: float, mu: float) -> np.ndarray:
+        # positively homogeneous layers: only the output gain mu enters (layer 2's slopes)
+        b1, a2, b2 = (float(v) for v in x)
+        return np.array([b1, mu * a2, mu * b2])
 
 
 class _Quadratic2(DesignFamily):
@@ -1012,7 +1036,7 @@ class _Quadratic2(DesignFamily):
         out = self.closed_form_ck(target) if target.kind == "ck" else []
         T1 = abs(target.values[0])
         a2 = math.sqrt(T1 / (1.0 if target.kind == "ck" else 3.0)) if T1 > 0 else 1.0
-        v = target.values
+        v = target.unit_values
         if self.cubic and abs(v[1]) + abs(v[2]) <= 1e-13 * max(abs(x) for x in v):
             out.append(np.array([0.0, a2, 0.0, 0.1 * a2]))    # odd target: b1 = b2 = 0
         for b1 in (0.3, 0.1, 1.0):
@@ -1022,6 +1046,17 @@ class _Quadratic2(DesignFamily):
                     x.append(0.1 * a2)
                 out.append(np.array(x))
         return out
+
+    covariant = True
+
+    def rescale(self, x: Sequence[float], lam: float, mu: float) -> np.ndarray:
+        # sigma_1(lam s) = lam (s + lam b1 (s^2 - q)): b1 -> b1/lam; layer 2 likewise
+        # (its input scale is lam times), b2 -> b2/lam, c2 -> c2/lam^2, and mu on layer 2
+        v = [float(t) for t in x]
+        out = [v[0] / lam, mu * v[1], mu * v[2] / lam]
+        if self.cubic:
+            out.append(mu * v[3] / lam / lam)
+        return np.array(out)
 
     def random_start(self, gen: np.random.Generator, target: DesignTarget) -> np.ndarray:
         T1 = abs(target.values[0])
@@ -1068,10 +1103,58 @@ class _HardTanh1(DesignFamily):
     def structural_failure(self, target: DesignTarget) -> tuple | None:
         return _odd_family_failure(target, "one odd layer has", "use a two-layer family")
 
+    covariant = True
+
+    def rescale(self, x: Sequence[float], lam: float, mu: float) -> np.ndarray:
+        # a clip(lam s, -c, c) = lam a clip(s, -c/lam, c/lam): c -> lam c, a -> mu a
+        return np.array([mu * float(x[0]), float(x[1]) + math.log(lam)])
+
+    def _ratio_start(self, target: DesignTarget) -> np.ndarray | None:
+        """The plain match, if there is one, from a one-dimensional solve.
+
+        Both equations a hard tanh layer can meet besides alpha2 = alpha3 = 0 (CK: alpha1,
+        tau; NTK: c1, theta_diag) are a1^2 times functions of z = c1/tau0 alone, so
+        their ratio (monotone in z: CK from 2/pi at z -> 0 to 1, NTK from 0 to 1) fixes
+        z: bracketed by decades in log z, then Brent's method; a1 from the first
+        equation.  Needed because the match moves to z ~ 1/tau0 -> 0 for a saturating
+        DEQ activation at a large data scale (tanh acts as a sign function), where the
+        Levenberg-Marquardt valley in (a1, log c1) is too long to follow from O(1)
+        starts.  None for a refined target or a ratio that no z gives."""
+        from scipy.optimize import brentq
+
+        T = target.values
+        if target.refine or not (T[0] > 0 and T[3] > 0):
+            return None
+        want, lt0 = T[0] / T[3], math.log(target.tau0)
+
+        def gap(lz: float) -> float:
+            F, _ = self.evaluate(np.array([1.0, lz + lt0]), target, None, jacobian=False)
+            return F[0] / F[3] - want
+
+        lo, hi, top = 0.0, 0.0, math.log(40.0)   # at z = 40 the ratio is 1 exactly
+        if gap(0.0) > 0:
+            while gap(lo) > 0:
+                hi, lo = lo, lo - math.log(10.0)
+                if lo < -700.0:
+                    return None
+        else:
+            while gap(hi) < 0:
+                if hi >= top:      # the linear limit, if the target is at it to rounding
+                    if gap(top) < -1e-15 * want:
+                        return None
+                    lo = hi = top
+                    break
+                lo, hi = hi, min(hi + 0.5, top)
+        lz = brentq(gap, lo, hi, xtol=1e-14, rtol=1e-15) if lo < hi else lo
+        F, _ = self.evaluate(np.array([1.0, lz + lt0]), target, None, jacobian=False)
+        return np.array([math.sqrt(T[0] / F[0]), lz + lt0])
+
     def starts(self, target: DesignTarget) -> list:
         t0 = target.tau0
         T1 = abs(target.values[0])
-        out = []
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            x = self._ratio_start(target)
+        out = [] if x is None or not np.all(np.isfinite(x)) else [x]
         for z in (1.0, 2.0, 0.5, 4.0):
             P = math.erf(z / math.sqrt(2))
             div = P if target.kind == "ck" else math.sqrt(2.0) * P
@@ -1092,11 +1175,11 @@ def _odd_family_failure(target: DesignTarget, subject: str, advice: str) -> tupl
     """
     if getattr(target, "refine", False):
         return None
-    v = target.values
-    scale = max(abs(x) for x in v)
-    if abs(v[2]) > 1e-13 * scale or abs(v[1]) > 1e-13 * scale:
+    v, u = target.values, target.unit_values       # unit values: scale-free comparison
+    scale = max(abs(x) for x in u)
+    if abs(u[2]) > 1e-13 * scale or abs(u[1]) > 1e-13 * scale:
         e1, e2 = target.equations[1], target.equations[2]
-        name = e2 if abs(v[2]) > 1e-13 * scale else e1
+        name = e2 if abs(u[2]) > 1e-13 * scale else e1
         return (name, f"{subject} E[sigma''] = 0, so {e1} = {e2} = 0, but the target has "
                       f"{e1} = {v[1]:.6g}, {e2} = {v[2]:.6g} (the DEQ activation is not "
                       f"odd); {advice}")
@@ -1132,6 +1215,14 @@ class _HardTanhLin2(DesignFamily):
     def structural_failure(self, target: DesignTarget) -> tuple | None:
         return _odd_family_failure(target, "odd layers have",
                                    "use a family with even parts (quadcubic2)")
+
+    covariant = True
+
+    def rescale(self, x: Sequence[float], lam: float, mu: float) -> np.ndarray:
+        # a clip(lam s, -c, c) + b lam s = lam (a clip(s, -c/lam, c/lam) + b s): clip
+        # levels -> lam c; mu on layer 2's slopes
+        lc1, b1, a2, lc2, b2 = (float(v) for v in x)
+        return np.array([lc1 + math.log(lam), b1, mu * a2, lc2 + math.log(lam), mu * b2])
 
     def params_from_free(self, x: Sequence[float]) -> dict:
         return {"a1": 1.0, "c1": math.exp(float(x[0])), "b1": float(x[1]),
@@ -1296,9 +1387,10 @@ def get_family(family: str | DesignFamily) -> DesignFamily:
 # the solver
 # ----------------------------------------------------------------------------------------
 def _weights(target: DesignTarget) -> np.ndarray:
-    v = np.abs(np.asarray(target.values))
-    floor = 1e-3 * float(v.max()) if v.max() > 0 else 1.0
-    return 1.0 / np.maximum(v, floor)
+    """w_k with w_k |F_k - T_k| = equation k's relative error
+    (:meth:`DesignTarget.relative_errors`): w_k = tau0^(d_k - 2) / s_k."""
+    return np.asarray(_unit_scaled(1.0 / target.equation_scales(), target.data_powers,
+                                   target.tau0))
 
 
 def _levenberg_marquardt(fun: Callable, x0: np.ndarray, T: np.ndarray, w: np.ndarray,
@@ -1384,20 +1476,27 @@ class DesignedNetwork:
     achieved : tuple of 4 floats
         The network's values of the target's four quantities (``target.equations``).
     errors : dict of str -> float
-        achieved - required, per equation.
+        achieved - required, per equation (absolute, in each equation's own units).
     residual : float
-        max |achieved - required| (absolute).
+        max |achieved - required| (absolute; the equations have different units, so this
+        is a summary, not the feasibility test).
     relative_residual : float
-        max |achieved - required| / max(|required|, 1e-3 max|required|).
+        max of ``relative_errors``.
     feasible : bool
-        relative_residual <= the solve tolerance.
+        Every equation's relative error is <= the solve tolerance ``diagnostics["tol"]``.
     failing_equation : str or None
-        The equation with the largest relative error when not feasible.
+        When not feasible: the equation the family fails (:func:`design_network`'s
+        diagnosis), else the one with the largest relative error.
     enn_groups : tuple of str or None
         The ENN NTK groups of an NTK design (None: all).
     diagnostics : dict
         ``starts`` tried, ``iterations`` (total), ``solve_time_s``, ``tol``,
         ``analytic_jacobian``, ``message``.
+    relative_errors : dict of str -> float
+        Per equation, |achieved - required| on the equation's own scale
+        (:meth:`DesignTarget.relative_errors`: relative to the target, or to
+        ``EQUATION_FLOOR`` of the kernel scale for a target below it); independent of
+        tau0 for a scale-covariant family and a positively homogeneous DEQ.
     """
 
     family: str
@@ -1413,6 +1512,7 @@ class DesignedNetwork:
     failing_equation: str | None = None
     enn_groups: tuple | None = None
     diagnostics: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    relative_errors: Mapping[str, float] = field(default_factory=dict)
 
     # -- structure -----------------------------------------------------------------------
     @property
@@ -1544,6 +1644,8 @@ class DesignedNetwork:
         at this network's tau0); ``.ck[-1]`` is the CK K_L.  Options are passed on
         (groups, method, tol, kmax, workers)."""
         from .ntk_surrogate import exact_explicit_ntk
+        check_options(options, ("groups", "method", "tol", "kmax", "workers"),
+                      "DesignedNetwork.exact_kernels")
         return exact_explicit_ntk(X, self.activations, tau0=self.tau0, **options)
 
     def to_explicit(self) -> Any:
@@ -1571,6 +1673,7 @@ class DesignedNetwork:
             "enn_groups": None if self.enn_groups is None else list(self.enn_groups),
             "achieved": list(self.achieved),
             "errors": dict(self.errors),
+            "relative_errors": dict(self.relative_errors),
             "residual": self.residual,
             "relative_residual": self.relative_residual,
             "feasible": self.feasible,
@@ -1588,48 +1691,109 @@ class DesignedNetwork:
             fh.write(self.to_json(indent=1))
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], family: DesignFamily | None = None
-                  ) -> "DesignedNetwork":
-        """Rebuild from :meth:`to_dict`; the layers are rebuilt from the parameters and the
-        stored scales and achieved values are checked against them.
+    def from_dict(cls, d: Mapping[str, Any], family: DesignFamily | None = None, *,
+                  source: str = "design record") -> "DesignedNetwork":
+        """Rebuild from :meth:`to_dict`: every field is validated (types, shapes,
+        finiteness, names; the rules are in :mod:`rmt_deq._design_record`), the layers are
+        rebuilt from the parameters, and the stored layer scales, ``achieved`` values and
+        ``feasible`` verdict are checked against them.
 
         Parameters
         ----------
         d : dict
         family : DesignFamily, optional
-            Required for a :class:`ParametricFamily` design (its sigma is code, not data).
+            Required for a :class:`ParametricFamily` design (its sigma is code, not data);
+            its name must be the record's.
+        source : str
+            How messages name the record (``load`` passes the file name).
+
+        Raises
+        ------
+        InvalidRecordError
+            Naming the key and the problem: a missing or unknown key, a wrong type, shape
+            or value, an unknown family, or stored numbers that do not follow from the
+            parameters (an edited or corrupt record).
         """
-        if not isinstance(d, Mapping) or d.get("format") != _JSON_FORMAT:
-            raise InvalidParameterError(
-                f"not a designed-network record (expected format {_JSON_FORMAT!r})")
-        name = d["family"]
-        fam = family if family is not None else (
-            get_family(name) if name in _FAMILY_CLASSES else None)
-        if fam is None:
-            raise InvalidParameterError(
-                f"family {name!r} is user-defined: pass family=ParametricFamily(...) to load")
-        params = {k: float(v) for k, v in d["params"].items()}
-        tau0 = float(d["tau0"])
-        layers = fam.build_layers(params, tau0)
-        for layer, rec in zip(layers, d["layers"]):
-            if abs(layer.tau_out - float(rec["tau_out"])) > 1e-9 * max(1.0, layer.tau_out):
-                raise InvalidParameterError(
-                    "the stored layer scales do not follow from the parameters (edited or "
-                    "corrupt record)")
-        target = DesignTarget.from_dict(d["target"])
-        groups = None if d.get("enn_groups") is None else tuple(d["enn_groups"])
-        return _finish(fam, params, layers, target, groups, float(d["diagnostics"].get(
-            "tol", 1e-10)), dict(d.get("diagnostics", {})))
+        from ._design_record import check_record
+
+        r = check_record(d, family, source)
+        fam, params, tau0, target = r["family"], r["params"], r["tau0"], r["target"]
+        canon = fam.canonical(params)
+        if any(abs(canon[k] - params[k]) > 1e-12 * abs(params[k]) for k in params):
+            raise InvalidRecordError(
+                f"{source}: params {params} are not in the canonical form of family "
+                f"{fam.name!r} ({canon}); re-create the record with DesignedNetwork.save")
+        try:
+            layers = fam.build_layers(params, tau0)
+        except RmtDeqError as exc:
+            raise InvalidRecordError(
+                f"{source}: params {params} do not define a {fam.name} network at tau0 = "
+                f"{tau0:g}: {exc}; re-create the record with DesignedNetwork.save") from None
+        for i, (layer, rec) in enumerate(zip(layers, r["layers"])):
+            stored = {**rec["params"]}
+            bad = (rec["kind"] != layer.kind or set(stored) != set(layer.params)
+                   or any(abs(stored[k] - layer.params[k]) > 1e-12 * abs(layer.params[k])
+                          for k in layer.params)
+                   or any(abs(rec[k] - getattr(layer, k)) > 1e-9 * abs(getattr(layer, k))
+                          for k in ("tau_in", "tau_out"))
+                   or abs(rec["centring"] - layer.centring) > 1e-9 * (abs(layer.centring)
+                                                                      + layer.tau_out))
+            if bad:
+                raise InvalidRecordError(
+                    f"{source}: the stored layers[{i}] {rec} do not follow from the "
+                    f"parameters (they give kind {layer.kind!r}, params {dict(layer.params)}, "
+                    f"tau_in {layer.tau_in!r}, tau_out {layer.tau_out!r}, centring "
+                    f"{layer.centring!r}): an edited or corrupt record; re-create it with "
+                    f"DesignedNetwork.save")
+        try:
+            net = _finish(fam, params, layers, target, r["enn_groups"], r["tol"],
+                          r["diagnostics"])
+        except RmtDeqError as exc:
+            raise InvalidRecordError(f"{source}: its network cannot be evaluated: {exc}") \
+                from None
+        derived = r["derived"]
+        if "achieved" in derived:
+            gap = np.abs(_unit_scaled(np.subtract(derived["achieved"], net.achieved),
+                                      target.data_powers, target.tau0))
+            gap = gap / target.equation_scales()
+            if not gap.max() <= 1e-9:
+                raise InvalidRecordError(
+                    f"{source}: the stored achieved values {list(derived['achieved'])} do not "
+                    f"follow from the parameters ({list(net.achieved)}, relative gaps "
+                    f"{gap.tolist()}): an edited or corrupt record; re-create it with "
+                    f"DesignedNetwork.save")
+        if "feasible" in derived and derived["feasible"] != net.feasible:
+            raise InvalidRecordError(
+                f"{source}: the record says feasible = {derived['feasible']} but its network "
+                f"has relative equation errors {net.relative_errors} against tol = "
+                f"{r['tol']:g} (feasible = {net.feasible}); a record written with another "
+                f"feasibility test, or edited: re-run the design")
+        stored_eq = derived.get("failing_equation")
+        if not net.feasible and stored_eq is not None:     # the solve's diagnosis
+            net = DesignedNetwork(**{**net.__dict__, "failing_equation": stored_eq})
+        return net
 
     @classmethod
-    def from_json(cls, text: str, family: DesignFamily | None = None) -> "DesignedNetwork":
-        return cls.from_dict(json.loads(text), family)
+    def from_json(cls, text: str | bytes, family: DesignFamily | None = None, *,
+                  source: str = "design record") -> "DesignedNetwork":
+        """Rebuild from :meth:`to_json` text (InvalidRecordError if it is not UTF-8 JSON
+        of a valid record)."""
+        from ._design_record import parse_record_text
+        return cls.from_dict(parse_record_text(text, source), family, source=source)
 
     @classmethod
     def load(cls, path: str, family: DesignFamily | None = None) -> "DesignedNetwork":
-        """Read a file written by :meth:`save`."""
-        with open(path, encoding="utf-8") as fh:
-            return cls.from_json(fh.read(), family)
+        """Read a file written by :meth:`save`.
+
+        Raises
+        ------
+        InvalidRecordError
+            The file cannot be read, is not UTF-8 JSON, or is not a valid record; the
+            message names the file, the problem and the fix.
+        """
+        from ._design_record import read_record_file
+        return cls.from_dict(read_record_file(path), family,
+                             source=f"design file {str(path)!r}")
 
     def record(self) -> dict:
         """The CLI's JSON object: family, residual, params (and feasibility details)."""
@@ -1637,6 +1801,8 @@ class DesignedNetwork:
                 "params": {k: float(v) for k, v in self.params.items()},
                 "target": self.target.kind, "equations": list(self.target.equations),
                 "required": list(self.target.values), "achieved": list(self.achieved),
+                "relative_errors": dict(self.relative_errors),
+                "tol": self.diagnostics.get("tol"),
                 "relative_residual": self.relative_residual, "feasible": self.feasible,
                 "failing_equation": self.failing_equation, "tau0": self.tau0,
                 "taus": list(self.taus),
@@ -1644,7 +1810,8 @@ class DesignedNetwork:
 
 
 def load_designed_network(path: str, family: DesignFamily | None = None) -> DesignedNetwork:
-    """:meth:`DesignedNetwork.load`."""
+    """:meth:`DesignedNetwork.load` (InvalidRecordError, naming the file, for anything
+    that is not a valid record)."""
     return DesignedNetwork.load(path, family)
 
 
@@ -1682,12 +1849,19 @@ def _to_explicit(net: DesignedNetwork) -> Any:
 def _finish(fam: DesignFamily, params: Mapping[str, float], layers: tuple,
             target: DesignTarget, groups: tuple | None, tol: float,
             diagnostics: dict) -> DesignedNetwork:
-    ach = enn_equations(layers, target.tau0, target.kind, enn_groups=groups,
-                        refine=bool(target.refine))
-    T = np.asarray(target.values)
-    err = np.asarray(ach) - T
-    w = _weights(target)
-    rel = np.abs(err) * w
+    """The network with its quantities evaluated at the target's own scale (not the unit
+    scale of the solve) and the per-equation verdict."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        ach = np.asarray(enn_equations(layers, target.tau0, target.kind, enn_groups=groups,
+                                       refine=bool(target.refine)), dtype=float)
+    if not np.all(np.isfinite(ach)):
+        raise InvalidParameterError(
+            f"the {fam.name} network {dict(params)} has non-finite design quantities "
+            f"{dict(zip(target.equations, ach.tolist()))} at tau0 = {target.tau0:g} "
+            f"(float64 overflow at this data scale); rescale the data so that tau0 is "
+            f"nearer 1")
+    err = ach - np.asarray(target.values)
+    rel = target.relative_errors(ach)
     feasible = bool(rel.max() <= tol)
     failing = None if feasible else target.equations[int(np.argmax(rel))]
     diagnostics = {**diagnostics, "tol": tol}
@@ -1697,7 +1871,8 @@ def _finish(fam: DesignFamily, params: Mapping[str, float], layers: tuple,
         errors={n: float(e) for n, e in zip(target.equations, err)},
         residual=float(np.abs(err).max()), relative_residual=float(rel.max()),
         feasible=feasible, failing_equation=failing, enn_groups=groups,
-        diagnostics=diagnostics)
+        diagnostics=diagnostics,
+        relative_errors={n: float(r) for n, r in zip(target.equations, rel)})
 
 
 def _diagnose_failure(fam: DesignFamily, fun: Callable, T: np.ndarray, w: np.ndarray,
@@ -1720,7 +1895,7 @@ def _diagnose_failure(fam: DesignFamily, fun: Callable, T: np.ndarray, w: np.nda
                 F, _ = fun(res["x"])
                 leftover[names[k]] = float(abs(F[k] - T[k]) * w[k])
                 break
-    ls = ", ".join(f"{n} {abs(e) * wk:.3g}" for (n, e), wk in zip(net.errors.items(), w))
+    ls = ", ".join(f"{n} {r:.3g}" for n, r in net.relative_errors.items())
     if leftover:
         eq = min(leftover, key=leftover.get)
         others = [n for n in names if n != eq]
@@ -1755,8 +1930,10 @@ def design_network(target: DesignTarget, family: str | DesignFamily = "quadcubic
     enn_groups : iterable of {"v", "W1", ..., "WL"}, optional
         ENN NTK groups summed for an NTK target (default all).
     tol : float
-        Largest relative equation error accepted as a match (default 1e-10; a match is
-        polished to rounding, ~1e-15).
+        Largest relative error of each equation accepted as a match (default 1e-10; a
+        match is polished to rounding, ~1e-15).  Each equation is measured on its own scale
+        (:meth:`DesignTarget.relative_errors`), so neither the solve nor the verdict
+        depends on the units of tau0.
     n_starts : int
         Most starting points tried (default 12); the family's deterministic starts come
         first, then random ones.  The solve stops at the first start that matches.
@@ -1771,16 +1948,29 @@ def design_network(target: DesignTarget, family: str | DesignFamily = "quadcubic
     Returns
     -------
     DesignedNetwork
+        ``feasible`` is True only if every equation's relative error, evaluated at the
+        target's tau0 from the returned layers, is <= ``tol`` (``relative_errors``).
+
+    Notes
+    -----
+    Levenberg-Marquardt on the relative equation errors (:func:`_weights`).  A
+    scale-covariant family (every built-in one) is solved on
+    :meth:`DesignTarget.unit_problem` (data scale 1, largest unit value 1) and the answer
+    rescaled (:meth:`DesignFamily.rescale`), so the iterations do not depend on tau0 or on
+    the kernel's magnitude; a :class:`ParametricFamily` is solved at the target's scale.
 
     Raises
     ------
     InfeasibleDesignError
         No start matched (``strict``); it carries ``residual`` (max absolute equation error
-        at the best least-squares point), ``failing_equation`` and ``best`` (that network).
+        at the best least-squares point), ``failing_equation`` and ``best`` (that network,
+        with its ``relative_errors``).
     UnknownOptionError
         Unknown option, family or group.
     InvalidParameterError
-        A bad option value, or a refined target with a family that is not odd.
+        A bad option value, a refined target with a family that is not odd, or a network
+        whose parameters or design quantities are not finite float64 numbers at the
+        target's tau0.
     """
     unknown = sorted(set(options) - set(_SOLVER_OPTIONS))
     if unknown:
@@ -1791,8 +1981,9 @@ def design_network(target: DesignTarget, family: str | DesignFamily = "quadcubic
             f"target must be a DesignTarget (design_target(...)), got {type(target).__name__}")
     fam = get_family(family)
     tol = options.get("tol", 1e-10)
-    if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0):
-        raise InvalidParameterError(f"tol must be finite and > 0, got {tol!r}")
+    if isinstance(tol, bool) or not (isinstance(tol, (int, float)) and math.isfinite(tol)
+                                     and tol > 0):
+        raise InvalidParameterError(f"tol must be a finite number > 0, got {tol!r}")
     n_starts = check_positive_int("n_starts", options.get("n_starts", 12))
     max_iter = check_positive_int("max_iter", options.get("max_iter", 100))
     strict = options.get("strict", True)
@@ -1810,12 +2001,14 @@ def design_network(target: DesignTarget, family: str | DesignFamily = "quadcubic
         groups = _check_enn_groups(groups, fam.n_layers)
 
     t_start = time.perf_counter()
-    T = np.asarray(target.values)
-    w = _weights(target)
-    structural = fam.structural_failure(target)
-    fun = lambda x: fam.evaluate(x, target, groups)   # noqa: E731
+    # the problem actually solved: data scale 1, kernel scale 1 for a covariant family
+    work, lam, mu = target.unit_problem() if fam.covariant else (target, 1.0, 1.0)
+    T = np.asarray(work.values)
+    w = _weights(work)
+    structural = fam.structural_failure(work)
+    fun = lambda x: fam.evaluate(x, work, groups)   # noqa: E731
     stop = min(tol, 1e-15)
-    det = fam.starts(target)
+    det = fam.starts(work)
     best, tried, iters = None, 0, 0
     # trial points far out may overflow; non-finite steps are rejected, so no warnings
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -1824,7 +2017,7 @@ def design_network(target: DesignTarget, family: str | DesignFamily = "quadcubic
             while tried < n_starts:
                 x0 = next(det_iter, None)
                 if x0 is None:
-                    x0 = fam.random_start(gen, target)
+                    x0 = fam.random_start(gen, work)
                 res = _levenberg_marquardt(fun, x0, T, w, max_iter, stop)
                 tried += 1
                 iters += res["iterations"]
@@ -1834,7 +2027,7 @@ def design_network(target: DesignTarget, family: str | DesignFamily = "quadcubic
                     break
         else:
             # no solve can succeed: report the least-squares point of the first start
-            res = _levenberg_marquardt(fun, det[0] if det else fam.random_start(gen, target),
+            res = _levenberg_marquardt(fun, det[0] if det else fam.random_start(gen, work),
                                        T, w, max_iter, stop)
             tried, iters, best = 1, res["iterations"], res
     elapsed = time.perf_counter() - t_start
@@ -1842,7 +2035,13 @@ def design_network(target: DesignTarget, family: str | DesignFamily = "quadcubic
         raise InfeasibleDesignError(
             f"family {fam.name!r}: no start produced finite equations for this target",
             residual=math.inf, failing_equation="")
-    params = fam.canonical(fam.params_from_free(best["x"]))
+    x = fam.rescale(best["x"], lam, mu) if fam.covariant else best["x"]
+    params = fam.canonical(fam.params_from_free(x))
+    if not all(math.isfinite(v) for v in params.values()):
+        raise InvalidParameterError(
+            f"the {fam.name} network matching this target has parameters {params} that are "
+            f"not finite float64 numbers at tau0 = {target.tau0:g}; rescale the data so "
+            f"that tau0 is nearer 1")
     layers = fam.build_layers(params, target.tau0)
     diag = {"starts": tried, "iterations": iters, "solve_time_s": elapsed,
             "analytic_jacobian": fam.analytic, "message": "matched"}
@@ -1855,14 +2054,16 @@ def design_network(target: DesignTarget, family: str | DesignFamily = "quadcubic
         else:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 eq, why = _diagnose_failure(fam, fun, T, w, best["x"], det, tol, max_iter,
-                                            stop, target, net, tried)
+                                            stop, work, net, tried)
         net = DesignedNetwork(**{**net.__dict__, "failing_equation": eq,
                                  "diagnostics": {**net.diagnostics, "message": why}})
         if strict:
             err = InfeasibleDesignError(
                 f"family {fam.name!r} cannot match the {target.kind.upper()} target of "
-                f"{target.activation or 'the given'} (sa = {target.sa:g}): {why} "
-                f"(max absolute error {net.residual:.3g})",
+                f"{target.activation or 'the given'} (sa = {target.sa:g}, tau0 = "
+                f"{target.tau0:g}): {why} (largest relative error "
+                f"{net.relative_residual:.3g} > tol = {tol:g}; max absolute error "
+                f"{net.residual:.3g})",
                 residual=net.residual, failing_equation=eq)
             err.best = net
             raise err
@@ -1871,9 +2072,12 @@ def design_network(target: DesignTarget, family: str | DesignFamily = "quadcubic
 
 def design_for_deq(activation: ActivationLike, sa: float, tau0: float = 1.0,
                    sb: float | None = None, *, family: str | DesignFamily = "quadcubic2",
-                   target: str = "ck", ntk_groups: Iterable[str] = _NTK_DEQ_GROUPS,
+                   target: str = "ck", ntk_groups: Iterable[str] | None = None,
                    refine: bool = False, **options: Any) -> DesignedNetwork:
-    """:func:`design_target` then :func:`design_network` (options as there)."""
+    """:func:`design_target` then :func:`design_network` (options as there; every option
+    is checked, none is ignored: ``ntk_groups`` and ``refine`` need an NTK target, unknown
+    keywords raise UnknownOptionError before the DEQ is solved)."""
+    check_options(options, _SOLVER_OPTIONS, "design_for_deq")
     tgt = design_target(activation, sa, tau0, sb, target=target, ntk_groups=ntk_groups,
                         refine=refine)
     return design_network(tgt, family, **options)
@@ -1901,7 +2105,7 @@ def design_convergence(
     family: str | DesignFamily = "quadcubic2",
     target: str = "ck",
     sb: float | None = None,
-    ntk_groups: Iterable[str] = _NTK_DEQ_GROUPS,
+    ntk_groups: Iterable[str] | None = None,
     refine: bool = False,
     K: int = 2,
     ratio: float = 0.8,
@@ -1944,6 +2148,8 @@ def design_convergence(
     from .surrogate import mixture_ck_surrogate
 
     check_choice("target", target, TARGETS)
+    if target != "ntk" and (ntk_groups is not None or refine):
+        raise InvalidParameterError("ntk_groups and refine apply to target='ntk' only")
     act = get_activation(activation)
     rows = []
     for p in ps:

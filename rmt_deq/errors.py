@@ -11,6 +11,7 @@ from typing import Sequence
 __all__ = [
     "RmtDeqError",
     "InvalidParameterError",
+    "InvalidRecordError",
     "MemoryBudgetError",
     "ShapeMismatchError",
     "NonFiniteInputError",
@@ -29,6 +30,13 @@ class RmtDeqError(Exception):
 
 class InvalidParameterError(RmtDeqError, ValueError):
     """A scalar parameter (a variance, a scale, a tolerance...) is out of its valid range."""
+
+
+class InvalidRecordError(InvalidParameterError):
+    """A saved record (a JSON file the package wrote, e.g. a designed network) cannot be
+    used: unreadable, not UTF-8 JSON, a missing or unknown key, a value of the wrong type,
+    shape or range, or numbers that do not follow from the record's own parameters.  The
+    message names the file (or record), the key and the fix."""
 
 
 class MemoryBudgetError(InvalidParameterError):
