@@ -44,8 +44,8 @@ import numpy as np
 from scipy.optimize import brentq
 
 from ._validation import check_choice, check_options
-from .errors import (ConvergenceError, InvalidParameterError, NonFiniteInputError,
-                     ShapeMismatchError, UnknownOptionError)
+from .errors import (ConvergenceError, DataFileError, InvalidParameterError,
+                     NonFiniteInputError, ShapeMismatchError, UnknownOptionError)
 from .spectra import (BulkSpectrum, GramModel, as_low_rank_coefficients, gram_model,
                       kernel_bulk, stieltjes)
 
@@ -420,6 +420,9 @@ def load_mixture_spec(spec: Any) -> tuple[Any, np.ndarray]:
     Parameters
     ----------
     spec : str (path to a JSON file) or mapping
+        Keys ``means`` (K rows of p real numbers), ``covs`` (K rows of p variances, or K
+        p x p matrices) and ``sizes`` (K non-negative integers n_a, positive sum), nothing
+        else.
 
     Returns
     -------
@@ -427,56 +430,99 @@ def load_mixture_spec(spec: Any) -> tuple[Any, np.ndarray]:
 
     Raises
     ------
+    DataFileError
+        Unreadable file, not valid (strict) JSON, not an object, missing keys, or entries
+        that are not numbers (strings, booleans, null).
+    UnknownOptionError
+        Unknown keys.
     ShapeMismatchError
-        Unreadable file, or missing/unknown keys.
+        Ragged rows, wrong numbers of dimensions, K differing between means, covs, sizes.
+    NonFiniteInputError
+        NaN/inf or numbers beyond float64.
+    InvalidParameterError
+        sizes not non-negative integers (booleans are not integers) with a positive sum;
+        invalid covariances (negative variances, not symmetric positive semi-definite).
     """
+    from ._io import json_numeric_array, read_json
     from .mixture import GaussianMixture
 
     if isinstance(spec, (str, bytes)) or hasattr(spec, "__fspath__"):
-        try:
-            with open(spec, "r", encoding="utf-8") as fh:
-                spec = json.load(fh)
-        except (OSError, ValueError) as exc:
-            raise ShapeMismatchError(f"cannot read the mixture spec {spec!r}: {exc}") from None
+        spec = read_json(spec, "mixture spec")
     if not isinstance(spec, Mapping):
-        raise ShapeMismatchError("the mixture spec must be a JSON object / mapping")
-    missing = [k for k in ("means", "covs", "sizes") if k not in spec]
+        raise DataFileError(
+            f"the mixture spec must be a JSON object with keys means (K x p), covs (K x p "
+            f"or K x p x p) and sizes (K); got {type(spec).__name__}")
+    missing = [k for k in _SPEC_KEYS if k not in spec]
     if missing:
-        raise ShapeMismatchError(
+        raise DataFileError(
             f"the mixture spec needs keys means (K x p), covs (K x p or K x p x p) and "
             f"sizes (K); missing {missing}")
-    unknown = sorted(set(spec) - {"means", "covs", "sizes"})
+    unknown = sorted(map(str, set(spec) - set(_SPEC_KEYS)))
     if unknown:
         raise UnknownOptionError(
             f"unknown key(s) {unknown} in the mixture spec; allowed: means, covs, sizes")
-    sizes = np.asarray(spec["sizes"])
-    if sizes.ndim != 1 or sizes.size == 0 or not np.all(np.isfinite(sizes.astype(float))) \
-            or not np.all(sizes == np.round(sizes)) or (sizes < 0).any() or sizes.sum() == 0:
-        raise InvalidParameterError(
-            f"sizes must be non-negative integers with a positive sum; got {spec['sizes']!r}")
-    sizes = sizes.astype(np.int64)
-    mix = GaussianMixture(np.asarray(spec["means"], dtype=float),
-                          np.asarray(spec["covs"], dtype=float), sizes / sizes.sum())
+    means = json_numeric_array(spec["means"], "the spec's means", (2,))
+    covs = json_numeric_array(spec["covs"], "the spec's covs", (2, 3))
+    sizes = _spec_sizes(spec["sizes"])
+    if not (means.shape[0] == covs.shape[0] == sizes.shape[0]):
+        raise ShapeMismatchError(
+            f"the mixture spec has K = {means.shape[0]} means, {covs.shape[0]} covs and "
+            f"{sizes.shape[0]} sizes; give one of each per class")
+    mix = GaussianMixture(means, covs, sizes / sizes.sum())
     return mix, sizes
 
 
+_SPEC_KEYS = ("means", "covs", "sizes")
+#: the largest class size accepted (exactly representable in float64)
+_MAX_SIZE = 2 ** 53
+
+
+def _spec_sizes(value: Any) -> np.ndarray:
+    """Class sizes: a non-empty list of non-negative integers (not booleans; integral
+    floats accepted), positive sum."""
+    msg = (f"sizes must be a list of non-negative integers (n_a per class) with a positive "
+           f"sum, each at most 2^53; got {value!r:.80}")
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "iuf" or value.ndim != 1:
+            raise InvalidParameterError(msg)
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)) or not value:
+        raise InvalidParameterError(msg)
+    out = []
+    for v in value:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer,
+                                                                 np.floating)):
+            raise InvalidParameterError(msg)
+        if isinstance(v, (float, np.floating)):
+            if not (math.isfinite(v) and float(v).is_integer()):
+                raise InvalidParameterError(msg)
+            v = int(v)
+        if not 0 <= v <= _MAX_SIZE:
+            raise InvalidParameterError(msg)
+        out.append(int(v))
+    sizes = np.array(out, dtype=np.int64)
+    if sizes.sum() == 0:
+        raise InvalidParameterError(msg)
+    return sizes
+
+
 def _load_data(data: Any) -> dict:
+    """The data arrays of ``spectrum_report``: an .npz path (:func:`rmt_deq._io.read_npz`)
+    or a mapping, with X and labels, optionally means and covs, nothing else."""
+    from ._io import DATA_ARRAYS, read_npz
+
     if isinstance(data, (str, bytes)) or hasattr(data, "__fspath__"):
-        try:
-            with np.load(data, allow_pickle=False) as f:
-                data = {k: f[k] for k in f.files}
-        except (OSError, ValueError) as exc:
-            raise ShapeMismatchError(f"cannot read {data!r} as an .npz file: {exc}") from None
+        return read_npz(data, "data", required=("X", "labels"))
     if not isinstance(data, Mapping):
-        raise ShapeMismatchError("data must be an .npz path or a mapping with X and labels")
+        raise DataFileError("data must be an .npz path or a mapping with X and labels")
     if "X" not in data or "labels" not in data:
-        raise ShapeMismatchError(
+        raise DataFileError(
             f"the data needs X (p x n, columns are samples) and labels (n,); found "
-            f"{sorted(data)}")
-    unknown = sorted(set(data) - {"X", "labels", "means", "covs"})
+            f"{sorted(map(str, data))}")
+    unknown = sorted(map(str, set(data) - set(DATA_ARRAYS)))
     if unknown:
         raise UnknownOptionError(
-            f"unknown array(s) {unknown} in the data; allowed: X, labels, means, covs")
+            f"unknown array(s) {unknown} in the data; allowed: {', '.join(DATA_ARRAYS)}")
     return dict(data)
 
 
@@ -495,11 +541,40 @@ def _coefficients(kind: str, sol: Any, stats: Any, groups: Any) -> Any:
     return ntk_surrogate_coefficients(sol, stats, **kw)
 
 
+#: default grid size of the density in :func:`spectrum_report`
+_DEFAULT_NUM = 1000
+
+
+def _check_report_memory(num: Any, grid: Any, K: int, p: int, n: int, eigen: bool,
+                         budget: float) -> None:
+    """Memory of the density grid (per point: the K-vector unknowns of the §7 equations and
+    their derived complex arrays, the report's lists and JSON text) and, with ``eigen``, of
+    the figure's n x n surrogate and its eigen-decomposition, against ``budget``."""
+    from ._validation import check_memory
+
+    if grid is not None:
+        N = int(np.size(grid))
+    elif isinstance(num, (int, np.integer)) and not isinstance(num, bool):
+        N = int(num)
+    else:
+        N = _DEFAULT_NUM             # a bad num is kernel_bulk's to reject
+    check_memory(float(N) * (16.0 * (6 * K + 12) + 200.0), budget,
+                 f"the density on a grid of {N:,} points",
+                 "use a smaller num (--num), or raise max_memory (--max-memory)")
+    if eigen:
+        check_memory(8.0 * (5.0 * n * n + 3.0 * p * n), budget,
+                     f"the figure's histogram (the n x n surrogate on n = {n:,} samples and "
+                     f"its eigenvalues)",
+                     "draw the figure on fewer samples (or no histogram: --mixture without "
+                     "--sample-seed), or raise max_memory (--max-memory)")
+
+
 def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
                     mixture: Any = None, data: Any = None, kind: str = "ck",
-                    groups: Any = None, num: int = 1000, grid: Any = None,
-                    max_atoms: int | None = None, data_covariance: str = "diagonal",
-                    plot: str | None = None, sample_seed: int | None = None) -> dict:
+                    groups: Any = None, num: int | None = None, grid: Any = None,
+                    max_atoms: int | None = None, data_covariance: str | None = None,
+                    plot: str | None = None, sample_seed: int | None = None,
+                    max_memory: float | None = None) -> dict:
     """The limiting spectrum of a DEQ kernel surrogate, as a JSON-ready dict (CLI job).
 
     ``rmt-deq spectrum --activation A --sa S (--mixture SPEC.json | --data FILE.npz)
@@ -527,24 +602,29 @@ def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
         ``groups``), through :mod:`rmt_deq.ntk_surrogate`.
     groups : sequence of {"v", "A", "B"}, optional
         NTK parameter groups (kind="ntk" only; default all).
-    num : int
-        Grid size of the density (default 1000).
+    num : int, optional
+        Grid size of the density (default 1000); not with ``grid``.
     grid : array_like, optional
         Explicit grid (kernel units) instead.
     max_atoms : int, optional
         See :func:`~rmt_deq.spectra.gram_model` (approximate, very large p).
-    data_covariance : {"diagonal", "sample"}
-        Data without covs: "diagonal" (default) uses the per-coordinate class variances
+    data_covariance : {"diagonal", "sample"}, optional
+        Data without means/covs only: "diagonal" (default) uses the per-coordinate class variances
         (exact for diagonal covariances, O(K p) per evaluation); "sample" the full class
         sample covariances (O(K p^3) per evaluation unless they commute).  Both are plug-in
         estimates: the sample covariance of n_a ~ p samples is not the population one, so
         the predicted bulk is biased unless n_a >> p.
     plot : str, optional
         Write a figure (predicted density, atom, spikes; with ``data``, also the histogram
-        of the surrogate's eigenvalues on that data) to this path.
+        of the surrogate's eigenvalues on that data) to this path, in the format of its
+        suffix.  The path is checked before anything is computed and written atomically.
     sample_seed : int, optional
-        With ``mixture`` and ``plot``: draw one sample with this seed and histogram the
-        eigenvalues of its surrogate in the figure.
+        With ``mixture`` and ``plot`` only: draw one sample with this seed and histogram
+        the eigenvalues of its surrogate in the figure.
+    max_memory : float, optional
+        Memory budget in bytes (default :data:`rmt_deq._validation.DEFAULT_MAX_MEMORY`) of
+        the density grid and, for the figure's histogram, the n x n surrogate and its
+        eigen-decomposition; checked before they are computed.
 
     Returns
     -------
@@ -558,24 +638,50 @@ def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
     Raises
     ------
     InvalidParameterError
-        Neither or both of mixture/data; bad parameters.
+        Neither or both of mixture/data; an option that does not apply (groups without
+        kind="ntk", num with grid, sample_seed without mixture and plot, data_covariance
+        without plug-in data); bad parameters.
     UnknownOptionError
         Unknown kind / data_covariance / keys; kind="ntk" without the NTK module.
+    DataFileError
+        The mixture spec or the data file cannot be read or is malformed.
+    MemoryBudgetError
+        The grid or the figure's eigen-decomposition would exceed ``max_memory``.
+    OutputPathError
+        ``plot`` cannot be written (checked first).
     """
+    from ._io import check_output_path
+    from ._validation import memory_budget
     from .fixed_point import check_variances, solve_four_equations
     from .mixture import plugin_statistics
 
     check_choice("kind", kind, ("ck", "ntk"))
-    check_choice("data_covariance", data_covariance, ("diagonal", "sample"))
+    if data_covariance is not None:
+        check_choice("data_covariance", data_covariance, ("diagonal", "sample"))
     if groups is not None and kind != "ntk":
         raise InvalidParameterError("groups applies to kind='ntk' only")
     if (mixture is None) == (data is None):
         raise InvalidParameterError("give exactly one of mixture (SPEC.json) and data (FILE.npz)")
+    if num is not None and grid is not None:
+        raise InvalidParameterError("give num (grid size) or grid (the points), not both")
+    if sample_seed is not None and (mixture is None or plot is None):
+        raise InvalidParameterError(
+            "sample_seed draws the sample histogrammed in the figure of a mixture spec: "
+            "it needs mixture and plot (with data, the data's own eigenvalues are drawn)")
+    if plot is not None:
+        check_output_path(plot, "plot", figure=True)
+    budget = memory_budget(max_memory)
     sa_f, sb_f = check_variances(sa, sb)
     notes = []
     sample_ev = None
     if mixture is not None:
         mix, sizes = load_mixture_spec(mixture)
+        if data_covariance is not None:
+            raise InvalidParameterError(
+                "data_covariance applies to data without means/covs (plug-in statistics); "
+                "a mixture spec has exact covariances")
+        _check_report_memory(num, grid, mix.K, mix.p, int(sizes.sum()),
+                             plot is not None and sample_seed is not None, budget)
         stats = mix.statistics(sizes)
         model = gram_model(mix.covs, sizes, means=mix.means, max_atoms=max_atoms)
         source = "mixture"
@@ -588,6 +694,11 @@ def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
         sizes = np.bincount(codes, minlength=K).astype(np.int64)
         if ("means" in d) != ("covs" in d):
             raise InvalidParameterError("give both means and covs in the data file, or neither")
+        if "means" in d and data_covariance is not None:
+            raise InvalidParameterError(
+                "data_covariance applies to data without means/covs (plug-in statistics); "
+                "this data file gives exact means and covs")
+        _check_report_memory(num, grid, K, X.shape[0], X.shape[1], plot is not None, budget)
         if "means" in d:
             from .mixture import GaussianMixture
             mix = GaussianMixture(np.asarray(d["means"], float), np.asarray(d["covs"], float),
@@ -600,6 +711,7 @@ def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
             stats = est.statistics
             W = est.omega
             p = X.shape[0]
+            data_covariance = data_covariance or "diagonal"
             if data_covariance == "diagonal":
                 covs = np.stack([np.sum(W[:, codes == a] ** 2, axis=1) / (sizes[a] - 1)
                                  for a in range(K)])
@@ -614,7 +726,7 @@ def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
     sol = solve_four_equations(activation, sa_f, stats.tau0, sb_f)
     coef = _coefficients(kind, sol, stats, groups)
     c1, L, c0 = as_low_rank_coefficients(coef)
-    bulk = kernel_bulk(model, c1=c1, c0=c0, num=num, x=grid)
+    bulk = kernel_bulk(model, c1=c1, c0=c0, num=_DEFAULT_NUM if num is None else num, x=grid)
     spikes = isolated_eigenvalues(model, (c1, L, c0), bulk=bulk)
     if bulk.atom > 0:
         notes.append(
