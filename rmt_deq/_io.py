@@ -24,6 +24,7 @@ Inputs
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -113,21 +114,13 @@ def _open_temp(folder: str, base: str) -> tuple[int, str]:
 _FIGURE_FORMATS: dict[str, str | None] = {}
 
 
-def figure_format(path: str) -> str:
-    """The figure format of ``path`` (its suffix, lower case), if this matplotlib can write
-    it; else raise :class:`OutputPathError` listing the formats that work.
-
-    Each format is tried once (a tiny figure rendered to memory), so a format matplotlib
-    lists but cannot write here (e.g. ``pgf`` without LaTeX) is refused up front.
-    """
+def _probe_format(fmt: str) -> str | None:
+    """None if a tiny figure can be written in format ``fmt`` here, else why not (cached)."""
     import io
 
-    from matplotlib.backend_bases import FigureCanvasBase
     from matplotlib.figure import Figure
 
-    fmt = os.path.splitext(path)[1][1:].lower()
-    known = sorted(FigureCanvasBase.get_supported_filetypes())
-    if fmt in known and fmt not in _FIGURE_FORMATS:
+    if fmt not in _FIGURE_FORMATS:
         fig = Figure(figsize=(0.5, 0.5))
         fig.add_subplot(1, 1, 1).plot([0.0, 1.0])
         try:
@@ -135,16 +128,31 @@ def figure_format(path: str) -> str:
             _FIGURE_FORMATS[fmt] = None
         except Exception as exc:  # noqa: BLE001 - any failure means "cannot write it here"
             _FIGURE_FORMATS[fmt] = f"{type(exc).__name__}: {exc}".splitlines()[0]
-    if fmt in known and _FIGURE_FORMATS[fmt] is None:
+    return _FIGURE_FORMATS[fmt]
+
+
+def figure_format(path: str, what: str = "figure path") -> str:
+    """The figure format of ``path`` (its suffix, lower case), if this matplotlib can write
+    it; else raise :class:`OutputPathError` listing the formats that work.
+
+    Each format is tried once (a tiny figure rendered to memory), so a format matplotlib
+    lists but cannot write here (e.g. ``pgf`` without LaTeX) is refused up front.
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    fmt = os.path.splitext(path)[1][1:].lower()
+    known = sorted(FigureCanvasBase.get_supported_filetypes())
+    if fmt in known and _probe_format(fmt) is None:
         return fmt
-    works = [f for f in known if _FIGURE_FORMATS.get(f, None) is None]
+    works = [f for f in known if f != fmt and _probe_format(f) is None]
     if not fmt:
         problem = "has no suffix to choose the figure format"
     elif fmt in known:
-        problem = f"asks for format {fmt!r}, which cannot be written here ({_FIGURE_FORMATS[fmt]})"
+        problem = (f"asks for format {fmt!r}, which cannot be written here "
+                   f"({_probe_format(fmt)})")
     else:
         problem = f"has an unknown figure suffix {'.' + fmt!r}"
-    raise OutputPathError(f"figure path {path!r} {problem}; use one of "
+    raise OutputPathError(f"{what} {path!r} {problem}; use one of "
                           + ", ".join("." + f for f in works))
 
 
@@ -202,7 +210,7 @@ def check_output_path(path: Any, what: str = "output", *, figure: bool = False) 
         raise OutputPathError(f"{what} {s!r}: cannot create files in "
                               f"{os.path.dirname(s) or folder!r} ({exc.strerror})") from None
     if figure:
-        figure_format(s)
+        figure_format(s, what)
     return real
 
 
@@ -254,6 +262,9 @@ def _atomic_write(path: Any, write: Callable[[BinaryIO], None], what: str,
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+            if os.fstat(fh.fileno()).st_size != fh.tell():    # a short write went unseen
+                raise OSError(errno.EIO, f"short write ({os.fstat(fh.fileno()).st_size} of "
+                                         f"{fh.tell()} bytes)")
         if os.path.isfile(real):
             os.chmod(tmp, stat.S_IMODE(os.stat(real).st_mode))
         os.replace(tmp, real)
@@ -270,13 +281,23 @@ def _atomic_write(path: Any, write: Callable[[BinaryIO], None], what: str,
     return real
 
 
+class _PythonWrites:
+    """A file seen through its ``write`` method only: numpy then writes with Python calls,
+    which raise on a failed write, instead of through a C ``FILE*`` (``ndarray.tofile``),
+    whose failed flush can go unreported and leave a truncated file."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self.write = fh.write
+
+
 def write_npy(path: Any, array: Any, what: str = "output") -> str:
     """Write ``array`` in ``.npy`` format to exactly ``path`` (no suffix added), atomically.
 
     Returns the path written (symbolic links resolved).
     """
     arr = np.asarray(array)
-    return _atomic_write(path, lambda fh: np.save(fh, arr, allow_pickle=False), what)
+    return _atomic_write(
+        path, lambda fh: np.save(_PythonWrites(fh), arr, allow_pickle=False), what)
 
 
 def write_json(path: Any, obj: Any, what: str = "output", indent: int | None = 1) -> str:
@@ -293,7 +314,7 @@ def write_text(path: Any, text: str, what: str = "output") -> str:
 
 def write_figure(fig: Any, path: Any, dpi: int = 130, what: str = "figure") -> str:
     """Write a matplotlib figure in the format of the path's suffix, atomically."""
-    fmt = figure_format(_as_path(path, what, OutputPathError))
+    fmt = figure_format(_as_path(path, what, OutputPathError), what)
     return _atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi), what,
                          figure=True)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import sys
 from typing import Any, NoReturn, Sequence
@@ -282,8 +283,14 @@ class _ProgressBar:
 
 def _sampled_given(args: argparse.Namespace) -> list[str]:
     """The sampled-kernel options given on the command line (as --names)."""
-    return ["--" + name.replace("_", "-") for name in _SAMPLED_OPTIONS
-            if getattr(args, name) not in (None, False)]
+    given = []
+    for name in _SAMPLED_OPTIONS:
+        value = getattr(args, name)
+        if value is None or (name == "control_variate" and not value):
+            continue
+        flag = "--no-progress" if name == "progress" and value is False else f"--{name}"
+        given.append(flag.replace("_", "-"))
+    return given
 
 
 def _cmd_kernel_sampled(args: argparse.Namespace, data: dict) -> int:
@@ -413,6 +420,7 @@ def _cmd_design(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .pipeline import run_demo
 
+    _io.check_output_path(args.out, "--out", figure=True)
     run_demo(activation=args.activation, sa=args.sa, p=args.p, seed=args.seed,
              out=args.out, echo=print, max_memory=args.max_memory)
     return 0
@@ -445,6 +453,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rmt-deq: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader of stdout went away (e.g. ``| head``): stop quietly, as a shell would
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -335,8 +335,8 @@ def run_demo(activation: ActivationLike = "relu", sa: float = 0.2, p: int = 400,
         raise InvalidParameterError(
             f"the demo needs p >= 10 (n = 0.8 p samples in two classes); got p = {p}")
     check_memory(demo_memory(p), memory_budget(max_memory),
-                 f"the demo's sample (p x n = {p} x {int(0.8 * p)}) and its n x n kernels",
-                 "use a smaller p, or raise max_memory")
+                 f"the demo's sample (p x n = {p} x {int(0.8 * p)}) and n x n kernels",
+                 "use a smaller p (--p), or raise max_memory (--max-memory)")
     if out:
         check_output_path(out, "out", figure=True)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:

@@ -35,8 +35,8 @@ alignment of the unit eigenvector u with the normalised class indicator j_a/sqrt
 """
 from __future__ import annotations
 
-import json
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -446,21 +446,23 @@ def load_mixture_spec(spec: Any) -> tuple[Any, np.ndarray]:
     from ._io import json_numeric_array, read_json
     from .mixture import GaussianMixture
 
+    where = "the mixture spec"
     if isinstance(spec, (str, bytes)) or hasattr(spec, "__fspath__"):
+        where = f"the mixture spec {os.fsdecode(spec)!r}"
         spec = read_json(spec, "mixture spec")
     if not isinstance(spec, Mapping):
         raise DataFileError(
-            f"the mixture spec must be a JSON object with keys means (K x p), covs (K x p "
-            f"or K x p x p) and sizes (K); got {type(spec).__name__}")
+            f"{where} must be a JSON object with keys means (K x p), covs (K x p or "
+            f"K x p x p) and sizes (K); got {type(spec).__name__}")
     missing = [k for k in _SPEC_KEYS if k not in spec]
     if missing:
         raise DataFileError(
-            f"the mixture spec needs keys means (K x p), covs (K x p or K x p x p) and "
-            f"sizes (K); missing {missing}")
+            f"{where} needs keys means (K x p), covs (K x p or K x p x p) and sizes (K); "
+            f"missing {missing}")
     unknown = sorted(map(str, set(spec) - set(_SPEC_KEYS)))
     if unknown:
         raise UnknownOptionError(
-            f"unknown key(s) {unknown} in the mixture spec; allowed: means, covs, sizes")
+            f"unknown key(s) {unknown} in {where}; allowed: means, covs, sizes")
     means = json_numeric_array(spec["means"], "the spec's means", (2,))
     covs = json_numeric_array(spec["covs"], "the spec's covs", (2, 3))
     sizes = _spec_sizes(spec["sizes"])
@@ -559,12 +561,12 @@ def _check_report_memory(num: Any, grid: Any, K: int, p: int, n: int, eigen: boo
     else:
         N = _DEFAULT_NUM             # a bad num is kernel_bulk's to reject
     check_memory(float(N) * (16.0 * (6 * K + 12) + 200.0), budget,
-                 f"the density on a grid of {N:,} points",
+                 f"the arrays of a {N:,}-point density grid",
                  "use a smaller num (--num), or raise max_memory (--max-memory)")
     if eigen:
         check_memory(8.0 * (5.0 * n * n + 3.0 * p * n), budget,
-                     f"the figure's histogram (the n x n surrogate on n = {n:,} samples and "
-                     f"its eigenvalues)",
+                     f"the n x n surrogate and its eigen-decomposition for the figure's "
+                     f"histogram (n = {n:,} samples)",
                      "draw the figure on fewer samples (or no histogram: --mixture without "
                      "--sample-seed), or raise max_memory (--max-memory)")
 
