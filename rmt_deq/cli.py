@@ -363,7 +363,7 @@ def _cmd_kernel(args: argparse.Namespace) -> int:
 
 
 def _cmd_spectrum(args: argparse.Namespace) -> int:
-    from .spikes import spectrum_report
+    from .report import spectrum_report
 
     if args.plot is not None:
         _io.check_output_path(args.plot, "--plot", figure=True)
@@ -436,13 +436,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     Bad input exits with status 2 and one line on stderr (argparse errors raise
     ``SystemExit(2)`` after printing it; every :class:`RmtDeqError` is printed as
     ``rmt-deq COMMAND: error: TYPE: message``).  Other exceptions are programming errors
-    and propagate with their traceback.
+    and propagate with their traceback.  numpy's floating-point warnings (overflow,
+    invalid value) are not printed: the jobs check their results and say what failed.
     """
     args = build_parser().parse_args(argv)
     where = f"rmt-deq {args.command}"
     try:
-        return {"solve": _cmd_solve, "kernel": _cmd_kernel, "demo": _cmd_demo,
-                "spectrum": _cmd_spectrum, "design": _cmd_design}[args.command](args)
+        with np.errstate(all="ignore"):
+            return {"solve": _cmd_solve, "kernel": _cmd_kernel, "demo": _cmd_demo,
+                    "spectrum": _cmd_spectrum, "design": _cmd_design}[args.command](args)
     except RmtDeqError as exc:
         print(f"{where}: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
         return 2

@@ -19,7 +19,7 @@ from rmt_deq.errors import (DataFileError, InvalidParameterError, MemoryBudgetEr
                             NonFiniteInputError, OutputPathError, OutputWriteError,
                             RmtDeqError, ShapeMismatchError, UnknownOptionError)
 from rmt_deq.pipeline import kernel_from_data, run_demo, sampled_kernel_from_data
-from rmt_deq.spikes import load_mixture_spec, spectrum_report
+from rmt_deq.report import load_mixture_spec, spectrum_report
 
 P, N = 12, 10
 
@@ -231,10 +231,10 @@ def no_compute(monkeypatch):
         raise AssertionError("computed before checking the output path")
     import rmt_deq.design
     import rmt_deq.pipeline
-    import rmt_deq.spikes
+    import rmt_deq.report
     monkeypatch.setattr(rmt_deq.pipeline, "kernel_from_data", boom)
     monkeypatch.setattr(rmt_deq.pipeline, "sampled_kernel_from_data", boom)
-    monkeypatch.setattr(rmt_deq.spikes, "gram_model", boom)
+    monkeypatch.setattr(rmt_deq.report, "gram_model", boom)
     monkeypatch.setattr(rmt_deq.design, "design_for_deq", boom)
     monkeypatch.setattr(rmt_deq.pipeline, "default_mixture", boom)
 
@@ -520,3 +520,14 @@ def test_argparse_errors_are_one_line(capsys, argv, words):
         main(argv)
     assert ei.value.code == 2
     _one_error_line(capsys, words, "--help")
+
+
+def test_console_exit_is_one_line_even_when_numpy_warns():
+    """A real process: the overflow inside the moments of a huge polynomial is not printed;
+    the rejection is the only line on stderr."""
+    r = subprocess.run([sys.executable, "-m", "rmt_deq.cli", "solve", "--activation",
+                        "polynomial:1e300,1e300", "--sa", "0.3", "--sb", "0.9", "--method",
+                        "quadrature"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rmt-deq solve: error: "), r.stderr
