@@ -21,6 +21,7 @@ from typing import Any, NoReturn, Sequence
 import numpy as np
 
 from . import _io
+from ._validation import DEFAULT_MAX_MEMORY
 from .design import FAMILIES as _DESIGN_FAMILIES, TARGETS as _DESIGN_TARGETS
 from .errors import InvalidParameterError, RmtDeqError
 from .gaussian import METHODS as _MOMENT_METHODS
@@ -61,6 +62,7 @@ def _real(s: str) -> float:
     return x
 
 
+_MEMORY_DEFAULT = f"{DEFAULT_MAX_MEMORY / 2 ** 30:g}G"
 _UNITS = {"": 1, "b": 1, "k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30, "t": 2 ** 40}
 
 
@@ -188,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "on one sample drawn with this seed")
     sp.add_argument("--max-memory", type=_bytes, default=None,
                     help="memory budget of the density grid and the figure's "
-                         "eigen-decomposition (e.g. 8G; default 2G)")
+                         f"eigen-decomposition (e.g. 8G; default {_MEMORY_DEFAULT})")
 
     g = sub.add_parser(
         "design",
@@ -225,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="rmt_deq_demo.png",
                    help="figure path; format from the suffix (.png, .pdf, .svg, ...)")
     d.add_argument("--max-memory", type=_bytes, default=None,
-                   help="memory budget of the demo's data and kernels (e.g. 8G; default 2G)")
+                   help=f"memory budget of the demo's data and kernels (e.g. 8G; default "
+                        f"{_MEMORY_DEFAULT})")
     return ap
 
 

@@ -268,6 +268,30 @@ def _strict_json(text):
     return json.loads(text, parse_constant=refuse)
 
 
+def _option(argv, name):
+    return argv[argv.index(name) + 1] if name in argv else None
+
+
+def _check_files(argv):
+    """The files a successful command wrote: a square finite kernel, strict JSON, a figure."""
+    problems = []
+    out = _option(argv, "--out")
+    if argv[0] == "kernel":
+        K = np.load(out)
+        if K.ndim != 2 or K.shape[0] != K.shape[1] or not np.all(np.isfinite(K)):
+            problems.append(f"--out {out} holds {K.shape} with finite={np.isfinite(K).all()}")
+        if _option(argv, "--info"):
+            with open(_option(argv, "--info"), encoding="utf-8") as fh:
+                _strict_json(fh.read())
+    if argv[0] == "design" and out:
+        with open(out, encoding="utf-8") as fh:
+            _strict_json(fh.read())
+    plot = _option(argv, "--plot")
+    if plot and os.path.getsize(plot) < 1000:
+        problems.append(f"--plot {plot} has {os.path.getsize(plot)} bytes")
+    return problems
+
+
 def _where(exc):
     """The innermost rmt_deq module in the traceback of exc."""
     where = "?"
@@ -306,6 +330,7 @@ def _fuzz(make, inputs, capsys, seed, cases):
                     _strict_json(out)
                 except ValueError as exc:
                     bad.append(f"{' '.join(argv)} -> --json output not strict JSON: {exc}")
+            bad += [f"{' '.join(argv)} -> {msg}" for msg in _check_files(argv)]
         elif rc == 2:
             tally["rejected"] += 1
             if len(lines) != 1:

@@ -508,6 +508,38 @@ def test_any_rmt_deq_error_is_one_line_and_programming_errors_propagate(capsys,
         main(["solve", "--activation", "relu", "--sa", "0.2"])
 
 
+#: modules whose handling of extreme values is being changed separately (the numerics)
+_NUMERICS = ("gaussian.py", "fixed_point.py", "activations.py")
+
+
+@pytest.mark.parametrize("extra", [["--tau0", "1e-200"], ["--sb", "1e-320"],
+                                   ["--sb", "1e300"], ["--data-scale", "1e-155"]])
+def test_extreme_values_exit_2_with_one_line(files, tmp_path, capsys, extra):
+    """Extreme scales end as a one-line rejection (or a result), never a traceback."""
+    if extra[0] == "--data-scale":
+        data = tmp_path / "scaled.npz"
+        np.savez(data, X=files["sample"].X * float(extra[1]), labels=files["sample"].labels)
+        argv = ["kernel", "--data", str(data), "--activation", "tanh", "--sa", "0.3",
+                "--out", str(tmp_path / "K.npy")]
+    else:
+        argv = ["solve", "--activation", "tanh", "--sa", "0.3", "--json", *extra]
+    try:
+        rc = main(argv)
+    except (ArithmeticError, ValueError, TypeError) as exc:
+        import traceback
+        where = os.path.basename(traceback.extract_tb(exc.__traceback__)[-1].filename)
+        if where in _NUMERICS:
+            pytest.xfail(f"{type(exc).__name__} in {where}: the numerics' handling of "
+                         f"extreme scales is being fixed separately")
+        raise
+    out, err = capsys.readouterr()
+    if rc == 0:
+        if "--json" in argv:
+            _strict(out)
+    else:
+        assert rc == 2 and len(err.strip().splitlines()) == 1, err
+
+
 @pytest.mark.parametrize("argv,words", [
     (["solve", "--activation", "relu", "--sa", "nan"], "finite number"),
     (["solve", "--activation", "relu", "--sa", "0.2", "--tau0", "inf"], "finite number"),
