@@ -5,8 +5,10 @@ kernels -> spectra, with exact infinite-width kernels, sampling and design besid
 Convention everywhere: a data matrix X is p x n (columns are samples).
 """
 from .activations import Activation, available_activations, get_activation, register_activation
-from .errors import (ConvergenceError, DivergentMomentError, InfeasibleDesignError, MemoryBudgetError,
-                     InvalidParameterError, InvalidRecordError, NoFixedPointError, NonFiniteInputError,
+from .errors import (ConvergenceError, DataFileError, DivergentMomentError,
+                     InfeasibleDesignError, InvalidParameterError, InvalidRecordError,
+                     MemoryBudgetError, NoFixedPointError, NonFiniteInputError, OutputPathError,
+                     OutputWriteError,
                      RmtDeqError, ShapeMismatchError, UnknownActivationError,
                      UnknownOptionError)
 from .fixed_point import FixedPointSolution, solve_four_equations
@@ -36,8 +38,8 @@ from .metrics import (KernelComparison, TopEigenComparison, compare_kernels, ks_
 from .spectra import (BulkSpectrum, GramModel, StieltjesSolution, gram_density, gram_model,
                       gram_model_from_mixture, gram_support, kernel_bulk, spectral_distances,
                       stieltjes)
-from .spikes import (Spikes, isolated_eigenvalues, load_mixture_spec, observed_alignments,
-                     spectrum_report)
+from .spikes import Spikes, isolated_eigenvalues, observed_alignments
+from .report import load_mixture_spec, spectrum_report
 from .plotting import plot_spectrum
 from .design import (DesignedLayer, DesignedNetwork, DesignFamily, DesignTarget, ENNForward,
                      ParametricFamily, design_for_deq, design_network, design_record,
@@ -76,5 +78,6 @@ __all__ = [
     "enn_equations", "get_family", "load_designed_network",
     "RmtDeqError", "InvalidParameterError", "InvalidRecordError", "MemoryBudgetError", "ShapeMismatchError", "NonFiniteInputError",
     "UnknownActivationError", "UnknownOptionError", "DivergentMomentError",
-    "NoFixedPointError", "ConvergenceError", "InfeasibleDesignError",
+    "NoFixedPointError", "ConvergenceError", "InfeasibleDesignError", "DataFileError",
+    "OutputPathError", "OutputWriteError",
 ]

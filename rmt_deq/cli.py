@@ -1,46 +1,111 @@
-"""Command line: ``rmt-deq solve | kernel | spectrum | demo``.
+"""Command line: ``rmt-deq solve | kernel | spectrum | design | demo``.
 
 Library code prints nothing; this module is where output and progress are shown.
+
+Every rejected input ends with exit status 2 and one line on stderr: argparse's errors
+(unknown option, bad number, a choice not in the list) and every :class:`RmtDeqError`
+raised by the jobs.  Output paths are checked before anything is computed and written
+atomically (:mod:`rmt_deq._io`); every ``--json`` document is strict JSON, a number that
+is not finite (e.g. ``q_scan`` when the fixed point is unique on all of [0, inf)) being
+written as ``null``.  The choice lists are the library's own constants.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import math
+import os
+import re
 import sys
-from typing import Sequence
+from typing import Any, NoReturn, Sequence
 
 import numpy as np
 
-from .errors import RmtDeqError, ShapeMismatchError
+from . import _io
+from ._validation import DEFAULT_MAX_MEMORY
+from .design import FAMILIES as _DESIGN_FAMILIES, TARGETS as _DESIGN_TARGETS
+from .errors import InvalidParameterError, RmtDeqError
+from .gaussian import METHODS as _MOMENT_METHODS
+from .kernels import NTK_GROUPS
+from .pipeline import KINDS, METHODS as _KERNEL_METHODS
+from .weights import DTYPES as _WEIGHT_DTYPES, WEIGHT_FAMILIES
 
 __all__ = ["main", "build_parser"]
 
 _ACT_HELP = ("activation name, parameters after a colon: relu, leaky_relu:0.1, tanh, erf, "
              "sigmoid, swish, gelu, elu:1, softplus, hard_tanh:a,c, quadratic:a,b, "
              "polynomial:c0,c1,...")
+_GROUPS_HELP = (f"NTK parameter groups to sum, comma-separated from {','.join(NTK_GROUPS)} "
+                f"(--kind ntk only; default all)")
+#: what the sampled-kernel options default to when --method sampled is given
+_SAMPLED_DEFAULTS = {"realizations": 16, "family": "gaussian", "seed": 0,
+                     "dtype": "float64", "confidence": 0.95}
+_SAMPLED_OPTIONS = ("width", "realizations", "family", "seed", "dtype", "target_error",
+                    "confidence", "control_variate", "progress", "info")
 
 
-def _float_or_none(s: str | None) -> float | None:
-    return None if s is None else float(s)
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (status 2), like the jobs' errors."""
+
+    def error(self, message: str) -> NoReturn:
+        msg = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {msg} (see {self.prog} --help)\n")
+
+
+def _real(s: str) -> float:
+    """A finite real number (argparse type): NaN and +-inf are refused at the edge."""
+    try:
+        x = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
+    if not math.isfinite(x):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {s!r}")
+    return x
+
+
+_MEMORY_DEFAULT = f"{DEFAULT_MAX_MEMORY / 2 ** 30:g}G"
+_UNITS = {"": 1, "b": 1, "k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30, "t": 2 ** 40}
+
+
+def _bytes(s: str) -> float:
+    """A memory size: a number of bytes, or with a binary unit K, M, G, T (e.g. 8G, 512MiB)."""
+    m = re.fullmatch(r"\s*([0-9.]+(?:[eE][+-]?[0-9]+)?)\s*([kmgtKMGT]?)(?:i?[bB])?\s*", s)
+    try:
+        x = float(m.group(1)) * _UNITS[m.group(2).lower()] if m else float("nan")
+    except ValueError:
+        x = float("nan")
+    if not (math.isfinite(x) and x > 0):
+        raise argparse.ArgumentTypeError(
+            f"must be a positive memory size in bytes, optionally with K, M, G or T "
+            f"(e.g. 8G); got {s!r}")
+    return x
+
+
+def _groups(s: str | None) -> tuple[str, ...] | None:
+    return None if s is None else tuple(g.strip() for g in s.split(",") if g.strip())
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = _Parser(
         prog="rmt-deq",
-        description="Random-matrix theory of deep equilibrium models (Implicit-CK/NTK).")
+        description="Random-matrix theory of deep equilibrium models (Implicit-CK/NTK).  "
+                    "Bad input exits with status 2 and a one-line message; in --json "
+                    "output a number that is not finite is null.")
     sub = ap.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("solve", help="solve the four-equation system (tau, alpha1..alpha4)")
     s.add_argument("--activation", required=True, help=_ACT_HELP)
-    s.add_argument("--sa", type=float, required=True, help="variance of recurrent weights A")
-    s.add_argument("--sb", type=float, default=None, help="variance of input weights B "
+    s.add_argument("--sa", type=_real, required=True, help="variance of recurrent weights A")
+    s.add_argument("--sb", type=_real, default=None, help="variance of input weights B "
                    "(default 1 - sa)")
-    s.add_argument("--tau0", type=float, default=1.0, help="data scale sqrt(tr C°/p) "
+    s.add_argument("--tau0", type=_real, default=1.0, help="data scale sqrt(tr C°/p) "
                    "(default 1)")
-    s.add_argument("--method", default="auto", choices=["auto", "closed", "quadrature",
-                                                         "mpmath"])
-    s.add_argument("--dps", type=int, default=50, help="digits for --method mpmath")
-    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--method", default="auto", choices=_MOMENT_METHODS,
+                   help="engine of the Gaussian moments (default auto)")
+    s.add_argument("--dps", type=int, default=None,
+                   help="digits for --method mpmath (default 50; --method mpmath only)")
+    s.add_argument("--json", action="store_true",
+                   help="print one JSON object (q_scan is null when the fixed point is "
+                        "unique on all of [0, inf))")
 
     k = sub.add_parser(
         "kernel",
@@ -49,38 +114,44 @@ def build_parser() -> argparse.ArgumentParser:
             "Compute a kernel on the columns of X.  FILE.npz holds X (p x n, columns are "
             "samples) and labels (n,); optionally means (K x p) and covs (K x p diagonals "
             "or K x p x p) to use the exact mixture statistics for the surrogate instead of "
-            "plug-in estimates.  Convention: for --kind ck the output is G, the conjugate "
-            "kernel of z = phi_c(u)/sqrt(m) (G_ij = E[phi_c(u_i) phi_c(u_j)]), not the "
-            "preactivation kernel Sigma = sa G + sb X^T X; for --kind ntk it is the NTK of "
-            "f = v^T z summed over --groups.  --method sampled averages finite-width "
+            "plug-in estimates; no other arrays.  Convention: for --kind ck the output is "
+            "G, the conjugate kernel of z = phi_c(u)/sqrt(m) (G_ij = E[phi_c(u_i) "
+            "phi_c(u_j)]), not the preactivation kernel Sigma = sa G + sb X^T X; for "
+            "--kind ntk it is the NTK of f = v^T z summed over --groups.  --method "
+            "surrogate is the CK or NTK surrogate; --method sampled averages finite-width "
             "DEQs (width --width, --realizations weight draws from --family) and reports "
-            "its Monte-Carlo error bar."))
+            "its Monte-Carlo error bar.  --out is written exactly as named, in .npy "
+            "format."))
     k.add_argument("--data", required=True, help="input .npz file (X, labels[, means, covs])")
     k.add_argument("--activation", required=True, help=_ACT_HELP)
-    k.add_argument("--sa", type=float, required=True)
-    k.add_argument("--sb", type=float, default=None)
-    k.add_argument("--tau0", type=float, default=None,
-                   help="data scale; default: from the mixture statistics (or the mean "
-                        "squared column norm of X)")
-    k.add_argument("--kind", choices=["ck", "ntk"], default="ck")
-    k.add_argument("--method", choices=["exact", "surrogate", "sampled"], default="exact")
-    k.add_argument("--groups", default="v,A,B",
-                   help="NTK parameter groups to sum, comma-separated from v,A,B")
-    k.add_argument("--out", required=True, help="output .npy file (n x n)")
-    smp = k.add_argument_group("sampled kernels (--method sampled)")
+    k.add_argument("--sa", type=_real, required=True)
+    k.add_argument("--sb", type=_real, default=None)
+    k.add_argument("--tau0", type=_real, default=None,
+                   help="data scale (exact and sampled kernels); default: from the mixture "
+                        "statistics (or the mean squared column norm of X)")
+    k.add_argument("--kind", choices=KINDS, default="ck")
+    k.add_argument("--method", choices=_KERNEL_METHODS, default="exact")
+    k.add_argument("--groups", default=None, help=_GROUPS_HELP)
+    k.add_argument("--out", required=True, help="output file (n x n, .npy format)")
+    smp = k.add_argument_group("sampled kernels (--method sampled only)")
     smp.add_argument("--width", type=int, default=None, help="network width m (required)")
-    smp.add_argument("--realizations", type=int, default=16,
-                     help="independent weight draws averaged (default 16)")
-    smp.add_argument("--family", choices=["gaussian", "orthogonal", "symmetric"],
-                     default="gaussian", help="family of the recurrent weights A")
-    smp.add_argument("--seed", type=int, default=0,
-                     help="seed (same seed and options give the same matrix; default 0)")
-    smp.add_argument("--dtype", choices=["float32", "float64"], default="float64",
-                     help="working precision (the average is kept in float64)")
-    smp.add_argument("--target-error", type=float, default=None,
+    smp.add_argument("--realizations", type=int, default=None,
+                     help=f"independent weight draws averaged (default "
+                          f"{_SAMPLED_DEFAULTS['realizations']})")
+    smp.add_argument("--family", choices=WEIGHT_FAMILIES, default=None,
+                     help=f"family of the recurrent weights A (default "
+                          f"{_SAMPLED_DEFAULTS['family']})")
+    smp.add_argument("--seed", type=int, default=None,
+                     help=f"seed (same seed and options give the same matrix; default "
+                          f"{_SAMPLED_DEFAULTS['seed']})")
+    smp.add_argument("--dtype", choices=_WEIGHT_DTYPES, default=None,
+                     help=f"working precision (the average is kept in float64; default "
+                          f"{_SAMPLED_DEFAULTS['dtype']})")
+    smp.add_argument("--target-error", type=_real, default=None,
                      help="stop early once the relative Monte-Carlo error bar is below this")
-    smp.add_argument("--confidence", type=float, default=0.95,
-                     help="confidence of the Monte-Carlo error bar (default 0.95)")
+    smp.add_argument("--confidence", type=_real, default=None,
+                     help=f"confidence of the Monte-Carlo error bar (default "
+                          f"{_SAMPLED_DEFAULTS['confidence']})")
     smp.add_argument("--control-variate", action="store_true",
                      help="--kind ck: average with the input-injection control variate "
                           "(unbiased, smaller Monte-Carlo error for the same realizations)")
@@ -96,33 +167,37 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "The limiting spectral density, the point atom, the support intervals and the "
             "isolated eigenvalues (spikes) of the DEQ's CK G (--kind ck) or NTK (--kind "
-            "ntk), computed from the mixture statistics alone (theory.md §7).  SPEC.json "
+            "ntk), computed from the mixture statistics alone (docs/spectra.md).  SPEC.json "
             "holds means (K x p), covs (K x p diagonals or K x p x p) and sizes (n_a per "
             "class); FILE.npz holds X (p x n, columns are samples) and labels (n,), "
             "optionally means and covs (else plug-in estimates).  --json prints one object "
             "with x, density, atom, atom_at, support, spikes (and more)."))
     sp.add_argument("--activation", required=True, help=_ACT_HELP)
-    sp.add_argument("--sa", type=float, required=True)
-    sp.add_argument("--sb", type=float, default=None, help="default 1 - sa")
+    sp.add_argument("--sa", type=_real, required=True)
+    sp.add_argument("--sb", type=_real, default=None, help="default 1 - sa")
     src = sp.add_mutually_exclusive_group(required=True)
     src.add_argument("--mixture", help="SPEC.json (means, covs, sizes)")
     src.add_argument("--data", help="FILE.npz (X, labels[, means, covs])")
-    sp.add_argument("--kind", choices=["ck", "ntk"], default="ck")
-    sp.add_argument("--groups", default="v,A,B",
-                    help="NTK parameter groups, comma-separated from v,A,B (--kind ntk)")
-    sp.add_argument("--num", type=int, default=1000, help="grid points of the density")
+    sp.add_argument("--kind", choices=KINDS, default="ck")
+    sp.add_argument("--groups", default=None, help=_GROUPS_HELP)
+    sp.add_argument("--num", type=int, default=None,
+                    help="grid points of the density (default 1000)")
     sp.add_argument("--json", action="store_true", help="print one JSON object")
-    sp.add_argument("--plot", default=None, help="write a figure (PNG/PDF/SVG)")
+    sp.add_argument("--plot", default=None,
+                    help="write a figure; format from the suffix (.png, .pdf, .svg, ...)")
     sp.add_argument("--sample-seed", type=int, default=None,
                     help="with --mixture and --plot: histogram the surrogate's eigenvalues "
                          "on one sample drawn with this seed")
+    sp.add_argument("--max-memory", type=_bytes, default=None,
+                    help="memory budget of the density grid and the figure's "
+                         f"eigen-decomposition (e.g. 8G; default {_MEMORY_DEFAULT})")
 
     g = sub.add_parser(
         "design",
         help="design a shallow explicit network matching a DEQ's CK or NTK",
         description=(
             "Solve for an explicit network of --family whose CK (or NTK) surrogate "
-            "coefficients equal the DEQ's (theory.md section 6).  Families: lrelu2 "
+            "coefficients equal the DEQ's (the explicit-network design).  Families: lrelu2 "
             "(sigma_l(t) = max(a_l t, b_l t) before centring; params a1, b1, a2, b2), quad2 "
             "(sigma_l(t) = a_l t + b_l (t^2 - tau_{l-1}^2); a1, b1, a2, b2), htanh1 "
             "(sigma(t) = a1 clip(t, -c1, c1); a1, c1), quadcubic2 (quad2 plus c2 (t^3 - "
@@ -132,14 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
             "that is ~0), so the verdict does not depend on the units of --tau0.  A target "
             "the family cannot match exits with status 2 and says which equation fails."))
     g.add_argument("--activation", required=True, help=_ACT_HELP)
-    g.add_argument("--sa", type=float, required=True, help="variance of recurrent weights A")
-    g.add_argument("--sb", type=float, default=None, help="variance of input weights B "
+    g.add_argument("--sa", type=_real, required=True, help="variance of recurrent weights A")
+    g.add_argument("--sb", type=_real, default=None, help="variance of input weights B "
                    "(default 1 - sa)")
-    g.add_argument("--tau0", type=float, default=1.0, help="data scale sqrt(tr C°/p) "
+    g.add_argument("--tau0", type=_real, default=1.0, help="data scale sqrt(tr C°/p) "
                    "(default 1)")
-    g.add_argument("--family", required=True,
-                   choices=["lrelu2", "quad2", "htanh1", "quadcubic2", "htanhlin2"])
-    g.add_argument("--target", choices=["ck", "ntk"], default="ck")
+    g.add_argument("--family", required=True, choices=_DESIGN_FAMILIES)
+    g.add_argument("--target", choices=_DESIGN_TARGETS, default="ck")
     g.add_argument("--refine", action="store_true",
                    help="NTK target of an odd DEQ activation: also match the refinement "
                         "coefficients c5 and theta_slope (family htanhlin2)")
@@ -149,21 +223,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="solve a default case and write a spectral figure")
     d.add_argument("--activation", default="relu", help=_ACT_HELP)
-    d.add_argument("--sa", type=float, default=0.2)
-    d.add_argument("--p", type=int, default=400, help="dimension (default 400)")
+    d.add_argument("--sa", type=_real, default=0.2)
+    d.add_argument("--p", type=int, default=400, help="dimension (default 400; n = 0.8 p)")
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--out", default="rmt_deq_demo.png", help="figure path")
+    d.add_argument("--out", default="rmt_deq_demo.png",
+                   help="figure path; format from the suffix (.png, .pdf, .svg, ...)")
+    d.add_argument("--max-memory", type=_bytes, default=None,
+                   help=f"memory budget of the demo's data and kernels (e.g. 8G; default "
+                        f"{_MEMORY_DEFAULT})")
     return ap
+
+
+def _print_json(obj: Any) -> None:
+    """Print one strict JSON document (non-finite numbers as null)."""
+    print(_io.dumps(obj))
 
 
 def _cmd_solve(args: argparse.Namespace) -> int:
     from .fixed_point import solve_four_equations
 
+    if args.dps is not None and args.method != "mpmath":
+        raise InvalidParameterError(f"--dps applies to --method mpmath only (got --method "
+                                    f"{args.method}); drop --dps or use --method mpmath")
+    kw = {} if args.dps is None else {"dps": args.dps}
     sol = solve_four_equations(args.activation, args.sa, args.tau0, args.sb,
-                               method=args.method, dps=args.dps)
+                               method=args.method, **kw)
     if args.json:
-        d = sol.to_dict()
-        print(json.dumps(d, indent=None, default=float))
+        _print_json(sol.to_dict())
         return 0
     print(f"activation {sol.activation}   sa = {sol.sa:g}   sb = {sol.sb:g}   "
           f"tau0 = {sol.tau0:g}")
@@ -175,24 +261,6 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     print(f"  residual {sol.residual:.2e} after {sol.iterations} Newton iterations; "
           f"unique on [0, {sol.q_scan:.3g}]: {sol.unique}")
     return 0
-
-
-def _load_npz(path: str) -> dict:
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            data = {key: f[key] for key in f.files}
-    except (OSError, ValueError) as exc:
-        raise ShapeMismatchError(f"cannot read {path!r} as an .npz file: {exc}") from None
-    if "X" not in data:
-        raise ShapeMismatchError(f"{path!r} has no array 'X' (p x n, columns are samples); "
-                                 f"found {sorted(data)}")
-    return data
-
-
-def _finite(x: float) -> float | None:
-    """x, or None (JSON null) when it is not finite (one realization: no error bar)."""
-    x = float(x)
-    return x if np.isfinite(x) else None
 
 
 class _ProgressBar:
@@ -218,43 +286,54 @@ class _ProgressBar:
         self.stream.flush()
 
 
-def _cmd_kernel_sampled(args: argparse.Namespace, data: dict, groups: tuple) -> int:
-    from .errors import InvalidParameterError
+def _sampled_given(args: argparse.Namespace) -> list[str]:
+    """The sampled-kernel options given on the command line (as --names)."""
+    given = []
+    for name in _SAMPLED_OPTIONS:
+        value = getattr(args, name)
+        if value is None or (name == "control_variate" and not value):
+            continue
+        flag = "--no-progress" if name == "progress" and value is False else f"--{name}"
+        given.append(flag.replace("_", "-"))
+    return given
+
+
+def _cmd_kernel_sampled(args: argparse.Namespace, data: dict) -> int:
     from .pipeline import sampled_kernel_from_data
 
     if args.width is None:
         raise InvalidParameterError("--method sampled needs --width M (the network width)")
+    opt = {name: (_SAMPLED_DEFAULTS[name] if getattr(args, name) is None
+                  else getattr(args, name)) for name in _SAMPLED_DEFAULTS}
     show = sys.stderr.isatty() if args.progress is None else args.progress
     bar = _ProgressBar(sys.stderr) if show else None
     res = sampled_kernel_from_data(
         data["X"], args.activation, args.sa, args.sb, labels=data.get("labels"),
         means=data.get("means"), covs=data.get("covs"), tau0=args.tau0, kind=args.kind,
-        groups=groups, width=args.width, realizations=args.realizations,
-        family=args.family, rng=args.seed, dtype=args.dtype, target_error=args.target_error,
-        confidence=args.confidence, progress=bar,
+        groups=_groups(args.groups), width=args.width, realizations=opt["realizations"],
+        family=opt["family"], rng=opt["seed"], dtype=opt["dtype"],
+        target_error=args.target_error, confidence=opt["confidence"], progress=bar,
         **({"control_variate": True} if args.control_variate else {}))
     if bar is not None and res.info.stopped_early:
         bar.close()
     K = np.asarray(res.matrix)
-    np.save(args.out, K)
+    _io.write_npy(args.out, K, "--out")
     info = res.info
     if args.info:
         d = {"kind": args.kind, "method": "sampled", "width": info.width,
              "realizations": info.realizations, "requested": info.requested,
-             "family": info.family, "dtype": info.dtype, "seed": args.seed,
+             "family": info.family, "dtype": info.dtype, "seed": opt["seed"],
              "activation": info.activation, "sa": info.sa, "sb": info.sb,
              "tau0": info.tau0, "tau": info.tau, "centring": info.centring,
-             "mc_error": _finite(res.mc_error),
-             "mc_error_relative": _finite(res.mc_error_relative),
+             "mc_error": res.mc_error, "mc_error_relative": res.mc_error_relative,
              "confidence": info.confidence, "stopped_early": info.stopped_early,
              "control_variate": bool(info.control_variate),
              "forward_iterations": [r.iterations for r in info.forward],
              "elapsed_s": info.elapsed}
         if args.kind == "ntk":
             d["groups"] = list(res.selected)
-            d["group_errors"] = {g: _finite(e) for g, e in res.group_errors.items()}
-        with open(args.info, "w") as f:
-            json.dump(d, f, indent=1, default=float)
+            d["group_errors"] = dict(res.group_errors)
+        _io.write_json(args.info, d, "--info")
     print(f"wrote {args.out}: {args.kind} (sampled: m = {info.width}, "
           f"{info.realizations} realizations, {info.family}, {info.dtype}), shape {K.shape}; "
           f"Monte-Carlo error {res.mc_error:.3g} ({res.mc_error_relative:.2%} of the norm, "
@@ -265,35 +344,42 @@ def _cmd_kernel_sampled(args: argparse.Namespace, data: dict, groups: tuple) -> 
 def _cmd_kernel(args: argparse.Namespace) -> int:
     from .pipeline import kernel_from_data
 
-    data = _load_npz(args.data)
-    groups = tuple(g.strip() for g in args.groups.split(",") if g.strip())
+    given = _sampled_given(args)
+    if args.method != "sampled" and given:
+        raise InvalidParameterError(
+            f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to --method sampled "
+            f"only (got --method {args.method}); drop {'it' if len(given) == 1 else 'them'} "
+            f"or use --method sampled")
+    _io.check_output_path(args.out, "--out")
+    if args.info is not None:
+        _io.check_output_path(args.info, "--info")
+    _io.check_distinct_outputs({"--out": args.out, "--info": args.info},
+                               inputs={"--data": args.data})
+    data = _io.read_npz(args.data, "--data")
     if args.method == "sampled":
-        return _cmd_kernel_sampled(args, data, groups)
-    if (args.width is not None or args.target_error is not None or args.info is not None
-            or args.control_variate):
-        from .errors import InvalidParameterError
-        raise InvalidParameterError("--width, --target-error, --info and --control-variate "
-                                    "apply to --method sampled only")
+        return _cmd_kernel_sampled(args, data)
     K = kernel_from_data(data["X"], args.activation, args.sa, args.sb,
                          labels=data.get("labels"), means=data.get("means"),
                          covs=data.get("covs"), tau0=args.tau0, kind=args.kind,
-                         method=args.method, groups=groups)
-    np.save(args.out, K)
+                         method=args.method, groups=_groups(args.groups))
+    _io.write_npy(args.out, K, "--out")
     print(f"wrote {args.out}: {args.kind} ({args.method}), shape {K.shape}", file=sys.stderr)
     return 0
 
 
 def _cmd_spectrum(args: argparse.Namespace) -> int:
-    from .spikes import spectrum_report
+    from .report import spectrum_report
 
-    groups = None
-    if args.kind == "ntk":
-        groups = tuple(g.strip() for g in args.groups.split(",") if g.strip())
+    if args.plot is not None:
+        _io.check_output_path(args.plot, "--plot", figure=True)
+        _io.check_distinct_outputs({"--plot": args.plot},
+                                   inputs={"--mixture": args.mixture, "--data": args.data})
     rep = spectrum_report(args.activation, args.sa, args.sb, mixture=args.mixture,
-                          data=args.data, kind=args.kind, groups=groups, num=args.num,
-                          plot=args.plot, sample_seed=args.sample_seed)
+                          data=args.data, kind=args.kind, groups=_groups(args.groups),
+                          num=args.num, plot=args.plot, sample_seed=args.sample_seed,
+                          max_memory=args.max_memory)
     if args.json:
-        print(json.dumps(rep, default=float))
+        _print_json(rep)
         return 0
     print(f"{rep['kind']} of {rep['activation']}, sa = {rep['sa']:g}, sb = {rep['sb']:g}: "
           f"p = {rep['p']}, n = {rep['n']} ({rep['source']})")
@@ -314,12 +400,14 @@ def _cmd_spectrum(args: argparse.Namespace) -> int:
 def _cmd_design(args: argparse.Namespace) -> int:
     from .design import design_for_deq
 
+    if args.out:
+        _io.check_output_path(args.out, "--out")
     net = design_for_deq(args.activation, args.sa, args.tau0, args.sb, family=args.family,
                          target=args.target, refine=args.refine)
     if args.out:
         net.save(args.out)
     if args.json:
-        print(json.dumps(net.record(), default=float))
+        _print_json(net.record())
         return 0
     print(f"{net.family} network for the {args.target.upper()} of {net.target.activation} "
           f"(sa = {net.target.sa:g}, sb = {net.target.sb:g}, tau0 = {net.tau0:g})")
@@ -340,23 +428,48 @@ def _cmd_design(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .pipeline import run_demo
 
+    _io.check_output_path(args.out, "--out", figure=True)
     run_demo(activation=args.activation, sa=args.sa, p=args.p, seed=args.seed,
-             out=args.out, echo=print)
+             out=args.out, echo=print, max_memory=args.max_memory)
     return 0
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``rmt-deq`` console script; returns the exit status."""
+    """Entry point of the ``rmt-deq`` console script; returns the exit status.
+
+    Bad input exits with status 2 and one line on stderr (argparse errors raise
+    ``SystemExit(2)`` after printing it; every :class:`RmtDeqError` is printed as
+    ``rmt-deq COMMAND: error: TYPE: message``).  Other exceptions are programming errors
+    and propagate with their traceback.  numpy's floating-point warnings (overflow,
+    invalid value) are not printed: the jobs check their results and say what failed.
+    """
     args = build_parser().parse_args(argv)
+    where = f"rmt-deq {args.command}"
     try:
-        return {"solve": _cmd_solve, "kernel": _cmd_kernel, "demo": _cmd_demo,
-                "spectrum": _cmd_spectrum, "design": _cmd_design}[args.command](args)
+        with np.errstate(all="ignore"):
+            return {"solve": _cmd_solve, "kernel": _cmd_kernel, "demo": _cmd_demo,
+                    "spectrum": _cmd_spectrum, "design": _cmd_design}[args.command](args)
     except RmtDeqError as exc:
-        print(f"rmt-deq {args.command}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"{where}: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"{where}: error: MemoryError: out of memory; use smaller sizes (--p, --num, "
+              f"fewer samples) or a machine with more memory", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rmt-deq: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader of stdout went away (e.g. ``| head``): stop quietly, as a shell would
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1686,9 +1686,11 @@ class DesignedNetwork:
         return json.dumps(self.to_dict(), **kwargs)
 
     def save(self, path: str) -> None:
-        """Write :meth:`to_json` to ``path``."""
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(self.to_json(indent=1))
+        """Write :meth:`to_dict` as JSON to ``path``, atomically (a failed write leaves a
+        previous file unchanged; non-finite numbers become null)."""
+        from ._io import write_json
+
+        write_json(path, self.to_dict(), what="designed network")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], family: DesignFamily | None = None, *,

@@ -15,6 +15,9 @@ __all__ = [
     "MemoryBudgetError",
     "ShapeMismatchError",
     "NonFiniteInputError",
+    "DataFileError",
+    "OutputPathError",
+    "OutputWriteError",
     "UnknownActivationError",
     "UnknownOptionError",
     "DivergentMomentError",
@@ -53,6 +56,23 @@ class ShapeMismatchError(RmtDeqError, ValueError):
 
 class NonFiniteInputError(RmtDeqError, ValueError):
     """Input data contains NaN or infinite entries."""
+
+
+class DataFileError(RmtDeqError, ValueError):
+    """An input file (a data ``.npz``, a mixture ``SPEC.json``) cannot be read, is not in
+    the expected format, or lacks / has extra entries; the message names the file, what it
+    is and what it should be."""
+
+
+class OutputPathError(RmtDeqError, ValueError):
+    """An output path is refused before anything is computed: it is a folder, its folder
+    does not exist or is not writable, its suffix is not a supported format, or it names
+    the same file as another output or an input."""
+
+
+class OutputWriteError(RmtDeqError, OSError):
+    """Writing an output failed (disk full, file-size limit...); the previous file at that
+    path, if any, is left unchanged and no temporary file remains."""
 
 
 class UnknownActivationError(RmtDeqError, ValueError):

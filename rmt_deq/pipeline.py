@@ -10,16 +10,33 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ._validation import as_data_matrix, as_labels, check_choice
+from ._validation import as_data_matrix, as_labels, check_choice, check_groups
 from .activations import ActivationLike, get_activation
-from .errors import InvalidParameterError, ShapeMismatchError, UnknownOptionError
+from .errors import InvalidParameterError, ShapeMismatchError
 from .fixed_point import check_variances, solve_four_equations
-from .kernels import exact_ck, exact_ntk
+from .kernels import NTK_GROUPS, exact_ck, exact_ntk
 from .mixture import GaussianMixture, MixtureSample
 from .surrogate import mixture_ck_surrogate, plugin_ck_surrogate
 
 __all__ = ["kernel_from_data", "sampled_kernel_from_data", "default_mixture", "run_demo",
-           "DemoResult"]
+           "DemoResult", "demo_memory", "KINDS", "METHODS"]
+
+#: the kernels a job computes: the CK G or the NTK
+KINDS = ("ck", "ntk")
+#: how :func:`kernel_from_data` computes them
+METHODS = ("exact", "surrogate", "sampled")
+
+
+def _check_kind_groups(kind: str, groups: Any) -> tuple[str, ...] | None:
+    """Validate kind and groups together: groups apply to the NTK only (never ignored)."""
+    check_choice("kind", kind, KINDS)
+    if kind == "ck":
+        if groups is not None:
+            raise InvalidParameterError(
+                "groups select NTK parameter groups and apply to kind='ntk' only; drop "
+                "groups for the CK")
+        return None
+    return check_groups(NTK_GROUPS if groups is None else groups, NTK_GROUPS)
 
 
 def _mixture_from_arrays(X: np.ndarray, codes: np.ndarray, means: Any,
@@ -51,7 +68,7 @@ def kernel_from_data(
     tau0: float | None = None,
     kind: str = "ck",
     method: str = "exact",
-    groups: Sequence[str] = ("v", "A", "B"),
+    groups: Sequence[str] | None = None,
     sampling: Mapping[str, Any] | None = None,
 ) -> np.ndarray:
     """The CK (G) or NTK of a DEQ on data X: exact, by the RMT surrogate, or sampled.
@@ -70,16 +87,23 @@ def kernel_from_data(
         diagonals or K x p x p): the mixture statistics and tau0 are then exact instead of
         plug-in estimates.
     tau0 : float, optional
-        Data scale for the four equations; default from the mixture statistics (exact or
-        plug-in) when labels are given, else sqrt(mean_i ||x_i||^2).
+        Data scale for the four equations (exact and sampled kernels); default from the
+        mixture statistics (exact or plug-in) when labels are given, else
+        sqrt(mean_i ||x_i||^2).  Not with ``method="surrogate"``, whose data scale is the
+        mixture statistics' by construction.
     kind : {"ck", "ntk"}
         ``"ck"`` returns G (the CK of z = phi_c(u)/sqrt(m)); ``"ntk"`` the NTK summed over
         ``groups``.
     method : {"exact", "surrogate", "sampled"}
-        ``"sampled"``: Monte-Carlo average over finite-width DEQs
-        (:func:`sampled_kernel_from_data`; its options go in ``sampling``).
-    groups : sequence of {"v", "A", "B"}
-        NTK parameter groups (ignored for the CK).
+        ``"surrogate"``: the CK surrogate (:func:`~rmt_deq.surrogate.mixture_ck_surrogate`
+        / :func:`~rmt_deq.surrogate.plugin_ck_surrogate`) or the NTK surrogate
+        (:func:`~rmt_deq.ntk_surrogate.mixture_ntk_surrogate` /
+        :func:`~rmt_deq.ntk_surrogate.plugin_ntk_surrogate`), with the exact statistics when
+        ``means``/``covs`` are given, else plug-in ones.  ``"sampled"``: Monte-Carlo average
+        over finite-width DEQs (:func:`sampled_kernel_from_data`; its options go in
+        ``sampling``).
+    groups : sequence of {"v", "A", "B"}, optional
+        NTK parameter groups (default all); kind="ntk" only.
     sampling : mapping, optional
         Options of :func:`rmt_deq.sampling.sampled_kernel` for ``method="sampled"``
         (``width`` is required; realizations, family, rng, dtype, ...).
@@ -87,9 +111,17 @@ def kernel_from_data(
     Returns
     -------
     ndarray, shape (n, n)
+
+    Raises
+    ------
+    InvalidParameterError
+        groups with kind="ck", tau0 with method="surrogate", sampling options without
+        method="sampled", means without covs (or without labels), bad variances.
+    UnknownOptionError
+        Unknown kind, method or NTK group.
     """
-    check_choice("kind", kind, ("ck", "ntk"))
-    check_choice("method", method, ("exact", "surrogate", "sampled"))
+    check_choice("method", method, METHODS)
+    sel = _check_kind_groups(kind, groups)
     if method == "sampled":
         return np.asarray(sampled_kernel_from_data(
             X, activation, sa, sb, labels=labels, means=means, covs=covs, tau0=tau0,
@@ -107,25 +139,36 @@ def kernel_from_data(
     if means is not None and codes is None:
         raise InvalidParameterError("means/covs need labels to know each column's class")
     if method == "surrogate":
-        if kind == "ntk":
-            raise UnknownOptionError(
-                "the NTK surrogate is not available yet (theory.md section 5, the NTK "
-                "surrogate issue); use --method exact for the NTK")
+        if tau0 is not None:
+            raise InvalidParameterError(
+                "tau0 does not apply to method='surrogate': the surrogate's data scale is "
+                "the mixture statistics' tau0 (exact with means/covs, else plug-in); drop "
+                "tau0, or use method='exact'")
         if codes is None:
             raise InvalidParameterError("the surrogate needs class labels (labels=...)")
-        if means is not None:
-            mixture, sample = _mixture_from_arrays(Xa, codes, means, covs)
-            sur = mixture_ck_surrogate(mixture, sample, act, sa_f, sb_f if sb is not None
-                                       else None)
-        else:
-            sur = plugin_ck_surrogate(Xa, codes, act, sa_f, sb_f if sb is not None else None)
-        return np.asarray(sur.G)
+        return _surrogate_matrix(Xa, codes, means, covs, act, sa_f, sb_f, kind, sel)
     # exact kernels: fix tau (and the centring) from the best available data scale
     solution = _data_scale_solution(Xa, codes, means, covs, act, sa_f, sb_f, tau0)
     if kind == "ck":
         return np.asarray(exact_ck(Xa, act, sa_f, sb_f, solution=solution).G)
-    return np.asarray(exact_ntk(Xa, act, sa_f, sb_f, groups=tuple(groups),
-                                solution=solution).total)
+    return np.asarray(exact_ntk(Xa, act, sa_f, sb_f, groups=sel, solution=solution).total)
+
+
+def _surrogate_matrix(Xa: np.ndarray, codes: np.ndarray, means: Any, covs: Any, act: Any,
+                      sa_f: float, sb_f: float, kind: str, sel: Any) -> np.ndarray:
+    """The CK surrogate G~ or the NTK surrogate (summed over ``sel``), exact statistics
+    with means/covs, else plug-in."""
+    from .ntk_surrogate import mixture_ntk_surrogate, plugin_ntk_surrogate
+
+    if means is not None:
+        mixture, sample = _mixture_from_arrays(Xa, codes, means, covs)
+        if kind == "ck":
+            return np.asarray(mixture_ck_surrogate(mixture, sample, act, sa_f, sb_f).G)
+        return np.asarray(mixture_ntk_surrogate(mixture, sample, act, sa_f, sb_f,
+                                                groups=sel).total)
+    if kind == "ck":
+        return np.asarray(plugin_ck_surrogate(Xa, codes, act, sa_f, sb_f).G)
+    return np.asarray(plugin_ntk_surrogate(Xa, codes, act, sa_f, sb_f, groups=sel).total)
 
 
 def _data_scale_solution(Xa: np.ndarray, codes: Any, means: Any, covs: Any,
@@ -156,7 +199,7 @@ def sampled_kernel_from_data(
     covs: Any = None,
     tau0: float | None = None,
     kind: str = "ck",
-    groups: Sequence[str] = ("v", "A", "B"),
+    groups: Sequence[str] | None = None,
     **options: Any,
 ) -> Any:
     """Sampled (finite-width, Monte-Carlo) CK or NTK of a DEQ on data X, with its error bar.
@@ -180,7 +223,7 @@ def sampled_kernel_from_data(
     """
     from .sampling import sampled_kernel
 
-    check_choice("kind", kind, ("ck", "ntk"))
+    sel = _check_kind_groups(kind, groups)
     Xa = as_data_matrix(X)
     act = get_activation(activation)
     sa_f, sb_f = check_variances(sa, sb)
@@ -194,8 +237,9 @@ def sampled_kernel_from_data(
     if "solution" in options or "tau0" in options:
         raise InvalidParameterError("pass the data scale as tau0=..., not in the options")
     solution = _data_scale_solution(Xa, codes, means, covs, act, sa_f, sb_f, tau0)
-    return sampled_kernel(Xa, act, sa_f, sb_f, kind=kind, groups=tuple(groups),
-                          solution=solution, **options)
+    if sel is not None:
+        options["groups"] = sel
+    return sampled_kernel(Xa, act, sa_f, sb_f, kind=kind, solution=solution, **options)
 
 
 def default_mixture(p: int, K: int = 2, rng: Any = 0) -> GaussianMixture:
@@ -229,9 +273,18 @@ class DemoResult(dict):
     __getattr__ = dict.__getitem__
 
 
+def demo_memory(p: int) -> float:
+    """Bytes :func:`run_demo` needs at dimension p (n = 0.8 p): the sample and its noise
+    (2 p n), the exact CK with its work arrays, the surrogate's G~, Sigma~ and X^T X, their
+    difference and the two eigen-decompositions (8 n^2 in all), in float64."""
+    n = int(0.8 * p)
+    return 8.0 * (2.0 * p * n + 8.0 * n * n)
+
+
 def run_demo(activation: ActivationLike = "relu", sa: float = 0.2, p: int = 400,
              seed: int = 0, out: str | None = "rmt_deq_demo.png",
-             echo: Callable[[str], Any] | None = None) -> DemoResult:
+             echo: Callable[[str], Any] | None = None,
+             max_memory: float | None = None) -> DemoResult:
     """Solve the four equations, compare the exact CK with the predicted spectrum, draw it.
 
     The figure is the spectral one of theory.md §7: the histogram of the eigenvalues of the
@@ -247,9 +300,13 @@ def run_demo(activation: ActivationLike = "relu", sa: float = 0.2, p: int = 400,
     seed : int
         Seed of the mixture and the sample.
     out : str or None
-        Where to write the spectral figure (PNG); None for no figure.
+        Where to write the spectral figure (format from the suffix: .png, .pdf, .svg...);
+        None for no figure.  Checked before anything is computed, written atomically.
     echo : callable, optional
         Called with each line of the report (the CLI passes ``print``).
+    max_memory : float, optional
+        Memory budget in bytes (default :data:`rmt_deq._validation.DEFAULT_MAX_MEMORY`);
+        the estimate :func:`demo_memory` is checked against it before anything is allocated.
 
     Returns
     -------
@@ -258,10 +315,32 @@ def run_demo(activation: ActivationLike = "relu", sa: float = 0.2, p: int = 400,
         ``relative_error`` (||G - G~||/||G||), ``bulk`` and ``spikes`` (the prediction),
         ``distances`` (Kolmogorov-Smirnov and 1-Wasserstein of the exact bulk to the
         prediction, :func:`rmt_deq.spectra.spectral_distances`), ``figure``.
+
+    Raises
+    ------
+    InvalidParameterError
+        p < 10 (too few samples for two classes), a bad seed or DEQ.
+    MemoryBudgetError
+        The demo at this p would need more than ``max_memory``.
+    OutputPathError
+        ``out`` cannot be written (checked first).
     """
+    from ._io import check_output_path
+    from ._validation import check_memory, check_positive_int, memory_budget
     from .spectra import gram_model_from_mixture, kernel_bulk, spectral_distances
     from .spikes import isolated_eigenvalues
 
+    p = check_positive_int("p", p)
+    if p < 10:
+        raise InvalidParameterError(
+            f"the demo needs p >= 10 (n = 0.8 p samples in two classes); got p = {p}")
+    check_memory(demo_memory(p), memory_budget(max_memory),
+                 f"the demo's sample (p x n = {p} x {int(0.8 * p)}) and n x n kernels",
+                 "use a smaller p (--p), or raise max_memory (--max-memory)")
+    if out:
+        check_output_path(out, "out", figure=True)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidParameterError(f"seed must be a non-negative integer, got {seed!r}")
     say = echo or (lambda s: None)
     mixture = default_mixture(p, 2, rng=seed)
     sample = mixture.sample(int(0.8 * p), rng=seed + 1)
@@ -304,6 +383,6 @@ def run_demo(activation: ActivationLike = "relu", sa: float = 0.2, p: int = 400,
             title=f"{sol.activation}, sa = {sa:g}, p = {p}, n = {sample.n}: "
                   f"KS {dist['ks']:.3f}, W1/width {dist['w1_relative']:.4f}")
         save_figure(ax.figure, out)
-        res["figure"] = out
+        res["figure"] = str(out)
         say(f"wrote {out}")
     return res

@@ -66,14 +66,33 @@ def plot_error_vs_dimension(p: np.ndarray, errors: Mapping[str, np.ndarray], *,
     return ax
 
 
-def save_figure(fig: Any, path: str, dpi: int = 130) -> None:
-    """Write a figure (PNG/PDF/SVG by extension) without needing a display."""
+def save_figure(fig: Any, path: str, dpi: int = 130) -> str:
+    """Write a figure to exactly ``path``, in the format of its suffix, without a display.
+
+    The path is checked first (:func:`rmt_deq._io.check_output_path`: a writable file in an
+    existing folder, a suffix this matplotlib can write, e.g. .png, .pdf, .svg) and written
+    atomically: a failed write leaves a previous file at ``path`` unchanged.
+
+    Returns
+    -------
+    str
+        The path written (symbolic links resolved).
+
+    Raises
+    ------
+    OutputPathError
+        The path cannot be written or its suffix is not a figure format.
+    OutputWriteError
+        Writing failed (disk full...); the previous file is unchanged.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from ._io import write_figure
 
     if fig.canvas is None or not hasattr(fig.canvas, "print_figure"):
         FigureCanvasAgg(fig)
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
+    return write_figure(fig, path, dpi=dpi)
 
 
 def plot_spectrum(bulk: Any, spikes: Any = None, *, eigenvalues: Any = None, bins: int = 80,

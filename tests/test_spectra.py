@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 
 import rmt_deq as rd
-from rmt_deq.errors import (InvalidParameterError, NonFiniteInputError, ShapeMismatchError,
-                            UnknownOptionError)
+from rmt_deq.errors import (DataFileError, InvalidParameterError, NonFiniteInputError,
+                            ShapeMismatchError, UnknownOptionError)
 from rmt_deq.spectra import (gram_density, gram_model,
                              gram_model_from_mixture, gram_support, kernel_bulk,
                              spectral_distances, stieltjes)
@@ -498,13 +498,13 @@ def test_bad_inputs_of_solvers_and_spikes():
 
 
 def test_bad_specs_and_report_options(tmp_path):
-    with pytest.raises(ShapeMismatchError, match="missing"):
+    with pytest.raises(DataFileError, match="missing"):
         load_mixture_spec({"means": [[0.0]], "covs": [[1.0]]})
     with pytest.raises(UnknownOptionError, match="unknown key"):
         load_mixture_spec({"means": [[0.0]], "covs": [[1.0]], "sizes": [3], "extra": 1})
     with pytest.raises(InvalidParameterError, match="sizes"):
         load_mixture_spec({"means": [[0.0]], "covs": [[1.0]], "sizes": [-3]})
-    with pytest.raises(ShapeMismatchError, match="cannot read"):
+    with pytest.raises(DataFileError, match="does not exist"):
         load_mixture_spec(str(tmp_path / "missing.json"))
     spec = {"means": [[0.0, 1.0]], "covs": [[1.0, 1.0]], "sizes": [3]}
     with pytest.raises(InvalidParameterError, match="exactly one"):
@@ -515,5 +515,5 @@ def test_bad_specs_and_report_options(tmp_path):
         spectrum_report("relu", 0.2, mixture=spec, kind="gp")
     with pytest.raises(InvalidParameterError, match="groups"):
         spectrum_report("relu", 0.2, mixture=spec, kind="ck", groups=("v",))
-    with pytest.raises(ShapeMismatchError, match="labels"):
+    with pytest.raises(DataFileError, match="labels"):
         spectrum_report("relu", 0.2, data={"X": np.ones((2, 3))})
