@@ -7,7 +7,7 @@ Convention everywhere: a data matrix X is p x n (columns are samples).
 from .activations import Activation, available_activations, get_activation, register_activation
 from .errors import (ConvergenceError, DivergentMomentError, InfeasibleDesignError, MemoryBudgetError,
                      InvalidParameterError, NoFixedPointError, NonFiniteInputError,
-                     RmtDeqError, ShapeMismatchError, UnknownActivationError,
+                     PrecisionLossError, RmtDeqError, ShapeMismatchError, UnknownActivationError,
                      UnknownOptionError)
 from .fixed_point import FixedPointSolution, solve_four_equations
 from .gaussian import GaussianMoments, gaussian_expectation, gaussian_moments, raw_moments
@@ -76,5 +76,5 @@ __all__ = [
     "enn_equations", "get_family", "load_designed_network",
     "RmtDeqError", "InvalidParameterError", "MemoryBudgetError", "ShapeMismatchError", "NonFiniteInputError",
     "UnknownActivationError", "UnknownOptionError", "DivergentMomentError",
-    "NoFixedPointError", "ConvergenceError", "InfeasibleDesignError",
+    "NoFixedPointError", "ConvergenceError", "InfeasibleDesignError", "PrecisionLossError",
 ]

@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default 1)")
     s.add_argument("--method", default="auto", choices=["auto", "closed", "quadrature",
                                                          "mpmath"])
-    s.add_argument("--dps", type=int, default=50, help="digits for --method mpmath")
+    s.add_argument("--dps", type=int, default=None,
+                   help="digits for --method mpmath (default 50, range 20..100)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
 
     k = sub.add_parser(
