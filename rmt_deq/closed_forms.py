@@ -85,8 +85,10 @@ def truncated_normal_moments(a: float, b: float, jmax: int) -> np.ndarray:
 
 
 def _poly_in_xi(coeffs: np.ndarray, tau: float) -> np.ndarray:
-    """Coefficients in xi of x -> poly(x) evaluated at x = tau xi."""
-    return coeffs * tau ** np.arange(len(coeffs))
+    """Coefficients in xi of x -> poly(x) evaluated at x = tau xi (inf where they overflow:
+    the callers report a moment that is not finite)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return coeffs * tau ** np.arange(len(coeffs))
 
 
 def _der(c: np.ndarray, k: int) -> np.ndarray:

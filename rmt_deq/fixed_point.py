@@ -24,9 +24,10 @@ g2 = :func:`g2_zero_level` (E[phi''] at 1e-6 of its rounding scale); else
 scales 1e-12 .. 1e12 (tests/test_trust_numerics.py), where every returned result is
 within 1e-10.
 
-Supported scales: tau0 and sqrt(sb) tau0 (the input part of tau; tau >= sqrt(sb) tau0)
-in :data:`rmt_deq._validation.SCALE_RANGE` = [1e-50, 1e50], sa <= 1e50; outside,
-:class:`InvalidParameterError` says to rescale the data.
+Supported scales: tau0, sqrt(sb) tau0 (the input part of tau; tau >= sqrt(sb) tau0), sa
+and sb in :data:`rmt_deq._validation.SCALE_RANGE` = [1e-50, 1e50]; outside,
+:class:`InvalidParameterError` says what to change.  The solved tau is at most 1e8 times
+sqrt(sb) tau0 (beyond, the tau equation is declared without a root).
 """
 from __future__ import annotations
 
@@ -73,15 +74,13 @@ def check_variances(sa: Any, sb: Any = None) -> tuple[float, float]:
     if not math.isfinite(sa_f) or sa_f <= 0:
         raise InvalidParameterError(
             f"sa (the variance of the recurrent weights A) must be finite and > 0, got {sa!r}")
-    if sa_f > SCALE_RANGE[1]:
-        raise InvalidParameterError(
-            f"sa = {sa_f:.3g} is above the supported {SCALE_RANGE[1]:g}; the recurrent "
-            f"variance of a contracting DEQ is O(1): check the units of sa")
+    _check_variance_range(sa_f, "sa", "the recurrent variance of a contracting DEQ is O(1)")
     if sb is None:
         if sa_f >= 1:
             raise InvalidParameterError(
                 f"sa = {sa_f:g} >= 1 leaves no variance for the input weights (sb = 1 - sa); "
                 f"use sa in (0, 1) or pass sb explicitly")
+        _check_variance_range(1.0 - sa_f, "sb = 1 - sa", "use sa further from 1")
         return sa_f, 1.0 - sa_f
     try:
         sb_f = float(sb)
@@ -90,11 +89,19 @@ def check_variances(sa: Any, sb: Any = None) -> tuple[float, float]:
     if not math.isfinite(sb_f) or sb_f <= 0:
         raise InvalidParameterError(
             f"sb (the variance of the input weights B) must be finite and > 0, got {sb!r}")
-    if sb_f > SCALE_RANGE[1]:
-        raise InvalidParameterError(
-            f"sb = {sb_f:.3g} is above the supported {SCALE_RANGE[1]:g}; rescale the data "
-            f"instead (sb tau0^2 is what enters the fixed point)")
+    _check_variance_range(sb_f, "sb", "rescale the data instead (sb tau0^2 is what enters "
+                          "the fixed point)")
     return sa_f, sb_f
+
+
+def _check_variance_range(value: float, name: str, hint: str) -> None:
+    """sa, sb in SCALE_RANGE: outside, alpha2 ~ sa g2 alpha^2 under- or overflows float64
+    (a subnormal sa = 1e-320 would return alpha2 with three significant digits)."""
+    lo, hi = SCALE_RANGE
+    if not lo <= value <= hi:
+        raise InvalidParameterError(
+            f"{name} = {value:.3g} is outside the supported range [{lo:g}, {hi:g}] (the "
+            f"coefficients alpha2, alpha3 would underflow or overflow float64); {hint}")
 
 
 @dataclass(frozen=True)
@@ -131,9 +138,10 @@ class FixedPointSolution:
     tolerance : float
         The tolerance the residual met.
     error_estimate : dict
-        Estimated relative error of ``tau``, ``alpha1``..``alpha4`` (alpha2, alpha3
-        relative to the larger of |alpha| and their natural size), propagated from the
-        moment engine's error estimates; each is below :data:`ACCURACY`.  Empty for
+        Estimated relative error of ``tau``, ``alpha1``..``alpha4`` due to the precision of
+        the moments (propagated from the moment engine's error estimates; alpha2, alpha3
+        relative to the larger of |alpha| and their size at :func:`g2_zero_level`); each is
+        below :data:`ACCURACY`.  The iteration's tolerance ``tol`` comes on top.  Empty for
         ``method="mpmath"`` (its error is about 10^-dps).
     iterations : int
         Newton iterations on q = tau^2 (secant iterations for ``method="mpmath"``).
@@ -294,7 +302,7 @@ def solve_four_equations(
     sol["tolerance"] = _residual_tolerance(sol, tol)
     _check_residual(sol, history)
     d0 = table._d0 if table is not None else _origin(act)[1]      # phi'(0)
-    sol["error_estimate"] = _check_accuracy(sol, d0, tol)
+    sol["error_estimate"] = _check_accuracy(sol, d0)
     if check_uniqueness:
         _with_scan(sol, *_scan_uniqueness(act, sa, c, q, table))
     return FixedPointSolution(**sol)
@@ -416,10 +424,12 @@ def g2_zero_level(d0: float, h0: float, tau: float) -> float:
     return (ZERO_LEVEL * (abs(d0) + math.sqrt(max(h0, 0.0))) / tau) ** 2
 
 
-def _solution_errors(sol: dict, d0: float, tol: float) -> dict:
-    """Relative errors of tau and the alphas propagated from the moments' error estimates.
+def _solution_errors(sol: dict, d0: float) -> dict:
+    """Relative errors of tau and the alphas propagated from the moments' error estimates
+    (the precision of the moment engine; the iteration's own tolerance comes on top and is
+    the caller's choice).
 
-    tau: the root moves by sa dV0 / (1 - sa g4/2) (plus the Newton tolerance); a moment
+    tau: the root moves by sa dV0 / (1 - sa g4/2); a moment
     moves with tau as the heat equation says, d/dtau E[h(tau xi)] = tau E[h''(tau xi)]:
     exactly tau e3 for e1, and taken as 4 (|e2| + tau |e3|) for e2 and 4 (|g4| + 2 h0) for
     g4 (times the relative change of tau: a second-order term, since that change is of the
@@ -435,7 +445,7 @@ def _solution_errors(sol: dict, d0: float, tol: float) -> dict:
     k1, k4 = sol["contraction"]["alpha1"], sol["contraction"]["tau_map"]
     e1, e2, g4, h0 = float(m.e1), float(m.e2), float(m.g4), float(m.h0)
     e3 = abs(float(m.e3))
-    rel_tau = (sa * float(E["V0"]) / (1.0 - k4) + tol * q) / (2.0 * q)
+    rel_tau = sa * float(E["V0"]) / (1.0 - k4) / (2.0 * q)
     shift = 4.0 * rel_tau
     de1 = float(E["e1"]) + shift * q * e3
     de2 = float(E["e2"]) + shift * (abs(e2) + tau * e3)
@@ -456,10 +466,10 @@ _DRIVER = {"tau": "V0 = E[phi_c^2]", "alpha1": "E[phi']", "alpha2": "E[phi'']",
            "alpha3": "E[phi'']", "alpha4": "g4 = E[(phi_c^2)'']"}
 
 
-def _check_accuracy(sol: dict, d0: float, tol: float) -> dict:
+def _check_accuracy(sol: dict, d0: float) -> dict:
     """The error estimate of the solution's fields ``sol``; PrecisionLossError past
     ACCURACY."""
-    est = _solution_errors(sol, d0, tol)
+    est = _solution_errors(sol, d0)
     name = sol["activation"]
     worst = max(est, key=est.get)
     if not est[worst] <= ACCURACY:

@@ -1,6 +1,6 @@
 """Gaussian moments E[h(tau xi)], xi ~ N(0, 1), of an activation and its derivatives.
 
-Three engines compute the same *raw moments* (listed in :mod:`rmt_deq.closed_forms`):
+The engines compute the same *raw moments* (listed in :mod:`rmt_deq.closed_forms`):
 
 ``"closed"``
     exact formulas (piecewise polynomials, erf);
@@ -10,10 +10,10 @@ Three engines compute the same *raw moments* (listed in :mod:`rmt_deq.closed_for
     around the activation's bending scale, and at every kink: each panel holds a smooth
     integrand, so the rule converges to rounding.  Vectorised over tau;
 ``"series"``
-    below a per-activation threshold (about tau = 0.04 times the radius of convergence of
-    phi's Taylor series at 0), the Gaussian moments of that series, for analytic activations
-    with an mpmath implementation (:mod:`rmt_deq.series`): the quadrature rule loses digits
-    there, the series does not.  The quadrature engine hands such tau to it;
+    below a per-activation threshold (at most tau = 0.04: where the truncation of phi's
+    Taylor series at 0 is below 1e-17), the Gaussian moments of that series, for analytic
+    activations with an mpmath implementation (:mod:`rmt_deq.series`): the quadrature rule
+    loses digits there, the series does not.  The quadrature engine hands such tau to it;
 ``"mpmath"``
     tanh-sinh quadrature in mpmath at ``dps`` digits, split at the same points (the working
     precision is raised by the digits small scales cancel);

@@ -119,7 +119,8 @@ class MomentTable:
                 coef = _chebyshev_coefficients(vals)
                 self._coef, self._k = coef, np.arange(n, dtype=float)
                 got = self._evaluate(tau_probe.reshape(-1)).reshape(ref.shape)
-                err = np.abs(got - ref) / (_TABLE_REL_TOL * np.abs(ref) + floor)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    err = np.abs(got - ref) / (_TABLE_REL_TOL * np.abs(ref) + floor)
                 err[~np.isfinite(err)] = math.inf
                 panel_err = np.max(err, axis=(0, 2))                   # (P,)
                 # the table keeps the panels from the first one above which all validate
