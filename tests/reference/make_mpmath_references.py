@@ -139,16 +139,18 @@ def _tau_map(phi, kinks, sa, c):
 
 def bracket_root(name: str, sa: float, tau0: float):
     """(lo, hi, q): the first sign change of f(q) = T(q) - q above sb tau0^2 (factors of 2)
-    and a 12-digit root in it, or None when there is none below 1e12 sb tau0^2."""
+    and a 12-digit root in it, or None when there is none below 1e12 max(sb tau0^2, 1)."""
     phi, kinks = GRID_FUNCTIONS[name]
     with mp.workdps(15 + _boost(tau0, 1)):
         c = (1 - mp.mpf(sa)) * mp.mpf(tau0) ** 2
         f = _tau_map(phi, kinks, sa, c)
         # f(q) >= c - q > 0 on (0, c]
-        lo, hi = c, 2 * c
+        # up to 1e12 times sb tau0^2 or the scale 1 on which the functions bend (a tau map
+        # steeper than 1 near 0 reaches its stable root only where phi saturates)
+        lo, hi, top = c, 2 * c, max(c, 1) * mp.mpf(10) ** 12
         while f(hi) > 0:
             lo, hi = hi, 2 * hi
-            if hi > c * mp.mpf(10) ** 12:
+            if hi > top:
                 return None
         q = mp.findroot(f, (lo, hi), solver="anderson", tol=mp.mpf(10) ** -24)
         return lo, hi, q
@@ -185,7 +187,7 @@ def grid_reference(name: str, sa: float, tau0: float) -> dict:
     """A grid point at two precisions; raises if they disagree."""
     start = bracket_root(name, sa, tau0)
     if start is None:
-        return {"status": "no_fixed_point", "why": "no root up to 1e12 sb tau0^2"}
+        return {"status": "no_fixed_point", "why": "no root up to 1e12 max(sb tau0^2, 1)"}
     lo = solve_grid_point(name, sa, tau0, GRID_DPS[0], start)
     # the higher precision starts from the lower one's root (found independently of it:
     # the secant iteration re-converges at the higher precision)
