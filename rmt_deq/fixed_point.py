@@ -35,7 +35,6 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import mpmath as mp
 import numpy as np
 
 from ._validation import SCALE_RANGE, check_positive_finite, check_scale, check_tolerance
@@ -43,9 +42,8 @@ from .activations import ActivationLike, get_activation
 from .errors import (ConvergenceError, InvalidParameterError, NoFixedPointError,
                      PrecisionLossError, UnknownOptionError)
 from .closed_forms import homogeneous_degree
-from .gaussian import (GaussianMoments, _check_dps_for, _mpmath_raw_one, _origin,
-                       gaussian_moments,
-                       moments_from_raw, mp_second_central_moment, second_central_moment,
+from .gaussian import (GaussianMoments, _check_dps_for, _origin, gaussian_moments,
+                       second_central_moment,
                        tau_map_terms)
 from .moment_table import MomentTable, moment_table
 
@@ -290,7 +288,8 @@ def solve_four_equations(
     tol = check_tolerance(tol)
     dps = _check_dps_for(method, dps)
     if method == "mpmath":
-        return _solve_mpmath(act, sa, sb, tau0, dps, tol, max_iter, check_uniqueness)
+        from .mp_reference import solve_mpmath
+        return solve_mpmath(act, sa, sb, tau0, dps, tol, max_iter, check_uniqueness)
     c = sb * tau0 * tau0
     q, m, it, history, table, method = _float_root(act, activation, sa, c, method, tol,
                                                    max_iter)
@@ -579,69 +578,3 @@ def _scan_uniqueness(act: Any, sa: float, c: float, q_star: float,
     s = s[s != 0]
     changes = int(np.count_nonzero(np.diff(s)))
     return changes <= 1, float(q[-1])
-
-
-def _solve_mpmath(act: Any, sa: float, sb: float, tau0: float, dps: int, tol: float,
-                  max_iter: int, check_uniqueness: bool) -> FixedPointSolution:
-    """Reference solution with every moment and the root at ``dps`` digits.
-
-    A secant iteration on q = tau^2 from the float64 root (V0 alone per step), the moments
-    at the root, and the tau-equation residual re-evaluated at ``dps + 10`` digits (an
-    honest check: a residual at the working precision would only measure that precision
-    against itself).
-    """
-    if act.mp_fn is None:
-        raise UnknownOptionError(
-            f"activation {act.name!r} has no mpmath implementation; pass mp_fn= to "
-            f"Activation.from_callable to enable method='mpmath'")
-    floor = 10.0 ** (5 - dps)
-    if tol < floor:
-        raise InvalidParameterError(
-            f"tol = {tol:g} is below what dps = {dps} digits can certify ({floor:g}); "
-            f"raise dps or tol")
-    c = sb * tau0 * tau0
-    q_float, _, _, _, table, _ = _float_root(act, act, sa, c, "auto", 1e-15, 100)
-    with mp.workdps(dps):
-        sa_m, sb_m, t0 = mp.mpf(sa), mp.mpf(sb), mp.mpf(tau0)
-        c_m = sb_m * t0 ** 2
-        hist: list[float] = []
-
-        def f(q: Any) -> Any:
-            r = sa_m * mp_second_central_moment(act, mp.sqrt(q), dps) + c_m - q
-            hist.append(float(abs(r) / q))
-            return r
-
-        step_tol = mp.mpf(10) ** (3 - dps)
-        q0, q1 = mp.mpf(q_float), mp.mpf(q_float) * (1 + mp.mpf(10) ** -9)
-        f0, f1 = f(q0), f(q1)
-        converged = False
-        for _ in range(max_iter):
-            if f1 == f0:
-                converged = abs(f1) <= step_tol * q1
-                break
-            q2 = q1 - f1 * (q1 - q0) / (f1 - f0)
-            if not q2 > 0:
-                break
-            q0, f0, q1 = q1, f1, q2
-            if abs(q1 - q0) <= step_tol * q1:
-                converged = True
-                break
-            f1 = f(q1)
-        if not converged:
-            raise ConvergenceError(
-                f"the mpmath secant iteration on tau^2 did not converge for {act.name!r} at "
-                f"sa = {sa:g} within {max_iter} iterations at {dps} digits; raise max_iter "
-                f"or dps", hist)
-        tau = mp.sqrt(q1)
-        m = moments_from_raw(_mpmath_raw_one(act, tau, dps), tau, "mpmath")
-        sol = _assemble(act.name, sa_m, sb_m, t0, tau, m, len(hist), hist)
-        # the honest residual: the tau equation at dps + 10 digits
-        with mp.workdps(dps + 10):
-            r_hi = abs(sa_m * mp_second_central_moment(act, tau, dps + 10) + c_m - tau ** 2) \
-                / tau ** 2
-        residual = max(float(r_hi), sol["residual"])
-    sol.update(sa=sa, sb=sb, tau0=tau0, residual=residual, tolerance=tol)
-    _check_residual(sol, hist)
-    if check_uniqueness:
-        _with_scan(sol, *_scan_uniqueness(act, sa, c, float(q1), table))
-    return FixedPointSolution(**sol)

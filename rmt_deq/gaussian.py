@@ -43,7 +43,6 @@ from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import Any, Callable
 
-import mpmath as mp
 import numpy as np
 
 from .activations import Activation, ActivationLike, get_activation
@@ -408,89 +407,6 @@ def _closed_raw(act: Activation, tau: np.ndarray, with_error: bool) -> dict:
         f"activation {act.name!r} has no closed-form moments; use method='quadrature'")
 
 
-# ----------------------------------------------------------------------------------------
-# mpmath path
-# ----------------------------------------------------------------------------------------
-def _mp_breakpoints(act: Activation, tau: Any) -> list:
-    pts = {mp.mpf(0)}
-    for x in list(act.kinks) + [s * act.scale for s in (-4, -1, -0.25, 0.25, 1, 4)]:
-        xi = mp.mpf(x) / tau
-        if abs(xi) < 40:
-            pts.add(xi)
-    for xi in (-8, -4, -2, 2, 4, 8):
-        pts.add(mp.mpf(xi))
-    return [-mp.inf] + sorted(pts) + [mp.inf]
-
-
-def _mp_extra_digits(tau: float) -> int:
-    """Digits the centred Hermite-weighted integrals cancel at scale tau (three powers of
-    tau at small tau for E[He3 P], one at large tau for E[He2 P^2]), plus a margin."""
-    lt = math.log10(float(tau))
-    return int(math.ceil(3.0 * max(0.0, -lt) + max(0.0, lt))) + 5
-
-
-def _mpmath_raw_one(act: Activation, tau: Any, dps: int) -> dict:
-    """Centred raw moments at ``dps`` digits (working precision raised by the digits the
-    scale cancels, so the result keeps ``dps`` digits at any tau)."""
-    if act.mp_fn is None:
-        raise UnknownOptionError(
-            f"activation {act.name!r} has no mpmath implementation; pass mp_fn= to "
-            f"Activation.from_callable to enable method='mpmath'")
-    with mp.workdps(dps + _mp_extra_digits(tau)):
-        t = mp.mpf(tau)
-        pts = _mp_breakpoints(act, t)
-        c = 1 / mp.sqrt(2 * mp.pi)
-        f, d = act.mp_fn, act.mp_d1
-        p0 = f(mp.mpf(0))
-
-        def E(h: Callable) -> Any:
-            return mp.quad(lambda s: h(s) * mp.exp(-s * s / 2) * c, pts)
-
-        def P(s: Any) -> Any:
-            return f(t * s) - p0
-
-        res = {
-            "p0": p0,
-            "phi": E(P),
-            "He1_phi": E(lambda s: s * P(s)),
-            "He2_phi": E(lambda s: (s * s - 1) * P(s)),
-            "He3_phi": E(lambda s: (s ** 3 - 3 * s) * P(s)),
-            "phi2": E(lambda s: P(s) ** 2),
-            "He2_phi2": E(lambda s: (s * s - 1) * P(s) ** 2),
-            "dphi2": E(lambda s: d(t * s) ** 2),
-            "He2_dphi2": E(lambda s: (s * s - 1) * d(t * s) ** 2),
-        }
-    return {k: +v for k, v in res.items()}   # rounded to dps digits
-
-
-def mp_second_central_moment(act: Activation, tau: Any, dps: int) -> Any:
-    """V0 = E[P^2] - E[P]^2 (P = phi - phi(0)) at ``dps`` digits, an mpf (two integrals;
-    the inner loop of the mpmath four-equation solve)."""
-    if act.mp_fn is None:
-        raise UnknownOptionError(
-            f"activation {act.name!r} has no mpmath implementation; pass mp_fn= to "
-            f"Activation.from_callable to enable method='mpmath'")
-    with mp.workdps(dps + _mp_extra_digits(tau)):
-        t = mp.mpf(tau)
-        pts = _mp_breakpoints(act, t)
-        c = 1 / mp.sqrt(2 * mp.pi)
-        f = act.mp_fn
-        p0 = f(mp.mpf(0))
-        m1 = mp.quad(lambda s: (f(t * s) - p0) * mp.exp(-s * s / 2) * c, pts)
-        m2 = mp.quad(lambda s: (f(t * s) - p0) ** 2 * mp.exp(-s * s / 2) * c, pts)
-        v0 = m2 - m1 * m1
-    return +v0
-
-
-def _mpmath_raw(act: Activation, tau: np.ndarray, dps: int) -> dict:
-    flat = np.atleast_1d(tau).reshape(-1)
-    rows = [_mpmath_raw_one(act, float(t), dps) for t in flat]
-    shape = np.shape(tau) or (1,)
-    out = {k: np.array([float(r[k]) for r in rows]).reshape(shape) for k in RAW_KEYS}
-    out["p0"] = float(rows[0]["p0"])
-    return out
-
-
 def _check_dps_for(method: str, dps: Any) -> int | None:
     """dps is for method="mpmath" only (validated there; refused elsewhere)."""
     if method == "mpmath":
@@ -516,7 +432,8 @@ def _centred_raw(act: Activation, t: np.ndarray, method: str, dps: int | None,
         return _closed_raw(act, np.atleast_1d(t), with_error), "closed"
     if method == "quadrature":
         return _numerical_raw(act, np.atleast_1d(t), with_error)
-    return _mpmath_raw(act, t, int(dps)), "mpmath"
+    from .mp_reference import mpmath_raw
+    return mpmath_raw(act, t, int(dps)), "mpmath"
 
 
 def raw_moments(activation: ActivationLike, tau: Any, method: str = "auto",
@@ -665,19 +582,6 @@ def _reshape_moments(m: GaussianMoments, shape: tuple) -> GaussianMoments:
                            method=m.method, errors=errors)
 
 
-def mp_gaussian_moments(activation: ActivationLike, tau: Any, dps: int = 50) -> GaussianMoments:
-    """Moments as mpmath numbers at ``dps`` digits (a single tau; independent reference).
-
-    ``dps`` must lie in :data:`rmt_deq._validation.DPS_RANGE`.
-    """
-    act = get_activation(activation)
-    dps = check_dps(dps)
-    t = float(_check_tau(tau))
-    with mp.workdps(dps):
-        raw = _mpmath_raw_one(act, t, dps)
-        return moments_from_raw(raw, mp.mpf(t), "mpmath")
-
-
 def gaussian_expectation(h: Callable[[np.ndarray], np.ndarray], tau: Any,
                          kinks: tuple[float, ...] = (), scale: float = 1.0) -> np.ndarray:
     """E[h(tau xi)] for any vectorised h, with the package's kink-split quadrature."""
@@ -692,3 +596,6 @@ def gaussian_expectation(h: Callable[[np.ndarray], np.ndarray], tau: Any,
         ends = np.asarray(h(np.atleast_1d(t)[..., None] * np.array([-XI_MAX, XI_MAX])), float)
     _tail_check(ends, res, "E[h]", act, t)
     return res.reshape(np.shape(t)) if np.ndim(t) else float(res[0])
+
+
+from .mp_reference import mp_gaussian_moments  # noqa: E402  (re-exported: the reference)

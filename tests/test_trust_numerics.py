@@ -22,7 +22,7 @@ import pytest
 from scipy import special
 
 from conftest import mpmath_references, reference_generator, user_sine
-from rmt_deq import fixed_point
+from rmt_deq import fixed_point, mp_reference
 from rmt_deq.activations import Activation, get_activation, register_activation
 from rmt_deq.cli import main as cli_main
 from rmt_deq.errors import (ConvergenceError, InvalidParameterError, NoFixedPointError,
@@ -268,13 +268,13 @@ def test_dps_refused_without_mpmath(call):
 def test_mpmath_residual_is_checked_at_higher_precision(monkeypatch):
     """A working precision that is wrong (simulated: V0 off by 1e-12 at the solve's dps but
     right at dps + 10) is caught by the residual evaluated at dps + 10."""
-    real = fixed_point.mp_second_central_moment
+    real = mp_reference.mp_second_central_moment
 
     def broken(act, tau, dps):
         v = real(act, tau, dps)
         return v * (1 + mp.mpf(10) ** -12) if dps == 20 else v
 
-    monkeypatch.setattr(fixed_point, "mp_second_central_moment", broken)
+    monkeypatch.setattr(mp_reference, "mp_second_central_moment", broken)
     with pytest.raises(ConvergenceError, match="residual"):
         solve_four_equations("tanh", 0.3, 1.0, method="mpmath", dps=20,
                              check_uniqueness=False)
