@@ -8,7 +8,7 @@ from .activations import Activation, available_activations, get_activation, regi
 from .errors import (ConvergenceError, DataFileError, DivergentMomentError,
                      InfeasibleDesignError, InvalidParameterError, InvalidRecordError,
                      MemoryBudgetError, NoFixedPointError, NonFiniteInputError, OutputPathError,
-                     OutputWriteError,
+                     OutputWriteError, PrecisionLossError,
                      RmtDeqError, ShapeMismatchError, UnknownActivationError,
                      UnknownOptionError)
 from .fixed_point import FixedPointSolution, solve_four_equations
@@ -79,5 +79,5 @@ __all__ = [
     "RmtDeqError", "InvalidParameterError", "InvalidRecordError", "MemoryBudgetError", "ShapeMismatchError", "NonFiniteInputError",
     "UnknownActivationError", "UnknownOptionError", "DivergentMomentError",
     "NoFixedPointError", "ConvergenceError", "InfeasibleDesignError", "DataFileError",
-    "OutputPathError", "OutputWriteError",
+    "OutputPathError", "OutputWriteError", "PrecisionLossError",
 ]

@@ -10,7 +10,8 @@ from .errors import (InvalidParameterError, MemoryBudgetError, NonFiniteInputErr
 
 __all__ = ["as_data_matrix", "as_labels", "as_rng", "check_choice", "check_groups",
            "check_positive_finite", "check_options", "check_positive_int", "check_tolerance",
-           "DEFAULT_MAX_MEMORY", "memory_budget", "check_memory"]
+           "DEFAULT_MAX_MEMORY", "memory_budget", "check_memory", "DPS_RANGE", "check_dps",
+           "SCALE_RANGE", "check_scale"]
 
 #: default memory budget (bytes) of the computations that allocate in proportion to n^2
 #: or to the width: the sampler, the exact kernels, the spectra grids
@@ -111,6 +112,47 @@ def check_positive_finite(value: Any, name: str) -> float:
     if not (np.isfinite(t) and t > 0):
         raise InvalidParameterError(f"{name} must be finite and > 0, got {value!r}")
     return t
+
+
+#: working precisions (decimal digits) accepted by the mpmath paths: below 20 the result is
+#: not a reference for float64 (tanh-sinh quadrature keeps a few digits less than its
+#: working precision, and the moments cancel more at extreme scales); above 100 one
+#: four-equation solve takes minutes (its cost grows like dps^2)
+DPS_RANGE = (20, 100)
+
+
+def check_dps(dps: Any) -> int:
+    """Return ``dps`` (the decimal digits of an mpmath computation) as an int if it is an
+    integer in :data:`DPS_RANGE`, else raise InvalidParameterError."""
+    lo, hi = DPS_RANGE
+    if isinstance(dps, bool) or not isinstance(dps, (int, np.integer)):
+        raise InvalidParameterError(
+            f"dps (the decimal digits of the mpmath computation) must be an integer in "
+            f"[{lo}, {hi}], got {dps!r}")
+    if not lo <= dps <= hi:
+        raise InvalidParameterError(
+            f"dps = {dps} is outside [{lo}, {hi}]: below {lo} digits the mpmath result is "
+            f"not a float64 reference, above {hi} it costs minutes; choose dps in "
+            f"[{lo}, {hi}] (50 is the default)")
+    return int(dps)
+
+
+#: supported range of the data scales (tau0, and the input part sqrt(sb) tau0 of tau):
+#: every moment of an activation growing at most quadratically stays far from float64
+#: overflow and underflow inside it
+SCALE_RANGE = (1e-50, 1e50)
+
+
+def check_scale(value: float, name: str, what: str = "") -> float:
+    """Raise InvalidParameterError if the positive scale ``value`` is outside
+    :data:`SCALE_RANGE` (the message names ``name`` and says to rescale the data)."""
+    lo, hi = SCALE_RANGE
+    if not lo <= value <= hi:
+        raise InvalidParameterError(
+            f"{name} = {value:.3g}{what} is outside the supported range [{lo:g}, {hi:g}] "
+            f"of data scales (the Gaussian moments would underflow or overflow float64); "
+            f"rescale the data (X -> c X multiplies tau0 by c) into that range")
+    return value
 
 
 def check_tolerance(tol: Any, name: str = "tol") -> float:

@@ -75,6 +75,15 @@ class Activation:
         ``closed_moments(tau) -> dict`` of the raw moments (see :mod:`rmt_deq.gaussian`).
     odd : bool
         True when phi(-x) = -phi(x) (then E[phi] = E[phi''] = 0 and g2 = 0).
+    fn_shift, d1_shift : callable or None
+        phi(x) - phi(0) and phi'(x) - phi'(0) evaluated without cancelling against phi(0),
+        phi'(0) (e.g. tanh(x/2)/2 for the sigmoid); ``None``: plain subtraction.  The
+        quadrature engine integrates these, so that small scales keep their digits.
+    d1_error : callable or None
+        An estimate of the absolute error of ``d1`` at x when phi' is only known
+        numerically (a user callable without a derivative and without complex support);
+        ``None`` when ``d1`` is accurate to a few ulps.  The moment engines propagate it
+        into their error estimates.
     """
 
     name: str
@@ -88,6 +97,9 @@ class Activation:
     closed_moments: Callable[[np.ndarray], dict] | None = None
     odd: bool = False
     params: tuple[float, ...] = field(default=())
+    fn_shift: ArrayFn | None = None
+    d1_shift: ArrayFn | None = None
+    d1_error: ArrayFn | None = None
 
     def __call__(self, x: Any) -> np.ndarray:
         """phi(x), elementwise, float64."""
@@ -123,11 +135,18 @@ class Activation:
         Parameters
         ----------
         fn : callable
-            phi, applied elementwise to float64 arrays.
+            phi, applied elementwise to float64 arrays: it must return a real array of the
+            input's shape (a scalar for an array input is refused -- for a constant
+            activation return ``np.full_like(x, c)``; complex or non-numeric output is
+            refused).  It is evaluated once on a few points here, so a function that does
+            not behave fails at once.
         derivative : callable, optional
             phi'.  If omitted it is computed by complex-step differentiation when ``fn``
             accepts complex input (exact to rounding for real-analytic phi), otherwise by a
-            Richardson-extrapolated central difference (about 1e-10 relative accuracy).
+            Richardson-extrapolated central difference (about 1e-13 absolute accuracy for
+            phi of size 1 that bends on the scale 1, less where it oscillates); its error
+            is estimated (``d1_error``) and results that it would spoil raise
+            :class:`~rmt_deq.errors.PrecisionLossError` rather than being returned.
         kinks : iterable of float
             Points where phi or a derivative jumps: quadrature is split there.  Omitting a
             kink silently costs digits, so list every one.
@@ -138,21 +157,38 @@ class Activation:
             ``mpmath.diff`` provides the derivative.
         odd : bool
             Declare phi odd (used only for reporting/centring shortcuts).
+
+        Raises
+        ------
+        UnknownActivationError
+            ``fn`` (or ``derivative``) is not callable, raises on a float64 array, or
+            returns something other than a real array of the input's shape.
         """
         if not callable(fn):
             raise UnknownActivationError(
                 f"activation must be a name or a callable, got {type(fn).__name__}")
+        if derivative is not None and not callable(derivative):
+            raise UnknownActivationError(
+                f"derivative must be a callable (phi' on float64 arrays) or None, got "
+                f"{type(derivative).__name__}")
+        label = name or getattr(fn, "__name__", "custom")
         kinks_t = tuple(sorted(float(k) for k in kinks))
         if not all(math.isfinite(k) for k in kinks_t):
             raise InvalidParameterError("kinks must be finite numbers")
         _check_positive("scale", scale)
-        d1 = derivative if derivative is not None else _numerical_derivative(fn)
+        phi = _as_float_fn(fn, label, "activation")
+        _probe(phi)
+        d1_error = None
+        if derivative is not None:
+            d1 = _as_float_fn(derivative, label, "derivative")
+            _probe(d1)
+        else:
+            d1, d1_error = _numerical_derivative(fn, phi)
         if mp_fn is not None and mp_derivative is None:
             mp_derivative = lambda x, f=mp_fn: mp.diff(f, x)  # noqa: E731
         return cls(
-            name=name or getattr(fn, "__name__", "custom"),
-            fn=_as_float_fn(fn), d1=_as_float_fn(d1), mp_fn=mp_fn, mp_d1=mp_derivative,
-            kinks=kinks_t, scale=float(scale), odd=odd,
+            name=label, fn=phi, d1=d1, mp_fn=mp_fn, mp_d1=mp_derivative,
+            kinks=kinks_t, scale=float(scale), odd=odd, d1_error=d1_error,
         )
 
 
@@ -162,24 +198,80 @@ ActivationLike = Union[str, Activation, Callable[[np.ndarray], np.ndarray]]
 # ----------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------
-def _as_float_fn(fn: ArrayFn) -> ArrayFn:
+#: points on which a user callable is tried when it is wrapped
+_PROBE = np.array([-2.5, -0.3, 0.0, 0.7, 3.0])
+
+
+def _as_float_fn(fn: Callable, label: str, role: str) -> ArrayFn:
+    """Wrap a user callable so that it returns a real float64 array of its input's shape.
+
+    Refuses (UnknownActivationError, naming ``label`` and ``role``) a result that is None or
+    not numeric, complex with a non-zero imaginary part (a real activation is needed; the
+    complex-step derivative calls the raw ``fn``, not this wrapper), or of another shape
+    (a scalar for an array input: no broadcasting, since a reduction such as ``np.sum``
+    would otherwise pass as a constant).
+    """
     def wrapped(x: np.ndarray) -> np.ndarray:
-        return np.asarray(fn(x), dtype=float)
+        x = np.asarray(x, dtype=float)
+        try:
+            out = fn(x)
+        except Exception as exc:  # noqa: BLE001 - reported with what was being evaluated
+            raise UnknownActivationError(
+                f"the {role} of {label!r} raised {type(exc).__name__} ({exc}) on a float64 "
+                f"array of shape {x.shape}; it must accept numpy arrays and apply "
+                f"elementwise (use np.tanh, np.where... rather than math functions and "
+                f"if-statements)") from exc
+        if out is None:
+            raise UnknownActivationError(
+                f"the {role} of {label!r} returned None; it must return an array of the "
+                f"input's shape (did the function forget to `return`?)")
+        arr = np.asarray(out)
+        if arr.dtype.kind == "c":
+            if np.any(arr.imag != 0):
+                raise UnknownActivationError(
+                    f"the {role} of {label!r} returned complex values on real input; an "
+                    f"activation must be real-valued (return the real quantity you mean, "
+                    f"e.g. np.real(...) or np.abs(...), explicitly)")
+            arr = arr.real
+        if arr.dtype.kind not in "biuf":
+            raise UnknownActivationError(
+                f"the {role} of {label!r} returned {type(out).__name__} of dtype "
+                f"{arr.dtype} on a float64 array; it must return real numbers")
+        if arr.shape != x.shape:
+            hint = (" (a scalar: for a constant activation return np.full_like(x, c))"
+                    if arr.ndim == 0 else "")
+            raise UnknownActivationError(
+                f"the {role} of {label!r} returned shape {arr.shape}{hint} for an input of "
+                f"shape {x.shape}; it must apply elementwise and keep the shape")
+        return arr.astype(float, copy=False)
 
     wrapped.__name__ = getattr(fn, "__name__", "phi")
     return wrapped
 
 
-def _numerical_derivative(fn: ArrayFn) -> ArrayFn:
-    """phi' by complex step if phi accepts complex numbers, else Richardson central diff."""
+def _probe(fn: ArrayFn) -> None:
+    """Evaluate a wrapped callable once (fails early with the wrapper's message)."""
+    with np.errstate(all="ignore"):
+        fn(_PROBE)
+
+
+def _numerical_derivative(fn: Callable, phi: ArrayFn) -> tuple[ArrayFn, ArrayFn | None]:
+    """phi' by complex step if phi accepts complex numbers, else Richardson central diff.
+
+    Returns ``(d1, d1_error)``: ``d1_error`` is None for the complex step (accurate to a few
+    ulps for real-analytic phi) and, for the central difference, an estimate of its absolute
+    error at x: the change from the fourth- to the sixth-order extrapolation (truncation)
+    plus the rounding of the differences, 2 eps max|phi| / h (the extrapolation weights
+    sum to 1.65 times the rounding of a single difference).
+    """
     probe = np.array([0.3, -1.1, 2.0])
     complex_ok = False
     try:
         with np.errstate(all="ignore"):
             out = np.asarray(fn(probe + 1e-30j))
-        if np.iscomplexobj(out) and np.all(np.isfinite(out)):
+        if np.iscomplexobj(out) and out.shape == probe.shape and np.all(np.isfinite(out)):
             h = 1e-6
-            fd = (np.asarray(fn(probe + h), float) - np.asarray(fn(probe - h), float)) / (2 * h)
+            fd = (phi(probe + h) - phi(probe - h)) / (2 * h)
             cs = out.imag / 1e-30
             complex_ok = bool(np.allclose(cs, fd, rtol=1e-5, atol=1e-7))
     except Exception:  # noqa: BLE001 - any failure means "no complex support"
@@ -187,18 +279,33 @@ def _numerical_derivative(fn: ArrayFn) -> ArrayFn:
     if complex_ok:
         def d1(x: np.ndarray) -> np.ndarray:
             return np.asarray(fn(np.asarray(x, float) + 1e-30j)).imag / 1e-30
-    else:
-        def d1(x: np.ndarray) -> np.ndarray:
-            x = np.asarray(x, float)
-            h = 1e-3 * np.maximum(1.0, np.abs(x))
-            f = lambda s: np.asarray(fn(x + s), float)  # noqa: E731
-            d_h = (f(h) - f(-h)) / (2 * h)
-            d_2h = (f(2 * h) - f(-2 * h)) / (4 * h)
-            d_4h = (f(4 * h) - f(-4 * h)) / (8 * h)
-            r1 = (4 * d_h - d_2h) / 3
-            r2 = (4 * d_2h - d_4h) / 3
-            return (16 * r1 - r2) / 15
-    return d1
+
+        return d1, None
+
+    def _richardson(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = np.asarray(x, float)
+        h = 1e-3 * np.maximum(1.0, np.abs(x))
+        fp = [phi(x + k * h) for k in (1, 2, 4)]
+        fm = [phi(x - k * h) for k in (1, 2, 4)]
+        d_h = (fp[0] - fm[0]) / (2 * h)
+        d_2h = (fp[1] - fm[1]) / (4 * h)
+        d_4h = (fp[2] - fm[2]) / (8 * h)
+        r1 = (4 * d_h - d_2h) / 3
+        r2 = (4 * d_2h - d_4h) / 3
+        best = (16 * r1 - r2) / 15
+        size = np.max(np.abs(np.stack(fp + fm)), axis=0)
+        return best, np.abs(best - r1) + 2.0 * _EPS * size / h
+
+    def d1(x: np.ndarray) -> np.ndarray:
+        return _richardson(x)[0]
+
+    def d1_error(x: np.ndarray) -> np.ndarray:
+        return _richardson(x)[1]
+
+    return d1, d1_error
+
+
+_EPS = float(np.finfo(float).eps)
 
 
 def _check_positive(what: str, value: float) -> None:
@@ -326,13 +433,15 @@ def _quadratic(a: float = 0.0, b: float = 1.0) -> Activation:
 
 def _tanh() -> Activation:
     return Activation("tanh", np.tanh, lambda x: 1.0 - np.tanh(x) ** 2, mp.tanh,
-                      lambda x: 1 / mp.cosh(x) ** 2, odd=True)
+                      lambda x: 1 / mp.cosh(x) ** 2, odd=True,
+                      d1_shift=lambda x: -np.tanh(x) ** 2)
 
 
 def _erf() -> Activation:
     return Activation("erf", special.erf, lambda x: 2.0 / _SQRT_PI * np.exp(-x * x), mp.erf,
                       lambda x: 2 / mp.sqrt(mp.pi) * mp.exp(-x * x),
-                      closed_moments=closed_forms.erf_raw_moments, odd=True)
+                      closed_moments=closed_forms.erf_raw_moments, odd=True,
+                      d1_shift=lambda x: 2.0 / _SQRT_PI * np.expm1(-x * x))
 
 
 def _mp_sigmoid(x: Any) -> Any:
@@ -340,8 +449,11 @@ def _mp_sigmoid(x: Any) -> Any:
 
 
 def _sigmoid() -> Activation:
+    # sigmoid(x) - 1/2 = tanh(x/2)/2 and sigmoid'(x) - 1/4 = -tanh(x/2)^2/4, exactly
     return Activation("sigmoid", special.expit, lambda x: special.expit(x) * special.expit(-x),
-                      _mp_sigmoid, lambda x: _mp_sigmoid(x) * _mp_sigmoid(-x))
+                      _mp_sigmoid, lambda x: _mp_sigmoid(x) * _mp_sigmoid(-x),
+                      fn_shift=lambda x: 0.5 * np.tanh(0.5 * x),
+                      d1_shift=lambda x: -0.25 * np.tanh(0.5 * x) ** 2)
 
 
 def _swish() -> Activation:
@@ -351,7 +463,9 @@ def _swish() -> Activation:
 
     return Activation("swish", lambda x: x * special.expit(x), d1,
                       lambda x: x * _mp_sigmoid(x),
-                      lambda x: _mp_sigmoid(x) + x * _mp_sigmoid(x) * _mp_sigmoid(-x))
+                      lambda x: _mp_sigmoid(x) + x * _mp_sigmoid(x) * _mp_sigmoid(-x),
+                      d1_shift=lambda x: (0.5 * np.tanh(0.5 * x)
+                                          + x * special.expit(x) * special.expit(-x)))
 
 
 def _gelu() -> Activation:
@@ -359,7 +473,9 @@ def _gelu() -> Activation:
         "gelu", lambda x: x * special.ndtr(x),
         lambda x: special.ndtr(x) + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi),
         lambda x: x * mp.ncdf(x),
-        lambda x: mp.ncdf(x) + x * mp.npdf(x))
+        lambda x: mp.ncdf(x) + x * mp.npdf(x),
+        d1_shift=lambda x: (0.5 * special.erf(x / math.sqrt(2.0))
+                            + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)))
 
 
 def _elu(alpha: float = 1.0) -> Activation:
@@ -369,12 +485,24 @@ def _elu(alpha: float = 1.0) -> Activation:
         f"elu:{_num(al)}", lambda x: np.where(x > 0, x, al * np.expm1(np.minimum(x, 0.0))),
         lambda x: np.where(x > 0, 1.0, al * np.exp(np.minimum(x, 0.0))),
         lambda x: x if x > 0 else al * mp.expm1(x),
-        lambda x: mp.mpf(1) if x > 0 else al * mp.exp(x), kinks=(0.0,), params=(al,))
+        lambda x: mp.mpf(1) if x > 0 else al * mp.exp(x), kinks=(0.0,), params=(al,),
+        # phi'(0) = alpha (the x <= 0 branch): phi' - alpha = alpha expm1(x) for x <= 0
+        d1_shift=lambda x: np.where(x > 0, 1.0 - al, al * np.expm1(np.minimum(x, 0.0))))
+
+
+def _softplus_shift(x: np.ndarray) -> np.ndarray:
+    """softplus(x) - log 2 = log1p(expm1(x)/2), without cancellation near 0."""
+    x = np.asarray(x, float)
+    small = np.abs(x) < 1.0
+    with np.errstate(over="ignore"):
+        near = np.log1p(0.5 * np.expm1(np.where(small, x, 0.0)))
+    return np.where(small, near, np.logaddexp(0.0, x) - math.log(2.0))
 
 
 def _softplus() -> Activation:
     return Activation("softplus", lambda x: np.logaddexp(0.0, x), special.expit,
-                      lambda x: mp.log1p(mp.exp(x)), _mp_sigmoid)
+                      lambda x: mp.log1p(mp.exp(x)), _mp_sigmoid,
+                      fn_shift=_softplus_shift, d1_shift=lambda x: 0.5 * np.tanh(0.5 * x))
 
 
 _REGISTRY: dict[str, Callable[..., Activation]] = {
@@ -401,12 +529,20 @@ def available_activations() -> list[str]:
 
 def register_activation(name: str, factory: Callable[..., Activation], *,
                         overwrite: bool = False) -> None:
-    """Add ``factory(*float_params) -> Activation`` to the registry under ``name``."""
-    if not name.isidentifier():
+    """Add ``factory(*float_params) -> Activation`` to the registry under ``name``.
+
+    ``factory`` must return an :class:`Activation` (e.g. built with
+    :meth:`Activation.from_callable`); :func:`get_activation` checks that it does.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
         raise InvalidParameterError(f"activation name must be an identifier, got {name!r}")
     if name in _REGISTRY and not overwrite:
         raise InvalidParameterError(
             f"activation {name!r} is already registered; pass overwrite=True to replace it")
+    if not callable(factory):
+        raise UnknownActivationError(
+            f"the factory registered as {name!r} must be callable (float parameters -> "
+            f"Activation), got {type(factory).__name__}")
     _REGISTRY[name] = factory
 
 
@@ -443,7 +579,13 @@ def get_activation(spec: ActivationLike) -> Activation:
                 f"cannot parse the parameters of {spec!r}: expected comma-separated numbers "
                 f"after the colon, e.g. 'leaky_relu:0.1'") from None
     try:
-        return _REGISTRY[name](*params)
+        act = _REGISTRY[name](*params)
     except TypeError:
         raise UnknownActivationError(
             f"wrong number of parameters in {spec!r} for activation {name!r}") from None
+    if not isinstance(act, Activation):
+        raise UnknownActivationError(
+            f"the factory registered as {name!r} returned {type(act).__name__}, not an "
+            f"Activation; register a factory that returns one, e.g. "
+            f"lambda *p: Activation.from_callable(fn, name={name!r})")
+    return act

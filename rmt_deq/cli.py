@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--method", default="auto", choices=_MOMENT_METHODS,
                    help="engine of the Gaussian moments (default auto)")
     s.add_argument("--dps", type=int, default=None,
-                   help="digits for --method mpmath (default 50; --method mpmath only)")
+                   help="digits for --method mpmath (default 50, range 20..100; --method mpmath only)")
     s.add_argument("--json", action="store_true",
                    help="print one JSON object (q_scan is null when the fixed point is "
                         "unique on all of [0, inf))")
@@ -258,8 +258,11 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     c = sol.contraction
     print(f"  contraction: tau map sa*g4/2 = {c['tau_map']:.4g}, sa*g1 = {c['alpha1']:.4g}, "
           f"sa*E[phi'^2] = {c['deq_jacobian']:.4g}")
-    print(f"  residual {sol.residual:.2e} after {sol.iterations} Newton iterations; "
-          f"unique on [0, {sol.q_scan:.3g}]: {sol.unique}")
+    print(f"  residual {sol.residual:.2e} (tolerance {sol.tolerance:.1e}) after "
+          f"{sol.iterations} iterations; unique on [0, {sol.q_scan:.3g}]: {sol.unique}")
+    if sol.error_estimate:
+        print(f"  estimated relative error (moment precision) "
+              f"{max(sol.error_estimate.values()):.1e}")
     return 0
 
 

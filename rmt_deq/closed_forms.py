@@ -32,11 +32,13 @@ from scipy import special
 if TYPE_CHECKING:  # pragma: no cover
     from .activations import PolyPiece
 
-__all__ = ["RAW_KEYS", "truncated_normal_moments", "piecewise_raw_moments", "erf_raw_moments"]
+__all__ = ["RAW_KEYS", "truncated_normal_moments", "piecewise_raw_moments", "erf_raw_moments",
+           "shifted_pieces"]
 
 RAW_KEYS = ("phi", "He1_phi", "He2_phi", "He3_phi", "phi2", "He2_phi2", "dphi2", "He2_dphi2")
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_EPS = float(np.finfo(float).eps)
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(40)
 _UNIT = [[0] * r + [1] for r in range(4)]  # He_r in the Hermite-e basis
 _HERMITE_MONO = [He.herme2poly(u) for u in _UNIT]  # He_r in the monomial basis
@@ -83,8 +85,10 @@ def truncated_normal_moments(a: float, b: float, jmax: int) -> np.ndarray:
 
 
 def _poly_in_xi(coeffs: np.ndarray, tau: float) -> np.ndarray:
-    """Coefficients in xi of x -> poly(x) evaluated at x = tau xi."""
-    return coeffs * tau ** np.arange(len(coeffs))
+    """Coefficients in xi of x -> poly(x) evaluated at x = tau xi (inf where they overflow:
+    the callers report a moment that is not finite)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return coeffs * tau ** np.arange(len(coeffs))
 
 
 def _der(c: np.ndarray, k: int) -> np.ndarray:
@@ -127,34 +131,52 @@ def _piecewise_plan(pieces: tuple) -> tuple:
     return bounds, plan, jmax
 
 
-def _stein_form(k: int, F: list, Ms: list, t: float) -> tuple[float, float]:
-    """E[He_k(xi) F(tau xi)] summed over pieces; also sum of |terms| (its rounding scale)."""
-    val = mag = 0.0
-    for c, M in zip(F, Ms):
+def _stein_form(k: int, F: list, Ms: list, t: float, As: list | None = None
+                ) -> tuple[float, float, float]:
+    """E[He_k(xi) F(tau xi)] summed over pieces; the sum of |terms| (its rounding scale,
+    which picks the form); and, given the absolute moments ``As``, the sum of
+    |coefficient| x absolute moment (the error scale of the truncated moments themselves)."""
+    val = mag = amag = 0.0
+    for i, (c, M) in enumerate(zip(F, Ms)):
         poly = P.polymul(_HERMITE_MONO[k], _poly_in_xi(c, t))
         terms = poly * M[: len(poly)]
         val += float(np.sum(terms))
         mag += float(np.sum(np.abs(terms)))
-    return val, mag
+        if As is not None:
+            amag += float(np.sum(np.abs(poly) * As[i][: len(poly)]))
+    return val, mag, amag
 
 
 def _distributional_form(k: int, derivs: list, jumps: list, Ms: list,
-                         t: float) -> tuple[float, float]:
-    """tau^k E[F^(k)(tau xi)] with jump terms; also sum of |terms|."""
-    val = mag = 0.0
-    for d, M in zip(derivs, Ms):
-        terms = _poly_in_xi(d, t) * M[: len(d)]
+                         t: float, As: list | None = None) -> tuple[float, float, float]:
+    """tau^k E[F^(k)(tau xi)] with jump terms; the sum of |terms|; its error scale."""
+    val = mag = amag = 0.0
+    for i, (d, M) in enumerate(zip(derivs, Ms)):
+        poly = _poly_in_xi(d, t)
+        terms = poly * M[: len(d)]
         val += float(np.sum(terms))
         mag += float(np.sum(np.abs(terms)))
+        if As is not None:
+            amag += float(np.sum(np.abs(poly) * As[i][: len(d)]))
     for kappa, r, jump in jumps:
         term = jump * t ** (-(r + 1)) * _hermite_pdf(r, kappa / t)
         val += term
         mag += abs(term)
+        amag += abs(term)
     scale = t ** k
-    return scale * val, scale * mag
+    return scale * val, scale * mag, scale * amag
 
 
-def piecewise_raw_moments(pieces: Sequence["PolyPiece"], tau: np.ndarray) -> dict:
+def _absolute_moments(a: float, b: float, jmax: int) -> np.ndarray:
+    """int_a^b |xi|^j pdf(xi) d xi for j = 0..jmax (the error scale of M_j)."""
+    if a < 0.0 < b:
+        return np.abs(truncated_normal_moments(a, 0.0, jmax)) + \
+            truncated_normal_moments(0.0, b, jmax)
+    return np.abs(truncated_normal_moments(a, b, jmax))
+
+
+def piecewise_raw_moments(pieces: Sequence["PolyPiece"], tau: np.ndarray,
+                          with_error: bool = False) -> dict:
     """Exact raw moments (see module docstring) of a piecewise polynomial, for each tau.
 
     Each Hermite-weighted moment E[He_k(xi) F(tau xi)] has two exact expressions: the
@@ -164,7 +186,9 @@ def piecewise_raw_moments(pieces: Sequence["PolyPiece"], tau: np.ndarray) -> dic
     where E[delta^(r)(tau xi - kappa)] = tau^-(r+1) He_r(kappa/tau) pdf(kappa/tau)).
     They cancel in opposite regimes (the first at small tau, the second when a piece is
     narrow compared with tau), so both are evaluated and the one whose sum of absolute
-    terms -- its rounding-error scale -- is smaller is returned.
+    terms -- its rounding-error scale -- is smaller is returned.  With ``with_error`` the
+    result also holds ``"err"``: 8 eps times that sum for each key (the truncated moments
+    and the polynomial coefficients carry a few ulps each).
     """
     tau = np.atleast_1d(np.asarray(tau, float))
     pieces = tuple(pieces)
@@ -172,11 +196,41 @@ def piecewise_raw_moments(pieces: Sequence["PolyPiece"], tau: np.ndarray) -> dic
     if k_hom is not None:
         # phi(tau x) = tau^k phi(x): every raw moment is a power of tau times its value at
         # tau = 1 (exact; the unit values are computed once per activation)
-        unit = _unit_raw_moments(pieces)
+        unit, unit_mag = _unit_raw_moments(pieces)
         # F = phi: tau^k;  F = phi^2: tau^(2k);  F = phi'^2: tau^(2k - 2)
-        power = {"phi": k_hom, "phi2": 2 * k_hom, "dphi2": 2 * k_hom - 2}
-        return {key: unit[key] * tau ** power[_RAW_FUNCTION[key]] for key in RAW_KEYS}
-    return _piecewise_raw_direct(pieces, tau)
+        t_k = tau ** k_hom
+        t_2k = t_k * t_k
+        scale = {"phi": t_k, "phi2": t_2k, "dphi2": t_2k / (tau * tau)}
+        out, err = {}, {}
+        for key in RAW_KEYS:
+            sc = scale[_RAW_FUNCTION[key]]
+            out[key] = unit[key] * sc
+            if with_error:
+                err[key] = (8.0 * _EPS * unit_mag[key]) * sc
+        if with_error:
+            out["err"] = err
+        return out
+    out, mag = _piecewise_raw_direct(pieces, tau, with_error)
+    if with_error:
+        out["err"] = {key: 8.0 * _EPS * mag[key] for key in RAW_KEYS}
+    return out
+
+
+@lru_cache(maxsize=256)
+def shifted_pieces(pieces: tuple, p0: float) -> tuple:
+    """The pieces of phi - p0 (the constant coefficient of every piece lowered by p0).
+
+    The engines integrate phi centred at p0 = phi(0): at small tau its moments then keep
+    their digits instead of cancelling against p0.
+    """
+    if p0 == 0.0:
+        return tuple(pieces)
+    out = []
+    for pc in pieces:
+        c = list(pc.coeffs) or [0.0]
+        c[0] = c[0] - p0
+        out.append(type(pc)(pc.lo, pc.hi, tuple(c)))
+    return tuple(out)
 
 
 #: raw key -> the function F whose Hermite-weighted moment it is
@@ -184,6 +238,7 @@ _RAW_FUNCTION = {"phi": "phi", "He1_phi": "phi", "He2_phi": "phi", "He3_phi": "p
                  "phi2": "phi2", "He2_phi2": "phi2", "dphi2": "dphi2", "He2_dphi2": "dphi2"}
 
 
+@lru_cache(maxsize=256)
 def homogeneous_degree(pieces: Sequence["PolyPiece"]) -> int | None:
     """k if phi(t x) = t^k phi(x) for all t > 0 (pieces split only at 0, each a monomial
     of the same degree k >= 1), else None.  The ReLU family has k = 1."""
@@ -201,31 +256,42 @@ def homogeneous_degree(pieces: Sequence["PolyPiece"]) -> int | None:
 
 
 @lru_cache(maxsize=256)
-def _unit_raw_moments(pieces: tuple) -> dict:
-    unit = _piecewise_raw_direct(pieces, np.ones(1))
-    return {k: float(v[0]) for k, v in unit.items()}
+def _unit_raw_moments(pieces: tuple) -> tuple[dict, dict]:
+    unit, mag = _piecewise_raw_direct(pieces, np.ones(1), True)
+    return ({k: float(v[0]) for k, v in unit.items()},
+            {k: float(v[0]) for k, v in mag.items()})
 
 
-def _piecewise_raw_direct(pieces: tuple, tau: np.ndarray) -> dict:
-    """piecewise_raw_moments without the homogeneity shortcut."""
+def _piecewise_raw_direct(pieces: tuple, tau: np.ndarray, with_error: bool = False
+                         ) -> tuple[dict, dict]:
+    """piecewise_raw_moments without the homogeneity shortcut; also, with ``with_error``,
+    the error scale of each value (sums of |coefficient| x absolute truncated moment)."""
     bounds, plan, jmax = _piecewise_plan(tuple(pieces))
     out = {k: np.empty(tau.shape) for k in RAW_KEYS}
+    mag = {k: np.zeros(tau.shape) for k in RAW_KEYS}
     for idx, t in np.ndenumerate(tau):
         t = float(t)
         Ms = [truncated_normal_moments(lo / t, hi / t, jmax) for lo, hi in bounds]
+        As = [_absolute_moments(lo / t, hi / t, jmax) for lo, hi in bounds] \
+            if with_error else None
         for key in RAW_KEYS:
             k, F, derivs, jumps = plan[key]
-            v_s, m_s = _stein_form(k, F, Ms, t)
+            v_s, m_s, a_s = _stein_form(k, F, Ms, t, As)
             if k == 0:
-                out[key][idx] = v_s
+                out[key][idx], mag[key][idx] = v_s, a_s
                 continue
-            v_d, m_d = _distributional_form(k, derivs, jumps, Ms, t)
-            out[key][idx] = v_d if m_d < m_s else v_s
-    return out
+            v_d, m_d, a_d = _distributional_form(k, derivs, jumps, Ms, t, As)
+            out[key][idx], mag[key][idx] = (v_d, a_d) if m_d < m_s else (v_s, a_s)
+    return out, mag
 
 
 def erf_raw_moments(tau: np.ndarray) -> dict:
-    """Exact raw moments of phi = erf (odd, so the odd-order-weight moments vanish)."""
+    """Exact raw moments of phi = erf (odd, so the odd-order-weight moments vanish).
+
+    E[erf(tau xi)^2] = (2/pi) arcsin(2 tau^2 / (1 + 2 tau^2)) is evaluated as
+    (2/pi) arctan(2 tau^2 / sqrt(1 + 4 tau^2)): the arcsine of an argument near 1 would
+    turn its rounding into an error of sqrt(eps) at large tau.
+    """
     tau = np.atleast_1d(np.asarray(tau, float))
     t2 = tau * tau
     b1, b2 = 1.0 + 2.0 * t2, 1.0 + 4.0 * t2
@@ -236,7 +302,7 @@ def erf_raw_moments(tau: np.ndarray) -> dict:
         "He1_phi": tau * two_over_sqrtpi / np.sqrt(b1),                   # tau E[phi']
         "He2_phi": zero.copy(),
         "He3_phi": -2.0 * two_over_sqrtpi * tau ** 3 * b1 ** -1.5,        # tau^3 E[phi''']
-        "phi2": 2.0 / math.pi * np.arcsin(2.0 * t2 / b1),
+        "phi2": 2.0 / math.pi * np.arctan(2.0 * t2 / np.sqrt(b2)),
         "He2_phi2": 8.0 * t2 / (math.pi * b1 * np.sqrt(b2)),
         "dphi2": 4.0 / (math.pi * np.sqrt(b2)),
         "He2_dphi2": -16.0 * t2 / math.pi * b2 ** -1.5,

@@ -13,6 +13,7 @@ __all__ = [
     "InvalidParameterError",
     "InvalidRecordError",
     "MemoryBudgetError",
+    "PrecisionLossError",
     "ShapeMismatchError",
     "NonFiniteInputError",
     "DataFileError",
@@ -50,6 +51,17 @@ class MemoryBudgetError(InvalidParameterError):
     """
 
 
+class PrecisionLossError(InvalidParameterError):
+    """A result cannot be computed to its guaranteed accuracy at the requested scale.
+
+    Raised instead of returning a value whose estimated error exceeds the accuracy the
+    function guarantees (rounding amplified at extreme scales, or an activation whose
+    derivative is only known numerically).  The message gives the estimated error, the
+    quantity it affects, and the fix (rescale the data, or give the activation an analytic
+    ``derivative=`` / an ``mp_fn=``).
+    """
+
+
 class ShapeMismatchError(RmtDeqError, ValueError):
     """Arrays have incompatible shapes (remember: X is p x n, columns are samples)."""
 
@@ -76,7 +88,9 @@ class OutputWriteError(RmtDeqError, OSError):
 
 
 class UnknownActivationError(RmtDeqError, ValueError):
-    """An activation name (or its parameter list) is not recognised."""
+    """An activation name (or its parameter list) is not recognised, or an activation
+    callable/factory does not behave as one (it must map float64 arrays elementwise to real
+    float64 arrays of the same shape)."""
 
 
 class UnknownOptionError(RmtDeqError, TypeError):

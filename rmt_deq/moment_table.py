@@ -19,7 +19,7 @@ import numpy as np
 
 from .activations import Activation, ActivationLike, get_activation
 from .errors import DivergentMomentError
-from .gaussian import GaussianMoments, _quadrature_raw, moments_from_raw
+from .gaussian import GaussianMoments, _numerical_raw, _quadrature_raw, moments_from_raw
 
 __all__ = ["TABLE_TAU_RANGE", "MomentTable", "moment_table", "table_moments"]
 
@@ -69,6 +69,11 @@ class MomentTable:
         Largest validation error, relative to the admissible error (<= 1 when valid).
     build_seconds : float
         Wall time of the build (quadrature at all nodes and probes, and the validation).
+    error_factor : ndarray
+        Per field, the multiple of the admissible error (2e-15 relative or the quadrature's
+        rounding floor, :meth:`_noise_floor`) that bounds the table's error: 2 (the
+        interpolation, validated to 1) plus the largest ratio of the quadrature engine's
+        own error estimate to the admissible error at the validation points.
     reason : str
         Why the table is invalid or its range shortened ("" otherwise).
     """
@@ -91,6 +96,7 @@ class MomentTable:
         self._coef = np.zeros((_TABLE_PANELS, len(_TABLE_FIELDS), 1))
         self._coef_v0 = self._coef[:, 2, :]
         self._k = np.zeros(1)
+        self.error_factor = np.full(len(_TABLE_FIELDS), math.inf)
         try:
             zero = np.zeros(1)
             with np.errstate(all="ignore"):
@@ -99,17 +105,22 @@ class MomentTable:
                 raise DivergentMomentError("phi or phi' is not finite at 0")
             probes = np.array(_TABLE_PROBES)
             tau_probe = edges[:-1, None] * np.exp(0.5 * (probes[None, :] + 1.0) * widths[:, None])
-            ref = self._direct(act, tau_probe)
+            ref, ref_err = self._direct(act, tau_probe, with_error=True)
+            self._p0, self._d0, self._kinked = p0, d0, bool(act.kinks)
             floor = self._noise_floor(ref, tau_probe, p0, d0, kinked=bool(act.kinks))
+            admissible = _TABLE_REL_TOL * np.abs(ref) + floor
+            with np.errstate(all="ignore"):
+                ratio = np.where(ref_err == 0.0, 0.0, ref_err / admissible)
             best = None
             for n in _TABLE_DEGREES:
                 y = np.cos(math.pi * (np.arange(n) + 0.5) / n)
                 tau_nodes = edges[:-1, None] * np.exp(0.5 * (y[None, :] + 1.0) * widths[:, None])
-                vals = self._direct(act, tau_nodes)                   # (Q, P, n)
+                vals = self._direct(act, tau_nodes)[0]                # (Q, P, n)
                 coef = _chebyshev_coefficients(vals)
                 self._coef, self._k = coef, np.arange(n, dtype=float)
                 got = self._evaluate(tau_probe.reshape(-1)).reshape(ref.shape)
-                err = np.abs(got - ref) / (_TABLE_REL_TOL * np.abs(ref) + floor)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    err = np.abs(got - ref) / (_TABLE_REL_TOL * np.abs(ref) + floor)
                 err[~np.isfinite(err)] = math.inf
                 panel_err = np.max(err, axis=(0, 2))                   # (P,)
                 # the table keeps the panels from the first one above which all validate
@@ -129,6 +140,8 @@ class MomentTable:
             else:
                 self.valid = True
                 self.tau_lo = float(edges[first])
+                r = ratio[:, first:, :].reshape(len(_TABLE_FIELDS), -1)
+                self.error_factor = 2.0 + np.max(np.where(np.isfinite(r), r, np.inf), axis=1)
                 if first > 0:
                     self.reason = (f"panels below tau = {self.tau_lo:.3g} did not validate "
                                    f"(range starts there)")
@@ -148,14 +161,21 @@ class MomentTable:
 
     # -- construction helpers --------------------------------------------------------------
     @staticmethod
-    def _direct(act: Activation, tau: np.ndarray) -> np.ndarray:
-        """The quadrature engine's fields at tau, stacked: shape (Q,) + tau.shape."""
+    def _direct(act: Activation, tau: np.ndarray, with_error: bool = False
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The quadrature engine's fields at tau, stacked: shape (Q,) + tau.shape; and
+        their error estimates (same shape) when ``with_error``."""
         flat = tau.reshape(-1)
-        m = moments_from_raw(_quadrature_raw(act, flat), flat, "quadrature")
+        m = moments_from_raw(_quadrature_raw(act, flat, with_error), flat, "quadrature")
+        shape = (len(_TABLE_FIELDS),) + tau.shape
         out = np.stack([np.asarray(getattr(m, f), dtype=float) for f in _TABLE_FIELDS])
         if not np.all(np.isfinite(out)):
             raise DivergentMomentError("non-finite moments on the table range")
-        return out.reshape((len(_TABLE_FIELDS),) + tau.shape)
+        err = None
+        if with_error:
+            err = np.stack([np.asarray(m.errors[f], dtype=float)
+                            for f in _TABLE_FIELDS]).reshape(shape)
+        return out.reshape(shape), err
 
     @staticmethod
     def _noise_floor(ref: np.ndarray, tau: np.ndarray, p0: float, d0: float,
@@ -226,16 +246,32 @@ class MomentTable:
         return (bisect_left(self._scan_tau_list, tau_min),
                 bisect_right(self._scan_tau_list, tau_max))
 
-    def moments(self, tau: Any) -> GaussianMoments:
-        """:class:`GaussianMoments` (method ``"table"``) at tau (scalar or array) in range."""
+    def errors(self, tau: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Error estimates of the fields ``values`` (shape (Q, N)) at tau (shape (N,)):
+        ``error_factor`` times the admissible error of the validation."""
+        floor = self._noise_floor(values, tau, self._p0, self._d0, kinked=self._kinked)
+        return self.error_factor[:, None] * (_TABLE_REL_TOL * np.abs(values) + floor)
+
+    def moments(self, tau: Any, with_errors: bool = False) -> GaussianMoments:
+        """:class:`GaussianMoments` (method ``"table"``) at tau (scalar or array) in range;
+        with ``with_errors`` their error estimates too (:meth:`errors`)."""
         if np.ndim(tau) == 0:
-            v = self.values(float(tau)).tolist()
-            return GaussianMoments(tau=float(tau), **dict(zip(_TABLE_FIELDS, v)),
-                                   method="table")
+            vals = self.values(float(tau))
+            errors = None
+            if with_errors:
+                e = self.errors(np.array([float(tau)]), vals[:, None])[:, 0]
+                errors = dict(zip(_TABLE_FIELDS, e.tolist()))
+            return GaussianMoments(tau=float(tau), **dict(zip(_TABLE_FIELDS, vals.tolist())),
+                                   method="table", errors=errors)
         t = np.asarray(tau, dtype=float)
         v = self._evaluate(t.reshape(-1))
+        errors = None
+        if with_errors:
+            e = self.errors(t.reshape(-1), v)
+            errors = {f: row.reshape(t.shape) for f, row in zip(_TABLE_FIELDS, e)}
         return GaussianMoments(tau=t, **{f: row.reshape(t.shape)
-                                         for f, row in zip(_TABLE_FIELDS, v)}, method="table")
+                                         for f, row in zip(_TABLE_FIELDS, v)}, method="table",
+                               errors=errors)
 
 def _chebyshev_coefficients(vals: np.ndarray) -> np.ndarray:
     """Chebyshev coefficients from values at the n first-kind points, shape (P, Q, n).
@@ -350,22 +386,33 @@ def moment_table(activation: ActivationLike) -> MomentTable:
     return tab
 
 
-def table_moments(act: Activation, tau: np.ndarray) -> GaussianMoments:
-    """Fields from the table where it covers tau, from the quadrature engine elsewhere."""
+def table_moments(act: Activation, tau: np.ndarray, with_errors: bool = False
+                  ) -> GaussianMoments:
+    """Fields from the table where it covers tau, from the quadrature engine (with the
+    series engine below its threshold) elsewhere; ``method`` names the engines used."""
     tab = moment_table(act)
     flat = tau.reshape(-1)
     inside = (flat >= tab.tau_lo) & (flat <= tab.tau_hi) if tab.valid else np.zeros(flat.size, bool)
     if np.all(inside):
-        return tab.moments(tau)
-    direct = moments_from_raw(_quadrature_raw(act, np.atleast_1d(tau)), tau, "quadrature")
+        return tab.moments(tau, with_errors)
+    raw, used = _numerical_raw(act, flat[~inside], with_errors)
+    direct = moments_from_raw(raw, flat[~inside], used)
     if not np.any(inside):
-        return direct
-    out = {}
+        return GaussianMoments(
+            tau=tau, **{f: np.asarray(getattr(direct, f)).reshape(tau.shape)
+                        for f in _TABLE_FIELDS}, method=used,
+            errors=None if not with_errors else
+            {f: np.asarray(direct.errors[f]).reshape(tau.shape) for f in _TABLE_FIELDS})
+    out, errs = {}, {}
     vals = tab._evaluate(flat[inside])
+    verr = tab.errors(flat[inside], vals) if with_errors else None
     for q, f in enumerate(_TABLE_FIELDS):
-        col = np.array(np.asarray(getattr(direct, f), dtype=float).reshape(-1))
-        col[inside] = vals[q]
+        col = np.empty(flat.size)
+        col[inside], col[~inside] = vals[q], np.asarray(getattr(direct, f))
         out[f] = col.reshape(tau.shape)
-    return GaussianMoments(tau=tau, **out, method="table+quadrature")
-
-
+        if with_errors:
+            ecol = np.empty(flat.size)
+            ecol[inside], ecol[~inside] = verr[q], np.asarray(direct.errors[f])
+            errs[f] = ecol.reshape(tau.shape)
+    return GaussianMoments(tau=tau, **out, method=f"table+{used}",
+                           errors=errs if with_errors else None)

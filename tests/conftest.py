@@ -1,8 +1,10 @@
 """Shared fixtures and the list of activations every moment test runs over."""
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
+import json
 import pathlib
 import sys
 
@@ -28,6 +30,31 @@ def user_sine() -> Activation:
 @pytest.fixture(scope="session")
 def rng() -> np.random.Generator:
     return np.random.default_rng(20240521)
+
+
+#: the mpmath references the tests read (regenerate with
+#: ``OPENBLAS_NUM_THREADS=1 python tests/reference/make_mpmath_references.py``)
+REFERENCES = pathlib.Path(__file__).resolve().parent / "reference" / "mpmath_references.json"
+
+
+@functools.lru_cache(maxsize=1)
+def mpmath_references() -> dict:
+    """The stored mpmath references (tests/reference/mpmath_references.json)."""
+    with open(REFERENCES) as f:
+        return json.load(f)
+
+
+def reference_generator():
+    """The generator script of the references, imported as a module (to recompute a few
+    entries and prove that the stored file matches it)."""
+    name = "make_mpmath_references"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, REFERENCES.parent / "make_mpmath_references.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
 
 
 #: the repository's derivations/ folder (sympy scripts the tests execute)

@@ -1,10 +1,16 @@
-"""The four-equation solver against closed forms and an independent mpmath solution."""
+"""The four-equation solver against closed forms and an independent mpmath solution.
+
+The mpmath solutions (30 digits) are stored in tests/reference/mpmath_references.json;
+regenerate them with
+``OPENBLAS_NUM_THREADS=1 python tests/reference/make_mpmath_references.py``.
+"""
 from __future__ import annotations
 
 import math
 
 import pytest
 
+from conftest import mpmath_references
 from rmt_deq.errors import (ConvergenceError, InvalidParameterError, NoFixedPointError,
                             UnknownOptionError)
 from rmt_deq.fixed_point import solve_four_equations
@@ -15,13 +21,15 @@ KEYS = ("tau", "alpha1", "alpha2", "alpha3", "alpha4")
 
 @pytest.mark.parametrize("spec", ["relu", "tanh", "swish", "erf", "leaky_relu:0.1", "sigmoid"])
 def test_solver_matches_mpmath(spec):
-    for sa, tau0 in CASES:
+    stored = mpmath_references()["solver"]
+    assert [tuple(c) for c in stored["cases"]] == CASES and tuple(stored["keys"]) == KEYS
+    for (sa, tau0), row in zip(CASES, stored["values"][spec]):
         sol = solve_four_equations(spec, sa, tau0)
         assert sol.residual <= 1e-13
         assert sol.converged and sol.unique
-        ref = solve_four_equations(spec, sa, tau0, method="mpmath", dps=30)
+        ref = dict(zip(KEYS, row))
         for k in KEYS:
-            a, b = getattr(sol, k), getattr(ref, k)
+            a, b = getattr(sol, k), ref[k]
             # alpha2 = alpha3 = 0 exactly for odd phi: compare absolutely there
             assert abs(a - b) <= 1e-12 * max(abs(b), 1e-2), (spec, sa, tau0, k, a, b)
 

@@ -13,6 +13,7 @@ from rmt_deq.errors import UnknownOptionError
 from rmt_deq.fixed_point import _scan_uniqueness, solve_four_equations
 from rmt_deq.gaussian import gaussian_moments, mp_gaussian_moments, raw_moments
 from rmt_deq.moment_table import TABLE_TAU_RANGE, moment_table
+from rmt_deq.series import series_for
 
 FIELDS = ("mean", "second", "V0", "e1", "e2", "e3", "h0", "h2", "g4")
 REL, ABS = 1e-12, 1e-14          # the tolerances of tests/test_moments.py
@@ -146,25 +147,34 @@ def test_reregistered_name_gets_a_new_table():
 
 def test_fallback_outside_the_range():
     act = get_activation("tanh")
-    out = [0.5 * LO, 0.01, 2.0 * HI]
+    # between the series engine's threshold and the table's lower end, and above the table
+    below = 0.5 * (series_for(act).tau_max + LO)
+    out = [below, 2.0 * HI]
     m = gaussian_moments(act, np.array(out), method="table")
     q = gaussian_moments(act, np.array(out), method="quadrature")
     assert m.method == "quadrature"
     for f in FIELDS:
         assert np.array_equal(np.asarray(getattr(m, f)), np.asarray(getattr(q, f)))
-    mixed = gaussian_moments(act, np.array([0.01, 1.0, 5000.0]), method="table")
+    mixed = gaussian_moments(act, np.array([below, 1.0, 5000.0]), method="table")
     assert mixed.method == "table+quadrature"
-    q = gaussian_moments(act, np.array([0.01, 5000.0]), method="quadrature")
+    q = gaussian_moments(act, np.array([below, 5000.0]), method="quadrature")
     assert mixed.e3[0] == q.e3[0] and mixed.e3[2] == q.e3[1]
-    assert gaussian_moments(act, 0.01, method="table").method == "quadrature"
+    assert gaussian_moments(act, below, method="table").method == "quadrature"
+    # below the series threshold the quadrature engine hands tau to the series engine
+    tiny = 0.5 * series_for(act).tau_max
+    assert gaussian_moments(act, tiny, method="table").method == "series"
+    assert gaussian_moments(act, np.array([tiny, 1.0]), method="table").method == \
+        "table+series"
 
 
 def test_solver_outside_the_range_uses_quadrature():
-    # tau* ~ 0.9 tau0 = 0.018 < the table's lower end
-    sol = solve_four_equations("tanh", 0.2, 0.02)
+    # tau* ~ 0.998 tau0 = 0.0449: between the series threshold and the table's lower end
+    sol = solve_four_equations("tanh", 0.2, 0.045)
     assert sol.method == "quadrature" and sol.residual <= 1e-13
-    ref = solve_four_equations("tanh", 0.2, 0.02, method="quadrature")
+    ref = solve_four_equations("tanh", 0.2, 0.045, method="quadrature")
     assert sol.tau == ref.tau and sol.alpha1 == ref.alpha1
+    small = solve_four_equations("tanh", 0.2, 0.02)     # tau* below the series threshold
+    assert small.method == "series" and small.residual <= 1e-13
 
 
 def test_raw_moments_refuse_table():
