@@ -5,12 +5,14 @@ kernels -> spectra, with exact infinite-width kernels, sampling and design besid
 Convention everywhere: a data matrix X is p x n (columns are samples).
 """
 from .activations import Activation, available_activations, get_activation, register_activation
-from .errors import (ConvergenceError, DivergentMomentError, InfeasibleDesignError, MemoryBudgetError,
+from .errors import (ConvergenceError, DivergentMomentError, InconsistentDataError,
+                     InfeasibleDesignError, MemoryBudgetError,
                      InvalidParameterError, NoFixedPointError, NonFiniteInputError,
                      RmtDeqError, ShapeMismatchError, UnknownActivationError,
                      UnknownOptionError)
 from .fixed_point import FixedPointSolution, solve_four_equations
 from .gaussian import GaussianMoments, gaussian_expectation, gaussian_moments, raw_moments
+from .conventions import DataScale, check_statistics, data_scale, scale_note
 from .mixture import (GaussianMixture, MixtureSample, MixtureStatistics, PluginEstimate,
                       plugin_statistics)
 from .surrogate import (CKSurrogate, SurrogateCoefficients, ck_surrogate,
@@ -50,7 +52,8 @@ __all__ = [
     "GaussianMoments", "gaussian_moments", "gaussian_expectation", "raw_moments",
     "FixedPointSolution", "solve_four_equations",
     "GaussianMixture", "MixtureSample", "MixtureStatistics", "PluginEstimate",
-    "plugin_statistics", "default_mixture",
+    "plugin_statistics", "default_mixture", "DataScale", "data_scale", "check_statistics",
+    "scale_note",
     "CKSurrogate", "SurrogateCoefficients", "ck_surrogate", "mixture_ck_surrogate",
     "plugin_ck_surrogate", "surrogate_coefficients",
     "bivariate_expectation", "ExactKernel", "ExactNTK", "exact_ck", "exact_ntk",
@@ -76,5 +79,5 @@ __all__ = [
     "enn_equations", "get_family", "load_designed_network",
     "RmtDeqError", "InvalidParameterError", "MemoryBudgetError", "ShapeMismatchError", "NonFiniteInputError",
     "UnknownActivationError", "UnknownOptionError", "DivergentMomentError",
-    "NoFixedPointError", "ConvergenceError", "InfeasibleDesignError",
+    "NoFixedPointError", "ConvergenceError", "InfeasibleDesignError", "InconsistentDataError",
 ]

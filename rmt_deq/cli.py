@@ -49,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
             "Compute a kernel on the columns of X.  FILE.npz holds X (p x n, columns are "
             "samples) and labels (n,); optionally means (K x p) and covs (K x p diagonals "
             "or K x p x p) to use the exact mixture statistics for the surrogate instead of "
-            "plug-in estimates.  Convention: for --kind ck the output is G, the conjugate "
+            "plug-in estimates.  Units: x_i = (mu_a + omega_i)/sqrt(p), omega_i ~ N(0, C_a), "
+            "so means[a] is the class mean of sqrt(p) x_i and covs[a] its class covariance "
+            "(not those of x_i); means/covs that contradict X are refused.  Convention: for "
+            "--kind ck the output is G, the conjugate "
             "kernel of z = phi_c(u)/sqrt(m) (G_ij = E[phi_c(u_i) phi_c(u_j)]), not the "
             "preactivation kernel Sigma = sa G + sb X^T X; for --kind ntk it is the NTK of "
             "f = v^T z summed over --groups.  --method sampled averages finite-width "
@@ -60,8 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--sa", type=float, required=True)
     k.add_argument("--sb", type=float, default=None)
     k.add_argument("--tau0", type=float, default=None,
-                   help="data scale; default: from the mixture statistics (or the mean "
-                        "squared column norm of X)")
+                   help="data scale tau0 = sqrt(tr C°/p); default: from means/covs when "
+                        "given, else the plug-in estimate from the labels, else all samples "
+                        "as one class (the same convention for every --method)")
     k.add_argument("--kind", choices=["ck", "ntk"], default="ck")
     k.add_argument("--method", choices=["exact", "surrogate", "sampled"], default="exact")
     k.add_argument("--groups", default="v,A,B",
@@ -99,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
             "ntk), computed from the mixture statistics alone (theory.md §7).  SPEC.json "
             "holds means (K x p), covs (K x p diagonals or K x p x p) and sizes (n_a per "
             "class); FILE.npz holds X (p x n, columns are samples) and labels (n,), "
-            "optionally means and covs (else plug-in estimates).  --json prints one object "
+            "optionally means and covs (else plug-in estimates).  Units: x_i = (mu_a + "
+            "omega_i)/sqrt(p), omega_i ~ N(0, C_a): means are the class means of sqrt(p) "
+            "x_i and covs its class covariances.  --json prints one object "
             "with x, density, atom, atom_at, support, spikes (and more)."))
     sp.add_argument("--activation", required=True, help=_ACT_HELP)
     sp.add_argument("--sa", type=float, required=True)
@@ -241,7 +247,8 @@ def _cmd_kernel_sampled(args: argparse.Namespace, data: dict, groups: tuple) -> 
              "realizations": info.realizations, "requested": info.requested,
              "family": info.family, "dtype": info.dtype, "seed": args.seed,
              "activation": info.activation, "sa": info.sa, "sb": info.sb,
-             "tau0": info.tau0, "tau": info.tau, "centring": info.centring,
+             "tau0": info.tau0, "tau0_source": info.tau0_source, "tau": info.tau,
+             "centring": info.centring,
              "mc_error": _finite(res.mc_error),
              "mc_error_relative": _finite(res.mc_error_relative),
              "confidence": info.confidence, "stopped_early": info.stopped_early,

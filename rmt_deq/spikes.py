@@ -455,8 +455,7 @@ def load_mixture_spec(spec: Any) -> tuple[Any, np.ndarray]:
         raise InvalidParameterError(
             f"sizes must be non-negative integers with a positive sum; got {spec['sizes']!r}")
     sizes = sizes.astype(np.int64)
-    mix = GaussianMixture(np.asarray(spec["means"], dtype=float),
-                          np.asarray(spec["covs"], dtype=float), sizes / sizes.sum())
+    mix = GaussianMixture(spec["means"], spec["covs"], sizes / sizes.sum())
     return mix, sizes
 
 
@@ -582,16 +581,18 @@ def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
     else:
         d = _load_data(data)
         from ._validation import as_data_matrix, as_labels
+        from .conventions import check_statistics, scale_note
         X = as_data_matrix(d["X"])
-        codes, _ = as_labels(d["labels"], X.shape[1])
+        codes, _ = as_labels(d["labels"], X.shape[1], p=X.shape[0])
+        notes += [m for m in (scale_note(X),) if m is not None]
         K = int(codes.max()) + 1
         sizes = np.bincount(codes, minlength=K).astype(np.int64)
         if ("means" in d) != ("covs" in d):
             raise InvalidParameterError("give both means and covs in the data file, or neither")
         if "means" in d:
             from .mixture import GaussianMixture
-            mix = GaussianMixture(np.asarray(d["means"], float), np.asarray(d["covs"], float),
-                                  sizes / sizes.sum())
+            check_statistics(X, codes, d["means"], d["covs"])
+            mix = GaussianMixture(d["means"], d["covs"], sizes / sizes.sum())
             stats = mix.statistics(sizes)
             model = gram_model(mix.covs, sizes, means=mix.means, max_atoms=max_atoms)
             source = "data (exact means/covs)"
