@@ -75,8 +75,8 @@ def check_data_range(X: np.ndarray, dtype: Any = np.float64, name: str = "X") ->
     """Refuse data whose scale would overflow or underflow the working precision.
 
     The largest ``|entry|`` of every nonzero column must lie in
-    ``[2**(e_min/5), 2**(e_max/5)]`` (float64: about 6e-62 to 1.6e61; float32: about
-    6e-8 to 5e7), so that squared column norms, their squares and sums of them over the
+    ``[2**floor(e_min/5), 2**floor(e_max/5)]`` (float64: about 1.9e-62 to 2.6e61;
+    float32: about 1.5e-8 to 3.4e7), so that squared column norms, their squares and sums of them over the
     samples (the data scale tau0^2, the kernel entries) stay normal numbers of ``dtype``.
     Zero columns are left to the caller (the exact kernels refuse them with their own
     message).

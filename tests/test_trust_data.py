@@ -289,7 +289,7 @@ def test_extreme_data_scales_are_refused(factor, word):
 
 
 def test_float32_sampling_range_is_checked():
-    # float32: column scales below 2^-25 (about 3e-8) are refused, as large ones above 2^25
+    # float32: column scales below 2^-26 (about 1.5e-8) are refused, as those above 2^25
     with pytest.raises(InvalidParameterError, match=r"underflow float32"):
         rd.sampled_ck(X_OK * 1e-9, "relu", 0.3, width=10, dtype="float32")
     with pytest.raises(InvalidParameterError, match=r"overflow float32"):
