@@ -8,11 +8,12 @@ from .activations import Activation, available_activations, get_activation, regi
 from .errors import (ConvergenceError, DataFileError, DivergentMomentError,
                      InfeasibleDesignError, InvalidParameterError, InvalidRecordError,
                      MemoryBudgetError, NoFixedPointError, NonFiniteInputError, OutputPathError,
-                     OutputWriteError, PrecisionLossError,
+                     OutputWriteError, PrecisionLossError, InconsistentDataError,
                      RmtDeqError, ShapeMismatchError, UnknownActivationError,
                      UnknownOptionError)
 from .fixed_point import FixedPointSolution, solve_four_equations
 from .gaussian import GaussianMoments, gaussian_expectation, gaussian_moments, raw_moments
+from .conventions import DataScale, check_statistics, data_scale, scale_note
 from .mixture import (GaussianMixture, MixtureSample, MixtureStatistics, PluginEstimate,
                       plugin_statistics)
 from .surrogate import (CKSurrogate, SurrogateCoefficients, ck_surrogate,
@@ -52,7 +53,8 @@ __all__ = [
     "GaussianMoments", "gaussian_moments", "gaussian_expectation", "raw_moments",
     "FixedPointSolution", "solve_four_equations",
     "GaussianMixture", "MixtureSample", "MixtureStatistics", "PluginEstimate",
-    "plugin_statistics", "default_mixture",
+    "plugin_statistics", "default_mixture", "DataScale", "data_scale", "check_statistics",
+    "scale_note",
     "CKSurrogate", "SurrogateCoefficients", "ck_surrogate", "mixture_ck_surrogate",
     "plugin_ck_surrogate", "surrogate_coefficients",
     "bivariate_expectation", "ExactKernel", "ExactNTK", "exact_ck", "exact_ntk",
@@ -79,5 +81,5 @@ __all__ = [
     "RmtDeqError", "InvalidParameterError", "InvalidRecordError", "MemoryBudgetError", "ShapeMismatchError", "NonFiniteInputError",
     "UnknownActivationError", "UnknownOptionError", "DivergentMomentError",
     "NoFixedPointError", "ConvergenceError", "InfeasibleDesignError", "DataFileError",
-    "OutputPathError", "OutputWriteError", "PrecisionLossError",
+    "OutputPathError", "OutputWriteError", "PrecisionLossError", "InconsistentDataError",
 ]

@@ -8,14 +8,106 @@ import numpy as np
 from .errors import (InvalidParameterError, MemoryBudgetError, NonFiniteInputError,
                      ShapeMismatchError, UnknownOptionError)
 
-__all__ = ["as_data_matrix", "as_labels", "as_rng", "check_choice", "check_groups",
+__all__ = ["as_data_matrix", "as_float_array", "check_data_range", "as_labels", "as_rng", "check_choice", "check_groups",
            "check_positive_finite", "check_options", "check_positive_int", "check_tolerance",
-           "DEFAULT_MAX_MEMORY", "memory_budget", "check_memory", "DPS_RANGE", "check_dps",
+           "check_workers", "DEFAULT_MAX_MEMORY", "memory_budget", "check_memory", "DPS_RANGE", "check_dps",
            "SCALE_RANGE", "check_scale"]
 
 #: default memory budget (bytes) of the computations that allocate in proportion to n^2
 #: or to the width: the sampler, the exact kernels, the spectra grids
 DEFAULT_MAX_MEMORY = 2 * 1024 ** 3
+
+
+#: dtype kinds accepted as real numbers (float, signed and unsigned integer)
+_REAL_KINDS = "fiu"
+_KIND_NAMES = {"b": "boolean", "c": "complex", "O": "object (mixed Python objects)",
+               "U": "string", "S": "bytes", "M": "datetime", "m": "timedelta",
+               "V": "structured/void"}
+_KIND_FIX = {"b": "if 0/1 values are meant, pass {name}.astype(float)",
+             "c": "take {name}.real yourself if the imaginary part is round-off",
+             "O": "convert every entry to a float first (numpy.asarray({name}, dtype=float))"}
+
+
+def as_float_array(value: Any, name: str) -> np.ndarray:
+    """Return ``value`` as a finite float64 array, refusing what would be silently changed.
+
+    Complex arrays (numpy would drop the imaginary part with only a warning), booleans,
+    strings, dates, object arrays, masked arrays with masked entries and sparse matrices
+    are refused with a message that says how to convert them; integers are accepted.
+
+    Raises
+    ------
+    InvalidParameterError
+        A non-real dtype, a masked array with masked entries, a sparse matrix.
+    NonFiniteInputError
+        NaN or infinite entries (the first position is reported).
+    """
+    if hasattr(value, "toarray") and hasattr(value, "nnz"):
+        raise InvalidParameterError(
+            f"{name} is a sparse matrix ({type(value).__name__}); pass {name}.toarray()")
+    if isinstance(value, np.ma.MaskedArray):
+        masked = int(np.ma.count_masked(value))
+        if masked:
+            raise InvalidParameterError(
+                f"{name} is a masked array with {masked} masked entries; fill or drop them "
+                f"({name}.filled(...)) before computing with it")
+        value = np.ma.getdata(value)
+    arr = np.asarray(value)
+    kind = arr.dtype.kind
+    if kind not in _REAL_KINDS:
+        what = _KIND_NAMES.get(kind, f"dtype {arr.dtype}")
+        fix = _KIND_FIX.get(kind, "pass an array of real numbers").format(name=name)
+        raise InvalidParameterError(
+            f"{name} has {what} entries (dtype {arr.dtype}); a real (float or integer) "
+            f"array is required: {fix}")
+    arr = np.asarray(arr, dtype=np.float64)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        where = (f"row {idx[0]}, column {idx[1]}" if len(idx) == 2 else f"index {idx}")
+        raise NonFiniteInputError(
+            f"{name} has {int(bad.sum())} NaN/inf entries (first at {where}); remove or "
+            f"impute them before computing with it")
+    return arr
+
+
+def check_data_range(X: np.ndarray, dtype: Any = np.float64, name: str = "X") -> None:
+    """Refuse data whose scale would overflow or underflow the working precision.
+
+    The largest ``|entry|`` of every nonzero column must lie in
+    ``[2**floor(e_min/5), 2**floor(e_max/5)]`` (float64: about 1.9e-62 to 2.6e61;
+    float32: about 1.5e-8 to 3.4e7), so that squared column norms, their squares and sums of them over the
+    samples (the data scale tau0^2, the kernel entries) stay normal numbers of ``dtype``.
+    Zero columns are left to the caller (the exact kernels refuse them with their own
+    message).
+
+    Raises
+    ------
+    InvalidParameterError
+        A column scale outside that range; the message gives the scale and the fix.
+    """
+    info = np.finfo(np.dtype(dtype))
+    hi = 2.0 ** (info.maxexp // 5)
+    lo = 2.0 ** (info.minexp // 5)
+    if X.size == 0:
+        return
+    colmax = np.max(np.abs(X), axis=0)
+    nz = colmax[colmax > 0]
+    if nz.size == 0:
+        return
+    big, small = float(nz.max()), float(nz.min())
+    hint = ("the convention is x_i = (mu_a + omega_i)/sqrt(p), whose columns have squared "
+            "norm O(1): rescale X")
+    if big > hi:
+        raise InvalidParameterError(
+            f"{name} has a column with entries as large as {big:.3g}: squared norms and "
+            f"kernel entries would overflow {info.dtype} (supported column scale up to "
+            f"{hi:.3g}); {hint}")
+    if small < lo:
+        raise InvalidParameterError(
+            f"{name} has a nonzero column whose largest entry is {small:.3g}: its squared "
+            f"norm would underflow {info.dtype} (supported column scale down to {lo:.3g}); "
+            f"{hint}")
 
 
 def as_data_matrix(X: Any, name: str = "X") -> np.ndarray:
@@ -27,10 +119,15 @@ def as_data_matrix(X: Any, name: str = "X") -> np.ndarray:
         X is not two-dimensional or has an empty dimension.
     NonFiniteInputError
         X has NaN or infinite entries (their positions are reported).
+    InvalidParameterError
+        X is complex, boolean, object, masked or sparse (see :func:`as_float_array`), or
+        its scale would overflow/underflow double precision (:func:`check_data_range`).
     """
     try:
-        arr = np.asarray(X, dtype=float)
-    except (TypeError, ValueError):
+        arr = as_float_array(X, name)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, (InvalidParameterError, NonFiniteInputError)):
+            raise
         raise ShapeMismatchError(f"{name} must be a numeric p x n array") from None
     if arr.ndim != 2:
         raise ShapeMismatchError(
@@ -38,17 +135,23 @@ def as_data_matrix(X: Any, name: str = "X") -> np.ndarray:
             f"got shape {arr.shape}")
     if 0 in arr.shape:
         raise ShapeMismatchError(f"{name} has an empty dimension: shape {arr.shape}")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise NonFiniteInputError(
-            f"{name} has {int(bad.sum())} NaN/inf entries (first at row {r}, column {c}); "
-            f"remove or impute them before computing kernels")
+    check_data_range(arr, np.float64, name)
     return arr
 
 
-def as_labels(labels: Any, n: int, name: str = "labels") -> tuple[np.ndarray, np.ndarray]:
+def as_labels(labels: Any, n: int, name: str = "labels", *,
+              p: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Validate class labels for n samples.
+
+    Parameters
+    ----------
+    labels : array_like, shape (n,)
+        Integers, strings, booleans or floats (classes are the distinct values in sorted
+        order); complex and mixed-type object labels are refused.
+    n : int
+        Number of samples (columns of X).
+    p : int, optional
+        Number of rows of X: labels with p entries (p != n) are reported as a transposed X.
 
     Returns
     -------
@@ -59,13 +162,26 @@ def as_labels(labels: Any, n: int, name: str = "labels") -> tuple[np.ndarray, np
     """
     lab = np.asarray(labels)
     if lab.ndim != 1 or lab.shape[0] != n:
+        transposed = (p is not None and p != n and lab.ndim == 1 and lab.shape[0] == p)
+        hint = (f"; X looks transposed: the labels have p = {p} entries, the number of "
+                f"rows of X, but X must be p x n with samples as columns (pass X.T)"
+                if transposed else "")
         raise ShapeMismatchError(
             f"{name} must be a 1-D array with one entry per sample (n = {n}); "
-            f"got shape {lab.shape}")
+            f"got shape {lab.shape}{hint}")
+    if lab.dtype.kind == "c":
+        raise InvalidParameterError(
+            f"{name} are complex; class labels must be integers, strings or real numbers")
     if lab.dtype.kind == "f" and not np.all(np.isfinite(lab)):
         raise NonFiniteInputError(f"{name} contains NaN/inf")
-    classes, codes = np.unique(lab, return_inverse=True)
-    return codes.astype(int), classes
+    try:
+        classes, codes = np.unique(lab, return_inverse=True)
+    except TypeError:
+        kinds = sorted({type(v).__name__ for v in lab.tolist()})
+        raise InvalidParameterError(
+            f"{name} mix types {kinds} that cannot be ordered; use one type (all "
+            f"integers or all strings)") from None
+    return codes.astype(int).reshape(-1), classes
 
 
 def as_rng(rng: Any) -> np.random.Generator:
@@ -100,6 +216,20 @@ def check_positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise InvalidParameterError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def check_workers(workers: Any) -> int | None:
+    """Validate a thread count: ``None`` (the default) or a positive integer.
+
+    Zero, negative or non-integer counts are refused (never coerced to 1).
+    """
+    if workers is None:
+        return None
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers <= 0:
+        raise InvalidParameterError(
+            f"workers must be a positive integer (threads) or None for the default, got "
+            f"{workers!r}")
+    return int(workers)
 
 
 def check_positive_finite(value: Any, name: str) -> float:

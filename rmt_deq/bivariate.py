@@ -51,7 +51,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import closed_forms
-from ._validation import check_tolerance
+from ._validation import check_tolerance, check_workers
 from .activations import Activation, ActivationLike, get_activation
 from .errors import (ConvergenceError, DivergentMomentError, InvalidParameterError,
                      UnknownOptionError)
@@ -784,7 +784,8 @@ class PairExpectations:
             _closed(self.act, "phi", 0.0, self.s[:1], self.s[:1], np.zeros(1))  # raises
         self.method = method
         self.kmax = _check_kmax(kmax)
-        self.workers = _default_workers() if workers is None else max(1, int(workers))
+        workers = check_workers(workers)
+        self.workers = _default_workers() if workers is None else workers
         self._tables: dict[str, _HermiteTable] = {}
         self._limits: dict[str, np.ndarray] = {}
         self._CT: dict[str, np.ndarray] = {}

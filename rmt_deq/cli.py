@@ -114,7 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
             "Compute a kernel on the columns of X.  FILE.npz holds X (p x n, columns are "
             "samples) and labels (n,); optionally means (K x p) and covs (K x p diagonals "
             "or K x p x p) to use the exact mixture statistics for the surrogate instead of "
-            "plug-in estimates; no other arrays.  Convention: for --kind ck the output is "
+            "plug-in estimates; no other arrays.  Units: x_i = (mu_a + omega_i)/sqrt(p), "
+            "omega_i ~ N(0, C_a), so means[a] is the class mean of sqrt(p) x_i and covs[a] "
+            "its class covariance (not those of x_i); means/covs that contradict X are "
+            "refused.  Convention: for --kind ck the output is "
             "G, the conjugate kernel of z = phi_c(u)/sqrt(m) (G_ij = E[phi_c(u_i) "
             "phi_c(u_j)]), not the preactivation kernel Sigma = sa G + sb X^T X; for "
             "--kind ntk it is the NTK of f = v^T z summed over --groups.  --method "
@@ -127,8 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--sa", type=_real, required=True)
     k.add_argument("--sb", type=_real, default=None)
     k.add_argument("--tau0", type=_real, default=None,
-                   help="data scale (exact and sampled kernels); default: from the mixture "
-                        "statistics (or the mean squared column norm of X)")
+                   help="data scale tau0 = sqrt(tr C°/p) (exact and sampled kernels); default: "
+                        "from means/covs when given, else the plug-in estimate from the "
+                        "labels, else all samples as one class")
     k.add_argument("--kind", choices=KINDS, default="ck")
     k.add_argument("--method", choices=_KERNEL_METHODS, default="exact")
     k.add_argument("--groups", default=None, help=_GROUPS_HELP)
@@ -170,7 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
             "ntk), computed from the mixture statistics alone (docs/spectra.md).  SPEC.json "
             "holds means (K x p), covs (K x p diagonals or K x p x p) and sizes (n_a per "
             "class); FILE.npz holds X (p x n, columns are samples) and labels (n,), "
-            "optionally means and covs (else plug-in estimates).  --json prints one object "
+            "optionally means and covs (else plug-in estimates).  Units: x_i = (mu_a + "
+            "omega_i)/sqrt(p), omega_i ~ N(0, C_a): means are the class means of sqrt(p) "
+            "x_i and covs its class covariances.  --json prints one object "
             "with x, density, atom, atom_at, support, spikes (and more)."))
     sp.add_argument("--activation", required=True, help=_ACT_HELP)
     sp.add_argument("--sa", type=_real, required=True)
@@ -327,7 +333,7 @@ def _cmd_kernel_sampled(args: argparse.Namespace, data: dict) -> int:
              "realizations": info.realizations, "requested": info.requested,
              "family": info.family, "dtype": info.dtype, "seed": opt["seed"],
              "activation": info.activation, "sa": info.sa, "sb": info.sb,
-             "tau0": info.tau0, "tau": info.tau, "centring": info.centring,
+             "tau0": info.tau0, "tau0_source": info.tau0_source, "tau": info.tau, "centring": info.centring,
              "mc_error": res.mc_error, "mc_error_relative": res.mc_error_relative,
              "confidence": info.confidence, "stopped_early": info.stopped_early,
              "control_variate": bool(info.control_variate),

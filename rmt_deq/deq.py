@@ -529,15 +529,16 @@ class DEQGradients:
 
 
 def _prepare(X: Any, activation: ActivationLike, sa: float, sb: float | None,
-             tau0: Any, solution: FixedPointSolution | None
-             ) -> tuple[np.ndarray, Activation, float, float, FixedPointSolution]:
+             tau0: Any, solution: FixedPointSolution | None, labels: Any = None
+             ) -> tuple[np.ndarray, Activation, float, float, FixedPointSolution, str]:
+    """Validated data, activation, variances, the centring solution and tau0's source."""
     from .kernels import _centring_solution    # the exact kernels' centring, shared
 
     Xa = as_data_matrix(X)
     act = get_activation(activation)
     sa_f, sb_f = check_variances(sa, sb)
-    sol = _centring_solution(act, sa_f, sb_f, Xa, tau0, solution)
-    return Xa, act, sa_f, sb_f, sol
+    sol, source = _centring_solution(act, sa_f, sb_f, Xa, tau0, solution, labels)
+    return Xa, act, sa_f, sb_f, sol, source
 
 
 def deq_forward(
@@ -568,8 +569,9 @@ def deq_forward(
         Unit-variance weights (:func:`sample_deq_weights`); their dtype is the working
         precision.
     tau0 : float, optional
-        Data scale of the four equations fixing the centring (default
-        sqrt(mean_i ||x_i||^2), as in :func:`rmt_deq.kernels.exact_ck`).
+        Data scale of the four equations fixing the centring (default as in
+        :func:`rmt_deq.kernels.exact_ck` without labels:
+        :func:`rmt_deq.conventions.data_scale`).
     solution : FixedPointSolution, optional
         Take the centring from this solution instead (exclusive with ``tau0``).
     method : {"auto", "anderson", "plain"}
@@ -595,7 +597,7 @@ def deq_forward(
         The forward iteration did not converge (no attracting fixed point); it carries the
         residual history.
     """
-    Xa, act, sa_f, sb_f, sol = _prepare(X, activation, sa, sb, tau0, solution)
+    Xa, act, sa_f, sb_f, sol, _ = _prepare(X, activation, sa, sb, tau0, solution)
     if not isinstance(weights, DEQWeights):
         raise InvalidParameterError(
             f"weights must be DEQWeights (sample_deq_weights), got {type(weights).__name__}")

@@ -15,6 +15,7 @@ __all__ = [
     "MemoryBudgetError",
     "PrecisionLossError",
     "ShapeMismatchError",
+    "InconsistentDataError",
     "NonFiniteInputError",
     "DataFileError",
     "OutputPathError",
@@ -64,6 +65,14 @@ class PrecisionLossError(InvalidParameterError):
 
 class ShapeMismatchError(RmtDeqError, ValueError):
     """Arrays have incompatible shapes (remember: X is p x n, columns are samples)."""
+
+
+class InconsistentDataError(InvalidParameterError):
+    """Given statistics (class means, covariances) contradict the data they come with.
+
+    The message names the statistic, the factor by which it is off and the likely fix
+    (usually a units convention: x_i = (mu_a + omega_i)/sqrt(p)).
+    """
 
 
 class NonFiniteInputError(RmtDeqError, ValueError):

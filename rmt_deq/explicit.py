@@ -30,10 +30,11 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ._validation import (as_data_matrix, check_groups, check_memory, check_positive_finite,
-                          check_positive_int, memory_budget)
+from ._validation import (as_data_matrix, check_data_range, check_groups, check_memory,
+                          check_positive_finite, check_positive_int, memory_budget)
 from .activations import Activation, get_activation
 from .bivariate import PairExpectations, one_dimensional_moments
+from .conventions import data_scale
 from .deq import _Elementwise
 from .errors import InvalidParameterError, ShapeMismatchError, UnknownOptionError
 from .sampling import (SampledKernel, SampledNTK, _kernel_result,
@@ -169,12 +170,6 @@ def explicit_scales(network: Any, tau0: float) -> ExplicitScales:
     return ExplicitScales(tau=tuple(taus), centring=tuple(cs))
 
 
-def _default_tau0(X: np.ndarray, tau0: Any) -> float:
-    if tau0 is None:
-        return math.sqrt(float(np.mean(np.sum(X * X, axis=0))))
-    return float(tau0)
-
-
 # ----------------------------------------------------------------------------------------
 # weights and the forward pass
 # ----------------------------------------------------------------------------------------
@@ -284,7 +279,8 @@ def _forward(Xd: np.ndarray, net: ExplicitNetwork, W: Sequence[np.ndarray], v: n
 
 
 def explicit_forward(X: Any, network: Any, weights: ExplicitWeights, *,
-                     tau0: float | None = None, gradients: bool = False) -> ExplicitForward:
+                     tau0: float | None = None, labels: Any = None,
+                     gradients: bool = False) -> ExplicitForward:
     """Features h_1..h_L (and optionally the gradients delta_l) for all samples.
 
     Parameters
@@ -294,7 +290,10 @@ def explicit_forward(X: Any, network: Any, weights: ExplicitWeights, *,
     network : ExplicitNetwork or sequence of spec strings
     weights : ExplicitWeights
     tau0 : float, optional
-        Data scale for the centring (default sqrt(mean_i ||x_i||^2)).
+        The data scale at which sigma_1 is centred (default
+        :func:`rmt_deq.conventions.data_scale`).
+    labels : array_like, shape (n,), optional
+        Class labels, used only for the default tau0.
     gradients : bool
         Also back-propagate delta_l = df/d(preactivation of layer l).
     """
@@ -305,7 +304,7 @@ def explicit_forward(X: Any, network: Any, weights: ExplicitWeights, *,
     if weights.p != Xa.shape[0]:
         raise ShapeMismatchError(
             f"X has p = {Xa.shape[0]} rows but W_1 is {weights.m} x {weights.p}")
-    scales = explicit_scales(net, _default_tau0(Xa, tau0))
+    scales = explicit_scales(net, data_scale(Xa, labels, tau0=tau0).tau0)
     dt = weights.W[0].dtype
     elems = [_Elementwise(get_activation(a), dt) for a in net.activations]
     H, delta = _forward(Xa.astype(dt), net, weights.W, weights.v, scales, elems, gradients)
@@ -333,6 +332,8 @@ class ExplicitSamplingInfo:
     error_history : tuple of (int, float)
     elapsed : float
     gemm_flops : float
+    tau0_source : str
+        Where tau0 came from (:func:`rmt_deq.conventions.data_scale`).
     """
 
     width: int
@@ -350,6 +351,7 @@ class ExplicitSamplingInfo:
     error_history: tuple
     elapsed: float
     gemm_flops: float
+    tau0_source: str = ""
 
 
 def _check_groups(net: ExplicitNetwork, groups: Any) -> tuple[str, ...]:
@@ -358,13 +360,14 @@ def _check_groups(net: ExplicitNetwork, groups: Any) -> tuple[str, ...]:
 
 def _sample(X: Any, net: ExplicitNetwork, ntk: bool, names: tuple[str, ...],
             early: tuple[str, ...], width: Any, family: str, rng: Any, dtype: Any,
-            tau0: Any, max_memory: Any, mc: _MCSettings) -> tuple:
+            tau0: Any, max_memory: Any, mc: _MCSettings, labels: Any = None) -> tuple:
     """Run the Monte-Carlo loop; ``names`` are the accumulated groups ("v" first)."""
     t_start = time.perf_counter()
     Xa = as_data_matrix(X)
     m = check_positive_int("width", width)
     family = check_family(family)
     dt = check_dtype(dtype)
+    check_data_range(Xa, dt)
     p, n = Xa.shape
     L = net.depth
     budget = memory_budget(max_memory)
@@ -373,7 +376,8 @@ def _sample(X: Any, net: ExplicitNetwork, ntk: bool, names: tuple[str, ...],
     fixed += 8 * n * n * (len(names) * (mc.batches + 1) + L + 2)
     check_memory(fixed, budget, f"the weights, features and {mc.batches} batch accumulators",
                  "lower batches, use float32, or raise max_memory")
-    scales = explicit_scales(net, _default_tau0(Xa, tau0))
+    scale = data_scale(Xa, labels, tau0=tau0)
+    scales = explicit_scales(net, scale.tau0)
     elems = [_Elementwise(get_activation(a), dt) for a in net.activations]
     Xd = Xa.astype(dt)
     XtX = Xa.T @ Xa
@@ -405,7 +409,7 @@ def _sample(X: Any, net: ExplicitNetwork, ntk: bool, names: tuple[str, ...],
             network=net, scales=scales, confidence=mc.confidence, batches=mc.batches,
             draws=mc.draws, stopped_early=stopped, target_error=mc.target,
             error_history=tuple(history), elapsed=time.perf_counter() - t_start,
-            gemm_flops=flops[0])
+            gemm_flops=flops[0], tau0_source=scale.source)
 
     return acc, info, seed
 
@@ -420,6 +424,7 @@ def sampled_explicit_ck(
     rng: Any = None,
     dtype: Any = "float64",
     tau0: float | None = None,
+    labels: Any = None,
     max_memory: float | None = None,
     batches: int = 16,
     confidence: float = 0.95,
@@ -440,7 +445,8 @@ def sampled_explicit_ck(
     (others)
         As in :func:`rmt_deq.sampling.sampled_ck` (seeding, dtype, error bar, early
         stopping, progress).  ``tau0`` is the data scale at which sigma_1 is centred
-        (default sqrt(mean_i ||x_i||^2)).
+        (default :func:`rmt_deq.conventions.data_scale`: the plug-in estimate from
+        ``labels``, else all samples as one class; recorded in ``info.tau0_source``).
 
     Returns
     -------
@@ -450,7 +456,7 @@ def sampled_explicit_ck(
     mc = _MCSettings.make(realizations, batches, confidence, draws, target_error,
                           check_every, progress)
     acc, info, seed = _sample(X, _as_network(network), False, ("v",), ("v",), width, family,
-                              rng, dtype, tau0, max_memory, mc)
+                              rng, dtype, tau0, max_memory, mc, labels)
     acc_ck = _RenamedAccumulator(acc, {"ck": "v"})
     return _kernel_result(acc_ck, mc, seed, info)
 
@@ -466,6 +472,7 @@ def sampled_explicit_ntk(
     rng: Any = None,
     dtype: Any = "float64",
     tau0: float | None = None,
+    labels: Any = None,
     max_memory: float | None = None,
     batches: int = 16,
     confidence: float = 0.95,
@@ -495,7 +502,7 @@ def sampled_explicit_ntk(
     sel = _check_groups(net, groups)
     names = sel if "v" in sel else ("v",) + sel
     acc, info, seed = _sample(X, net, True, names, sel, width, family, rng, dtype, tau0,
-                              max_memory, mc)
+                              max_memory, mc, labels)
     key = {g: g for g in names}
     key["ck"] = "v"
     return _ntk_result(_RenamedAccumulator(acc, {"ck": "v"}), mc, seed, key, sel, info)
@@ -536,6 +543,8 @@ class ExactExplicitKernels:
         "v": K_L; "W<l>": K_{l-1} o Kdot_l o ... o Kdot_L.
     scales : ExplicitScales
     network : ExplicitNetwork
+    tau0_source : str
+        Where tau0 = ``scales.tau[0]`` came from (:func:`rmt_deq.conventions.data_scale`).
     """
 
     ck: np.ndarray = field(repr=False)
@@ -544,6 +553,7 @@ class ExactExplicitKernels:
     ntk_groups: Mapping[str, np.ndarray] = field(repr=False)
     scales: ExplicitScales
     network: ExplicitNetwork
+    tau0_source: str = ""
 
     def ntk(self, groups: Iterable[str] | None = None) -> np.ndarray:
         """Sum of the selected NTK groups (default all)."""
@@ -552,7 +562,8 @@ class ExactExplicitKernels:
 
 
 def exact_explicit_kernels(X: Any, network: Any, *, tau0: float | None = None,
-                           method: str = "auto") -> ExactExplicitKernels:
+                           labels: Any = None, method: str = "auto",
+                           max_memory: float | None = None) -> ExactExplicitKernels:
     """Exact infinite-width CK and NTK of an explicit network by the layer recursion.
 
     Parameters
@@ -561,19 +572,37 @@ def exact_explicit_kernels(X: Any, network: Any, *, tau0: float | None = None,
         Data; X is p x n (columns are samples); every column nonzero.
     network : ExplicitNetwork or sequence of spec strings
     tau0 : float, optional
-        Data scale of the centring (default sqrt(mean_i ||x_i||^2)).
+        Data scale sqrt(tr C°/p) of the centring (default
+        :func:`rmt_deq.conventions.data_scale`, recorded in ``tau0_source``).
+    labels : array_like, shape (n,), optional
+        Class labels, used only for the default tau0 (plug-in tr(C°)/p).
     method : {"auto", "closed", "mehler", "quadrature"}
         Engine of the bivariate Gaussian expectations (:mod:`rmt_deq.bivariate`).
+    max_memory : float, optional
+        Bytes the computation may use (default 2 GiB), checked up front.
 
     Returns
     -------
     ExactExplicitKernels
+
+    Raises
+    ------
+    MemoryBudgetError
+        The 3L + 3 kernel matrices and the engine's working set exceed ``max_memory``.
     """
     net = _as_network(network)
     Xa = as_data_matrix(X)
+    n = Xa.shape[1]
+    # kept: L + 1 layers, L derivatives, L + 1 groups, the running product; plus the
+    # engine's working set (rho and its row blocks, about 8 n x n arrays)
+    arrays = 3 * net.depth + 3 + 8
+    check_memory(8.0 * arrays * n * n, memory_budget(max_memory),
+                 f"the exact kernels of a {net.depth}-layer network (n = {n}: about {arrays} "
+                 f"n x n float64 arrays)", "use fewer samples or raise max_memory")
     if np.any(np.sum(Xa * Xa, axis=0) <= 0):
         raise InvalidParameterError("X has a zero column; every sample must be nonzero")
-    scales = explicit_scales(net, _default_tau0(Xa, tau0))
+    scale = data_scale(Xa, labels, tau0=tau0)
+    scales = explicit_scales(net, scale.tau0)
     K = Xa.T @ Xa
     layers, dots = [K], []
     for l, spec in enumerate(net.activations):
@@ -592,4 +621,5 @@ def exact_explicit_kernels(X: Any, network: Any, *, tau0: float | None = None,
         groups[f"W{l}"] = layers[l - 1] * prod
     ordered = {g: groups[g] for g in net.group_names}
     return ExactExplicitKernels(ck=layers[-1], layers=tuple(layers), derivatives=tuple(dots),
-                                ntk_groups=ordered, scales=scales, network=net)
+                                ntk_groups=ordered, scales=scales, network=net,
+                                tau0_source=scale.source)

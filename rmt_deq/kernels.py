@@ -36,10 +36,12 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from ._validation import as_data_matrix, check_groups, check_positive_int, check_tolerance
+from ._validation import (as_data_matrix, check_groups, check_memory, check_positive_int,
+                          check_tolerance, check_workers, memory_budget)
 from .activations import ActivationLike, get_activation
 from .bivariate import (DEFAULT_KMAX, DEFAULT_TOL, METHODS, PairExpectations,
-                        one_dimensional_moments)
+                        has_closed_form, one_dimensional_moments)
+from .conventions import SOURCE_SOLUTION, data_scale
 from .errors import (ConvergenceError, InvalidParameterError, NoFixedPointError,
                      ShapeMismatchError, UnknownOptionError)
 from .fixed_point import FixedPointSolution, check_variances, solve_four_equations
@@ -48,6 +50,10 @@ __all__ = ["ExactKernel", "ExactNTK", "NTK_GROUPS", "exact_ck", "exact_ntk", "pu
            "ntk_from_kernel"]
 
 NTK_GROUPS = ("v", "A", "B")
+
+#: keyword options of :func:`exact_ck` that :func:`exact_ntk` / :func:`published_ntk` pass on
+_CK_OPTIONS = frozenset({"tau0", "labels", "solution", "method", "tol", "max_iter",
+                         "expectation_tol", "kmax", "workers", "max_memory"})
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,7 +75,8 @@ class ExactKernel:
     sa, sb : float
         Weight variances.
     tau0 : float
-        Data scale used for the four-equation solution (centring).
+        Data scale used for the four-equation solution (centring): tau0 = sqrt(tr C°/p),
+        see ``tau0_source``.
     tau : float
         Fixed-point scale of the four-equation system.
     centring : float
@@ -90,6 +97,9 @@ class ExactKernel:
         Pairs i < j evaluated by 2-D quadrature in the last evaluation.
     solution : FixedPointSolution
         The four-equation solution that provided tau and the centring.
+    tau0_source : str
+        Where tau0 came from (:func:`rmt_deq.conventions.data_scale`): "given", "given
+        (four-equation solution)", "plug-in from labels", or the fallback without labels.
     """
 
     Sigma: np.ndarray = field(repr=False)
@@ -110,6 +120,7 @@ class ExactKernel:
     series_order: int
     quadrature_pairs: int
     solution: FixedPointSolution = field(repr=False)
+    tau0_source: str = ""
 
     @property
     def n(self) -> int:
@@ -148,15 +159,22 @@ class ExactNTK:
 
 
 def _centring_solution(act: Any, sa: float, sb: float, X: np.ndarray, tau0: Any,
-                       solution: FixedPointSolution | None) -> FixedPointSolution:
+                       solution: FixedPointSolution | None, labels: Any = None
+                       ) -> tuple[FixedPointSolution, str]:
+    """The four-equation solution fixing tau and the centring, and the source of tau0.
+
+    tau0 follows :func:`rmt_deq.conventions.data_scale` (given, plug-in from ``labels``,
+    or the stated fallback without labels) unless a ``solution`` is given.
+    """
     if solution is not None:
         if not isinstance(solution, FixedPointSolution):
             raise InvalidParameterError(
                 f"solution must be a FixedPointSolution (from solve_four_equations), got "
                 f"{type(solution).__name__}")
-        if tau0 is not None:
+        if tau0 is not None or labels is not None:
             raise InvalidParameterError(
-                "pass either tau0 or solution (which already fixes tau and the centring)")
+                "pass either tau0/labels or solution (which already fixes tau and the "
+                "centring)")
         for what, mine, theirs in (("sa", sa, solution.sa), ("sb", sb, solution.sb)):
             if abs(mine - float(theirs)) > 1e-12 * max(1.0, abs(mine)):
                 raise InvalidParameterError(
@@ -165,15 +183,35 @@ def _centring_solution(act: Any, sa: float, sb: float, X: np.ndarray, tau0: Any,
         if solution.activation != act.name:
             raise InvalidParameterError(
                 f"solution is for activation {solution.activation!r}, not {act.name!r}")
-        return solution
-    if tau0 is None:
-        tau0 = math.sqrt(float(np.mean(np.sum(X * X, axis=0))))
-    else:
-        try:
-            tau0 = float(tau0)
-        except (TypeError, ValueError):
-            raise InvalidParameterError(f"tau0 must be a number, got {tau0!r}") from None
-    return solve_four_equations(act, sa, tau0, sb)
+        return solution, SOURCE_SOLUTION
+    scale = data_scale(X, labels, tau0=tau0)
+    return solve_four_equations(act, sa, scale.tau0, sb), scale.source
+
+
+#: live n x n float64 arrays at the peak of :func:`exact_ck`, per method (tracemalloc:
+#: 11.1 (relu, closed forms) and 13.4 (tanh, Mehler series) at n = 2000, 11.9 and 15.5 at
+#: n = 1000), rounded up; the 2-D quadrature also holds the pair indices and per-pair
+#: arrays (about 12 more)
+_CK_PEAK_ARRAYS = {"closed": 16, "mehler": 16, "quadrature": 28}
+#: what does not grow like n^2 (bounded by the measurements at small n): the Hermite
+#: tables and quadrature rules built on a first call (about 35 MB), the threads' row
+#: blocks of the series
+_CK_FIXED_BYTES = 64 * 2 ** 20
+
+
+def _exact_ck_memory(n: int, p: int, method: str) -> float:
+    """Upper estimate (bytes) of the peak working set of :func:`exact_ck`."""
+    arrays = _CK_PEAK_ARRAYS.get(method, max(_CK_PEAK_ARRAYS.values()))
+    return 8.0 * (arrays * n * n + 2 * p * n) + _CK_FIXED_BYTES
+
+
+def _check_kernel_memory(n: int, p: int, method: str, max_memory: Any, what: str) -> None:
+    """Refuse up front an exact kernel whose working set exceeds the budget."""
+    arrays = _CK_PEAK_ARRAYS.get(method, max(_CK_PEAK_ARRAYS.values()))
+    check_memory(_exact_ck_memory(n, p, method), memory_budget(max_memory),
+                 f"{what} (n = {n}: about {arrays} n x n float64 arrays)",
+                 "use fewer samples, or raise max_memory (bytes) if the machine has the "
+                 "memory")
 
 
 # ----------------------------------------------------------------------------------------
@@ -241,6 +279,7 @@ def exact_ck(
     sb: float | None = None,
     *,
     tau0: float | None = None,
+    labels: Any = None,
     solution: FixedPointSolution | None = None,
     method: str = "auto",
     tol: float = 1e-12,
@@ -248,6 +287,7 @@ def exact_ck(
     expectation_tol: float = DEFAULT_TOL,
     kmax: int = DEFAULT_KMAX,
     workers: int | None = None,
+    max_memory: float | None = None,
 ) -> ExactKernel:
     """Exact infinite-width Implicit-CK of the DEQ for data X (theory.md section 2).
 
@@ -262,11 +302,16 @@ def exact_ck(
     sb : float, optional
         Variance of the input weights B; default 1 - sa.
     tau0 : float, optional
-        Data scale passed to the four-equation system that fixes tau and the centring;
-        default sqrt(mean_i ||x_i||^2).
+        Data scale sqrt(tr C°/p) passed to the four-equation system that fixes tau and the
+        centring.  Default (:func:`rmt_deq.conventions.data_scale`, one convention for
+        every kernel of the package): the plug-in estimate from ``labels`` when given,
+        else all samples as one class (sum_i ||x_i - xbar||^2/(n - 1), which also counts
+        the spread of the class means); the result records which in ``tau0_source``.
+    labels : array_like, shape (n,), optional
+        Class labels, used only for the default tau0 (the plug-in tr(C°)/p).
     solution : FixedPointSolution, optional
         Take tau and the centring from this solution instead (must match activation, sa,
-        sb; exclusive with ``tau0``).
+        sb; exclusive with ``tau0`` and ``labels``).
     method : {"auto", "closed", "mehler", "quadrature"}
         Engine of the bivariate Gaussian expectations (:mod:`rmt_deq.bivariate`); "auto"
         uses the closed form (ReLU family, erf) when there is one, else the Mehler series
@@ -281,19 +326,26 @@ def exact_ck(
     kmax : int
         Largest Mehler order before the quadrature fallback.
     workers : int, optional
-        Threads for the Mehler series (default: available CPUs, at most 8).
+        Threads for the Mehler series, a positive integer (default: available CPUs, at
+        most 8).
+    max_memory : float, optional
+        Bytes the computation may use (default 2 GiB); checked before anything of size
+        n x n is allocated, against an estimate of the peak working set.
 
     Returns
     -------
     ExactKernel
-        Sigma, G, Gdot (all n x n) and diagnostics.
+        Sigma, G, Gdot (all n x n) and diagnostics, with tau0 and ``tau0_source``.
 
     Raises
     ------
     ShapeMismatchError, NonFiniteInputError
         X is not a finite 2-D array.
     InvalidParameterError
-        Bad sa/sb/tol/max_iter, a zero column of X, or an inconsistent ``solution``.
+        Bad sa/sb/tol/max_iter/workers, a zero column of X, X of a scale outside the
+        floating-point range, or an inconsistent ``solution``.
+    MemoryBudgetError
+        The estimated working set exceeds ``max_memory``.
     NoFixedPointError
         sa E[phi'(u_i)^2] >= 1 for some sample (then 1 - sa Gdot vanishes somewhere and the
         off-diagonal equations lose uniqueness), or the diagonal equation has no root.
@@ -317,13 +369,19 @@ def exact_ck(
     tol = check_tolerance(tol, "tol")
     expectation_tol = check_tolerance(expectation_tol, "expectation_tol")
     max_iter = check_positive_int("max_iter", max_iter)
+    workers = check_workers(workers)
+    resolved = method
+    if method == "auto":
+        resolved = "closed" if has_closed_form(act) else "mehler"
+    _check_kernel_memory(X.shape[1], X.shape[0], resolved, max_memory,
+                         "the exact Implicit-CK")
     norms2 = np.sum(X * X, axis=0)
     if np.any(norms2 <= 0):
         zero = np.flatnonzero(norms2 <= 0)
         raise InvalidParameterError(
             f"X has {zero.size} zero column(s) (first: {int(zero[0])}); the Implicit-CK needs "
             f"every sample to be nonzero")
-    sol = _centring_solution(act, sa, sb, X, tau0, solution)
+    sol, tau0_source = _centring_solution(act, sa, sb, X, tau0, solution, labels)
     c = float(sol.centring)
     XtX = X.T @ X
     n = XtX.shape[0]
@@ -388,7 +446,8 @@ def exact_ck(
         tau0=float(sol.tau0), tau=float(sol.tau), centring=c, iterations=it,
         diag_iterations=diag_it, residual=history[-1], residual_history=tuple(history),
         method=engine.method, series_order=engine.last_order,
-        quadrature_pairs=engine.last_quadrature_pairs, solution=sol)
+        quadrature_pairs=engine.last_quadrature_pairs, solution=sol,
+        tau0_source=tau0_source)
 
 
 def ntk_from_kernel(ck: ExactKernel, groups: Iterable[str] = NTK_GROUPS) -> ExactNTK:
@@ -471,8 +530,8 @@ def exact_ntk(
     ck : ExactKernel, optional
         A converged Implicit-CK for the same X, activation, sa, sb (skips the solve).
     **options
-        Keyword options of :func:`exact_ck` (tau0, solution, method, tol, max_iter,
-        expectation_tol, kmax, workers).
+        Keyword options of :func:`exact_ck` (tau0, labels, solution, method, tol,
+        max_iter, expectation_tol, kmax, workers, max_memory).
 
     Returns
     -------
@@ -485,8 +544,7 @@ def exact_ntk(
         An unknown group name or keyword option.
     """
     sel = check_groups(groups, NTK_GROUPS)
-    allowed = {"tau0", "solution", "method", "tol", "max_iter", "expectation_tol", "kmax",
-               "workers"}
+    allowed = _CK_OPTIONS
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise UnknownOptionError(
@@ -518,8 +576,7 @@ def published_ntk(
     ndarray, shape (n, n)
         Equal to ``exact_ntk(..., groups=("v", "A")).total`` up to rounding.
     """
-    allowed = {"tau0", "solution", "method", "tol", "max_iter", "expectation_tol", "kmax",
-               "workers"}
+    allowed = _CK_OPTIONS
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise UnknownOptionError(

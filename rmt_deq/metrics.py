@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import check_positive_int
+from ._validation import as_float_array, check_positive_finite, check_positive_int
 from .errors import InvalidParameterError, NonFiniteInputError, ShapeMismatchError
 
 __all__ = ["operator_norm", "relative_operator_distance", "relative_frobenius_distance",
@@ -28,13 +28,20 @@ __all__ = ["operator_norm", "relative_operator_distance", "relative_frobenius_di
            "top_eigen_comparison", "KernelComparison", "compare_kernels"]
 
 
+def _real(x: Any, name: str) -> np.ndarray:
+    try:
+        return as_float_array(x, name)
+    except (InvalidParameterError, NonFiniteInputError):
+        raise
+    except (TypeError, ValueError):
+        raise ShapeMismatchError(f"{name} must be a numeric array") from None
+
+
 def _square(K: Any, name: str) -> np.ndarray:
-    a = np.asarray(K, dtype=float)
+    a = _real(K, name)
     if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] == 0:
         raise ShapeMismatchError(f"{name} must be a non-empty square matrix, got shape "
                                  f"{a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise NonFiniteInputError(f"{name} has NaN/inf entries")
     return a
 
 
@@ -60,7 +67,9 @@ def operator_norm(K: Any) -> float:
 
 def _nonzero(x: float, what: str) -> float:
     if x == 0:
-        raise InvalidParameterError(f"{what} is zero: the relative distance is undefined")
+        raise InvalidParameterError(
+            f"{what} is zero (the reference kernel is the zero matrix): a distance relative "
+            f"to it is undefined; compare absolute distances, e.g. operator_norm(K - K_ref)")
     return x
 
 
@@ -86,7 +95,7 @@ def relative_frobenius_distance(K: Any, K_ref: Any) -> float:
 
 
 def _spectrum(x: Any, name: str) -> np.ndarray:
-    a = np.asarray(x, dtype=float)
+    a = _real(x, name)
     if a.ndim == 2:
         a = _square(a, name)
         if not _is_symmetric(a):
@@ -96,8 +105,6 @@ def _spectrum(x: Any, name: str) -> np.ndarray:
         raise ShapeMismatchError(
             f"{name} must be a symmetric matrix or a 1-D array of eigenvalues, got shape "
             f"{a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise NonFiniteInputError(f"{name} has NaN/inf eigenvalues")
     return np.sort(a)
 
 
@@ -142,7 +149,12 @@ class TopEigenComparison:
     eigenvalues, reference_eigenvalues : ndarray, shape (k,)
         Largest first.
     relative_errors : ndarray, shape (k,)
-        |lambda_i - lambda_i^ref| / |lambda_i^ref|.
+        |lambda_i - lambda_i^ref| / max(|lambda_i^ref|, floor), floor = ``rel_floor`` *
+        ||K_ref||_2: the plain relative error for eigenvalues above the floor; for
+        (near-)zero reference eigenvalues the error relative to the floor (finite, never
+        NaN; 0 for identical kernels).
+    floor : float
+        The absolute floor ``rel_floor * ||K_ref||_2`` that was used.
     alignments : ndarray, shape (k,)
         |<u_i, u_i^ref>| (1: same direction; meaningful for well-separated eigenvalues).
     subspace_alignment : float
@@ -154,9 +166,15 @@ class TopEigenComparison:
     relative_errors: np.ndarray
     alignments: np.ndarray
     subspace_alignment: float
+    floor: float = 0.0
 
 
-def top_eigen_comparison(K: Any, K_ref: Any, k: int = 5) -> TopEigenComparison:
+#: default relative floor of the eigenvalue relative errors (a fraction of ||K_ref||_2)
+DEFAULT_REL_FLOOR = 1e-6
+
+
+def top_eigen_comparison(K: Any, K_ref: Any, k: int = 5, *,
+                         rel_floor: float = DEFAULT_REL_FLOOR) -> TopEigenComparison:
     """Compare the top-k eigenvalues and eigenvectors of two symmetric kernels.
 
     Parameters
@@ -164,9 +182,24 @@ def top_eigen_comparison(K: Any, K_ref: Any, k: int = 5) -> TopEigenComparison:
     K, K_ref : array_like, shape (n, n), symmetric
     k : int
         Number of leading eigenpairs (at most n).
+    rel_floor : float
+        Relative errors are taken against max(|lambda_i^ref|, rel_floor ||K_ref||_2), so
+        an eigenvalue of K_ref that is zero or below the floor (a rank-deficient kernel,
+        k beyond its rank) gives a finite error measured on the scale of the floor instead
+        of NaN or 1e28; in (0, 1).  The default 1e-6 is far above the rounding of computed
+        eigenvalues (about n * 1e-16 ||K_ref||_2).
+
+    Raises
+    ------
+    InvalidParameterError
+        K_ref is the zero matrix (no scale to measure relative errors against), bad k or
+        rel_floor, a non-symmetric matrix.
     """
     a, b = _pair(K, K_ref)
     k = check_positive_int("k", k)
+    rel_floor = check_positive_finite(rel_floor, "rel_floor")
+    if not rel_floor < 1:
+        raise InvalidParameterError(f"rel_floor must be in (0, 1), got {rel_floor!r}")
     n = a.shape[0]
     if k > n:
         raise InvalidParameterError(f"k = {k} exceeds the matrix size n = {n}")
@@ -175,15 +208,16 @@ def top_eigen_comparison(K: Any, K_ref: Any, k: int = 5) -> TopEigenComparison:
             raise InvalidParameterError(f"{name} is not symmetric")
     wa, va = np.linalg.eigh(a)
     wb, vb = np.linalg.eigh(b)
+    scale = _nonzero(float(max(abs(wb[0]), abs(wb[-1]))), "||K_ref||_2")
+    floor = rel_floor * scale
     wa, va = wa[::-1][:k], va[:, ::-1][:, :k]
     wb, vb = wb[::-1][:k], vb[:, ::-1][:, :k]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.abs(wa - wb) / np.abs(wb)
+    rel = np.abs(wa - wb) / np.maximum(np.abs(wb), floor)
     overlap = va.T @ vb
     return TopEigenComparison(
         eigenvalues=wa, reference_eigenvalues=wb, relative_errors=rel,
         alignments=np.abs(np.diagonal(overlap)).copy(),
-        subspace_alignment=float(np.sum(overlap ** 2) / k))
+        subspace_alignment=float(np.sum(overlap ** 2) / k), floor=float(floor))
 
 
 @dataclass(frozen=True, eq=False)
@@ -218,18 +252,29 @@ class KernelComparison:
                 "top_subspace_alignment": self.top.subspace_alignment}
 
 
-def compare_kernels(K: Any, K_ref: Any, k: int = 5) -> KernelComparison:
+def compare_kernels(K: Any, K_ref: Any, k: int = 5, *,
+                    rel_floor: float = DEFAULT_REL_FLOOR) -> KernelComparison:
     """All metrics of K against the reference K_ref (symmetric n x n kernels).
+
+    Every metric is finite: identical kernels give 0 everywhere (alignments 1 for simple
+    eigenvalues); a zero K_ref raises (no scale for the relative distances).
 
     Parameters
     ----------
     K, K_ref : array_like, shape (n, n)
     k : int
         Leading eigenpairs for :func:`top_eigen_comparison`.
+    rel_floor : float
+        Floor of the eigenvalue relative errors (:func:`top_eigen_comparison`).
 
     Returns
     -------
     KernelComparison
+
+    Raises
+    ------
+    InvalidParameterError
+        K_ref is the zero matrix.
     """
     a, b = _pair(K, K_ref)
     scale = _nonzero(operator_norm(b), "||K_ref||_2")
@@ -238,4 +283,4 @@ def compare_kernels(K: Any, K_ref: Any, k: int = 5) -> KernelComparison:
         frobenius=relative_frobenius_distance(a, b),
         ks=ks_distance(a, b),
         wasserstein1=wasserstein1_distance(a, b) / scale,
-        top=top_eigen_comparison(a, b, k))
+        top=top_eigen_comparison(a, b, k, rel_floor=rel_floor))

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._validation import as_data_matrix, as_labels, as_rng, check_choice
+from ._validation import as_data_matrix, as_float_array, as_labels, as_rng, check_choice
 from .errors import InvalidParameterError, NonFiniteInputError, ShapeMismatchError
 
 __all__ = [
@@ -59,15 +59,11 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 
 def _finite_float_array(value: Any, name: str) -> np.ndarray:
     try:
-        arr = np.asarray(value, dtype=float)
+        return as_float_array(value, name)
+    except (InvalidParameterError, NonFiniteInputError):
+        raise
     except (TypeError, ValueError):
         raise ShapeMismatchError(f"{name} must be a numeric array") from None
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise NonFiniteInputError(
-            f"{name} has {int(bad.sum())} NaN/inf entries (first at index {idx})")
-    return arr
 
 
 # ---------------------------------------------------------------------------------------
@@ -572,6 +568,27 @@ def _trace_square_estimate(fro2: float, sum_diag_sq: float, trace: float, m: int
     return (fro2 - trace * trace / (m - 1)) / ((m - 2) * (m + 1))
 
 
+def _class_residuals(X: np.ndarray, codes: np.ndarray, sizes: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The plug-in class means and residuals of labelled data (every class >= 2 samples).
+
+    Returns mu^_a (K x p, the class means of sqrt(p) x_i), the residuals
+    W = sqrt(p) X - mu^[codes] (p x n), ||w_i||^2 (n,), the indicators J (n x K) and the
+    unbiased tr(C_a)/p estimates ``sum_{i in a} ||w_i||^2 / ((n_a - 1) p)`` (K,).  This is
+    the one place where the plug-in data scale tau0^2 = sum_a c_a tr(C_a)/p starts from
+    (:func:`plugin_statistics` and :func:`rmt_deq.conventions.data_scale`).
+    """
+    p = X.shape[0]
+    Y = math.sqrt(p) * X
+    J = class_indicators(codes, sizes.size)
+    means = (Y @ J / sizes).T  # (K, p)
+    W = Y - means.T[:, codes]
+    sq = np.einsum("ij,ij->j", W, W)  # ||w_i||^2
+    m = sizes.astype(float)
+    traces = (J.T @ sq) / ((m - 1) * p)
+    return means, W, sq, J, traces
+
+
 def plugin_statistics(X: Any, labels: Any, *,
                       diag_estimator: str = "distribution_free") -> PluginEstimate:
     """Estimate every section-1 statistic from a labelled data matrix.
@@ -637,7 +654,7 @@ def plugin_statistics(X: Any, labels: Any, *,
     """
     X = as_data_matrix(X)
     p, n = X.shape
-    codes, classes = as_labels(labels, n)
+    codes, classes = as_labels(labels, n, p=p)
     check_choice("diag_estimator", diag_estimator, ("distribution_free", "gaussian"))
     K = classes.size
     sizes = np.bincount(codes, minlength=K).astype(np.int64)
@@ -650,11 +667,7 @@ def plugin_statistics(X: Any, labels: Any, *,
             f"estimates need at least 2 per class for the mean and the covariance trace, "
             f"and {need} for the {diag_estimator} estimate of tr(C_a^2)"
             + (" (diag_estimator='gaussian' needs 3)" if need == 4 else ""))
-    Y = math.sqrt(p) * X
-    J = class_indicators(codes, K)
-    means = (Y @ J / sizes).T  # (K, p)
-    W = Y - means.T[:, codes]
-    sq = np.einsum("ij,ij->j", W, W)  # ||w_i||^2
+    means, W, sq, J, traces = _class_residuals(X, codes, sizes)
     tr_sum = J.T @ sq  # sum_{i in a} ||w_i||^2
     diag_sq = J.T @ (sq * sq)  # sum_{i in a} ||w_i||^4
     # F_ab = ||W_a^T W_b||_F^2 = tr(W_a W_a^T W_b W_b^T): cheaper side of p vs n
@@ -671,7 +684,6 @@ def plugin_statistics(X: Any, labels: Any, *,
         T[a, a] = _trace_square_estimate(F[a, a], diag_sq[a], tr_sum[a], int(sizes[a]),
                                          diag_estimator)
     T /= p
-    traces = tr_sum / ((m - 1) * p)
     psi = (m / (m - 1))[codes] * sq / p - traces[codes]
     stats = statistics_from_traces(traces, T, sizes, p)
     return PluginEstimate(statistics=stats, psi=_readonly(psi), means=_readonly(means),

@@ -59,7 +59,8 @@ from .gaussian import GaussianMoments, gaussian_moments
 from .kernels import NTK_GROUPS
 from .mixture import (GaussianMixture, MixtureSample, MixtureStatistics, PluginEstimate,
                       build_V, plugin_statistics)
-from .surrogate import SurrogateCoefficients, _check_tau0, _resolve_solution
+from .conventions import data_scale, scale_note
+from .surrogate import SurrogateCoefficients, _check_tau0, _resolve_solution, _tau0_source
 
 __all__ = [
     "NTKCoefficients",
@@ -360,6 +361,9 @@ class NTKSurrogate:
         The explicit network's layer coefficients (None for a DEQ).
     plugin : PluginEstimate or None
         The plug-in estimate when the statistics were estimated from the data.
+    notes : tuple of str
+        Remarks about the data, e.g. that X looks unscaled
+        (:func:`rmt_deq.conventions.scale_note`); empty when there are none.
     """
 
     total: np.ndarray = field(repr=False)
@@ -376,6 +380,13 @@ class NTKSurrogate:
     solution: FixedPointSolution | None = field(default=None, repr=False)
     network: "ExplicitNetworkCoefficients | None" = field(default=None, repr=False)
     plugin: PluginEstimate | None = field(default=None, repr=False)
+    notes: tuple = ()
+
+    @property
+    def tau0_source(self) -> str:
+        """Where tau0 came from (same vocabulary as :func:`rmt_deq.conventions.data_scale`)."""
+        t0 = self.solution.tau0 if self.solution is not None else self.network.tau0
+        return _tau0_source(t0, self.statistics, self.plugin)
 
 
 def _assemble(X: np.ndarray, codes: np.ndarray, psi: np.ndarray, stats: MixtureStatistics,
@@ -393,7 +404,8 @@ def _assemble(X: np.ndarray, codes: np.ndarray, psi: np.ndarray, stats: MixtureS
     return NTKSurrogate(total=np.asarray(total), groups=mats, selected=selected,
                         coefficients=coefs, surrogate_coefficients=sc, V=V, psi=psi,
                         codes=codes, statistics=stats, T_convention=T_convention,
-                        refine=refine, solution=solution, network=network, plugin=plugin)
+                        refine=refine, solution=solution, network=network, plugin=plugin,
+                        notes=tuple(x for x in (scale_note(X),) if x is not None))
 
 
 def mixture_ntk_surrogate(mixture: GaussianMixture, sample: MixtureSample,
@@ -767,7 +779,8 @@ class ExactExplicitNTK:
 
 
 def exact_explicit_ntk(X: Any, activations: Sequence[ActivationLike], *,
-                       tau0: float | None = None, groups: Iterable[str] | None = None,
+                       tau0: float | None = None, labels: Any = None,
+                       groups: Iterable[str] | None = None,
                        method: str = "auto", tol: float = DEFAULT_TOL,
                        kmax: int = DEFAULT_KMAX, workers: int | None = None
                        ) -> ExactExplicitNTK:
@@ -784,7 +797,11 @@ def exact_explicit_ntk(X: Any, activations: Sequence[ActivationLike], *,
         Data; columns are samples (nonzero).
     activations : sequence of name, Activation or callable
     tau0 : float, optional
-        Scale fixing the centrings; default sqrt(mean_i ||x_i||^2).
+        Data scale sqrt(tr C°/p) fixing the centrings; default
+        :func:`rmt_deq.conventions.data_scale` (plug-in from ``labels``, else all samples
+        as one class), as for every kernel of the package.
+    labels : array_like, shape (n,), optional
+        Class labels, used only for the default tau0.
     groups : iterable of {"v", "W1", ..., "WL"}, optional
         Default: all.
     method : {"auto", "closed", "mehler", "quadrature"}
@@ -801,8 +818,7 @@ def exact_explicit_ntk(X: Any, activations: Sequence[ActivationLike], *,
     norms2 = np.sum(Xa * Xa, axis=0)
     if np.any(norms2 <= 0):
         raise InvalidParameterError("X has a zero column; every sample must be nonzero")
-    if tau0 is None:
-        tau0 = math.sqrt(float(np.mean(norms2)))
+    tau0 = data_scale(Xa, labels, tau0=tau0).tau0
     acts = _as_activation_list(activations)
     net = explicit_network_coefficients(acts, tau0)
     sel = check_groups(net.group_names if groups is None else groups, net.group_names)

@@ -12,9 +12,10 @@ import numpy as np
 
 from ._validation import as_data_matrix, as_labels, check_choice, check_groups
 from .activations import ActivationLike, get_activation
-from .errors import InvalidParameterError, ShapeMismatchError
-from .fixed_point import check_variances, solve_four_equations
+from .errors import InvalidParameterError
+from .fixed_point import check_variances
 from .kernels import NTK_GROUPS, exact_ck, exact_ntk
+from .conventions import DataScale, check_statistics, data_scale
 from .mixture import GaussianMixture, MixtureSample
 from .surrogate import mixture_ck_surrogate, plugin_ck_surrogate
 
@@ -43,12 +44,9 @@ def _mixture_from_arrays(X: np.ndarray, codes: np.ndarray, means: Any,
                          covs: Any) -> tuple[GaussianMixture, MixtureSample]:
     """Wrap labelled data with known class means/covariances as a mixture sample."""
     p, n = X.shape
+    check_statistics(X, codes, means, covs)
     means = np.asarray(means, dtype=float)
     K = int(codes.max()) + 1
-    if means.ndim != 2 or means.shape != (K, p):
-        raise ShapeMismatchError(
-            f"means must be K x p = {K} x {p} (one row per class, in sorted label order); "
-            f"got shape {means.shape}")
     sizes = np.bincount(codes, minlength=K)
     mixture = GaussianMixture(means, covs, sizes / n)
     omega = math.sqrt(p) * X - means[codes].T
@@ -87,9 +85,9 @@ def kernel_from_data(
         diagonals or K x p x p): the mixture statistics and tau0 are then exact instead of
         plug-in estimates.
     tau0 : float, optional
-        Data scale for the four equations (exact and sampled kernels); default from the
-        mixture statistics (exact or plug-in) when labels are given, else
-        sqrt(mean_i ||x_i||^2).  Not with ``method="surrogate"``, whose data scale is the
+        Data scale sqrt(tr C°/p) for the four equations; default from the mixture
+        statistics (exact or plug-in) when labels are given, else the fallback of
+        :func:`rmt_deq.conventions.data_scale` (all samples as one class).  Not with ``method="surrogate"``, whose data scale is the
         mixture statistics' by construction.
     kind : {"ck", "ntk"}
         ``"ck"`` returns G (the CK of z = phi_c(u)/sqrt(m)); ``"ntk"`` the NTK summed over
@@ -135,7 +133,7 @@ def kernel_from_data(
         raise InvalidParameterError("give both means and covs (exact statistics) or neither")
     codes = None
     if labels is not None:
-        codes, _ = as_labels(labels, Xa.shape[1])
+        codes, _ = as_labels(labels, Xa.shape[1], p=Xa.shape[0])
     if means is not None and codes is None:
         raise InvalidParameterError("means/covs need labels to know each column's class")
     if method == "surrogate":
@@ -148,10 +146,10 @@ def kernel_from_data(
             raise InvalidParameterError("the surrogate needs class labels (labels=...)")
         return _surrogate_matrix(Xa, codes, means, covs, act, sa_f, sb_f, kind, sel)
     # exact kernels: fix tau (and the centring) from the best available data scale
-    solution = _data_scale_solution(Xa, codes, means, covs, act, sa_f, sb_f, tau0)
+    scale = _data_scale(Xa, codes, means, covs, tau0)
     if kind == "ck":
-        return np.asarray(exact_ck(Xa, act, sa_f, sb_f, solution=solution).G)
-    return np.asarray(exact_ntk(Xa, act, sa_f, sb_f, groups=sel, solution=solution).total)
+        return np.asarray(exact_ck(Xa, act, sa_f, sb_f, tau0=scale).G)
+    return np.asarray(exact_ntk(Xa, act, sa_f, sb_f, groups=sel, tau0=scale).total)
 
 
 def _surrogate_matrix(Xa: np.ndarray, codes: np.ndarray, means: Any, covs: Any, act: Any,
@@ -171,21 +169,16 @@ def _surrogate_matrix(Xa: np.ndarray, codes: np.ndarray, means: Any, covs: Any, 
     return np.asarray(plugin_ntk_surrogate(Xa, codes, act, sa_f, sb_f, groups=sel).total)
 
 
-def _data_scale_solution(Xa: np.ndarray, codes: Any, means: Any, covs: Any,
-                         act: Any, sa_f: float, sb_f: float, tau0: Any) -> Any:
-    """Four-equation solution at the best available data scale (None: kernels' default).
-
-    tau0 if given, else from the exact mixture statistics (labels with means/covs) or the
-    plug-in statistics (labels only); without labels None (sqrt(mean_i ||x_i||^2)).
-    """
-    if tau0 is None and codes is not None:
-        if means is not None:
-            mixture, sample = _mixture_from_arrays(Xa, codes, means, covs)
-            tau0 = mixture.statistics(sample).tau0
-        else:
-            from .mixture import plugin_statistics
-            tau0 = plugin_statistics(Xa, codes).statistics.tau0
-    return solve_four_equations(act, sa_f, tau0, sb_f) if tau0 is not None else None
+def _data_scale(Xa: np.ndarray, codes: Any, means: Any, covs: Any, tau0: Any) -> DataScale:
+    """The data scale of :func:`rmt_deq.conventions.data_scale` with its source: tau0 if
+    given, else the exact mixture statistics (labels with means/covs, checked against X by
+    :func:`rmt_deq.conventions.check_statistics`), the plug-in estimate (labels only), or
+    the fallback without labels.  Passed as ``tau0=`` so the kernels record the source."""
+    stats = None
+    if tau0 is None and means is not None:
+        mixture, sample = _mixture_from_arrays(Xa, codes, means, covs)
+        stats, codes = mixture.statistics(sample), None
+    return data_scale(Xa, None if tau0 is not None else codes, tau0=tau0, statistics=stats)
 
 
 def sampled_kernel_from_data(
@@ -206,7 +199,8 @@ def sampled_kernel_from_data(
 
     The centring is fixed at the same data scale as :func:`kernel_from_data` uses for the
     exact kernels (``tau0``, else the exact or plug-in mixture statistics when labels are
-    given, else sqrt(mean_i ||x_i||^2)), so the two are directly comparable.
+    given, else all samples as one class: :func:`rmt_deq.conventions.data_scale`), so the
+    two are directly comparable; ``info.tau0_source`` says which.
 
     Parameters
     ----------
@@ -231,15 +225,15 @@ def sampled_kernel_from_data(
         raise InvalidParameterError("give both means and covs (exact statistics) or neither")
     codes = None
     if labels is not None:
-        codes, _ = as_labels(labels, Xa.shape[1])
+        codes, _ = as_labels(labels, Xa.shape[1], p=Xa.shape[0])
     if means is not None and codes is None:
         raise InvalidParameterError("means/covs need labels to know each column's class")
     if "solution" in options or "tau0" in options:
         raise InvalidParameterError("pass the data scale as tau0=..., not in the options")
-    solution = _data_scale_solution(Xa, codes, means, covs, act, sa_f, sb_f, tau0)
+    scale = _data_scale(Xa, codes, means, covs, tau0)
     if sel is not None:
         options["groups"] = sel
-    return sampled_kernel(Xa, act, sa_f, sb_f, kind=kind, solution=solution, **options)
+    return sampled_kernel(Xa, act, sa_f, sb_f, kind=kind, tau0=scale, **options)
 
 
 def default_mixture(p: int, K: int = 2, rng: Any = 0) -> GaussianMixture:

@@ -296,8 +296,10 @@ def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
     else:
         d = _load_data(data)
         from ._validation import as_data_matrix, as_labels
+        from .conventions import check_statistics, scale_note
         X = as_data_matrix(d["X"])
-        codes, _ = as_labels(d["labels"], X.shape[1])
+        codes, _ = as_labels(d["labels"], X.shape[1], p=X.shape[0])
+        notes += [m for m in (scale_note(X),) if m is not None]
         K = int(codes.max()) + 1
         sizes = np.bincount(codes, minlength=K).astype(np.int64)
         if ("means" in d) != ("covs" in d):
@@ -309,8 +311,8 @@ def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
         _check_report_memory(num, grid, K, X.shape[0], X.shape[1], plot is not None, budget)
         if "means" in d:
             from .mixture import GaussianMixture
-            mix = GaussianMixture(np.asarray(d["means"], float), np.asarray(d["covs"], float),
-                                  sizes / sizes.sum())
+            check_statistics(X, codes, d["means"], d["covs"])
+            mix = GaussianMixture(d["means"], d["covs"], sizes / sizes.sum())
             stats = mix.statistics(sizes)
             model = gram_model(mix.covs, sizes, means=mix.means, max_atoms=max_atoms)
             source = "data (exact means/covs)"

@@ -33,8 +33,9 @@ Gaussian expectation at covariance sb X^T X, exact at every width since B is Gau
 every family).  Unbiased for the same expectation, with a smaller error bar.
 
 Reproducibility: realization r uses the r-th child of the seed's ``SeedSequence`` (the
-same weights whatever R, the chunking or early stopping); the same seed and options give
-the same matrix bit for bit.
+same weights whatever R, the chunking or early stopping; the children are built when
+needed, so a large R costs nothing until it is used); the same seed and options give the
+same matrix bit for bit.
 """
 from __future__ import annotations
 
@@ -46,8 +47,8 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 from scipy import stats
 
-from ._validation import (as_rng, check_choice, check_groups, check_memory, check_options,
-                          check_positive_int, memory_budget)
+from ._validation import (as_rng, check_choice, check_data_range, check_groups, check_memory,
+                          check_options, check_positive_int, memory_budget)
 from .activations import ActivationLike
 from .deq import (SolveRecord, _chunks, _DEQSystem, _Elementwise, _prepare,
                   _solver_options, sample_deq_weights)
@@ -133,6 +134,8 @@ class SamplingInfo:
     control_variate : bool
         Whether the CK was averaged with the input-injection control variate (see
         :func:`sampled_ck`).
+    tau0_source : str
+        Where tau0 came from (:func:`rmt_deq.conventions.data_scale`).
     """
 
     width: int
@@ -158,6 +161,7 @@ class SamplingInfo:
     elapsed: float = 0.0
     gemm_flops: float = 0.0
     control_variate: bool = False
+    tau0_source: str = ""
 
     @property
     def iterations(self) -> int:
@@ -386,6 +390,10 @@ class _MCSettings:
                     f"target_error must be a number, got {target_error!r}") from None
             if not (math.isfinite(target) and target > 0):
                 raise InvalidParameterError(f"target_error must be > 0, got {target_error!r}")
+        if check_every is not None and target is None:
+            raise InvalidParameterError(
+                "check_every sets how often the early stop is checked: it needs "
+                "target_error (or leave it out)")
         every = b if check_every is None else check_positive_int("check_every", check_every)
         if progress is not None and not callable(progress):
             raise InvalidParameterError("progress must be a callable (or None)")
@@ -421,38 +429,61 @@ def _monte_carlo(realize: Callable[[int], tuple[dict, int, int | None]],
     return acc, history, False
 
 
-def _seeds(rng: Any, R: int) -> tuple[list, int]:
-    """Child generators of realizations 0..R-1 and the seed of the bootstrap signs.
+class _Children:
+    """Generator of realization r, built on demand: the (r + 1)-th child of a SeedSequence.
+
+    ``SeedSequence.spawn(R + 1)[r + 1]`` is the sequence with the same entropy and spawn
+    key ``parent.spawn_key + (r + 1,)``; building it directly gives the same generator
+    bit for bit, at O(1) cost and memory whatever the number R of realizations (nothing
+    is done before the first realization).
+    """
+
+    def __init__(self, ss: np.random.SeedSequence) -> None:
+        self._ss = ss
+
+    def __getitem__(self, r: int) -> np.random.Generator:
+        ss = self._ss
+        child = np.random.SeedSequence(ss.entropy, spawn_key=ss.spawn_key + (int(r) + 1,),
+                                       pool_size=ss.pool_size)
+        return np.random.default_rng(child)
+
+
+def _seeds(rng: Any, R: int) -> tuple[_Children, int]:
+    """Generators of realizations 0..R-1 (built lazily) and the seed of the bootstrap signs.
 
     An int seed s gives the children of ``SeedSequence(s)`` (child r + 1 for realization
-    r, child 0 for the signs); a Generator is asked for fresh entropy (so repeated calls
-    with one Generator give new draws); None uses fresh OS entropy.
+    r, child 0 for the signs), exactly those of ``SeedSequence(s).spawn(R + 1)``; a
+    Generator is asked for fresh entropy (so repeated calls with one Generator give new
+    draws); None uses fresh OS entropy.
     """
     if isinstance(rng, np.random.Generator):
         ss = np.random.SeedSequence(rng.integers(0, 2 ** 63, size=4).tolist())
     else:
         as_rng(rng)                                  # validates ints / None
         ss = np.random.SeedSequence(None if rng is None else int(rng))
-    kids = ss.spawn(R + 1)
-    seed = int(np.random.default_rng(kids[0]).integers(2 ** 62))
-    return [np.random.default_rng(k) for k in kids[1:]], seed
+    first = np.random.SeedSequence(ss.entropy, spawn_key=ss.spawn_key + (0,),
+                                   pool_size=ss.pool_size)
+    seed = int(np.random.default_rng(first).integers(2 ** 62))
+    return _Children(ss), seed
 
 
 def _run(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, ntk: bool,
          groups: tuple[str, ...], width: Any, family: str, rng: Any, dtype: Any,
          tau0: Any, solution: FixedPointSolution | None, method: str, tol: Any,
          max_iter: Any, memory: Any, chunk_size: Any, max_memory: Any,
-         mc: _MCSettings, control_variate: bool = False) -> tuple:
+         mc: _MCSettings, control_variate: bool = False, labels: Any = None) -> tuple:
     t_start = time.perf_counter()
     if not isinstance(control_variate, (bool, np.bool_)):
         raise InvalidParameterError(
             f"control_variate must be True or False, got {control_variate!r}")
     if control_variate and ntk:
         raise InvalidParameterError("the control variate is implemented for the CK only")
-    Xa, act, sa_f, sb_f, sol = _prepare(X, activation, sa, sb, tau0, solution)
+    Xa, act, sa_f, sb_f, sol, tau0_source = _prepare(X, activation, sa, sb, tau0, solution,
+                                                     labels)
     m = check_positive_int("width", width)
     family = check_family(family)
     dt = check_dtype(dtype)
+    check_data_range(Xa, dt)
     if family == "symmetric" and method == "auto":
         method = "anderson"          # real Jacobian spectrum: Anderson always pays
     opts = _solver_options(method, tol, max_iter, memory, dt)
@@ -562,7 +593,7 @@ def _run(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, ntk
             stopped_early=stopped, target_error=mc.target, error_history=tuple(history),
             forward=tuple(fwd_recs), adjoint=tuple(adj_recs), chunk_size=size,
             elapsed=time.perf_counter() - t_start, gemm_flops=flops[0],
-            control_variate=bool(control_variate))
+            control_variate=bool(control_variate), tau0_source=tau0_source)
 
     return acc, info, seed
 
@@ -603,6 +634,7 @@ def sampled_ck(
     rng: Any = None,
     dtype: Any = "float64",
     tau0: float | None = None,
+    labels: Any = None,
     solution: FixedPointSolution | None = None,
     method: str = "auto",
     tol: float | None = None,
@@ -640,10 +672,14 @@ def sampled_ck(
         Working precision of the weights, the solves and the Gram products (the average
         is accumulated in float64).
     tau0 : float, optional
-        Data scale fixing the centring (default sqrt(mean_i ||x_i||^2), as
-        :func:`rmt_deq.kernels.exact_ck`).
+        Data scale sqrt(tr C°/p) fixing the centring; default as
+        :func:`rmt_deq.kernels.exact_ck` (:func:`rmt_deq.conventions.data_scale`: the
+        plug-in estimate from ``labels``, else all samples as one class), recorded with
+        its source in ``info.tau0_source``.
+    labels : array_like, shape (n,), optional
+        Class labels, used only for the default tau0.
     solution : FixedPointSolution, optional
-        Take the centring from this four-equation solution (exclusive with tau0).
+        Take the centring from this four-equation solution (exclusive with tau0, labels).
     method : {"auto", "anderson", "plain"}
         Fixed-point solver (:func:`rmt_deq.deq.solve_batched`); "auto" uses Anderson for
         the symmetric family and otherwise plain iteration with a switch to Anderson
@@ -711,7 +747,7 @@ def sampled_ck(
         X, activation, sa, sb, ntk=False, groups=(), width=width, family=family, rng=rng,
         dtype=dtype, tau0=tau0, solution=solution, method=method, tol=tol,
         max_iter=max_iter, memory=memory, chunk_size=chunk_size, max_memory=max_memory,
-        mc=mc, control_variate=control_variate)
+        mc=mc, control_variate=control_variate, labels=labels)
     return _kernel_result(acc, mc, seed, info)
 
 
@@ -728,6 +764,7 @@ def sampled_ntk(
     rng: Any = None,
     dtype: Any = "float64",
     tau0: float | None = None,
+    labels: Any = None,
     solution: FixedPointSolution | None = None,
     method: str = "auto",
     tol: float | None = None,
@@ -767,23 +804,23 @@ def sampled_ntk(
         X, activation, sa, sb, ntk=True, groups=sel, width=width, family=family, rng=rng,
         dtype=dtype, tau0=tau0, solution=solution, method=method, tol=tol,
         max_iter=max_iter, memory=memory, chunk_size=chunk_size, max_memory=max_memory,
-        mc=mc)
+        mc=mc, labels=labels)
     return _ntk_result(acc, mc, seed, {"v": "ck", "A": "A", "B": "B"}, sel, info)
 
 
 def sampled_kernel(X: Any, activation: ActivationLike, sa: float, sb: float | None = None,
-                   *, kind: str = "ck", groups: Iterable[str] = NTK_GROUPS,
+                   *, kind: str = "ck", groups: Iterable[str] | None = None,
                    **options: Any) -> SampledKernel | SampledNTK:
     """The sampled CK or NTK by name (what ``rmt-deq kernel --method sampled`` runs).
 
     Parameters
     ----------
     kind : {"ck", "ntk"}
-    groups : iterable of {"v", "A", "B"}
-        NTK groups (ignored for the CK).
+    groups : iterable of {"v", "A", "B"}, optional
+        NTK groups (kind="ntk" only; default all three); refused with kind="ck".
     **options
         Keyword options of :func:`sampled_ck` (width, realizations, family, rng, dtype,
-        tau0, solution, method, tol, max_iter, memory, chunk_size, max_memory, batches,
+        tau0, labels, solution, method, tol, max_iter, memory, chunk_size, max_memory, batches,
         confidence, draws, target_error, check_every, progress, control_variate (CK
         only)); unknown ones are rejected.
 
@@ -793,7 +830,10 @@ def sampled_kernel(X: Any, activation: ActivationLike, sa: float, sb: float | No
         Both have ``.matrix`` (n x n).
     """
     check_choice("kind", kind, ("ck", "ntk"))
-    allowed = ("width", "realizations", "family", "rng", "dtype", "tau0", "solution",
+    if kind == "ck" and groups is not None:
+        raise InvalidParameterError(
+            "groups selects NTK parameter groups: it applies to kind='ntk' only")
+    allowed = ("width", "realizations", "family", "rng", "dtype", "tau0", "labels", "solution",
                "method", "tol", "max_iter", "memory", "chunk_size", "max_memory", "batches",
                "confidence", "draws", "target_error", "check_every", "progress",
                "control_variate")
@@ -806,5 +846,6 @@ def sampled_kernel(X: Any, activation: ActivationLike, sa: float, sb: float | No
         options.pop("control_variate", None)
     if kind == "ck":
         return sampled_ck(X, activation, sa, sb, **options)
-    return sampled_ntk(X, activation, sa, sb, groups=groups, **options)
+    return sampled_ntk(X, activation, sa, sb, groups=NTK_GROUPS if groups is None else groups,
+                       **options)
 

@@ -57,6 +57,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ._validation import check_memory, memory_budget
 from .errors import (ConvergenceError, InvalidParameterError, NonFiniteInputError,
                      ShapeMismatchError)
 
@@ -94,6 +95,19 @@ _EXPANSION_BOXES = 16
 #: bound on the truncation error of every sum, relative to the sum of the absolute values
 #: of its terms (a few times the round-off of the direct sum over 10^5 terms)
 _EXPANSION_TOL = 1e-14
+
+
+def _check_points(N: int, K: int, max_memory: Any, what: str, fix: str) -> None:
+    """Refuse N evaluation points whose per-point arrays exceed the memory budget.
+
+    Per point the solve keeps about 8 + 8K complex numbers (delta, g, the Stieltjes
+    transforms, the moments) and K^2 more for the means' quadratic form, twice over
+    (conjugated copies), plus a few reals (grid, density); the per-chunk work arrays are
+    bounded separately (``_CHUNK_ENTRIES``).
+    """
+    per_point = 2 * 16 * (10 + 8 * K + K * K) + 4 * 8
+    check_memory(float(per_point) * N, memory_budget(max_memory),
+                 f"{what} ({N:,} points)", fix)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -955,7 +969,8 @@ def _solve_points(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str, *
 
 
 def stieltjes(model: GramModel, z: Any, *, eta_min: float | None = None,
-              mean_quadratic: bool = False) -> StieltjesSolution:
+              mean_quadratic: bool = False, max_memory: float | None = None
+              ) -> StieltjesSolution:
     """Solve the §7 equations at the points z.
 
     Parameters
@@ -968,6 +983,8 @@ def stieltjes(model: GramModel, z: Any, *, eta_min: float | None = None,
         Im z used for real points; default ``ETA_MIN_REL * model.scale``.
     mean_quadratic : bool
         Also return M^T (I_p + z Qbar) M (needed by the spike equation).
+    max_memory : float, optional
+        Bytes the per-point results may use (default 2 GiB); checked before solving.
 
     Returns
     -------
@@ -983,6 +1000,8 @@ def stieltjes(model: GramModel, z: Any, *, eta_min: float | None = None,
     if not isinstance(model, GramModel):
         raise InvalidParameterError(f"model must be a GramModel, got {type(model).__name__}")
     zz = np.atleast_1d(np.asarray(z, dtype=complex)).ravel()
+    _check_points(zz.size, model.K, max_memory, "the solution of the §7 equations",
+                  "evaluate fewer points at a time, or raise max_memory")
     if not np.all(np.isfinite(zz)):
         raise NonFiniteInputError("z has NaN/inf entries")
     eta_min = ETA_MIN_REL * model.scale if eta_min is None else float(eta_min)
@@ -1108,6 +1127,7 @@ def gram_support(model: GramModel, *, scan: int = 1024, rtol: float = 1e-10
     """
     if not isinstance(scan, (int, np.integer)) or isinstance(scan, bool) or scan < 16:
         raise InvalidParameterError(f"scan must be an integer >= 16, got {scan!r}")
+    _check_points(int(scan), model.K, None, "the support scan", "lower scan")
     s = model.scale
     xs = s * (np.arange(scan) + 0.5) / scan
     eta_e = 1e-14 * s
@@ -1337,7 +1357,8 @@ def _cdf_table(model: GramModel, gsup: Sequence[tuple[float, float]], c1: float,
 def kernel_bulk(model: GramModel, coefficients: Any = None, *, c1: float | None = None,
                 c0: float | None = None, x: Any = None, num: int = 1000,
                 margin: float = 0.05, scan: int = 1024, cdf_nodes: int = 400,
-                eta_min: float | None = None) -> BulkSpectrum:
+                eta_min: float | None = None, max_memory: float | None = None
+                ) -> BulkSpectrum:
     """Limiting bulk (density, support, atom) of a surrogate ``c1 X^T X + V L V^T + c0 I``.
 
     Parameters
@@ -1359,10 +1380,19 @@ def kernel_bulk(model: GramModel, coefficients: Any = None, *, c1: float | None 
         Chebyshev nodes per support interval for the CDF.
     eta_min : float, optional
         See :func:`stieltjes`.
+    max_memory : float, optional
+        Bytes the grids (``num``, ``scan``, ``cdf_nodes`` per support interval) may use
+        (default 2 GiB); checked before anything is allocated.
 
     Returns
     -------
     BulkSpectrum
+
+    Raises
+    ------
+    MemoryBudgetError
+        A grid size whose arrays would exceed ``max_memory`` (the message gives the
+        estimate).
 
     Notes
     -----
@@ -1381,6 +1411,14 @@ def kernel_bulk(model: GramModel, coefficients: Any = None, *, c1: float | None 
         raise NonFiniteInputError("c1 and c0 must be finite")
     if not isinstance(num, (int, np.integer)) or isinstance(num, bool) or num < 2:
         raise InvalidParameterError(f"num must be an integer >= 2, got {num!r}")
+    if not isinstance(cdf_nodes, (int, np.integer)) or isinstance(cdf_nodes, bool) \
+            or cdf_nodes < 2:
+        raise InvalidParameterError(f"cdf_nodes must be an integer >= 2, got {cdf_nodes!r}")
+    for what, size in (("the density grid (num)", num), ("the support scan (scan)", scan),
+                       ("the CDF nodes of one support interval (cdf_nodes)", cdf_nodes)):
+        if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+            _check_points(int(size), model.K, max_memory, what,
+                          "use a smaller grid, or raise max_memory")
     eta = ETA_MIN_REL * model.scale if eta_min is None else float(eta_min)
     if c1 == 0.0:
         xg = (np.linspace(c0 - 1.0, c0 + 1.0, num) if x is None

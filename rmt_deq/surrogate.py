@@ -25,6 +25,7 @@ import numpy as np
 
 from ._validation import as_data_matrix, as_labels, check_choice
 from .activations import ActivationLike
+from .conventions import SOURCE_MIXTURE, SOURCE_PLUGIN, SOURCE_SOLUTION, scale_note
 from .errors import InvalidParameterError, ShapeMismatchError
 from .fixed_point import FixedPointSolution, solve_four_equations
 from .mixture import (GaussianMixture, MixtureSample, MixtureStatistics, PluginEstimate,
@@ -266,6 +267,9 @@ class CKSurrogate:
     T_convention : str
     plugin : PluginEstimate or None
         The plug-in estimate when the statistics were estimated from the data.
+    notes : tuple of str
+        Remarks about the data, e.g. that X looks unscaled
+        (:func:`rmt_deq.conventions.scale_note`); empty when there are none.
     """
 
     G: np.ndarray
@@ -279,6 +283,25 @@ class CKSurrogate:
     solution: FixedPointSolution
     T_convention: str
     plugin: PluginEstimate | None = None
+    notes: tuple = ()
+
+    @property
+    def tau0(self) -> float:
+        """The data scale of the solution (tau0 = sqrt(tr C°/p) of the statistics)."""
+        return float(self.solution.tau0)
+
+    @property
+    def tau0_source(self) -> str:
+        """Where tau0 came from (same vocabulary as :func:`rmt_deq.conventions.data_scale`)."""
+        return _tau0_source(self.solution.tau0, self.statistics, self.plugin)
+
+
+def _tau0_source(tau0: float, stats: MixtureStatistics, plugin: Any) -> str:
+    """"plug-in from labels" / "mixture statistics" when tau0 is that of ``stats``, else
+    "given (four-equation solution)" (a solution passed with allow_tau0_mismatch)."""
+    if abs(float(tau0) - stats.tau0) > TAU0_RTOL * stats.tau0:
+        return SOURCE_SOLUTION
+    return SOURCE_PLUGIN if plugin is not None else SOURCE_MIXTURE
 
 
 def _resolve_solution(activation: ActivationLike | FixedPointSolution | None, sa: Any,
@@ -312,9 +335,11 @@ def _assemble(X: np.ndarray, codes: np.ndarray, psi: np.ndarray, stats: MixtureS
     V.setflags(write=False)
     Sigma = cS.matrix(X, V)
     G = cG.matrix(X, V)
+    note = scale_note(X)
     return CKSurrogate(G=G, Sigma=Sigma, coefficients_G=cG, coefficients_Sigma=cS, V=V,
                        psi=psi, codes=codes, statistics=stats, solution=sol,
-                       T_convention=T_convention, plugin=plugin)
+                       T_convention=T_convention, plugin=plugin,
+                       notes=() if note is None else (note,))
 
 
 def mixture_ck_surrogate(mixture: GaussianMixture, sample: MixtureSample,

@@ -117,7 +117,11 @@ def test_forward_is_a_fixed_point(data, family):
     m, sa = 300, 0.3
     W = sample_deq_weights(m, data.shape[0], family=family, rng=2)
     fw = deq_forward(data, "relu", sa, weights=W)
-    sol = rd.solve_four_equations("relu", sa, math.sqrt(np.mean(np.sum(data ** 2, 0))))
+    # default data scale without labels: all samples as one class, the pooled sample
+    # covariance's trace sum_i ||x_i - xbar||^2 / (n - 1)
+    centred = data - data.mean(axis=1, keepdims=True)
+    sol = rd.solve_four_equations("relu", sa, math.sqrt(np.sum(centred ** 2)
+                                                        / (data.shape[1] - 1)))
     phic = np.maximum(fw.U, 0) - sol.centring
     rhs = math.sqrt(sa / m) * W.A @ phic + math.sqrt(1 - sa) * W.B @ data
     rel = np.linalg.norm(fw.U - rhs, axis=0) / np.linalg.norm(rhs, axis=0)
