@@ -5,9 +5,8 @@ strings, NaN/inf, huge and tiny numbers and wrong files (empty, text, a renamed 
 JSON specs, archives with wrong shapes, complex or NaN data), run in-process through
 :func:`rmt_deq.cli.main`.  A case passes when it exits 0 with valid output (strict JSON
 with --json: NaN/Infinity refused) or is rejected with status 2 and exactly one non-empty
-line on stderr.  Any other exception fails -- except an exception raised inside a module
-whose numerics are being fixed elsewhere (listed in ``_PENDING``), which is reported and
-turns the test into an expected failure naming each case, until that fix lands.
+line on stderr.  Any other exception fails, naming the case and the module it escaped
+from.
 """
 from __future__ import annotations
 
@@ -21,15 +20,6 @@ import pytest
 
 import rmt_deq as rd
 from rmt_deq.cli import main
-
-#: modules whose handling of extreme values is being fixed by separate changes; a raw
-#: exception raised inside them is an expected failure (named), anywhere else a failure
-_PENDING = {"gaussian.py": "Gaussian moments at extreme scales (tau -> 0 or huge)",
-            "fixed_point.py": "the four-equation solver at extreme scales",
-            "activations.py": "activation parameters", "design.py": "design feasibility",
-            "mixture.py": "data conventions", "kernels.py": "exact kernels",
-            "sampling.py": "sampled kernels", "metrics.py": "metrics",
-            "_validation.py": "shared validators"}
 
 VALID_REAL = ["0.2", "0.3", "0.5", "0.05", "0.9"]
 EDGE_REAL = ["0", "1", "-0.0", "0.999999", "1e-300", "1e-200", "1e-320", "1e300", "-5",
@@ -304,7 +294,7 @@ def _where(exc):
 def _fuzz(make, inputs, capsys, seed, cases):
     rng = np.random.default_rng(seed)
     tally = {"ok": 0, "rejected": 0, "argparse": 0}
-    bad, pending = [], []
+    bad = []
     for _ in range(cases):
         # half the cases are mostly valid (reach the computations), half mostly faulty
         argv = make(rng, inputs, 0.04 if rng.random() < 0.5 else 0.4)
@@ -319,7 +309,7 @@ def _fuzz(make, inputs, capsys, seed, cases):
         except Exception as exc:  # noqa: BLE001 - the fuzz records every escape
             where = _where(exc)
             item = f"{' '.join(argv)} -> {type(exc).__name__}: {exc} (in {where})"
-            (pending if where in _PENDING else bad).append(item)
+            bad.append(item)
             continue
         out, err = capsys.readouterr()
         lines = [ln for ln in err.splitlines() if ln.strip()]
@@ -338,24 +328,20 @@ def _fuzz(make, inputs, capsys, seed, cases):
                            f"{err!r}")
         else:
             bad.append(f"{' '.join(argv)} -> exit {rc}")
-    return tally, bad, pending
+    return tally, bad
 
 
-def _check(name, tally, bad, pending, cases):
+def _check(name, tally, bad, cases):
     print(f"\n{name}: {cases} cases, exit 0: {tally['ok']}, exit 2: {tally['rejected']} "
-          f"({tally['argparse']} by argparse), escapes in modules being fixed elsewhere: "
-          f"{len(pending)}")
+          f"({tally['argparse']} by argparse)")
     assert not bad, "\n".join(bad)
-    if pending:
-        pytest.xfail(f"{len(pending)} raw exception(s) in modules being fixed elsewhere:\n"
-                     + "\n".join(pending))
 
 
 @pytest.mark.parametrize("name,make,cases", [
     ("solve", _solve_argv, 140), ("kernel", _kernel_argv, 110),
     ("spectrum", _spectrum_argv, 90), ("design", _design_argv, 90)])
 def test_fuzz_command_line(inputs, capsys, name, make, cases):
-    tally, bad, pending = _fuzz(make, inputs, capsys, seed=sum(map(ord, name)),
+    tally, bad = _fuzz(make, inputs, capsys, seed=sum(map(ord, name)),
                                 cases=cases)
     with capsys.disabled():
-        _check(name, tally, bad, pending, cases)
+        _check(name, tally, bad, cases)
