@@ -172,7 +172,9 @@ def test_solver_outside_the_range_uses_quadrature():
     sol = solve_four_equations("tanh", 0.2, 0.045)
     assert sol.method == "quadrature" and sol.residual <= 1e-13
     ref = solve_four_equations("tanh", 0.2, 0.045, method="quadrature")
-    assert sol.tau == ref.tau and sol.alpha1 == ref.alpha1
+    eps = np.finfo(float).eps
+    assert abs(sol.tau - ref.tau) <= 4 * eps * ref.tau
+    assert abs(sol.alpha1 - ref.alpha1) <= 4 * eps * ref.alpha1
     small = solve_four_equations("tanh", 0.2, 0.02)     # tau* below the series threshold
     assert small.method == "series" and small.residual <= 1e-13
 
