@@ -20,8 +20,8 @@ import sys
 import numpy as np
 
 from rmt_deq.activations import get_activation
-from rmt_deq.fixed_point import solve_four_equations
-from rmt_deq.gaussian import gaussian_moments, mp_gaussian_moments
+from rmt_deq.fixed_point.four_equations import solve_four_equations
+from rmt_deq.moments.gaussian import gaussian_moments, mp_gaussian_moments
 
 ACTS = ["relu", "leaky_relu:0.1", "hard_tanh:1,1", "hard_tanh:2,0.5", "tanh", "erf",
         "sigmoid", "swish", "silu", "gelu", "elu:1", "softplus", "quadratic:1,0.5",

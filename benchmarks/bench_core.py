@@ -9,7 +9,7 @@ Both run in the same process; the ratio is what is reported (absolute times depe
 machine).  The baseline's accuracy is reported too: it is not only slower.
 
 Solve times are warm (best of repeats): for activations without closed forms (tanh) the
-default solve uses the per-activation moment table (rmt_deq.moment_table.moment_table), built
+default solve uses the per-activation moment table (rmt_deq.moments.table.moment_table), built
 on the first call in a process and cached.  That one-off build is reported separately
 ("first call": the build alone, and a cold first solve including it), and the quadrature
 engine's solve (method="quadrature", no table) is reported beside it.
@@ -24,7 +24,7 @@ import time
 import numpy as np
 from scipy import integrate
 
-import rmt_deq.moment_table as table_engine
+import rmt_deq.moments.table as table_engine
 from rmt_deq import get_activation, solve_four_equations
 
 SQRT2PI = math.sqrt(2 * math.pi)
@@ -113,7 +113,7 @@ def bench_first_call() -> list[dict]:
 
 
 def bench_exact_ck(n: int) -> list[dict]:
-    from rmt_deq import exact_ck  # noqa: WPS433 (optional until the kernels exist)
+    from rmt_deq import exact_ck  # noqa: WPS433 (optional until the kernels exist)  # noqa: WPS433 (optional until the kernels exist)
     rng = np.random.default_rng(0)
     p = n // 2
     mu = np.zeros((p, 2))

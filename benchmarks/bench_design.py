@@ -1,10 +1,10 @@
-"""Benchmark: designing an explicit network (rmt_deq.design) and running it.
+"""Benchmark: designing an explicit network (rmt_deq.design.core) and running it.
 
 Run:  OPENBLAS_NUM_THREADS=1 python benchmarks/bench_design.py [--quick] [--json]
 (benchmarks/bench_design.json is the --json output of one full run on a shared 2-core
 machine.)
 
-1. Solve time of :func:`rmt_deq.design.design_network` (the DEQ's four-equation solve is done
+1. Solve time of :func:`rmt_deq.design.core.design_network` (the DEQ's four-equation solve is done
    beforehand and not counted; median and best of the repeats: on a shared machine the
    median carries other processes' load, the best is the intrinsic cost, as timeit
    reports), against a baseline written here as a script author would
@@ -13,7 +13,7 @@ machine.)
    layer recursion of theory.md section 6 (CK) or the NTK layer map, the same gauge-fixed
    unknowns and a generic start.  Both run in the same process; the ratio is reported, and
    so is the baseline's accuracy (max absolute equation error).  Target: <= 10 ms a solve.
-2. Forward pass of a finite-width DEQ (rmt_deq.deq.deq_forward: fixed-point solve) against
+2. Forward pass of a finite-width DEQ (rmt_deq.networks.deq.deq_forward: fixed-point solve) against
    the designed ENN's plain numpy forward pass (DesignedNetwork.forward) at equal width.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ import warnings
 import numpy as np
 from scipy import integrate, optimize
 
-from rmt_deq import design as dz
+from rmt_deq.design import core as dz
 from rmt_deq.errors import InfeasibleDesignError
 
 SQRT2PI = math.sqrt(2 * math.pi)
@@ -154,8 +154,8 @@ INFEASIBLE = [("relu", 0.2, "quad2", "ck"), ("swish", 0.2, "lrelu2", "ck"),
 
 
 def forward_bench(m: int, p: int, n: int, repeats: int) -> dict:
-    from rmt_deq.deq import deq_forward, sample_deq_weights
-    from rmt_deq.pipeline import default_mixture
+    from rmt_deq.networks.deq import deq_forward, sample_deq_weights
+    from rmt_deq.jobs.kernel import default_mixture
 
     mix = default_mixture(p, 2, rng=0)
     data = mix.sample(n, rng=1)

@@ -11,7 +11,7 @@ is <= 5e-6 or after 25 iterations; accumulate Z^T Z / R.  It is run for ``--base
 realizations and its time extrapolated linearly per realization to R (said in the output);
 half of them run before ours and half after, so that load changes weigh on both alike.
 
-Ours, two ways.  (1) :func:`rmt_deq.sampling.sampled_ck` at the same m and R (so the same
+Ours, two ways.  (1) :func:`rmt_deq.sampling.deq.sampled_ck` at the same m and R (so the same
 Monte-Carlo precision: the same estimator of the same expectation).  (2) The same with
 ``control_variate=True`` (an unbiased estimator of the same expectation with a smaller
 variance), stopped early once its own error bar is below the bar of (1) at R: the same
@@ -45,8 +45,8 @@ import time
 import numpy as np
 
 import rmt_deq as rd
-from rmt_deq.deq import DEQWeights, deq_forward, sample_deq_weights
-from rmt_deq.sampling import _seeds, mc_error_bound, sampled_ck
+from rmt_deq.networks.deq import DEQWeights, deq_forward, sample_deq_weights
+from rmt_deq.sampling.deq import _seeds, mc_error_bound, sampled_ck
 
 
 def matmul_rate(shape_a, shape_b, dtype, repeats=7, inner=3):

@@ -228,7 +228,7 @@ def numeric_check(name: str, t: float, direction=(0.8, -0.5, 0.6),
     quadrature: R(eps) = exact - expansion.  Returns R, the halving ratios R(eps)/R(eps/2)
     (-> 8 for an O(eps^3) remainder), the ratio of R to the predicted third-order term
     (-> 1), and the same ratios for the theory's kept terms alone (-> 4 when m1 m3 != 0)."""
-    from rmt_deq.gaussian import gaussian_moments
+    from rmt_deq.moments.gaussian import gaussian_moments
     gm = gaussian_moments(_phi(name), t)
     mk = [gm.mean, gm.e1, gm.e2, gm.e3] + own_m(name, t)[4:]
     sub = {M[k]: mk[k] for k in range(len(mk))}
@@ -252,7 +252,7 @@ def numeric_check(name: str, t: float, direction=(0.8, -0.5, 0.6),
 def numeric_diagonal(name: str, t: float, epsilons=(0.04, 0.02, 0.01)) -> dict:
     """E[phi_c(sqrt(tau^2 + d) xi)^2] - V0 - g4 d/2 (package V0, g4) -> O(d^2): ratios -> 4
     and ratio to the predicted (d^2/8) E[(phi_c^2)''''] -> 1."""
-    from rmt_deq.gaussian import gaussian_moments
+    from rmt_deq.moments.gaussian import gaussian_moments
     gm = gaussian_moments(_phi(name), t)
     act = _phi(name)
     z, wt = _gl_rule()

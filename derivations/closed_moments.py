@@ -1,6 +1,6 @@
 """Closed forms of every raw Gaussian moment the package uses, derived with sympy.
 
-The eight raw moments (rmt_deq.closed_forms.RAW_KEYS), xi ~ N(0, 1)::
+The eight raw moments (rmt_deq.moments.closed_forms.RAW_KEYS), xi ~ N(0, 1)::
 
     phi = E[phi], He1_phi = E[He1 phi], He2_phi = E[He2 phi], He3_phi = E[He3 phi],
     phi2 = E[phi^2], He2_phi2 = E[He2 phi^2], dphi2 = E[phi'^2], He2_dphi2 = E[He2 phi'^2]
@@ -26,7 +26,7 @@ The eight raw moments (rmt_deq.closed_forms.RAW_KEYS), xi ~ N(0, 1)::
   E[He2 phi^2] = tau d/dtau E[phi^2] (heat equation, derivations/stein.py).
 
 Every derived expression is then evaluated at 40 digits (mpmath) and compared with
-rmt_deq.gaussian.raw_moments(..., method="closed") and method="quadrature".
+rmt_deq.moments.gaussian.raw_moments(..., method="closed") and method="quadrature".
 """
 from __future__ import annotations
 
@@ -222,7 +222,7 @@ def compare_with_package(derived: dict | None = None, taus=TAUS, rel_tol: float 
     package's raw moments against the derived closed forms at 40 digits; moments whose
     exact value is below ``abs_tol`` are compared absolutely.  Returns
     {spec: {"closed": (max_rel, max_abs_on_zeros, worst), "quadrature": (...)}}."""
-    from rmt_deq.gaussian import raw_moments
+    from rmt_deq.moments.gaussian import raw_moments
     derived = derived if derived is not None else derived_all()
     defs = piecewise_definitions()
     out = {}

@@ -20,7 +20,7 @@ and on the diagonal tau^2 = sa V0 + sb tau0^2, alpha4 = sb / (1 - sa g4/2).
 
 For ReLU every moment is explicit (E[phi] = tau/sqrt(2 pi), g1 = 1/4, g2 = 1/(2 pi tau^2),
 g4 = 1 - 1/pi), so tau and alpha1..alpha4 have closed forms in (sa, sb, tau0): they are
-compared with rmt_deq.fixed_point.solve_four_equations, and the matched formulas are
+compared with rmt_deq.fixed_point.four_equations.solve_four_equations, and the matched formulas are
 compared with the solver for tanh, swish, erf and a quadratic.
 """
 from __future__ import annotations
@@ -102,7 +102,7 @@ def relu_closed_form() -> dict:
 
 def compare_relu(cases=((0.3, None, 1.0), (0.5, 0.8, 1.7))) -> float:
     """Max relative difference between the ReLU closed forms and the solver."""
-    from rmt_deq.fixed_point import solve_four_equations
+    from rmt_deq.fixed_point.four_equations import solve_four_equations
     cf = relu_closed_form()
     worst = 0.0
     for s_a, s_b, t0 in cases:
@@ -121,7 +121,7 @@ def compare_solver(acts=("tanh", "swish", "erf", "quadratic:1,0.2", "leaky_relu:
     """Max relative difference between the matched alphas (evaluated with the solver's g1, g2,
     g4 at its tau) and the solver's alphas; plus the tau-equation residual recomputed with
     an independent quadrature of V0 at the solver's tau."""
-    from rmt_deq.fixed_point import solve_four_equations
+    from rmt_deq.fixed_point.four_equations import solve_four_equations
     m = matched_alphas()
     out = {}
     for act in acts:

@@ -27,14 +27,14 @@ h = phi'^2), ||x_i||^2 = tau0^2 + delta_i, giving theta_diag and the refinement 
 theta_slope (Theta_ii = theta_diag + theta_slope delta_i + O(eps^2)).
 
 The coefficients are compared symbolically with the table of theory.md section 5, and
-numerically with rmt_deq.ntk_surrogate.  The Gdot series is checked against an own 2-D
+numerically with rmt_deq.kernels.ntk_surrogate.  The Gdot series is checked against an own 2-D
 quadrature (remainder ratios), like ck_expansion.numeric_check.
 
 Explicit networks (theory.md section 6): K_0 = X^T X, K_l = E[sigma_lc(u) sigma_lc(v)] and
 Kdot_l = E[sigma_l'(u) sigma_l'(v)] at covariance K_{l-1} (moments of layer l at tau_{l-1}),
 Theta = K_L + sum_l K_{l-1} o Kdot_l o ... o Kdot_L.  The same expansion, done directly for
 L = 1, 2, 3 with independent symbols per layer, is compared with the layer recursion that
-rmt_deq.ntk_surrogate.explicit_network_coefficients implements.
+rmt_deq.kernels.ntk_surrogate.explicit_network_coefficients implements.
 """
 from __future__ import annotations
 
@@ -195,7 +195,7 @@ def derived_coefficients() -> dict:
 
 
 # ----------------------------------------------------------------------------------------
-# the claims: theory.md section 5 table and the refinement table of rmt_deq.ntk_surrogate
+# the claims: theory.md section 5 table and the refinement table of rmt_deq.kernels.ntk_surrogate
 # ----------------------------------------------------------------------------------------
 def theory_table() -> dict:
     """theory.md section 5 (alpha1 = sb/r, alpha2 = sa g2 alpha4^2/(4 r), tau^2 =
@@ -302,9 +302,9 @@ def deq_substitution(sol) -> dict:
 
 def compare_package(derived: dict | None = None, cases=PACKAGE_CASES) -> dict:
     """Max relative difference between the sympy coefficients (evaluated at the solver's
-    moments) and rmt_deq.ntk_surrogate.ntk_coefficients, per case."""
-    from rmt_deq.fixed_point import solve_four_equations
-    from rmt_deq.ntk_surrogate import ntk_coefficients
+    moments) and rmt_deq.kernels.ntk_surrogate.ntk_coefficients, per case."""
+    from rmt_deq.fixed_point.four_equations import solve_four_equations
+    from rmt_deq.kernels.ntk_surrogate import ntk_coefficients
     d = derived_coefficients() if derived is None else derived
     out = {}
     for act, s_a, s_b, t0 in cases:
@@ -374,7 +374,7 @@ def enn_direct(L: int) -> dict:
 
 
 def enn_recursion(L: int) -> dict:
-    """The recursion of rmt_deq.ntk_surrogate.explicit_network_coefficients, in the layer
+    """The recursion of rmt_deq.kernels.ntk_surrogate.explicit_network_coefficients, in the layer
     symbols (g1 = m1^2, g2 = m2^2, e1 e3 = m1 m3)."""
     al = [(sp.Integer(1), sp.Integer(0), sp.Integer(0), sp.Integer(1), sp.Integer(0))]
     tsq = [tau0 ** 2]
@@ -443,8 +443,8 @@ ENN_CASES = (("relu",), ("tanh", "swish"), ("relu", "leaky_relu:0.2", "erf"))
 def compare_enn_package(cases=ENN_CASES, tau0_value: float = 1.1) -> dict:
     """Max relative difference between the recursion in sympy (evaluated with moments at a
     tau chain computed here: tau_l^2 = V0 of layer l at tau_{l-1}) and the package."""
-    from rmt_deq.gaussian import gaussian_moments
-    from rmt_deq.ntk_surrogate import explicit_network_coefficients
+    from rmt_deq.moments.gaussian import gaussian_moments
+    from rmt_deq.kernels.ntk_surrogate import explicit_network_coefficients
     out = {}
     for acts in cases:
         L = len(acts)

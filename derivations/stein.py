@@ -53,7 +53,7 @@ def rodrigues(kmax: int = 8) -> dict:
 
 
 def package_hermite() -> dict:
-    """He_1..He_3 as written in rmt_deq.closed_forms minus sympy's (all zero)."""
+    """He_1..He_3 as written in rmt_deq.moments.closed_forms minus sympy's (all zero)."""
     return {1: sp.expand(x - He(1, x)), 2: sp.expand(x ** 2 - 1 - He(2, x)),
             3: sp.expand(x ** 3 - 3 * x - He(3, x)),
             # the quadrature engine writes He_3 as xi (xi^2 - 1) - 2 xi
@@ -234,7 +234,7 @@ def tau_map_numeric(activations=("tanh", "swish", "relu", "erf"), q: float = 1.3
                     h: float = 1e-3) -> dict:
     """Relative error of a 5-point central difference of V0(sqrt q) against g4/2, with the
     package's moments (the solver's Newton derivative)."""
-    from rmt_deq.gaussian import gaussian_moments
+    from rmt_deq.moments.gaussian import gaussian_moments
     out = {}
     for name in activations:
         V = lambda qq: float(gaussian_moments(name, math.sqrt(qq)).V0)  # noqa: E731

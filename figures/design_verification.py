@@ -14,11 +14,11 @@ Parts:
    of a match, or the InfeasibleDesignError's failing equation, best residual and message;
 2. convergence: relative operator-norm distance of the exact ENN kernel to the exact DEQ
    kernel over p (n = 0.8 p, two-class default mixture), log-log slope, beside the DEQ
-   surrogate's error (rmt_deq.design.design_convergence); the last case is the tanh NTK
+   surrogate's error (rmt_deq.design.core.design_convergence); the last case is the tanh NTK
    with the refined design (htanhlin2 matching c1, theta_diag, c5, theta_slope; compared
    with the refined surrogate; more in figures/design_refined_ntk.py);
 3. sampled: finite-width ENN Gram matrix vs finite-width DEQ Gram matrix
-   (rmt_deq.design.sampled_comparison).
+   (rmt_deq.design.core.sampled_comparison).
 
 Run:  OPENBLAS_NUM_THREADS=1 python figures/design_verification.py [--ps 200,400,800,1600]
 """
@@ -35,7 +35,7 @@ import numpy as np
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from rmt_deq import design as dz  # noqa: E402
+from rmt_deq.design import core as dz  # noqa: E402
 from rmt_deq.errors import InfeasibleDesignError  # noqa: E402
 
 ACTS = ("relu", "tanh", "swish", "gelu")
@@ -93,7 +93,7 @@ def convergence(ps) -> list:
 
 
 def sampled(p: int = 200, width: int = 2000, realizations: int = 16) -> dict:
-    from rmt_deq.pipeline import default_mixture
+    from rmt_deq.jobs.kernel import default_mixture
 
     mix = default_mixture(p, 2, rng=0)
     data = mix.sample(int(0.8 * p), rng=1)

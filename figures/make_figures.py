@@ -14,8 +14,8 @@ import json
 import os
 import sys
 
-from rmt_deq.checks import ck_surrogate_convergence
-from rmt_deq.pipeline import run_demo
+from rmt_deq.experiments import ck_surrogate_convergence
+from rmt_deq.jobs.kernel import run_demo
 from rmt_deq.plotting import plot_error_vs_dimension, save_figure
 
 HERE = os.path.dirname(os.path.abspath(__file__))

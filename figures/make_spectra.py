@@ -1,11 +1,11 @@
 """Spectral figures (issue 5, theory.md §7): sampled Gram eigenvalues vs the prediction.
 
 For the CK and the NTK of a DEQ and of the shallow explicit network designed to match it
-(:func:`rmt_deq.design.design_for_deq`), each panel shows the histogram of the eigenvalues
+(:func:`rmt_deq.design.core.design_for_deq`), each panel shows the histogram of the eigenvalues
 of the sampled (finite-width, Monte-Carlo averaged) kernel on one sample of a two-class
 mixture, the limiting density of the bulk predicted from the mixture statistics alone
-(:func:`rmt_deq.spectra.kernel_bulk`) and the predicted isolated eigenvalues
-(:func:`rmt_deq.spikes.isolated_eigenvalues`), drawn by :func:`rmt_deq.plotting.plot_spectrum`.
+(:func:`rmt_deq.spectra.bulk.kernel_bulk`) and the predicted isolated eigenvalues
+(:func:`rmt_deq.spectra.spikes.isolated_eigenvalues`), drawn by :func:`rmt_deq.plotting.plot_spectrum`.
 
 Run from the repository root (about 2-4 minutes on one core):
 
@@ -26,13 +26,13 @@ import time
 import numpy as np
 
 import rmt_deq as rd
-from rmt_deq.design import design_for_deq
-from rmt_deq.explicit import sampled_explicit_ck, sampled_explicit_ntk
-from rmt_deq.ntk_surrogate import ntk_surrogate_coefficients
+from rmt_deq.design.core import design_for_deq
+from rmt_deq.networks.explicit import sampled_explicit_ck, sampled_explicit_ntk
+from rmt_deq.kernels.ntk_surrogate import ntk_surrogate_coefficients
 from rmt_deq.plotting import plot_spectrum, save_figure
-from rmt_deq.sampling import sampled_ck, sampled_ntk
-from rmt_deq.spectra import gram_model_from_mixture, kernel_bulk, spectral_distances
-from rmt_deq.spikes import isolated_eigenvalues
+from rmt_deq.sampling.deq import sampled_ck, sampled_ntk
+from rmt_deq.spectra.bulk import gram_model_from_mixture, kernel_bulk, spectral_distances
+from rmt_deq.spectra.spikes import isolated_eigenvalues
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

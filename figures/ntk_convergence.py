@@ -3,7 +3,7 @@
 Run:  OMP_NUM_THREADS=1 python figures/ntk_convergence.py [--quick] [--json OUT] [--png OUT]
 
 For each activation and sa: p in {200, 400, 800, 1600}, n = 0.8 p, the two-class
-rmt_deq.pipeline.default_mixture; the relative operator-norm error
+rmt_deq.jobs.kernel.default_mixture; the relative operator-norm error
 ||Theta_exact - Theta~|| / ||Theta_exact|| of every parameter group (v, A, B), of the total,
 of v + A (the published G/(1 - sa Gdot)) and, for the total, with the published centred T°;
 plain and refined (refine=True); and the fitted log-log slopes.  Then the same for explicit
@@ -15,7 +15,7 @@ import argparse
 import json
 import time
 
-from rmt_deq.ntk_surrogate import explicit_ntk_convergence, ntk_surrogate_convergence
+from rmt_deq.kernels.ntk_surrogate import explicit_ntk_convergence, ntk_surrogate_convergence
 
 DEQ_ACTIVATIONS = ("relu", "tanh", "swish", "erf", "leaky_relu:0.1")
 SAS = (0.2, 0.5)

@@ -22,12 +22,12 @@ import json
 import sys
 
 
-from rmt_deq.fixed_point import solve_four_equations
-from rmt_deq.kernels import exact_ntk
+from rmt_deq.fixed_point.four_equations import solve_four_equations
+from rmt_deq.kernels.exact import exact_ntk
 from rmt_deq.metrics import operator_norm
-from rmt_deq.ntk_surrogate import mixture_ntk_surrogate
-from rmt_deq.pipeline import default_mixture
-from rmt_deq.sampling import sampled_ntk
+from rmt_deq.kernels.ntk_surrogate import mixture_ntk_surrogate
+from rmt_deq.jobs.kernel import default_mixture
+from rmt_deq.sampling.deq import sampled_ntk
 
 CASES = (("relu", 0.2), ("tanh", 0.2), ("relu", 0.5), ("tanh", 0.5))
 GROUPS = ("v", "A", "B", "total")

@@ -38,7 +38,7 @@ from scipy import stats
 
 import rmt_deq as rd
 from rmt_deq.errors import ConvergenceError
-from rmt_deq.sampling import sampled_ck, sampled_ntk
+from rmt_deq.sampling.deq import sampled_ck, sampled_ntk
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GROUPS = ("v", "A", "B")

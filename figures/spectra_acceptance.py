@@ -6,10 +6,10 @@ Writes ``figures/spectra_acceptance.json``.  Run from the repository root:
 
 1. Bulk.  p = 1000, activations relu and tanh (sa = 0.2), n = 700 (< p) and n = 1500 (> p),
    an isotropic and a non-isotropic diagonal covariance model (K = 2).  For the CK G and
-   the NTK (all groups) the predicted bulk (:func:`rmt_deq.spectra.kernel_bulk`, from the
+   the NTK (all groups) the predicted bulk (:func:`rmt_deq.spectra.bulk.kernel_bulk`, from the
    mixture statistics only) is compared with the eigenvalues of the exact infinite-width
    kernel on one sample, the predicted isolated eigenvalues removed
-   (:func:`rmt_deq.spectra.spectral_distances`): 1-Wasserstein distance as a fraction of the
+   (:func:`rmt_deq.spectra.bulk.spectral_distances`): 1-Wasserstein distance as a fraction of the
    width of the predicted spectrum (hull of the support and, for n > p, the atom) and the
    Kolmogorov-Smirnov distance.  The same for the sampled (finite-width) CK Gram matrix
    averaged over R weight draws of width m (m = 250, m R >= 120 n by default: the budget at
@@ -33,10 +33,10 @@ import time
 import numpy as np
 
 import rmt_deq as rd
-from rmt_deq.ntk_surrogate import ntk_surrogate_coefficients
-from rmt_deq.sampling import sampled_ck, sampled_ntk
-from rmt_deq.spectra import gram_model_from_mixture, kernel_bulk, spectral_distances
-from rmt_deq.spikes import isolated_eigenvalues, observed_alignments
+from rmt_deq.kernels.ntk_surrogate import ntk_surrogate_coefficients
+from rmt_deq.sampling.deq import sampled_ck, sampled_ntk
+from rmt_deq.spectra.bulk import gram_model_from_mixture, kernel_bulk, spectral_distances
+from rmt_deq.spectra.spikes import isolated_eigenvalues, observed_alignments
 
 SA = 0.2
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -4,45 +4,45 @@ Data flow: activation -> Gaussian moments -> fixed point (four equations) -> sur
 kernels -> spectra, with exact infinite-width kernels, sampling and design beside them.
 Convention everywhere: a data matrix X is p x n (columns are samples).
 """
-from .activations import Activation, available_activations, get_activation, register_activation
-from .errors import (ConvergenceError, DataFileError, DivergentMomentError,
+from rmt_deq.activations import Activation, available_activations, get_activation, register_activation
+from rmt_deq.errors import (ConvergenceError, DataFileError, DivergentMomentError,
                      InfeasibleDesignError, InvalidParameterError, InvalidRecordError,
                      MemoryBudgetError, NoFixedPointError, NonFiniteInputError, OutputPathError,
                      OutputWriteError, PrecisionLossError, InconsistentDataError,
                      RmtDeqError, ShapeMismatchError, UnknownActivationError,
                      UnknownOptionError)
-from .fixed_point import FixedPointSolution, solve_four_equations
-from .gaussian import GaussianMoments, gaussian_expectation, gaussian_moments, raw_moments
-from .conventions import DataScale, check_statistics, data_scale, scale_note
-from .mixture import (GaussianMixture, MixtureSample, MixtureStatistics, PluginEstimate,
+from rmt_deq.fixed_point.four_equations import FixedPointSolution, solve_four_equations
+from rmt_deq.moments.gaussian import GaussianMoments, gaussian_expectation, gaussian_moments, raw_moments
+from rmt_deq.data.conventions import DataScale, check_statistics, data_scale, scale_note
+from rmt_deq.data.mixture import (GaussianMixture, MixtureSample, MixtureStatistics, PluginEstimate,
                       plugin_statistics)
-from .surrogate import (CKSurrogate, SurrogateCoefficients, ck_surrogate,
+from rmt_deq.kernels.ck_surrogate import (CKSurrogate, SurrogateCoefficients, ck_surrogate,
                         mixture_ck_surrogate, plugin_ck_surrogate, surrogate_coefficients)
-from .bivariate import bivariate_expectation
-from .kernels import ExactKernel, ExactNTK, exact_ck, exact_ntk, published_ntk
-from .pipeline import default_mixture, kernel_from_data, run_demo, sampled_kernel_from_data
-from .ntk_surrogate import (ExactExplicitNTK, NTKCoefficients, NTKSurrogate,
+from rmt_deq.moments.bivariate import bivariate_expectation
+from rmt_deq.kernels.exact import ExactKernel, ExactNTK, exact_ck, exact_ntk, published_ntk
+from rmt_deq.jobs.kernel import default_mixture, kernel_from_data, run_demo, sampled_kernel_from_data
+from rmt_deq.kernels.ntk_surrogate import (ExactExplicitNTK, NTKCoefficients, NTKSurrogate,
                             exact_explicit_ntk, explicit_network_coefficients,
                             explicit_ntk_surrogate, mixture_ntk_surrogate, ntk_coefficients,
                             ntk_surrogate_coefficients, plugin_ntk_surrogate)
-from .weights import WEIGHT_FAMILIES, weight_matrix
-from .deq import (DEQForward, DEQGradients, DEQWeights, SolveRecord, deq_forward,
+from rmt_deq.networks.weights import WEIGHT_FAMILIES, weight_matrix
+from rmt_deq.networks.deq import (DEQForward, DEQGradients, DEQWeights, SolveRecord, deq_forward,
                   deq_gradients, sample_deq_weights, solve_batched)
-from .explicit import (ExactExplicitKernels, ExplicitNetwork, exact_explicit_kernels,
+from rmt_deq.networks.explicit import (ExactExplicitKernels, ExplicitNetwork, exact_explicit_kernels,
                        explicit_forward, sample_explicit_weights, sampled_explicit_ck,
                        sampled_explicit_ntk)
-from .sampling import (SampledKernel, SampledNTK, SamplingInfo, SamplingProgress,
+from rmt_deq.sampling.deq import (SampledKernel, SampledNTK, SamplingInfo, SamplingProgress,
                        mc_error_bound, sampled_ck, sampled_kernel, sampled_ntk)
-from .metrics import (KernelComparison, TopEigenComparison, compare_kernels, ks_distance,
+from rmt_deq.metrics import (KernelComparison, TopEigenComparison, compare_kernels, ks_distance,
                       relative_frobenius_distance, relative_operator_distance,
                       top_eigen_comparison, wasserstein1_distance)
-from .spectra import (BulkSpectrum, GramModel, StieltjesSolution, gram_density, gram_model,
+from rmt_deq.spectra.bulk import (BulkSpectrum, GramModel, StieltjesSolution, gram_density, gram_model,
                       gram_model_from_mixture, gram_support, kernel_bulk, spectral_distances,
                       stieltjes)
-from .spikes import Spikes, isolated_eigenvalues, observed_alignments
-from .report import load_mixture_spec, spectrum_report
-from .plotting import plot_spectrum
-from .design import (DesignedLayer, DesignedNetwork, DesignFamily, DesignTarget, ENNForward,
+from rmt_deq.spectra.spikes import Spikes, isolated_eigenvalues, observed_alignments
+from rmt_deq.jobs.spectrum import load_mixture_spec, spectrum_report
+from rmt_deq.plotting import plot_spectrum
+from rmt_deq.design.core import (DesignedLayer, DesignedNetwork, DesignFamily, DesignTarget, ENNForward,
                      ParametricFamily, design_for_deq, design_network, design_record,
                      design_target, enn_equations, get_family, load_designed_network)
 

@@ -36,7 +36,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Mapping
 
 import numpy as np
 
-from .errors import (DataFileError, NonFiniteInputError, OutputPathError, OutputWriteError,
+from rmt_deq.errors import (DataFileError, NonFiniteInputError, OutputPathError, OutputWriteError,
                      ShapeMismatchError, UnknownOptionError)
 
 __all__ = ["json_ready", "dumps", "check_output_path", "check_distinct_outputs",

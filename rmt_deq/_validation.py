@@ -5,7 +5,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .errors import (InvalidParameterError, MemoryBudgetError, NonFiniteInputError,
+from rmt_deq.errors import (InvalidParameterError, MemoryBudgetError, NonFiniteInputError,
                      ShapeMismatchError, UnknownOptionError)
 
 __all__ = ["as_data_matrix", "as_float_array", "check_data_range", "as_labels", "as_rng", "check_choice", "check_groups",

@@ -9,7 +9,7 @@ nonlinearity phi:
 * ``kinks``: the points where phi or one of its derivatives jumps (quadrature is split there);
 * ``pieces``: for piecewise-polynomial activations (ReLU family, hard tanh, polynomials) the
   exact representation, from which every Gaussian moment has a closed form
-  (see :mod:`rmt_deq.closed_forms`);
+  (see :mod:`rmt_deq.moments.closed_forms`);
 * ``closed_moments``: an explicit closed form of the raw Gaussian moments (erf).
 
 Activations are obtained by name with :func:`get_activation`, e.g. ``"relu"``,
@@ -27,8 +27,8 @@ import numpy as np
 from numpy.polynomial import polynomial as P
 from scipy import special
 
-from . import closed_forms
-from .errors import InvalidParameterError, UnknownActivationError
+from rmt_deq.moments import closed_forms
+from rmt_deq.errors import InvalidParameterError, UnknownActivationError
 
 __all__ = [
     "Activation",
@@ -72,7 +72,7 @@ class Activation:
     pieces : tuple of PolyPiece or None
         Exact piecewise-polynomial representation, if any (enables closed forms).
     closed_moments : callable or None
-        ``closed_moments(tau) -> dict`` of the raw moments (see :mod:`rmt_deq.gaussian`).
+        ``closed_moments(tau) -> dict`` of the raw moments (see :mod:`rmt_deq.moments.gaussian`).
     odd : bool
         True when phi(-x) = -phi(x) (then E[phi] = E[phi''] = 0 and g2 = 0).
     fn_shift, d1_shift : callable or None

@@ -20,14 +20,14 @@ from typing import Any, NoReturn, Sequence
 
 import numpy as np
 
-from . import _io
-from ._validation import DEFAULT_MAX_MEMORY
-from .design import FAMILIES as _DESIGN_FAMILIES, TARGETS as _DESIGN_TARGETS
-from .errors import InvalidParameterError, RmtDeqError
-from .gaussian import METHODS as _MOMENT_METHODS
-from .kernels import NTK_GROUPS
-from .pipeline import KINDS, METHODS as _KERNEL_METHODS
-from .weights import DTYPES as _WEIGHT_DTYPES, WEIGHT_FAMILIES
+from rmt_deq import _io
+from rmt_deq._validation import DEFAULT_MAX_MEMORY
+from rmt_deq.design.core import FAMILIES as _DESIGN_FAMILIES, TARGETS as _DESIGN_TARGETS
+from rmt_deq.errors import InvalidParameterError, RmtDeqError
+from rmt_deq.moments.gaussian import METHODS as _MOMENT_METHODS
+from rmt_deq.kernels.exact import NTK_GROUPS
+from rmt_deq.jobs.kernel import KINDS, METHODS as _KERNEL_METHODS
+from rmt_deq.networks.weights import DTYPES as _WEIGHT_DTYPES, WEIGHT_FAMILIES
 
 __all__ = ["main", "build_parser"]
 
@@ -246,7 +246,7 @@ def _print_json(obj: Any) -> None:
 
 
 def _cmd_solve(args: argparse.Namespace) -> int:
-    from .fixed_point import solve_four_equations
+    from rmt_deq.fixed_point.four_equations import solve_four_equations
 
     if args.dps is not None and args.method != "mpmath":
         raise InvalidParameterError(f"--dps applies to --method mpmath only (got --method "
@@ -308,7 +308,7 @@ def _sampled_given(args: argparse.Namespace) -> list[str]:
 
 
 def _cmd_kernel_sampled(args: argparse.Namespace, data: dict) -> int:
-    from .pipeline import sampled_kernel_from_data
+    from rmt_deq.jobs.kernel import sampled_kernel_from_data
 
     if args.width is None:
         raise InvalidParameterError("--method sampled needs --width M (the network width)")
@@ -351,7 +351,7 @@ def _cmd_kernel_sampled(args: argparse.Namespace, data: dict) -> int:
 
 
 def _cmd_kernel(args: argparse.Namespace) -> int:
-    from .pipeline import kernel_from_data
+    from rmt_deq.jobs.kernel import kernel_from_data
 
     given = _sampled_given(args)
     if args.method != "sampled" and given:
@@ -377,7 +377,7 @@ def _cmd_kernel(args: argparse.Namespace) -> int:
 
 
 def _cmd_spectrum(args: argparse.Namespace) -> int:
-    from .report import spectrum_report
+    from rmt_deq.jobs.spectrum import spectrum_report
 
     if args.plot is not None:
         _io.check_output_path(args.plot, "--plot", figure=True)
@@ -407,7 +407,7 @@ def _cmd_spectrum(args: argparse.Namespace) -> int:
 
 
 def _cmd_design(args: argparse.Namespace) -> int:
-    from .design import design_for_deq
+    from rmt_deq.design.core import design_for_deq
 
     if args.out:
         _io.check_output_path(args.out, "--out")
@@ -435,7 +435,7 @@ def _cmd_design(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .pipeline import run_demo
+    from rmt_deq.jobs.kernel import run_demo
 
     _io.check_output_path(args.out, "--out", figure=True)
     run_demo(activation=args.activation, sa=args.sa, p=args.p, seed=args.seed,

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import as_float_array, check_positive_finite, check_positive_int
-from .errors import InvalidParameterError, NonFiniteInputError, ShapeMismatchError
+from rmt_deq._validation import as_float_array, check_positive_finite, check_positive_int
+from rmt_deq.errors import InvalidParameterError, NonFiniteInputError, ShapeMismatchError
 
 __all__ = ["operator_norm", "relative_operator_distance", "relative_frobenius_distance",
            "ks_distance", "wasserstein1_distance", "TopEigenComparison",

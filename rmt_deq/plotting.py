@@ -87,7 +87,7 @@ def save_figure(fig: Any, path: str, dpi: int = 130) -> str:
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from ._io import write_figure
+    from rmt_deq._io import write_figure
 
     if fig.canvas is None or not hasattr(fig.canvas, "print_figure"):
         FigureCanvasAgg(fig)
@@ -108,9 +108,9 @@ def plot_spectrum(bulk: Any, spikes: Any = None, *, eigenvalues: Any = None, bin
 
     Parameters
     ----------
-    bulk : rmt_deq.spectra.BulkSpectrum
+    bulk : rmt_deq.spectra.bulk.BulkSpectrum
         The predicted bulk (density, support, atom).
-    spikes : rmt_deq.spikes.Spikes or array_like, optional
+    spikes : rmt_deq.spectra.spikes.Spikes or array_like, optional
         Predicted isolated eigenvalues (a Spikes result or the positions).
     eigenvalues : array_like, optional
         Observed eigenvalues (sampled, exact or surrogate kernel) to histogram.

@@ -4,7 +4,7 @@ meaning), infeasible targets, bad input.
 The meaning of ``params`` is checked independently: the activations are rebuilt from the
 printed numbers exactly as the issue defines them (lrelu2: sigma_l(t) = max(a_l t, b_l t);
 quad2: a_l t + b_l (t^2 - tau_{l-1}^2); htanh1: a1 clip(t, -c1, c1)) and pushed through the
-theory.md section 6 recursion with moments from rmt_deq.gaussian (quadrature), then compared
+theory.md section 6 recursion with moments from rmt_deq.moments.gaussian (quadrature), then compared
 with the DEQ's four-equation solution.
 """
 from __future__ import annotations
@@ -19,9 +19,9 @@ import pytest
 
 from rmt_deq.activations import Activation, get_activation
 from rmt_deq.cli import main
-from rmt_deq.fixed_point import solve_four_equations
-from rmt_deq.gaussian import gaussian_moments
-from rmt_deq.ntk_surrogate import explicit_network_coefficients, ntk_coefficients
+from rmt_deq.fixed_point.four_equations import solve_four_equations
+from rmt_deq.moments.gaussian import gaussian_moments
+from rmt_deq.kernels.ntk_surrogate import explicit_network_coefficients, ntk_coefficients
 
 
 def _run(capsys, *argv):
@@ -85,7 +85,7 @@ def test_htanh1_ntk_json_params_mean_clip(capsys):
 def test_quad2_params_mean_centred_quadratics():
     # no DEQ of the issue's list is reachable by quad2 (it misses tau), so the params'
     # meaning is checked on a target made from a known quad2 network
-    from rmt_deq.design import DesignTarget, design_network
+    from rmt_deq.design.core import DesignTarget, design_network
 
     tau0, (a1, b1, a2, b2) = 0.9, (1.0, 0.35, 0.8, 0.25)
     t1 = math.sqrt(float(gaussian_moments(f"polynomial:{-b1 * tau0 ** 2!r},{a1!r},{b1!r}",
@@ -125,7 +125,7 @@ def test_console_entry_point_status():
 
 
 def test_text_output_and_saved_network(capsys, tmp_path):
-    from rmt_deq.design import load_designed_network
+    from rmt_deq.design.core import load_designed_network
 
     path = tmp_path / "enn.json"
     rc, out, err = _run(capsys, "--activation", "tanh", "--sa", "0.2", "--family", "htanh1",

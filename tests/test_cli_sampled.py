@@ -10,7 +10,7 @@ import pytest
 
 import rmt_deq as rd
 from rmt_deq.cli import main
-from rmt_deq.pipeline import kernel_from_data, sampled_kernel_from_data
+from rmt_deq.jobs.kernel import kernel_from_data, sampled_kernel_from_data
 
 
 @pytest.fixture(scope="module")

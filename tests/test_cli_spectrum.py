@@ -9,9 +9,9 @@ import pytest
 
 import rmt_deq as rd
 from rmt_deq.cli import main
-from rmt_deq.ntk_surrogate import ntk_surrogate_coefficients
-from rmt_deq.spectra import gram_model, kernel_bulk
-from rmt_deq.spikes import isolated_eigenvalues
+from rmt_deq.kernels.ntk_surrogate import ntk_surrogate_coefficients
+from rmt_deq.spectra.bulk import gram_model, kernel_bulk
+from rmt_deq.spectra.spikes import isolated_eigenvalues
 
 P = 150
 

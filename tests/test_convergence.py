@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from rmt_deq.checks import ck_surrogate_convergence
+from rmt_deq.experiments import ck_surrogate_convergence
 
 
 @pytest.mark.parametrize("activation,sa,K", [("tanh", 0.5, 3), ("swish", 0.2, 2),

@@ -1,15 +1,15 @@
-"""Design of shallow explicit networks (theory.md section 6, rmt_deq.design).
+"""Design of shallow explicit networks (theory.md section 6, rmt_deq.design.core).
 
 Independent references used here, never the family's own closed forms:
 
 * the section 6 recursion written out below (:func:`_ck_recursion`) with the layer moments
-  of :func:`rmt_deq.gaussian.mp_gaussian_moments` (30-digit mpmath quadrature);
-* :func:`rmt_deq.ntk_surrogate.explicit_network_coefficients` (a second implementation of
+  of :func:`rmt_deq.moments.gaussian.mp_gaussian_moments` (30-digit mpmath quadrature);
+* :func:`rmt_deq.kernels.ntk_surrogate.explicit_network_coefficients` (a second implementation of
   the CK/NTK coefficient maps, moments by mpmath) for NTK designs;
-* exact infinite-width kernels: the DEQ's fixed point (:mod:`rmt_deq.kernels`) against the
+* exact infinite-width kernels: the DEQ's fixed point (:mod:`rmt_deq.kernels.exact`) against the
   designed network's layer recursion of bivariate expectations;
-* :mod:`rmt_deq.explicit` for the forward pass and the sampled Gram matrix;
-* scipy ``least_squares`` from many starts, with moments from :mod:`rmt_deq.gaussian`,
+* :mod:`rmt_deq.networks.explicit` for the forward pass and the sampled Gram matrix;
+* scipy ``least_squares`` from many starts, with moments from :mod:`rmt_deq.moments.gaussian`,
   to confirm that an infeasible target really is infeasible.
 """
 from __future__ import annotations
@@ -22,12 +22,12 @@ import pytest
 from scipy import optimize
 
 from conftest import load_derivation
-from rmt_deq import design as dz
+from rmt_deq.design import core as dz
 from rmt_deq.errors import (InfeasibleDesignError, InvalidParameterError, RmtDeqError,
                             ShapeMismatchError, UnknownOptionError)
-from rmt_deq.fixed_point import solve_four_equations
-from rmt_deq.gaussian import gaussian_moments, mp_gaussian_moments
-from rmt_deq.ntk_surrogate import explicit_network_coefficients
+from rmt_deq.fixed_point.four_equations import solve_four_equations
+from rmt_deq.moments.gaussian import gaussian_moments, mp_gaussian_moments
+from rmt_deq.kernels.ntk_surrogate import explicit_network_coefficients
 
 SAS = (0.1, 0.2, 0.3, 0.5)
 
@@ -192,7 +192,7 @@ def test_odd_family_for_non_odd_deq_says_why(act):
 
 def _independent_best_cost(family, T, tau0, starts, weights):
     """min over starts of sum (w (F - T))^2 by scipy least_squares, moments from
-    rmt_deq.gaussian (the package's general engines, not rmt_deq.design's closed forms)."""
+    rmt_deq.moments.gaussian (the package's general engines, not rmt_deq.design.core's closed forms)."""
     def layers_of(x):
         x = [float(v) for v in x]
         if family == "quad2":
@@ -275,7 +275,7 @@ def test_exact_enn_kernel_approaches_exact_deq_kernel(act, family, target):
 
 
 def test_exact_kernels_agree_with_rmt_deq_explicit():
-    from rmt_deq.explicit import exact_explicit_kernels
+    from rmt_deq.networks.explicit import exact_explicit_kernels
 
     net = dz.design_for_deq("relu", 0.3, 1.0, family="lrelu2")
     X = np.random.default_rng(2).standard_normal((40, 25)) / math.sqrt(40)
@@ -299,7 +299,7 @@ def test_json_round_trip(tmp_path, family, act, target):
     assert back.taus == net.taus and back.centrings == net.centrings
     assert back.achieved == net.achieved and back.residual == net.residual
     assert back.target.values == net.target.values and back.target.kind == target
-    assert json.loads(path.read_text())["format"] == "rmt_deq.design/1"
+    assert json.loads(path.read_text())["format"] == "rmt_deq.design.core/1"
     X = np.random.default_rng(0).standard_normal((20, 7))
     W, _ = net.sample_weights(30, 20, rng=1)
     np.testing.assert_array_equal(back.forward(X, W).features, net.forward(X, W).features)
@@ -321,7 +321,7 @@ def test_json_rejects_corrupt_records():
                                                ("quadcubic2", "swish", False),
                                                ("htanhlin2", "tanh", True)])
 def test_forward_matches_rmt_deq_explicit_and_numpy_source(family, act, refine):
-    from rmt_deq.explicit import explicit_forward, sample_explicit_weights
+    from rmt_deq.networks.explicit import explicit_forward, sample_explicit_weights
 
     net = dz.design_for_deq(act, 0.2, 0.9, family=family,
                             **({"target": "ntk", "refine": True} if refine else {}))
@@ -340,7 +340,7 @@ def test_forward_matches_rmt_deq_explicit_and_numpy_source(family, act, refine):
 def test_sampled_gram_within_its_error_bar_of_the_exact_kernel():
     # one layer: E[h_1^T h_1] equals K_1 exactly at every width, so the only error is
     # Monte-Carlo, bounded by the sampler's own (99.9%) error bar
-    from rmt_deq.explicit import sampled_explicit_ck
+    from rmt_deq.networks.explicit import sampled_explicit_ck
 
     net = dz.design_for_deq("tanh", 0.3, 1.0, family="htanh1")
     X = np.random.default_rng(5).standard_normal((40, 30)) / math.sqrt(40)

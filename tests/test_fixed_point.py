@@ -13,7 +13,7 @@ import pytest
 from conftest import mpmath_references
 from rmt_deq.errors import (ConvergenceError, InvalidParameterError, NoFixedPointError,
                             UnknownOptionError)
-from rmt_deq.fixed_point import solve_four_equations
+from rmt_deq.fixed_point.four_equations import solve_four_equations
 
 CASES = [(0.2, 1.0), (0.5, 0.7), (0.8, 1.6)]
 KEYS = ("tau", "alpha1", "alpha2", "alpha3", "alpha4")
@@ -102,7 +102,7 @@ def test_lean_newton_equals_full_moment_newton():
     # moment set gives (same V0 arithmetic) and the moments those at the root
     # (method="quadrature": the default now iterates on the moment table, which
     # tests/test_moment_table.py checks the same way against the table's own moments)
-    from rmt_deq.gaussian import gaussian_moments
+    from rmt_deq.moments.gaussian import gaussian_moments
     sol = solve_four_equations("tanh", 0.3, 1.1, method="quadrature")
     m = gaussian_moments("tanh", sol.tau, method="quadrature")
     assert abs(0.3 * m.V0 + 0.7 * 1.21 - sol.tau ** 2) <= 2e-16 * sol.tau ** 2 * 4

@@ -13,13 +13,13 @@ import pytest
 from scipy import integrate
 
 from conftest import ACTIVATION_SPECS
-from rmt_deq.bivariate import (PairExpectations, bivariate_expectation, gaussian_mean,
+from rmt_deq.moments.bivariate import (PairExpectations, bivariate_expectation, gaussian_mean,
                                has_closed_form, hermite_coefficients, one_dimensional_moments)
 from rmt_deq.errors import (ConvergenceError, InvalidParameterError, NoFixedPointError,
                             NonFiniteInputError, ShapeMismatchError, UnknownOptionError)
-from rmt_deq.fixed_point import solve_four_equations
-from rmt_deq.gaussian import gaussian_moments
-from rmt_deq.kernels import (ExactKernel, ExactNTK, exact_ck, exact_ntk, ntk_from_kernel,
+from rmt_deq.fixed_point.four_equations import solve_four_equations
+from rmt_deq.moments.gaussian import gaussian_moments
+from rmt_deq.kernels.exact import (ExactKernel, ExactNTK, exact_ck, exact_ntk, ntk_from_kernel,
                              published_ntk)
 
 SA = 0.3

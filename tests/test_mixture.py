@@ -12,10 +12,10 @@ import pytest
 
 from rmt_deq.errors import (InvalidParameterError, NonFiniteInputError, ShapeMismatchError,
                             UnknownOptionError)
-from rmt_deq.mixture import (GaussianMixture, MixtureSample, build_V, class_indicators,
+from rmt_deq.data.mixture import (GaussianMixture, MixtureSample, build_V, class_indicators,
                              class_sizes, compute_psi, plugin_statistics,
                              statistics_from_traces)
-from rmt_deq import mixture as mixture_module
+from rmt_deq.data import mixture as mixture_module
 
 
 # ------------------------------------------------------------------------------ helpers

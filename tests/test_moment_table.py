@@ -10,10 +10,10 @@ from scipy import special
 
 from rmt_deq.activations import Activation, get_activation, register_activation
 from rmt_deq.errors import UnknownOptionError
-from rmt_deq.fixed_point import _scan_uniqueness, solve_four_equations
-from rmt_deq.gaussian import gaussian_moments, mp_gaussian_moments, raw_moments
-from rmt_deq.moment_table import TABLE_TAU_RANGE, moment_table
-from rmt_deq.series import series_for
+from rmt_deq.fixed_point.four_equations import _scan_uniqueness, solve_four_equations
+from rmt_deq.moments.gaussian import gaussian_moments, mp_gaussian_moments, raw_moments
+from rmt_deq.moments.table import TABLE_TAU_RANGE, moment_table
+from rmt_deq.moments.series import series_for
 
 FIELDS = ("mean", "second", "V0", "e1", "e2", "e3", "h0", "h2", "g4")
 REL, ABS = 1e-12, 1e-14          # the tolerances of tests/test_moments.py

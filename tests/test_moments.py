@@ -1,7 +1,7 @@
 """Gaussian moments: quadrature and closed forms against 50-digit mpmath references.
 
 The references are stored in tests/reference/mpmath_references.json (computed once by
-:func:`rmt_deq.gaussian.mp_gaussian_moments`); regenerate them with
+:func:`rmt_deq.moments.gaussian.mp_gaussian_moments`); regenerate them with
 ``OPENBLAS_NUM_THREADS=1 python tests/reference/make_mpmath_references.py``.
 tests/test_trust_numerics.py recomputes a few entries to show the file matches its
 generator.
@@ -16,7 +16,7 @@ import pytest
 from conftest import ACTIVATION_SPECS, mpmath_references, user_sine
 from rmt_deq.activations import Activation, get_activation
 from rmt_deq.errors import DivergentMomentError, InvalidParameterError
-from rmt_deq.gaussian import gaussian_expectation, gaussian_moments, mp_gaussian_moments
+from rmt_deq.moments.gaussian import gaussian_expectation, gaussian_moments, mp_gaussian_moments
 
 TAUS = [0.05, 0.3, 1.0, 2.5, 7.0, 20.0]
 FIELDS = ("mean", "second", "V0", "e1", "e2", "e3", "h0", "h2", "g4")
@@ -104,7 +104,7 @@ def test_bad_tau(tau):
                                          ("hard_tanh:1,1", None), ("quadratic:1,0.5", None)])
 def test_homogeneous_shortcut_equals_direct_closed_form(spec, degree):
     """phi(t x) = t^k phi(x): the moments scaled from tau = 1 equal the direct closed form."""
-    from rmt_deq.closed_forms import (_piecewise_raw_direct, homogeneous_degree,
+    from rmt_deq.moments.closed_forms import (_piecewise_raw_direct, homogeneous_degree,
                                       piecewise_raw_moments)
     act = get_activation(spec)
     assert homogeneous_degree(act.pieces) == degree

@@ -6,18 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rmt_deq.checks import relative_operator_error
+from rmt_deq.experiments import relative_operator_error
 from rmt_deq.errors import InvalidParameterError, ShapeMismatchError, UnknownOptionError
-from rmt_deq.fixed_point import solve_four_equations
-from rmt_deq.kernels import exact_ntk, published_ntk
-from rmt_deq.ntk_surrogate import (NTKCoefficients, NTKSurrogate, exact_explicit_ntk,
+from rmt_deq.fixed_point.four_equations import solve_four_equations
+from rmt_deq.kernels.exact import exact_ntk, published_ntk
+from rmt_deq.kernels.ntk_surrogate import (NTKCoefficients, NTKSurrogate, exact_explicit_ntk,
                                    explicit_network_coefficients, explicit_ntk_convergence,
                                    explicit_ntk_surrogate, mixture_ntk_surrogate,
                                    ntk_coefficients, ntk_surrogate_convergence,
                                    ntk_surrogate_coefficients, ntk_surrogate_matrix,
                                    plugin_ntk_surrogate)
-from rmt_deq.pipeline import default_mixture
-from rmt_deq.surrogate import SurrogateCoefficients, mixture_ck_surrogate
+from rmt_deq.jobs.kernel import default_mixture
+from rmt_deq.kernels.ck_surrogate import SurrogateCoefficients, mixture_ck_surrogate
 
 from conftest import load_derivation
 

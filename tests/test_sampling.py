@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 import rmt_deq as rd
-from rmt_deq.deq import (DEQWeights, deq_forward, deq_gradients, sample_deq_weights,
+from rmt_deq.networks.deq import (DEQWeights, deq_forward, deq_gradients, sample_deq_weights,
                          solve_batched)
 from rmt_deq.errors import (ConvergenceError, InvalidParameterError, ShapeMismatchError,
                             UnknownOptionError)
-from rmt_deq.sampling import mc_error_bound, sampled_ck, sampled_kernel, sampled_ntk
-from rmt_deq.weights import WEIGHT_FAMILIES, weight_matrix
+from rmt_deq.sampling.deq import mc_error_bound, sampled_ck, sampled_kernel, sampled_ntk
+from rmt_deq.networks.weights import WEIGHT_FAMILIES, weight_matrix
 
 
 @pytest.fixture(scope="module")
@@ -332,7 +332,7 @@ def test_metrics_against_scipy_and_definitions():
 
 # ---------------------------------------------------------------------------- explicit
 def test_explicit_gradients_match_finite_differences(small):
-    from rmt_deq.explicit import (ExplicitWeights, explicit_forward,
+    from rmt_deq.networks.explicit import (ExplicitWeights, explicit_forward,
                                   sample_explicit_weights)
 
     net = ("tanh", "erf")
@@ -357,7 +357,7 @@ def test_explicit_gradients_match_finite_differences(small):
 
 
 def test_explicit_sampled_kernels_converge_to_exact(data):
-    from rmt_deq.explicit import exact_explicit_kernels, sampled_explicit_ntk
+    from rmt_deq.networks.explicit import exact_explicit_kernels, sampled_explicit_ntk
 
     net = ("relu", "tanh")
     ex = exact_explicit_kernels(data, net)
@@ -384,7 +384,7 @@ def test_sampler_reports_a_failed_realization_with_its_history(small):
 
 
 def test_operator_norm_helper_matches_lapack():
-    from rmt_deq.sampling import _opnorm_sym
+    from rmt_deq.sampling.deq import _opnorm_sym
 
     rng = np.random.default_rng(4)
     for n in (50, 300):

@@ -1,4 +1,4 @@
-"""Limiting spectra without sampling (theory.md §7): rmt_deq.spectra and rmt_deq.spikes.
+"""Limiting spectra without sampling (theory.md §7): rmt_deq.spectra.bulk and rmt_deq.spectra.spikes.
 
 Every check is against an independent computation: the Marchenko-Pastur closed form, the
 eigenvalues of sampled matrices (Gram matrices and kernel surrogates), the second
@@ -26,10 +26,10 @@ import pytest
 import rmt_deq as rd
 from rmt_deq.errors import (DataFileError, InvalidParameterError, NonFiniteInputError,
                             ShapeMismatchError, UnknownOptionError)
-from rmt_deq.spectra import (gram_density, gram_model,
+from rmt_deq.spectra.bulk import (gram_density, gram_model,
                              gram_model_from_mixture, gram_support, kernel_bulk,
                              spectral_distances, stieltjes)
-from rmt_deq.spikes import (isolated_eigenvalues, load_mixture_spec, observed_alignments,
+from rmt_deq.spectra.spikes import (isolated_eigenvalues, load_mixture_spec, observed_alignments,
                             spectrum_report)
 
 
@@ -240,7 +240,7 @@ def test_expansion_sums_within_their_bound(K):
 def test_expansion_truncation_bounds():
     """At |eps| <= qmax[k] the degree-k Taylor polynomials of 1/(1+eps) and 1/(1+eps)^2
     are within the tolerance of the functions, relative to their absolute values."""
-    from rmt_deq.spectra import _q_thresholds
+    from rmt_deq.spectra.bulk import _q_thresholds
 
     tol = 1e-14
     qmax = _q_thresholds(30, tol)
@@ -375,7 +375,7 @@ def test_spikes_and_alignments_against_sampled_surrogate(ck_case):
 def test_ntk_spikes_and_atom_gap_against_sampled_surrogate():
     """NTK surrogate with n > p: bulk, atom and spikes (including those in the gap between
     the atom and the bulk, visible in the surrogate) against its eigenvalues."""
-    from rmt_deq.ntk_surrogate import mixture_ntk_surrogate
+    from rmt_deq.kernels.ntk_surrogate import mixture_ntk_surrogate
 
     p, n = 600, 900
     mix = spike_mixture(p)

@@ -1,5 +1,5 @@
 """The CK surrogate of theory.md section 4: structure, the linear case, bad inputs and (when
-rmt_deq.kernels is available) convergence to the exact infinite-width CK."""
+rmt_deq.kernels.exact is available) convergence to the exact infinite-width CK."""
 from __future__ import annotations
 
 import math
@@ -9,9 +9,9 @@ import pytest
 
 from rmt_deq.errors import (InvalidParameterError, NonFiniteInputError, ShapeMismatchError,
                             UnknownOptionError)
-from rmt_deq.fixed_point import solve_four_equations
-from rmt_deq.mixture import GaussianMixture, class_indicators
-from rmt_deq.surrogate import (CKSurrogate, SurrogateCoefficients, ck_surrogate,
+from rmt_deq.fixed_point.four_equations import solve_four_equations
+from rmt_deq.data.mixture import GaussianMixture, class_indicators
+from rmt_deq.kernels.ck_surrogate import (CKSurrogate, SurrogateCoefficients, ck_surrogate,
                                mixture_ck_surrogate, plugin_ck_surrogate,
                                surrogate_coefficients)
 
@@ -240,7 +240,7 @@ def test_bad_inputs(relu_case):
 
 
 # ----------------------------------------------------------------- against the exact CK
-from rmt_deq.kernels import exact_ck  # noqa: E402
+from rmt_deq.kernels.exact import exact_ck  # noqa: E402
 
 def test_linear_surrogate_equals_exact_ck():
     mix = _mixture(60, 8)

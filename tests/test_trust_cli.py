@@ -18,8 +18,8 @@ from rmt_deq.cli import build_parser, main
 from rmt_deq.errors import (DataFileError, InvalidParameterError, MemoryBudgetError,
                             NonFiniteInputError, OutputPathError, OutputWriteError,
                             RmtDeqError, ShapeMismatchError, UnknownOptionError)
-from rmt_deq.pipeline import kernel_from_data, run_demo, sampled_kernel_from_data
-from rmt_deq.report import load_mixture_spec, spectrum_report
+from rmt_deq.jobs.kernel import kernel_from_data, run_demo, sampled_kernel_from_data
+from rmt_deq.jobs.spectrum import load_mixture_spec, spectrum_report
 
 P, N = 12, 10
 
@@ -229,14 +229,14 @@ def test_info_equal_to_out_or_to_the_data_is_refused(files, tmp_path, capsys):
 def no_compute(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("computed before checking the output path")
-    import rmt_deq.design
-    import rmt_deq.pipeline
-    import rmt_deq.report
-    monkeypatch.setattr(rmt_deq.pipeline, "kernel_from_data", boom)
-    monkeypatch.setattr(rmt_deq.pipeline, "sampled_kernel_from_data", boom)
-    monkeypatch.setattr(rmt_deq.report, "gram_model", boom)
-    monkeypatch.setattr(rmt_deq.design, "design_for_deq", boom)
-    monkeypatch.setattr(rmt_deq.pipeline, "default_mixture", boom)
+    import rmt_deq.design.core
+    import rmt_deq.jobs.kernel
+    import rmt_deq.jobs.spectrum
+    monkeypatch.setattr(rmt_deq.jobs.kernel, "kernel_from_data", boom)
+    monkeypatch.setattr(rmt_deq.jobs.kernel, "sampled_kernel_from_data", boom)
+    monkeypatch.setattr(rmt_deq.jobs.spectrum, "gram_model", boom)
+    monkeypatch.setattr(rmt_deq.design.core, "design_for_deq", boom)
+    monkeypatch.setattr(rmt_deq.jobs.kernel, "default_mixture", boom)
 
 
 @pytest.mark.parametrize("argv,words", [
@@ -393,7 +393,7 @@ def test_memory_budget_is_adjustable():
     with pytest.raises(MemoryBudgetError, match="demo"):
         run_demo(p=200, out=None, max_memory=1e6)
     # the estimate: 2 p n + 8 n^2 float64 at p = 200, n = 160 is 2.15 MB
-    assert rd.pipeline.demo_memory(200) == 8.0 * (2 * 200 * 160 + 8 * 160 ** 2)
+    assert rd.jobs.kernel.demo_memory(200) == 8.0 * (2 * 200 * 160 + 8 * 160 ** 2)
     with pytest.raises(MemoryBudgetError, match="density grid"):
         spectrum_report("relu", 0.2, mixture=_GOOD, num=2000, max_memory=1e5)
     rep = spectrum_report("relu", 0.2, mixture=_GOOD, num=50, max_memory=1e6)
@@ -451,7 +451,10 @@ def _choices(parser):
 
 
 def test_cli_choices_are_the_library_constants():
-    from rmt_deq import design, gaussian, pipeline, weights
+    from rmt_deq.design import core as design
+    from rmt_deq.moments import gaussian as gaussian
+    from rmt_deq.jobs import kernel as pipeline
+    from rmt_deq.networks import weights as weights
 
     got = _choices(build_parser())
     want = {("solve", "method"): gaussian.METHODS,
@@ -493,17 +496,17 @@ def test_kernel_ntk_surrogate_is_the_library_surrogate(files, tmp_path, which):
 # ---------------------------------------------------------------------------------------
 def test_any_rmt_deq_error_is_one_line_and_programming_errors_propagate(capsys,
                                                                        monkeypatch):
-    import rmt_deq.fixed_point
+    import rmt_deq.fixed_point.four_equations
 
     def multi_line(*a, **k):
         raise RmtDeqError("first line\nsecond line")
-    monkeypatch.setattr(rmt_deq.fixed_point, "solve_four_equations", multi_line)
+    monkeypatch.setattr(rmt_deq.fixed_point.four_equations, "solve_four_equations", multi_line)
     assert main(["solve", "--activation", "relu", "--sa", "0.2"]) == 2
     _one_error_line(capsys, "RmtDeqError: first line second line")
 
     def bug(*a, **k):
         raise TypeError("a bug")
-    monkeypatch.setattr(rmt_deq.fixed_point, "solve_four_equations", bug)
+    monkeypatch.setattr(rmt_deq.fixed_point.four_equations, "solve_four_equations", bug)
     with pytest.raises(TypeError, match="a bug"):
         main(["solve", "--activation", "relu", "--sa", "0.2"])
 
@@ -556,7 +559,10 @@ def _choices(parser):
 
 
 def test_cli_choices_are_the_library_constants():
-    from rmt_deq import design, gaussian, pipeline, weights
+    from rmt_deq.design import core as design
+    from rmt_deq.moments import gaussian as gaussian
+    from rmt_deq.jobs import kernel as pipeline
+    from rmt_deq.networks import weights as weights
 
     got = _choices(build_parser())
     want = {("solve", "method"): gaussian.METHODS,
@@ -598,17 +604,17 @@ def test_kernel_ntk_surrogate_is_the_library_surrogate(files, tmp_path, which):
 # ---------------------------------------------------------------------------------------
 def test_any_rmt_deq_error_is_one_line_and_programming_errors_propagate(capsys,
                                                                        monkeypatch):
-    import rmt_deq.fixed_point
+    import rmt_deq.fixed_point.four_equations
 
     def multi_line(*a, **k):
         raise RmtDeqError("first line\nsecond line")
-    monkeypatch.setattr(rmt_deq.fixed_point, "solve_four_equations", multi_line)
+    monkeypatch.setattr(rmt_deq.fixed_point.four_equations, "solve_four_equations", multi_line)
     assert main(["solve", "--activation", "relu", "--sa", "0.2"]) == 2
     _one_error_line(capsys, "RmtDeqError: first line second line")
 
     def bug(*a, **k):
         raise TypeError("a bug")
-    monkeypatch.setattr(rmt_deq.fixed_point, "solve_four_equations", bug)
+    monkeypatch.setattr(rmt_deq.fixed_point.four_equations, "solve_four_equations", bug)
     with pytest.raises(TypeError, match="a bug"):
         main(["solve", "--activation", "relu", "--sa", "0.2"])
 

@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 
 import rmt_deq as rd
-from rmt_deq.bivariate import PairExpectations
+from rmt_deq.moments.bivariate import PairExpectations
 from rmt_deq.cli import main
-from rmt_deq.conventions import (SOURCE_MIXTURE, SOURCE_PLUGIN, SOURCE_POOLED,
+from rmt_deq.data.conventions import (SOURCE_MIXTURE, SOURCE_PLUGIN, SOURCE_POOLED,
                                  check_statistics, data_scale)
 from rmt_deq.errors import (InconsistentDataError, InvalidParameterError, MemoryBudgetError,
                             ShapeMismatchError)
-from rmt_deq.sampling import _seeds
-from rmt_deq.spectra import gram_support, kernel_bulk, stieltjes
+from rmt_deq.sampling.deq import _seeds
+from rmt_deq.spectra.bulk import gram_support, kernel_bulk, stieltjes
 
 P = 60
 
@@ -311,7 +311,7 @@ def test_exact_kernels_refuse_a_large_n_up_front():
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 def test_exact_ck_estimate_bounds_the_measured_peak(activation):
-    from rmt_deq.kernels import _exact_ck_memory
+    from rmt_deq.kernels.exact import _exact_ck_memory
 
     n = 500
     X = np.random.default_rng(1).standard_normal((n, n)) / math.sqrt(n)

@@ -1,16 +1,16 @@
 """Trustworthiness of the design module: scale-free feasibility, saved records, extreme
 scales and options that must not be ignored.
 
-Independent references (never rmt_deq.design's own closed forms or its equation scales):
+Independent references (never rmt_deq.design.core's own closed forms or its equation scales):
 
 * the DEQ's target, rebuilt from the four-equation root tau with moments from
-  :func:`rmt_deq.gaussian.gaussian_moments` (``method="quadrature"``): section 3 of the
+  :func:`rmt_deq.moments.gaussian.gaussian_moments` (``method="quadrature"``): section 3 of the
   theory (alpha1 - sb = sa g1 alpha1 etc., the forms that need no subtraction) for the CK
   and the "total" row of section 5 for the NTK;
 * the designed network rebuilt from its printed parameters as plain callables (the
   families' definitions in the module docstring), its CK coefficients by the section 6
   recursion written out here and its NTK by
-  :func:`rmt_deq.ntk_surrogate.explicit_network_coefficients`, moments by quadrature;
+  :func:`rmt_deq.kernels.ntk_surrogate.explicit_network_coefficients`, moments by quadrature;
 * the scale of each equation written out here from the surrogate's form
   (X^T X ~ tau0^2, the t t^T and T blocks ~ tau0^4, the identity ~ 1), with the documented
   floor of 1e-3 of the kernel scale for a target that is ~0.
@@ -23,15 +23,15 @@ import math
 import numpy as np
 import pytest
 
-from rmt_deq import design as dz
-from rmt_deq._design_record import REQUIRED_KEYS
+from rmt_deq.design import core as dz
+from rmt_deq.design.record import REQUIRED_KEYS
 from rmt_deq.activations import Activation
 from rmt_deq.cli import main
 from rmt_deq.errors import (InfeasibleDesignError, InvalidParameterError, InvalidRecordError,
                             RmtDeqError, UnknownOptionError)
-from rmt_deq.fixed_point import solve_four_equations
-from rmt_deq.gaussian import gaussian_moments
-from rmt_deq.ntk_surrogate import explicit_network_coefficients
+from rmt_deq.fixed_point.four_equations import solve_four_equations
+from rmt_deq.moments.gaussian import gaussian_moments
+from rmt_deq.kernels.ntk_surrogate import explicit_network_coefficients
 
 TAU0S = (1e-12, 1e-8, 1e-4, 1e-2, 1.0, 1e2, 1e4, 1e8, 1e12)
 SAS = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -296,7 +296,7 @@ def test_record_fields_are_validated(tmp_path, saved_record, edit, words):
 
 def test_record_text_and_file_problems(tmp_path, saved_record):
     path = tmp_path / "bad.json"
-    path.write_text('{"format": "rmt_deq.design/1", ')
+    path.write_text('{"format": "rmt_deq.design.core/1", ')
     with pytest.raises(InvalidRecordError, match="not valid JSON"):
         dz.load_designed_network(str(path))
     path.write_text("[1, 2]")

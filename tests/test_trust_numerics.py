@@ -22,13 +22,14 @@ import pytest
 from scipy import special
 
 from conftest import mpmath_references, reference_generator, user_sine
-from rmt_deq import fixed_point, mp_reference
+from rmt_deq.fixed_point import four_equations as fixed_point
+from rmt_deq.fixed_point import high_precision as mp_reference
 from rmt_deq.activations import Activation, get_activation, register_activation
 from rmt_deq.cli import main as cli_main
 from rmt_deq.errors import (ConvergenceError, InvalidParameterError, NoFixedPointError,
                             PrecisionLossError, RmtDeqError, UnknownActivationError)
-from rmt_deq.fixed_point import g2_zero_level, solve_four_equations
-from rmt_deq.gaussian import gaussian_moments, mp_gaussian_moments, raw_moments
+from rmt_deq.fixed_point.four_equations import g2_zero_level, solve_four_equations
+from rmt_deq.moments.gaussian import gaussian_moments, mp_gaussian_moments, raw_moments
 
 #: accuracy every returned grid result must meet (relative; alpha2, alpha3 see _errors).
 #: The solver refuses results whose *estimated* error exceeds ACCURACY = 1e-11; the margin

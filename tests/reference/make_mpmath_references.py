@@ -8,7 +8,7 @@ The file holds, under a header (format version, mpmath version, digits, this com
 
 ``moments``
     every Gaussian moment of every activation of tests/conftest.py (and the user sine) at
-    the scales of tests/test_moments.py, by :func:`rmt_deq.gaussian.mp_gaussian_moments`
+    the scales of tests/test_moments.py, by :func:`rmt_deq.moments.gaussian.mp_gaussian_moments`
     at 50 digits (what tests/test_moments.py compares the float64 engines with);
 ``solver``
     tau, alpha1..alpha4 of the four-equation system by
@@ -257,8 +257,8 @@ def _package():
     sys.path.insert(0, str(ROOT / "tests"))
     import conftest  # noqa: F401  (the activation list of the moment tests)
     from rmt_deq.activations import get_activation
-    from rmt_deq.fixed_point import solve_four_equations
-    from rmt_deq.gaussian import mp_gaussian_moments
+    from rmt_deq.fixed_point.four_equations import solve_four_equations
+    from rmt_deq.moments.gaussian import mp_gaussian_moments
     return conftest, get_activation, solve_four_equations, mp_gaussian_moments
 
 

@@ -1,0 +1,1 @@
+"""rmt_deq.spectra."""
