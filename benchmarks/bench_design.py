@@ -155,7 +155,7 @@ INFEASIBLE = [("relu", 0.2, "quad2", "ck"), ("swish", 0.2, "lrelu2", "ck"),
 
 def forward_bench(m: int, p: int, n: int, repeats: int) -> dict:
     from rmt_deq.networks.deq import deq_forward, sample_deq_weights
-    from rmt_deq.jobs.kernel import default_mixture
+    from rmt_deq.data.mixture import default_mixture
 
     mix = default_mixture(p, 2, rng=0)
     data = mix.sample(n, rng=1)

@@ -93,7 +93,7 @@ def convergence(ps) -> list:
 
 
 def sampled(p: int = 200, width: int = 2000, realizations: int = 16) -> dict:
-    from rmt_deq.jobs.kernel import default_mixture
+    from rmt_deq.data.mixture import default_mixture
 
     mix = default_mixture(p, 2, rng=0)
     data = mix.sample(int(0.8 * p), rng=1)

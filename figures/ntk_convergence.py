@@ -3,7 +3,7 @@
 Run:  OMP_NUM_THREADS=1 python figures/ntk_convergence.py [--quick] [--json OUT] [--png OUT]
 
 For each activation and sa: p in {200, 400, 800, 1600}, n = 0.8 p, the two-class
-rmt_deq.jobs.kernel.default_mixture; the relative operator-norm error
+rmt_deq.data.mixture.default_mixture; the relative operator-norm error
 ||Theta_exact - Theta~|| / ||Theta_exact|| of every parameter group (v, A, B), of the total,
 of v + A (the published G/(1 - sa Gdot)) and, for the total, with the published centred T°;
 plain and refined (refine=True); and the fitted log-log slopes.  Then the same for explicit

@@ -26,7 +26,7 @@ from rmt_deq.fixed_point.four_equations import solve_four_equations
 from rmt_deq.kernels.exact import exact_ntk
 from rmt_deq.metrics import operator_norm
 from rmt_deq.kernels.ntk_surrogate import mixture_ntk_surrogate
-from rmt_deq.jobs.kernel import default_mixture
+from rmt_deq.data.mixture import default_mixture
 from rmt_deq.sampling.deq import sampled_ntk
 
 CASES = (("relu", 0.2), ("tanh", 0.2), ("relu", 0.5), ("tanh", 0.5))

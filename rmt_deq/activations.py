@@ -10,7 +10,8 @@ nonlinearity phi:
 * ``pieces``: for piecewise-polynomial activations (ReLU family, hard tanh, polynomials) the
   exact representation, from which every Gaussian moment has a closed form
   (see :mod:`rmt_deq.moments.closed_forms`);
-* ``closed_moments``: an explicit closed form of the raw Gaussian moments (erf).
+* ``closed_form``: the name of an explicit closed form of the raw Gaussian moments
+  (``"erf"``), which :mod:`rmt_deq.moments.closed_forms` implements.
 
 Activations are obtained by name with :func:`get_activation`, e.g. ``"relu"``,
 ``"leaky_relu:0.1"``, ``"hard_tanh:1,1"``, ``"polynomial:0,1,0.5"``, or wrapped from a user
@@ -27,7 +28,6 @@ import numpy as np
 from numpy.polynomial import polynomial as P
 from scipy import special
 
-from rmt_deq.moments import closed_forms
 from rmt_deq.errors import InvalidParameterError, UnknownActivationError
 
 __all__ = [
@@ -71,8 +71,9 @@ class Activation:
         Characteristic length of phi in x (where it bends); used to place quadrature panels.
     pieces : tuple of PolyPiece or None
         Exact piecewise-polynomial representation, if any (enables closed forms).
-    closed_moments : callable or None
-        ``closed_moments(tau) -> dict`` of the raw moments (see :mod:`rmt_deq.moments.gaussian`).
+    closed_form : str or None
+        Name of the closed form of the raw moments in
+        :data:`rmt_deq.moments.closed_forms.CLOSED_FORMS` (``"erf"``), if any.
     odd : bool
         True when phi(-x) = -phi(x) (then E[phi] = E[phi''] = 0 and g2 = 0).
     fn_shift, d1_shift : callable or None
@@ -94,7 +95,7 @@ class Activation:
     kinks: tuple[float, ...] = ()
     scale: float = 1.0
     pieces: tuple[PolyPiece, ...] | None = None
-    closed_moments: Callable[[np.ndarray], dict] | None = None
+    closed_form: str | None = None
     odd: bool = False
     params: tuple[float, ...] = field(default=())
     fn_shift: ArrayFn | None = None
@@ -112,7 +113,7 @@ class Activation:
     @property
     def has_closed_form(self) -> bool:
         """Whether the one-dimensional Gaussian moments have an exact closed form."""
-        return self.pieces is not None or self.closed_moments is not None
+        return self.pieces is not None or self.closed_form is not None
 
     def __repr__(self) -> str:  # pragma: no cover - cosmetic
         return f"Activation({self.name!r})"
@@ -440,7 +441,7 @@ def _tanh() -> Activation:
 def _erf() -> Activation:
     return Activation("erf", special.erf, lambda x: 2.0 / _SQRT_PI * np.exp(-x * x), mp.erf,
                       lambda x: 2 / mp.sqrt(mp.pi) * mp.exp(-x * x),
-                      closed_moments=closed_forms.erf_raw_moments, odd=True,
+                      closed_form="erf", odd=True,
                       d1_shift=lambda x: 2.0 / _SQRT_PI * np.expm1(-x * x))
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from rmt_deq.activations import ActivationLike, get_activation
 from rmt_deq.fixed_point.four_equations import solve_four_equations
 from rmt_deq.kernels.exact import exact_ck
-from rmt_deq.jobs.kernel import default_mixture
+from rmt_deq.data.mixture import default_mixture
 from rmt_deq.kernels.ck_surrogate import mixture_ck_surrogate
 
 __all__ = ["relative_operator_error", "fitted_slope", "ck_surrogate_convergence"]
@@ -42,7 +42,7 @@ def ck_surrogate_convergence(
 ) -> dict:
     """Relative operator-norm error of the CK surrogate G~ against the exact G over p.
 
-    For each p: a :func:`rmt_deq.jobs.kernel.default_mixture` with K classes (distinct means
+    For each p: a :func:`rmt_deq.data.mixture.default_mixture` with K classes (distinct means
     and covariances), n = ratio * p samples, the four equations solved at the mixture's
     tau0, the exact Implicit-CK at that solution, and the surrogate with the uncentred T
     and with the published centred T° (which drops the alpha3 s2 (1/p) 1 1^T block).

@@ -16,7 +16,7 @@ from rmt_deq.kernels.ntk_surrogate import (NTKCoefficients, NTKSurrogate, exact_
                                    ntk_coefficients, ntk_surrogate_convergence,
                                    ntk_surrogate_coefficients, ntk_surrogate_matrix,
                                    plugin_ntk_surrogate)
-from rmt_deq.jobs.kernel import default_mixture
+from rmt_deq.data.mixture import default_mixture
 from rmt_deq.kernels.ck_surrogate import SurrogateCoefficients, mixture_ck_surrogate
 
 from conftest import load_derivation

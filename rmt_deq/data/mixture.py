@@ -29,10 +29,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from rmt_deq._validation import as_data_matrix, as_float_array, as_labels, as_rng, check_choice
+from rmt_deq._validation import (as_data_matrix, as_float_array, as_labels, as_rng, check_choice,
+                                 check_positive_int)
 from rmt_deq.errors import InvalidParameterError, NonFiniteInputError, ShapeMismatchError
 
 __all__ = [
+    "default_mixture",
     "GaussianMixture",
     "MixtureSample",
     "MixtureStatistics",
@@ -689,3 +691,26 @@ def plugin_statistics(X: Any, labels: Any, *,
     return PluginEstimate(statistics=stats, psi=_readonly(psi), means=_readonly(means),
                           omega=_readonly(W), codes=_readonly(codes.astype(np.int64)),
                           classes=_readonly(classes), diag_estimator=diag_estimator)
+
+
+def default_mixture(p: int, K: int = 2, rng: Any = 0) -> GaussianMixture:
+    """A K-class mixture in the proportional regime, used by the demo and the checks.
+
+    Means have norm 3 along random directions.  Covariances are diagonal: for odd classes
+    the first half of the coordinates has variance 1.5 and the second half 0.5 (a shape
+    difference that is O(1) per coordinate), and class a's second half is scaled up by
+    2a/(K sqrt p), so tr(C_a)/p = 1 + a/(K sqrt p): trace differences of order sqrt(p), as
+    the regime requires (t_a = O(1)).  Equal proportions; ``rng`` seeds the mean directions.
+    """
+    p = check_positive_int("p", p)
+    K = check_positive_int("K", K)
+    gen = as_rng(rng)
+    means = gen.standard_normal((K, p))
+    means *= 3.0 / np.linalg.norm(means, axis=1, keepdims=True)
+    covs = np.ones((K, p))
+    half = p // 2
+    for a in range(K):
+        # shape differences O(1) per coordinate, trace differences O(sqrt p)
+        covs[a, :half] *= 1.0 + 0.5 * (a % 2)
+        covs[a, half:] *= 1.0 - 0.5 * (a % 2) + 2.0 * a / (K * math.sqrt(p))
+    return GaussianMixture(means, covs, np.full(K, 1.0 / K))

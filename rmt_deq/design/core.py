@@ -2118,7 +2118,7 @@ def design_convergence(
 ) -> dict:
     """Exact ENN kernel vs exact DEQ kernel vs the DEQ's surrogate, over p.
 
-    For each p: :func:`rmt_deq.jobs.kernel.default_mixture` (K classes) with n = ratio p
+    For each p: :func:`rmt_deq.data.mixture.default_mixture` (K classes) with n = ratio p
     samples (the seeds of :func:`rmt_deq.experiments.ck_surrogate_convergence`), the DEQ solved
     at the sample's tau0, a network of ``family`` designed for that target, and
 
@@ -2146,7 +2146,7 @@ def design_convergence(
     """
     from rmt_deq.experiments import fitted_slope, relative_operator_error
     from rmt_deq.kernels.exact import exact_ck, exact_ntk
-    from rmt_deq.jobs.kernel import default_mixture
+    from rmt_deq.data.mixture import default_mixture
     from rmt_deq.kernels.ck_surrogate import mixture_ck_surrogate
 
     check_choice("target", target, TARGETS)

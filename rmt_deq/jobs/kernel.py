@@ -16,10 +16,10 @@ from rmt_deq.errors import InvalidParameterError
 from rmt_deq.fixed_point.four_equations import check_variances
 from rmt_deq.kernels.exact import NTK_GROUPS, exact_ck, exact_ntk
 from rmt_deq.data.conventions import DataScale, check_statistics, data_scale
-from rmt_deq.data.mixture import GaussianMixture, MixtureSample
+from rmt_deq.data.mixture import GaussianMixture, MixtureSample, default_mixture
 from rmt_deq.kernels.ck_surrogate import mixture_ck_surrogate, plugin_ck_surrogate
 
-__all__ = ["kernel_from_data", "sampled_kernel_from_data", "default_mixture", "run_demo",
+__all__ = ["kernel_from_data", "sampled_kernel_from_data", "run_demo",
            "DemoResult", "demo_memory", "KINDS", "METHODS"]
 
 #: the kernels a job computes: the CK G or the NTK
@@ -234,31 +234,6 @@ def sampled_kernel_from_data(
     if sel is not None:
         options["groups"] = sel
     return sampled_kernel(Xa, act, sa_f, sb_f, kind=kind, tau0=scale, **options)
-
-
-def default_mixture(p: int, K: int = 2, rng: Any = 0) -> GaussianMixture:
-    """A K-class mixture in the proportional regime, used by the demo and the checks.
-
-    Means have norm 3 along random directions.  Covariances are diagonal: for odd classes
-    the first half of the coordinates has variance 1.5 and the second half 0.5 (a shape
-    difference that is O(1) per coordinate), and class a's second half is scaled up by
-    2a/(K sqrt p), so tr(C_a)/p = 1 + a/(K sqrt p): trace differences of order sqrt(p), as
-    the regime requires (t_a = O(1)).  Equal proportions; ``rng`` seeds the mean directions.
-    """
-    from rmt_deq._validation import as_rng, check_positive_int
-
-    p = check_positive_int("p", p)
-    K = check_positive_int("K", K)
-    gen = as_rng(rng)
-    means = gen.standard_normal((K, p))
-    means *= 3.0 / np.linalg.norm(means, axis=1, keepdims=True)
-    covs = np.ones((K, p))
-    half = p // 2
-    for a in range(K):
-        # shape differences O(1) per coordinate, trace differences O(sqrt p)
-        covs[a, :half] *= 1.0 + 0.5 * (a % 2)
-        covs[a, half:] *= 1.0 - 0.5 * (a % 2) + 2.0 * a / (K * math.sqrt(p))
-    return GaussianMixture(means, covs, np.full(K, 1.0 / K))
 
 
 class DemoResult(dict):

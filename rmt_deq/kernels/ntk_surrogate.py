@@ -874,7 +874,7 @@ def ntk_surrogate_convergence(
 ) -> dict:
     """Relative operator-norm error of the DEQ NTK surrogate against the exact NTK over p.
 
-    For each p: :func:`rmt_deq.jobs.kernel.default_mixture` (K classes), n = ratio p samples
+    For each p: :func:`rmt_deq.data.mixture.default_mixture` (K classes), n = ratio p samples
     (seeds as in :func:`rmt_deq.experiments.ck_surrogate_convergence`), the four equations at the
     mixture's tau0, the exact NTK (:func:`rmt_deq.kernels.exact.exact_ntk`) and the surrogate,
     plain and refined, for the groups "v", "A", "B", their sum "total", and "v+A" (the
@@ -888,7 +888,7 @@ def ntk_surrogate_convergence(
     """
     from rmt_deq.fixed_point.four_equations import solve_four_equations
     from rmt_deq.kernels.exact import exact_ntk
-    from rmt_deq.jobs.kernel import default_mixture
+    from rmt_deq.data.mixture import default_mixture
 
     act = get_activation(activation)
     rows = []
@@ -932,7 +932,7 @@ def explicit_ntk_convergence(
 ) -> dict:
     """As :func:`ntk_surrogate_convergence` for an explicit network (groups "v" = the CK,
     "W1".."WL", "total"), against :func:`exact_explicit_ntk`."""
-    from rmt_deq.jobs.kernel import default_mixture
+    from rmt_deq.data.mixture import default_mixture
 
     acts = _as_activation_list(activations)
     rows = []

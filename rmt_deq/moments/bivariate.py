@@ -50,7 +50,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from rmt_deq.moments import closed_forms
 from rmt_deq._validation import check_tolerance, check_workers
 from rmt_deq.activations import Activation, ActivationLike, get_activation
 from rmt_deq.errors import (ConvergenceError, DivergentMomentError, InvalidParameterError,
@@ -161,8 +160,7 @@ def _relu_family(act: Activation) -> tuple[float, float, float] | None:
 
 
 def _is_erf(act: Activation) -> bool:
-    erf_moments = getattr(closed_forms, "erf_raw_moments", None)
-    return erf_moments is not None and act.closed_moments is erf_moments
+    return act.closed_form == "erf"
 
 
 def has_closed_form(activation: ActivationLike) -> bool:

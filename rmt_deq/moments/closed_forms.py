@@ -32,8 +32,8 @@ from scipy import special
 if TYPE_CHECKING:  # pragma: no cover
     from rmt_deq.activations import PolyPiece
 
-__all__ = ["RAW_KEYS", "truncated_normal_moments", "piecewise_raw_moments", "erf_raw_moments",
-           "shifted_pieces"]
+__all__ = ["RAW_KEYS", "CLOSED_FORMS", "truncated_normal_moments", "piecewise_raw_moments",
+           "erf_raw_moments", "shifted_pieces"]
 
 RAW_KEYS = ("phi", "He1_phi", "He2_phi", "He3_phi", "phi2", "He2_phi2", "dphi2", "He2_dphi2")
 
@@ -307,3 +307,7 @@ def erf_raw_moments(tau: np.ndarray) -> dict:
         "dphi2": 4.0 / (math.pi * np.sqrt(b2)),
         "He2_dphi2": -16.0 * t2 / math.pi * b2 ** -1.5,
     }
+
+
+#: closed forms of the raw moments by the name an activation gives in ``closed_form``
+CLOSED_FORMS = {"erf": erf_raw_moments}

@@ -47,7 +47,7 @@ import numpy as np
 
 from rmt_deq.activations import Activation, ActivationLike, get_activation
 from rmt_deq._validation import check_dps
-from rmt_deq.moments.closed_forms import RAW_KEYS, piecewise_raw_moments, shifted_pieces
+from rmt_deq.moments.closed_forms import CLOSED_FORMS, RAW_KEYS, piecewise_raw_moments, shifted_pieces
 from rmt_deq.errors import DivergentMomentError, InvalidParameterError, UnknownOptionError
 from rmt_deq.moments.series import series_for, series_raw
 
@@ -397,8 +397,8 @@ def _closed_raw(act: Activation, tau: np.ndarray, with_error: bool) -> dict:
         p0 = _origin(act)[0]
         raw = piecewise_raw_moments(shifted_pieces(act.pieces, p0), tau, with_error)
         return {**raw, "p0": p0}
-    if act.closed_moments is not None:
-        raw = dict(act.closed_moments(tau))   # phi(0) = 0 for the registered (erf)
+    if act.closed_form is not None:
+        raw = dict(CLOSED_FORMS[act.closed_form](tau))   # phi(0) = 0 for the registered (erf)
         if with_error:
             # each closed-form moment is a product of a few correctly rounded factors
             raw["err"] = {k: 4.0 * _EPS * np.abs(raw[k]) for k in RAW_KEYS}

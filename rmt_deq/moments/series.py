@@ -153,7 +153,7 @@ def _build(act: Activation) -> TaylorSeries:
     empty = np.zeros(DEGREE + 1)
     if act.mp_fn is None:
         return TaylorSeries(empty, 0.0, "no mpmath implementation (mp_fn)")
-    if act.kinks or act.pieces is not None or act.closed_moments is not None:
+    if act.kinks or act.pieces is not None or act.closed_form is not None:
         return TaylorSeries(empty, 0.0, "kinked or with closed forms")
     try:
         with mp.workdps(40):
