@@ -46,7 +46,8 @@ import numpy as np
 
 import rmt_deq as rd
 from rmt_deq.networks.deq import DEQWeights, deq_forward, sample_deq_weights
-from rmt_deq.sampling.deq import _seeds, mc_error_bound, sampled_ck
+from rmt_deq.sampling.deq import sampled_ck
+from rmt_deq.sampling._montecarlo import _seeds, mc_error_bound
 
 
 def matmul_rate(shape_a, shape_b, dtype, repeats=7, inner=3):

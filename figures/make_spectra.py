@@ -27,7 +27,7 @@ import numpy as np
 
 import rmt_deq as rd
 from rmt_deq.design.core import design_for_deq
-from rmt_deq.networks.explicit import sampled_explicit_ck, sampled_explicit_ntk
+from rmt_deq.sampling.explicit import sampled_explicit_ck, sampled_explicit_ntk
 from rmt_deq.kernels.ntk_surrogate import ntk_surrogate_coefficients
 from rmt_deq.plotting import plot_spectrum, save_figure
 from rmt_deq.sampling.deq import sampled_ck, sampled_ntk

@@ -29,11 +29,13 @@ from rmt_deq.kernels.ntk_surrogate import (ExactExplicitNTK, NTKCoefficients, NT
 from rmt_deq.networks.weights import WEIGHT_FAMILIES, weight_matrix
 from rmt_deq.networks.deq import (DEQForward, DEQGradients, DEQWeights, SolveRecord, deq_forward,
                   deq_gradients, sample_deq_weights, solve_batched)
-from rmt_deq.networks.explicit import (ExactExplicitKernels, ExplicitNetwork, exact_explicit_kernels,
-                       explicit_forward, sample_explicit_weights, sampled_explicit_ck,
-                       sampled_explicit_ntk)
-from rmt_deq.sampling.deq import (SampledKernel, SampledNTK, SamplingInfo, SamplingProgress,
-                       mc_error_bound, sampled_ck, sampled_kernel, sampled_ntk)
+from rmt_deq.networks.explicit import (ExplicitNetwork, explicit_forward,
+                                       sample_explicit_weights)
+from rmt_deq.kernels.explicit import ExactExplicitKernels, exact_explicit_kernels
+from rmt_deq.sampling.explicit import sampled_explicit_ck, sampled_explicit_ntk
+from rmt_deq.sampling.deq import SamplingInfo, sampled_ck, sampled_kernel, sampled_ntk
+from rmt_deq.sampling._montecarlo import (SampledKernel, SampledNTK, SamplingProgress,
+                                          mc_error_bound)
 from rmt_deq.metrics import (KernelComparison, TopEigenComparison, compare_kernels, ks_distance,
                       relative_frobenius_distance, relative_operator_distance,
                       top_eigen_comparison, wasserstein1_distance)

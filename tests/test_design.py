@@ -275,7 +275,7 @@ def test_exact_enn_kernel_approaches_exact_deq_kernel(act, family, target):
 
 
 def test_exact_kernels_agree_with_rmt_deq_explicit():
-    from rmt_deq.networks.explicit import exact_explicit_kernels
+    from rmt_deq.kernels.explicit import exact_explicit_kernels
 
     net = dz.design_for_deq("relu", 0.3, 1.0, family="lrelu2")
     X = np.random.default_rng(2).standard_normal((40, 25)) / math.sqrt(40)
@@ -340,7 +340,7 @@ def test_forward_matches_rmt_deq_explicit_and_numpy_source(family, act, refine):
 def test_sampled_gram_within_its_error_bar_of_the_exact_kernel():
     # one layer: E[h_1^T h_1] equals K_1 exactly at every width, so the only error is
     # Monte-Carlo, bounded by the sampler's own (99.9%) error bar
-    from rmt_deq.networks.explicit import sampled_explicit_ck
+    from rmt_deq.sampling.explicit import sampled_explicit_ck
 
     net = dz.design_for_deq("tanh", 0.3, 1.0, family="htanh1")
     X = np.random.default_rng(5).standard_normal((40, 30)) / math.sqrt(40)

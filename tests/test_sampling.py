@@ -11,7 +11,8 @@ from rmt_deq.networks.deq import (DEQWeights, deq_forward, deq_gradients, sample
                          solve_batched)
 from rmt_deq.errors import (ConvergenceError, InvalidParameterError, ShapeMismatchError,
                             UnknownOptionError)
-from rmt_deq.sampling.deq import mc_error_bound, sampled_ck, sampled_kernel, sampled_ntk
+from rmt_deq.sampling.deq import sampled_ck, sampled_kernel, sampled_ntk
+from rmt_deq.sampling._montecarlo import mc_error_bound
 from rmt_deq.networks.weights import WEIGHT_FAMILIES, weight_matrix
 
 
@@ -357,7 +358,8 @@ def test_explicit_gradients_match_finite_differences(small):
 
 
 def test_explicit_sampled_kernels_converge_to_exact(data):
-    from rmt_deq.networks.explicit import exact_explicit_kernels, sampled_explicit_ntk
+    from rmt_deq.kernels.explicit import exact_explicit_kernels
+    from rmt_deq.sampling.explicit import sampled_explicit_ntk
 
     net = ("relu", "tanh")
     ex = exact_explicit_kernels(data, net)
@@ -384,7 +386,7 @@ def test_sampler_reports_a_failed_realization_with_its_history(small):
 
 
 def test_operator_norm_helper_matches_lapack():
-    from rmt_deq.sampling.deq import _opnorm_sym
+    from rmt_deq.sampling._montecarlo import _opnorm_sym
 
     rng = np.random.default_rng(4)
     for n in (50, 300):

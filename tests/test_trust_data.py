@@ -20,7 +20,7 @@ from rmt_deq.data.conventions import (SOURCE_MIXTURE, SOURCE_PLUGIN, SOURCE_POOL
                                  check_statistics, data_scale)
 from rmt_deq.errors import (InconsistentDataError, InvalidParameterError, MemoryBudgetError,
                             ShapeMismatchError)
-from rmt_deq.sampling.deq import _seeds
+from rmt_deq.sampling._montecarlo import _seeds
 from rmt_deq.spectra.bulk import gram_support, kernel_bulk, stieltjes
 
 P = 60

@@ -1,0 +1,231 @@
+"""Sampled (finite-width, Monte-Carlo) CK and empirical NTK of explicit networks.
+
+The network and its weights are described in :mod:`rmt_deq.networks.explicit`; the
+Monte-Carlo engine (batches, error bar, seeds) is :mod:`rmt_deq.sampling._montecarlo`,
+shared with the DEQ sampler.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from rmt_deq._validation import (as_data_matrix, check_data_range, check_memory,
+                                 check_positive_int, memory_budget)
+from rmt_deq.activations import get_activation
+from rmt_deq.data.conventions import data_scale
+from rmt_deq.networks.deq import _Elementwise
+from rmt_deq.sampling._montecarlo import (SampledKernel, SampledNTK, _kernel_result,
+                                         _MCSettings, _monte_carlo, _ntk_result, _seeds)
+from rmt_deq.networks.explicit import (ExplicitNetwork, ExplicitScales, _as_network, _check_groups,
+                                      _forward, explicit_scales, sample_explicit_weights)
+from rmt_deq.networks.weights import check_dtype, check_family
+
+__all__ = ["ExplicitSamplingInfo", "sampled_explicit_ck", "sampled_explicit_ntk"]
+
+
+@dataclass(frozen=True)
+class ExplicitSamplingInfo:
+    """Diagnostics of a sampled explicit-network kernel.
+
+    Attributes
+    ----------
+    width, realizations, requested : int
+    family, dtype : str
+    network : ExplicitNetwork
+    scales : ExplicitScales
+    confidence : float
+    batches, draws : int
+    stopped_early : bool
+    target_error : float or None
+    error_history : tuple of (int, float)
+    elapsed : float
+    gemm_flops : float
+    tau0_source : str
+        Where tau0 came from (:func:`rmt_deq.data.conventions.data_scale`).
+    """
+
+    width: int
+    realizations: int
+    requested: int
+    family: str
+    dtype: str
+    network: ExplicitNetwork
+    scales: ExplicitScales
+    confidence: float
+    batches: int
+    draws: int
+    stopped_early: bool
+    target_error: float | None
+    error_history: tuple
+    elapsed: float
+    gemm_flops: float
+    tau0_source: str = ""
+
+
+def _sample(X: Any, net: ExplicitNetwork, ntk: bool, names: tuple[str, ...],
+            early: tuple[str, ...], width: Any, family: str, rng: Any, dtype: Any,
+            tau0: Any, max_memory: Any, mc: _MCSettings, labels: Any = None) -> tuple:
+    """Run the Monte-Carlo loop; ``names`` are the accumulated groups ("v" first)."""
+    t_start = time.perf_counter()
+    Xa = as_data_matrix(X)
+    m = check_positive_int("width", width)
+    family = check_family(family)
+    dt = check_dtype(dtype)
+    check_data_range(Xa, dt)
+    p, n = Xa.shape
+    L = net.depth
+    budget = memory_budget(max_memory)
+    isz = dt.itemsize
+    fixed = isz * (m * p + (L - 1) * m * m + (2 * L + 1) * m * n + p * n)
+    fixed += 8 * n * n * (len(names) * (mc.batches + 1) + L + 2)
+    check_memory(fixed, budget, f"the weights, features and {mc.batches} batch accumulators",
+                 "lower batches, use float32, or raise max_memory")
+    scale = data_scale(Xa, labels, tau0=tau0)
+    scales = explicit_scales(net, scale.tau0)
+    elems = [_Elementwise(get_activation(a), dt) for a in net.activations]
+    Xd = Xa.astype(dt)
+    XtX = Xa.T @ Xa
+    children, seed = _seeds(rng, mc.R)
+    flops = [0.0]
+
+    def realize(r: int) -> tuple[dict, int, None]:
+        w = sample_explicit_weights(net, m, p, family=family, rng=children[r], dtype=dt)
+        H, delta = _forward(Xd, net, w.W, w.v, scales, elems, ntk)
+        flops[0] += 2.0 * m * n * (p + (L - 1) * m) * (2 if ntk else 1) + 2.0 * m * n * n
+        K = (H[-1].T @ H[-1]).astype(np.float64)
+        parts = {"v": K}
+        if ntk:
+            for l in range(1, L + 1):
+                name = f"W{l}"
+                if name not in names:
+                    continue
+                prev = XtX if l == 1 else (H[l - 2].T @ H[l - 2]).astype(np.float64)
+                dd = (delta[l - 1].T @ delta[l - 1]).astype(np.float64)
+                parts[name] = dd * prev
+                flops[0] += 2.0 * m * n * n * (2 if l > 1 else 1)
+        return {k: parts[k] for k in names}, 0, None
+
+    acc, history, stopped = _monte_carlo(realize, names, early, n, mc, seed, t_start)
+
+    def info() -> ExplicitSamplingInfo:
+        return ExplicitSamplingInfo(
+            width=m, realizations=acc.R, requested=mc.R, family=family, dtype=dt.name,
+            network=net, scales=scales, confidence=mc.confidence, batches=mc.batches,
+            draws=mc.draws, stopped_early=stopped, target_error=mc.target,
+            error_history=tuple(history), elapsed=time.perf_counter() - t_start,
+            gemm_flops=flops[0], tau0_source=scale.source)
+
+    return acc, info, seed
+
+
+def sampled_explicit_ck(
+    X: Any,
+    network: Any,
+    *,
+    width: int,
+    realizations: int = 1,
+    family: str = "gaussian",
+    rng: Any = None,
+    dtype: Any = "float64",
+    tau0: float | None = None,
+    labels: Any = None,
+    max_memory: float | None = None,
+    batches: int = 16,
+    confidence: float = 0.95,
+    draws: int = 200,
+    target_error: float | None = None,
+    check_every: int | None = None,
+    progress: Any = None,
+) -> SampledKernel:
+    """Monte-Carlo average of the explicit network's CK Gram matrix H_L^T H_L.
+
+    Parameters
+    ----------
+    X : array_like, shape (p, n)
+        Data; X is p x n (columns are samples).
+    network : ExplicitNetwork or sequence of spec strings
+    width : int
+        m, the width of every hidden layer.
+    (others)
+        As in :func:`rmt_deq.sampling.deq.sampled_ck` (seeding, dtype, error bar, early
+        stopping, progress).  ``tau0`` is the data scale at which sigma_1 is centred
+        (default :func:`rmt_deq.data.conventions.data_scale`: the plug-in estimate from
+        ``labels``, else all samples as one class; recorded in ``info.tau0_source``).
+
+    Returns
+    -------
+    SampledKernel
+        ``info`` is an :class:`ExplicitSamplingInfo`.
+    """
+    mc = _MCSettings.make(realizations, batches, confidence, draws, target_error,
+                          check_every, progress)
+    acc, info, seed = _sample(X, _as_network(network), False, ("v",), ("v",), width, family,
+                              rng, dtype, tau0, max_memory, mc, labels)
+    acc_ck = _RenamedAccumulator(acc, {"ck": "v"})
+    return _kernel_result(acc_ck, mc, seed, info)
+
+
+def sampled_explicit_ntk(
+    X: Any,
+    network: Any,
+    *,
+    width: int,
+    realizations: int = 1,
+    groups: Iterable[str] | None = None,
+    family: str = "gaussian",
+    rng: Any = None,
+    dtype: Any = "float64",
+    tau0: float | None = None,
+    labels: Any = None,
+    max_memory: float | None = None,
+    batches: int = 16,
+    confidence: float = 0.95,
+    draws: int = 200,
+    target_error: float | None = None,
+    check_every: int | None = None,
+    progress: Any = None,
+) -> SampledNTK:
+    """Monte-Carlo average of the explicit network's empirical NTK, one group per layer.
+
+    Parameters
+    ----------
+    groups : iterable of {"v", "W1", ..., "WL"}, optional
+        Groups summed into ``total`` (default: all).
+    (others)
+        As in :func:`sampled_explicit_ck`.
+
+    Returns
+    -------
+    SampledNTK
+        ``groups`` keyed "v", "W1", ...; ``ck`` is the CK (group v); ``info`` an
+        :class:`ExplicitSamplingInfo`.
+    """
+    mc = _MCSettings.make(realizations, batches, confidence, draws, target_error,
+                          check_every, progress)
+    net = _as_network(network)
+    sel = _check_groups(net, groups)
+    names = sel if "v" in sel else ("v",) + sel
+    acc, info, seed = _sample(X, net, True, names, sel, width, family, rng, dtype, tau0,
+                              max_memory, mc, labels)
+    key = {g: g for g in names}
+    key["ck"] = "v"
+    return _ntk_result(_RenamedAccumulator(acc, {"ck": "v"}), mc, seed, key, sel, info)
+
+
+class _RenamedAccumulator:
+    """View of an accumulator under extra names (``alias -> stored name``)."""
+
+    def __init__(self, acc: Any, alias: Mapping[str, str]) -> None:
+        self._acc, self._alias = acc, dict(alias)
+
+    def _names(self, names: Iterable[str]) -> tuple[str, ...]:
+        return tuple(self._alias.get(k, k) for k in names)
+
+    def mean(self, names: Iterable[str]) -> np.ndarray:
+        return self._acc.mean(self._names(names))
+
+    def error(self, names: Iterable[str], *args: Any) -> tuple[float, float]:
+        return self._acc.error(self._names(names), *args)
