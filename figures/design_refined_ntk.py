@@ -9,7 +9,7 @@ n = 0.8 p, p in {200, 400, 800, 1600}) this compares
 
 by ||Theta_ENN - Theta_DEQ|| / ||Theta_DEQ|| (exact infinite-width kernels, all groups:
 DEQ v + A + B, ENN v + W1 (+ W2)), beside the DEQ's plain and refined surrogate errors, with
-log-log slopes (rmt_deq.design.core.design_convergence).  It also records why one odd layer is
+log-log slopes (rmt_deq.experiments.design_convergence).  It also records why one odd layer is
 not enough for the refined target: in the orthonormal Hermite coefficients c_n of an odd
 sigma(tau0 xi) (tau0 = 1), c1 = 2 c_1^2, theta_diag = sum (n+1) c_n^2,
 c5 = sqrt(6) c_1 c_3 and theta_slope = sum n(n+1) c_n^2 + sum (n+1) sqrt((n+1)(n+2))
@@ -36,6 +36,7 @@ import numpy as np
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from rmt_deq import experiments
 from rmt_deq.design import core as dz  # noqa: E402
 
 
@@ -84,7 +85,7 @@ def main() -> None:
     for sa in sas:
         for fam, refine in (("htanh1", False), ("htanhlin2", True)):
             t = time.perf_counter()
-            res = dz.design_convergence("tanh", sa, ps, family=fam, target="ntk",
+            res = experiments.design_convergence("tanh", sa, ps, family=fam, target="ntk",
                                         refine=refine)
             res["wall_s"] = time.perf_counter() - t
             out["cases"].append(res)

@@ -14,11 +14,11 @@ Parts:
    of a match, or the InfeasibleDesignError's failing equation, best residual and message;
 2. convergence: relative operator-norm distance of the exact ENN kernel to the exact DEQ
    kernel over p (n = 0.8 p, two-class default mixture), log-log slope, beside the DEQ
-   surrogate's error (rmt_deq.design.core.design_convergence); the last case is the tanh NTK
+   surrogate's error (rmt_deq.experiments.design_convergence); the last case is the tanh NTK
    with the refined design (htanhlin2 matching c1, theta_diag, c5, theta_slope; compared
    with the refined surrogate; more in figures/design_refined_ntk.py);
 3. sampled: finite-width ENN Gram matrix vs finite-width DEQ Gram matrix
-   (rmt_deq.design.core.sampled_comparison).
+   (rmt_deq.experiments.sampled_comparison).
 
 Run:  OPENBLAS_NUM_THREADS=1 python figures/design_verification.py [--ps 200,400,800,1600]
 """
@@ -35,6 +35,7 @@ import numpy as np
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from rmt_deq import experiments
 from rmt_deq.design import core as dz  # noqa: E402
 from rmt_deq.errors import InfeasibleDesignError  # noqa: E402
 
@@ -79,7 +80,7 @@ def convergence(ps) -> list:
         act, fam, tgt = case[:3]
         refine = bool(case[3]) if len(case) > 3 else False
         t = time.perf_counter()
-        res = dz.design_convergence(act, 0.2, ps, family=fam, target=tgt, refine=refine,
+        res = experiments.design_convergence(act, 0.2, ps, family=fam, target=tgt, refine=refine,
                                     keep_eigenvalues=True)
         res["wall_s"] = time.perf_counter() - t
         out.append(res)
@@ -102,7 +103,7 @@ def sampled(p: int = 200, width: int = 2000, realizations: int = 16) -> dict:
     for act, fam in (("relu", "lrelu2"), ("tanh", "htanh1")):
         net = dz.design_for_deq(act, 0.2, tau0, family=fam)
         t = time.perf_counter()
-        r = dz.sampled_comparison(net, data.X, width=width, realizations=realizations, rng=5)
+        r = experiments.sampled_comparison(net, data.X, width=width, realizations=realizations, rng=5)
         r["wall_s"] = time.perf_counter() - t
         res[f"{act}/{fam}"] = r
         print(f"sampled {act}/{fam} p={p} m={width} R={realizations}: "

@@ -15,7 +15,7 @@ import argparse
 import json
 import time
 
-from rmt_deq.kernels.ntk_surrogate import explicit_ntk_convergence, ntk_surrogate_convergence
+from rmt_deq.experiments import explicit_ntk_convergence, ntk_surrogate_convergence
 
 DEQ_ACTIVATIONS = ("relu", "tanh", "swish", "erf", "leaky_relu:0.1")
 SAS = (0.2, 0.5)

@@ -22,6 +22,7 @@ import pytest
 from scipy import optimize
 
 from conftest import load_derivation
+from rmt_deq import experiments
 from rmt_deq.design import core as dz
 from rmt_deq.errors import (InfeasibleDesignError, InvalidParameterError, RmtDeqError,
                             ShapeMismatchError, UnknownOptionError)
@@ -260,7 +261,7 @@ def test_strict_false_returns_best_point():
                                                ("tanh", "htanh1", "ntk"),
                                                ("swish", "quadcubic2", "ck")])
 def test_exact_enn_kernel_approaches_exact_deq_kernel(act, family, target):
-    res = dz.design_convergence(act, 0.2, ps=(100, 400), family=family, target=target)
+    res = experiments.design_convergence(act, 0.2, ps=(100, 400), family=family, target=target)
     r100, r400 = res["rows"]
     assert r400["enn_vs_deq"] < r100["enn_vs_deq"], res["rows"]
     # both networks have the same surrogate (to rounding), so the surrogate is as far
@@ -354,7 +355,7 @@ def test_sampled_gram_within_its_error_bar_of_the_exact_kernel():
 def test_sampled_comparison_runs_and_is_consistent():
     net = dz.design_for_deq("relu", 0.2, 1.0, family="lrelu2")
     X = np.random.default_rng(6).standard_normal((40, 24)) / math.sqrt(40)
-    out = dz.sampled_comparison(net, X, width=300, realizations=4, rng=3)
+    out = experiments.sampled_comparison(net, X, width=300, realizations=4, rng=3)
     for k in ("enn_sampled_vs_deq_sampled", "enn_sampled_vs_enn_exact",
               "deq_sampled_vs_deq_exact", "enn_exact_vs_deq_exact"):
         assert math.isfinite(out[k]) and out[k] >= 0
@@ -431,7 +432,7 @@ def test_bad_inputs():
     with pytest.raises(InvalidParameterError, match="theta0"):
         dz.ParametricFamily(lambda t, th: t, 2, [[1.0], [1.0], [1.0]])
     with pytest.raises(InvalidParameterError, match="CK design"):
-        dz.sampled_comparison(dz.design_for_deq("tanh", 0.2, family="htanh1", target="ntk"),
+        experiments.sampled_comparison(dz.design_for_deq("tanh", 0.2, family="htanh1", target="ntk"),
                               X, width=4)
 
 
@@ -530,8 +531,8 @@ def test_htanhlin2_analytic_jacobian_matches_central_differences(refine):
 
 
 def test_refined_design_exact_ntk_gap_shrinks_faster_than_htanh1():
-    plain = dz.design_convergence("tanh", 0.2, ps=(100, 400), family="htanh1", target="ntk")
-    ref = dz.design_convergence("tanh", 0.2, ps=(100, 400), family="htanhlin2",
+    plain = experiments.design_convergence("tanh", 0.2, ps=(100, 400), family="htanh1", target="ntk")
+    ref = experiments.design_convergence("tanh", 0.2, ps=(100, 400), family="htanhlin2",
                                 target="ntk", refine=True)
     (p100, p400), (r100, r400) = plain["rows"], ref["rows"]
     assert all(r["design_residual"] <= 1e-12 for r in (r100, r400))

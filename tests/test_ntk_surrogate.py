@@ -11,11 +11,11 @@ from rmt_deq.errors import InvalidParameterError, ShapeMismatchError, UnknownOpt
 from rmt_deq.fixed_point.four_equations import solve_four_equations
 from rmt_deq.kernels.exact import exact_ntk, published_ntk
 from rmt_deq.kernels.ntk_surrogate import (NTKCoefficients, NTKSurrogate, exact_explicit_ntk,
-                                   explicit_network_coefficients, explicit_ntk_convergence,
-                                   explicit_ntk_surrogate, mixture_ntk_surrogate,
-                                   ntk_coefficients, ntk_surrogate_convergence,
-                                   ntk_surrogate_coefficients, ntk_surrogate_matrix,
-                                   plugin_ntk_surrogate)
+                                           explicit_network_coefficients,
+                                           explicit_ntk_surrogate, mixture_ntk_surrogate,
+                                           ntk_coefficients, ntk_surrogate_coefficients,
+                                           ntk_surrogate_matrix, plugin_ntk_surrogate)
+from rmt_deq.experiments import explicit_ntk_convergence, ntk_surrogate_convergence
 from rmt_deq.data.mixture import default_mixture
 from rmt_deq.kernels.ck_surrogate import SurrogateCoefficients, mixture_ck_surrogate
 

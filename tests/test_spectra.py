@@ -29,8 +29,8 @@ from rmt_deq.errors import (DataFileError, InvalidParameterError, NonFiniteInput
 from rmt_deq.spectra.bulk import (gram_density, gram_model,
                              gram_model_from_mixture, gram_support, kernel_bulk,
                              spectral_distances, stieltjes)
-from rmt_deq.spectra.spikes import (isolated_eigenvalues, load_mixture_spec, observed_alignments,
-                            spectrum_report)
+from rmt_deq.spectra.spikes import isolated_eigenvalues, observed_alignments
+from rmt_deq.jobs.spectrum import load_mixture_spec, spectrum_report
 
 
 # ---------------------------------------------------------------------------------------

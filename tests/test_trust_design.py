@@ -23,6 +23,7 @@ import math
 import numpy as np
 import pytest
 
+from rmt_deq import experiments
 from rmt_deq.design import core as dz
 from rmt_deq.design.record import REQUIRED_KEYS
 from rmt_deq.activations import Activation
@@ -392,7 +393,7 @@ def test_inapplicable_options_are_rejected():
     with pytest.raises(InvalidParameterError, match="ntk_groups"):
         dz.DesignTarget("ck", (1.0, 0.1, 0.1, 1.0), 1.0, ntk_groups=("v",))
     with pytest.raises(InvalidParameterError, match="target='ntk' only"):
-        dz.design_convergence("relu", 0.2, ps=(20,), target="ck", ntk_groups=("v",))
+        experiments.design_convergence("relu", 0.2, ps=(20,), target="ck", ntk_groups=("v",))
     net = dz.design_for_deq("relu", 0.2, family="lrelu2")
     with pytest.raises(UnknownOptionError, match="tau0"):
         net.exact_kernels(np.ones((4, 3)), tau0=2.0)

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -849,112 +849,5 @@ def exact_explicit_ntk(X: Any, activations: Sequence[ActivationLike], *,
 # ----------------------------------------------------------------------------------------
 # verification by convergence (records in the style of rmt_deq.experiments)
 # ----------------------------------------------------------------------------------------
-def _errors(exact: Mapping[str, np.ndarray], approx: Mapping[str, np.ndarray]) -> dict:
-    from rmt_deq.experiments import relative_operator_error
-    return {g: relative_operator_error(exact[g], approx[g]) for g in exact}
 
 
-def _slopes(ps: list, rows: list, key: str) -> dict:
-    from rmt_deq.experiments import fitted_slope
-    names = rows[0][key].keys()
-    return {g: fitted_slope(ps, [r[key][g] for r in rows]) for g in names}
-
-
-def ntk_surrogate_convergence(
-    activation: ActivationLike,
-    sa: float,
-    ps: Iterable[int] = (200, 400, 800, 1600),
-    *,
-    sb: float | None = None,
-    K: int = 2,
-    ratio: float = 0.8,
-    seed: int = 0,
-    workers: int | None = None,
-    progress: Callable[[str], Any] | None = None,
-) -> dict:
-    """Relative operator-norm error of the DEQ NTK surrogate against the exact NTK over p.
-
-    For each p: :func:`rmt_deq.data.mixture.default_mixture` (K classes), n = ratio p samples
-    (seeds as in :func:`rmt_deq.experiments.ck_surrogate_convergence`), the four equations at the
-    mixture's tau0, the exact NTK (:func:`rmt_deq.kernels.exact.exact_ntk`) and the surrogate,
-    plain and refined, for the groups "v", "A", "B", their sum "total", and "v+A" (the
-    published G/(1 - sa Gdot)); "total_centred" is the plain total with the centred T°.
-
-    Returns
-    -------
-    dict with ``rows`` (p, n, ``errors`` and ``errors_refined``: group -> error,
-    ``norm_total``), the fitted log-log ``slopes`` and ``slopes_refined`` (group -> slope),
-    activation, sa, sb, K.
-    """
-    from rmt_deq.fixed_point.four_equations import solve_four_equations
-    from rmt_deq.kernels.exact import exact_ntk
-    from rmt_deq.data.mixture import default_mixture
-
-    act = get_activation(activation)
-    rows = []
-    for p in ps:
-        mix = default_mixture(int(p), K, rng=seed)
-        data = mix.sample(int(round(ratio * p)), rng=seed + 1000 + int(p))
-        sol = solve_four_equations(act, sa, mix.statistics(data).tau0, sb)
-        ex = exact_ntk(data.X, act, sol.sa, sol.sb, solution=sol, workers=workers)
-        exact = dict(ex.groups)
-        exact["total"] = ex.total
-        exact["v+A"] = ex.groups["v"] + ex.groups["A"]
-        rec: dict = {"p": int(p), "n": data.n,
-                     "norm_total": float(np.abs(np.linalg.eigvalsh(ex.total)).max())}
-        for key, refine in (("errors", False), ("errors_refined", True)):
-            sur = mixture_ntk_surrogate(mix, data, solution=sol, refine=refine)
-            approx = dict(sur.groups)
-            approx["total"] = sur.total
-            approx["v+A"] = sur.groups["v"] + sur.groups["A"]
-            rec[key] = _errors(exact, approx)
-        cen = mixture_ntk_surrogate(mix, data, solution=sol, T_convention="centred")
-        rec["errors"]["total_centred"] = _errors({"t": ex.total}, {"t": cen.total})["t"]
-        rows.append(rec)
-        if progress:
-            progress(f"{act.name} sa={sol.sa:g} p={p}: total {rec['errors']['total']:.4f} "
-                     f"(refined {rec['errors_refined']['total']:.4f})")
-    pv = [r["p"] for r in rows]
-    return {"activation": act.name, "sa": float(sa), "sb": float(sol.sb), "K": K,
-            "rows": rows, "slopes": _slopes(pv, rows, "errors"),
-            "slopes_refined": _slopes(pv, rows, "errors_refined")}
-
-
-def explicit_ntk_convergence(
-    activations: Sequence[ActivationLike],
-    ps: Iterable[int] = (200, 400, 800, 1600),
-    *,
-    K: int = 2,
-    ratio: float = 0.8,
-    seed: int = 0,
-    workers: int | None = None,
-    progress: Callable[[str], Any] | None = None,
-) -> dict:
-    """As :func:`ntk_surrogate_convergence` for an explicit network (groups "v" = the CK,
-    "W1".."WL", "total"), against :func:`exact_explicit_ntk`."""
-    from rmt_deq.data.mixture import default_mixture
-
-    acts = _as_activation_list(activations)
-    rows = []
-    for p in ps:
-        mix = default_mixture(int(p), K, rng=seed)
-        data = mix.sample(int(round(ratio * p)), rng=seed + 1000 + int(p))
-        ex = exact_explicit_ntk(data.X, acts, tau0=mix.statistics(data).tau0,
-                                workers=workers)
-        exact = dict(ex.groups)
-        exact["total"] = ex.total
-        rec: dict = {"p": int(p), "n": data.n,
-                     "norm_total": float(np.abs(np.linalg.eigvalsh(ex.total)).max())}
-        for key, refine in (("errors", False), ("errors_refined", True)):
-            sur = explicit_ntk_surrogate(mix, data, acts, refine=refine)
-            approx = dict(sur.groups)
-            approx["total"] = sur.total
-            rec[key] = _errors(exact, approx)
-        rows.append(rec)
-        if progress:
-            progress(f"{'+'.join(a.name for a in acts)} p={p}: total "
-                     f"{rec['errors']['total']:.4f} (refined {rec['errors_refined']['total']:.4f})")
-    pv = [r["p"] for r in rows]
-    return {"activations": [a.name for a in acts], "K": K, "rows": rows,
-            "slopes": _slopes(pv, rows, "errors"),
-            "slopes_refined": _slopes(pv, rows, "errors_refined")}

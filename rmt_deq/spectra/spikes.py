@@ -52,8 +52,6 @@ __all__ = [
     "spike_matrix",
     "isolated_eigenvalues",
     "observed_alignments",
-    "spectrum_report",
-    "load_mixture_spec",
 ]
 
 #: relative offset from the bulk edges / atom (in units of the spectral scale)
@@ -409,6 +407,3 @@ def observed_alignments(vectors: Any, labels: Any, K: int | None = None) -> np.n
     return proj.T
 
 
-# the command-line job (spectrum_report, load_mixture_spec) lives in rmt_deq.jobs.spectrum; these
-# names stay importable from here
-from rmt_deq.jobs.spectrum import load_mixture_spec, spectrum_report  # noqa: E402
