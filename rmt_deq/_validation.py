@@ -8,7 +8,7 @@ import numpy as np
 from rmt_deq.errors import (InvalidParameterError, MemoryBudgetError, NonFiniteInputError,
                      ShapeMismatchError, UnknownOptionError)
 
-__all__ = ["as_data_matrix", "as_float_array", "check_data_range", "as_labels", "as_rng", "check_choice", "check_groups",
+__all__ = ["as_data_matrix", "as_float_array", "as_real_array", "check_data_range", "as_labels", "as_rng", "check_choice", "check_groups",
            "check_positive_finite", "check_options", "check_positive_int", "check_tolerance",
            "check_workers", "DEFAULT_MAX_MEMORY", "memory_budget", "check_memory", "DPS_RANGE", "check_dps",
            "SCALE_RANGE", "check_scale"]
@@ -69,6 +69,26 @@ def as_float_array(value: Any, name: str) -> np.ndarray:
             f"{name} has {int(bad.sum())} NaN/inf entries (first at {where}); remove or "
             f"impute them before computing with it")
     return arr
+
+
+def as_real_array(value: Any, name: str) -> np.ndarray:
+    """:func:`as_float_array` for any array argument: also a value that numpy cannot turn
+    into a numeric array at all (ragged nested lists, arbitrary objects) is refused, with a
+    :class:`ShapeMismatchError` naming ``name``.
+
+    Raises
+    ------
+    ShapeMismatchError
+        ``value`` is not an array of numbers (ragged, or not array-like).
+    InvalidParameterError, NonFiniteInputError
+        As :func:`as_float_array`.
+    """
+    try:
+        return as_float_array(value, name)
+    except (InvalidParameterError, NonFiniteInputError):
+        raise
+    except (TypeError, ValueError):
+        raise ShapeMismatchError(f"{name} must be a numeric array") from None
 
 
 def check_data_range(X: np.ndarray, dtype: Any = np.float64, name: str = "X") -> None:
