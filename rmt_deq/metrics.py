@@ -2,9 +2,12 @@
 
 * :func:`relative_operator_distance`, :func:`relative_frobenius_distance`:
   ||K - K_ref|| / ||K_ref|| in the operator (spectral) and Frobenius norms;
-* :func:`ks_distance`, :func:`wasserstein1_distance`: Kolmogorov-Smirnov and
-  1-Wasserstein distances between two eigenvalue distributions (empirical measures, each
-  eigenvalue with weight 1/n);
+* :func:`spectral_distances`: Kolmogorov-Smirnov and 1-Wasserstein distances of observed
+  eigenvalues to a reference spectrum, either other eigenvalues (empirical measures, each
+  eigenvalue with weight 1/n) or a predicted distribution with an atom (any object with
+  ``cdf``/``quantile``/``atom``/``atom_at``/``width``, e.g. the limiting bulk of
+  docs/theory.md §7); :func:`ks_distance`, :func:`wasserstein1_distance`: the two
+  distances between two sets of eigenvalues;
 * :func:`top_eigen_comparison`: relative errors of the k largest eigenvalues, the
   alignment |<u_i, u_i^ref>| of the matching eigenvectors, and the alignment of the two
   top-k eigenspaces ||U_k^T U_k^ref||_F^2 / k;
@@ -15,16 +18,20 @@ the spectral distances also accept 1-D arrays of eigenvalues.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
+from rmt_deq._io import json_ready
 from rmt_deq._validation import as_float_array, check_positive_finite, check_positive_int
 from rmt_deq.errors import InvalidParameterError, NonFiniteInputError, ShapeMismatchError
 
 __all__ = ["operator_norm", "relative_operator_distance", "relative_frobenius_distance",
-           "ks_distance", "wasserstein1_distance", "TopEigenComparison",
+           "ks_distance", "wasserstein1_distance", "spectral_distances", "SpectralDistances",
+           "SpectralDistribution", "TopEigenComparison",
            "top_eigen_comparison", "KernelComparison", "compare_kernels"]
 
 
@@ -95,6 +102,7 @@ def relative_frobenius_distance(K: Any, K_ref: Any) -> float:
 
 
 def _spectrum(x: Any, name: str) -> np.ndarray:
+    """The sorted eigenvalues of a symmetric matrix, or a 1-D array of eigenvalues sorted."""
     a = _real(x, name)
     if a.ndim == 2:
         a = _square(a, name)
@@ -108,16 +116,238 @@ def _spectrum(x: Any, name: str) -> np.ndarray:
     return np.sort(a)
 
 
-def _cdfs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+# ---------------------------------------------------------------------------------------
+# spectral distances: one implementation, for empirical and predicted references
+# ---------------------------------------------------------------------------------------
+#: what a predicted reference distribution provides (duck typing, see SpectralDistribution)
+DISTRIBUTION_ATTRIBUTES = ("cdf", "quantile", "atom", "atom_at", "width")
+#: default: observed eigenvalues within this fraction of the reference's width of its atom
+#: are counted at the atom (round-off of exact zero eigenvalues)
+ATOM_TOLERANCE_REL = 1e-8
+#: default quadrature points per empirical quantile step of W1 against a distribution
+W1_SUBDIVISIONS = 16
+
+
+class SpectralDistribution(Protocol):
+    """A predicted eigenvalue distribution: an absolutely continuous part and possibly an
+    atom (e.g. :class:`rmt_deq.spectra.bulk.BulkSpectrum`, docs/theory.md §7.4).
+
+    ``cdf`` is right-continuous and nondecreasing (the atom a jump of height ``atom`` at
+    ``atom_at``), ``quantile`` its generalised inverse on [0, 1], ``width`` the extent of
+    the distribution (hull of its support and its atom).
+    """
+
+    atom: float
+    atom_at: float
+
+    @property
+    def width(self) -> float: ...
+
+    def cdf(self, y: np.ndarray) -> np.ndarray: ...
+
+    def quantile(self, t: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, eq=False)
+class SpectralDistances:
+    """Distances between observed eigenvalues and a reference spectrum.
+
+    Attributes
+    ----------
+    ks : float
+        Kolmogorov-Smirnov distance sup_x |F_obs(x) - F_ref(x)|.
+    w1 : float
+        1-Wasserstein distance int |F_obs - F_ref| dx = int_0^1 |Q_obs(t) - Q_ref(t)| dt
+        (eigenvalue units).
+    width : float
+        Extent of the reference spectrum (of its support and atom; max - min of reference
+        eigenvalues).
+    w1_relative : float
+        w1/width (inf for a reference of zero width).
+    n_used : int
+        Observed eigenvalues compared (after ``exclude``).
+    excluded : tuple of float
+        The observed eigenvalues removed as the nearest to each excluded position.
+    """
+
+    ks: float
+    w1: float
+    width: float
+    w1_relative: float
+    n_used: int
+    excluded: tuple = ()
+
+    def to_dict(self) -> dict:
+        """JSON-ready dictionary of the fields (a non-finite number becomes null)."""
+        return json_ready(dataclasses.asdict(self))
+
+
+def _is_distribution(obj: Any) -> bool:
+    return not isinstance(obj, np.ndarray) and hasattr(obj, "cdf")
+
+
+def _empirical_cdf(values: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """The right-continuous empirical CDF of the sorted ``values``."""
+    n = values.size
+    return lambda y: np.searchsorted(values, y, side="right") / n
+
+
+def _ks(ev: np.ndarray, cdf: Callable[[np.ndarray], np.ndarray],
+        extra: tuple = ()) -> float:
+    """sup_x |F_ev(x) - F(x)| for sorted ``ev`` and any nondecreasing right-continuous F.
+
+    F_ev is constant between consecutive observed eigenvalues and F is monotone, so the
+    supremum is attained at a one-sided limit at an observed eigenvalue: both limits are
+    compared there (and at the ``extra`` points).  Exact for an empirical F too.
+    """
+    n = ev.size
+    pts = np.unique(np.append(ev, extra) if len(extra) else ev)
+    Fe_right = np.searchsorted(ev, pts, side="right") / n
+    Fe_left = np.searchsorted(ev, pts, side="left") / n
+    return max(float(np.max(np.abs(Fe_right - cdf(pts)))),
+               float(np.max(np.abs(Fe_left - cdf(np.nextafter(pts, -np.inf))))))
+
+
+def _w1_empirical(a: np.ndarray, b: np.ndarray) -> float:
+    """int |F_a - F_b| dx of two sorted samples, exactly (both CDFs are step functions)."""
     grid = np.concatenate([a, b])
     grid.sort(kind="mergesort")
     Fa = np.searchsorted(a, grid, side="right") / a.size
     Fb = np.searchsorted(b, grid, side="right") / b.size
-    return grid, Fa, Fb
+    return float(np.sum(np.abs(Fa - Fb)[:-1] * np.diff(grid)))
+
+
+def _w1_quantile(ev: np.ndarray, quantile: Callable[[np.ndarray], np.ndarray],
+                 subdivisions: int) -> float:
+    """int_0^1 |Q_ev(t) - Q(t)| dt by the midpoint rule, ``subdivisions`` points per step
+    1/n of the empirical quantile function (exact where Q is constant on a point's cell)."""
+    n = ev.size
+    t = (np.arange(n * subdivisions) + 0.5) / (n * subdivisions)
+    q_emp = ev[np.minimum((t * n).astype(int), n - 1)]
+    return float(np.mean(np.abs(q_emp - quantile(t))))
+
+
+def _exclude(ev: np.ndarray, exclude: Any) -> tuple[np.ndarray, tuple]:
+    """Remove, for each excluded position, the nearest remaining observed eigenvalue."""
+    positions = np.atleast_1d(_real(exclude, "exclude")).ravel()
+    if positions.size > ev.size:
+        raise InvalidParameterError(
+            f"exclude has {positions.size} positions but there are only {ev.size} "
+            f"eigenvalues: pass at most one position per eigenvalue to remove")
+    keep = np.ones(ev.size, dtype=bool)
+    removed = []
+    for s in positions:
+        cand = np.flatnonzero(keep)
+        j = cand[np.argmin(np.abs(ev[cand] - s))]
+        keep[j] = False
+        removed.append(float(ev[j]))
+    return ev[keep], tuple(removed)
+
+
+def spectral_distances(eigenvalues: Any, reference: Any, *, exclude: Any = None,
+                       subdivisions: int | None = None,
+                       atom_tolerance: float | None = None) -> SpectralDistances:
+    """Kolmogorov-Smirnov and 1-Wasserstein distances of observed eigenvalues to a
+    reference spectrum: other eigenvalues, or a predicted distribution with an atom.
+
+    Parameters
+    ----------
+    eigenvalues : array_like
+        Observed eigenvalues (1-D), or a symmetric matrix (its eigenvalues).
+    reference : array_like or SpectralDistribution
+        Reference eigenvalues (or a symmetric matrix), compared as an empirical
+        distribution; or a predicted distribution: any object with ``cdf``, ``quantile``,
+        ``atom``, ``atom_at`` and ``width`` (duck typing, e.g.
+        :class:`rmt_deq.spectra.bulk.BulkSpectrum`, docs/theory.md §7.4).
+    exclude : array_like, optional
+        Positions of eigenvalues to leave out (e.g. predicted isolated eigenvalues): for
+        each, the observed eigenvalue nearest to it is removed before comparing (the bulk
+        of an n x n matrix then has n - S eigenvalues).
+    subdivisions : int, optional
+        Against a distribution: quadrature points per empirical quantile step for W1
+        (default :data:`W1_SUBDIVISIONS`).  Not applicable to an empirical reference (W1
+        is then exact).
+    atom_tolerance : float, optional
+        Against a distribution with an atom: observed eigenvalues within this distance of
+        the atom are counted at the atom (round-off of exact zero eigenvalues); default
+        :data:`ATOM_TOLERANCE_REL` times the width.  It does not hide the O(p^{-1/2})
+        spreading of the atom by an exact kernel.  Not applicable to an empirical
+        reference.
+
+    Returns
+    -------
+    SpectralDistances
+        KS exact (the supremum over the one-sided limits at every observed eigenvalue);
+        W1 exact against an empirical reference, by the midpoint rule against a
+        distribution.
+
+    Raises
+    ------
+    InvalidParameterError
+        No eigenvalue left after ``exclude`` (or more positions than eigenvalues), a
+        reference missing one of :data:`DISTRIBUTION_ATTRIBUTES`, the arguments swapped,
+        an option that does not apply to an empirical reference, bad ``subdivisions`` or
+        ``atom_tolerance``.
+    NonFiniteInputError, ShapeMismatchError
+        NaN/inf, or not eigenvalues / a symmetric matrix.
+    """
+    if _is_distribution(eigenvalues):
+        raise InvalidParameterError(
+            f"eigenvalues is a {type(eigenvalues).__name__} (a distribution): pass the "
+            f"observed eigenvalues first and the reference second, "
+            f"spectral_distances(eigenvalues, reference)")
+    ev = _spectrum(eigenvalues, "eigenvalues")
+    removed: tuple = ()
+    if exclude is not None:
+        ev, removed = _exclude(ev, exclude)
+    n = ev.size
+    if n == 0:
+        raise InvalidParameterError("no eigenvalues left to compare")
+    if _is_distribution(reference):
+        missing = [a for a in DISTRIBUTION_ATTRIBUTES if not hasattr(reference, a)]
+        if missing:
+            raise InvalidParameterError(
+                f"reference {type(reference).__name__} lacks {missing}: a predicted "
+                f"distribution needs {list(DISTRIBUTION_ATTRIBUTES)} (e.g. a BulkSpectrum)")
+        m = W1_SUBDIVISIONS if subdivisions is None else check_positive_int(
+            "subdivisions", subdivisions)
+        atom, atom_at = float(reference.atom), float(reference.atom_at)
+        width = float(reference.width)
+        if atom > 0:
+            tol = ATOM_TOLERANCE_REL * width if atom_tolerance is None else _nonnegative(
+                atom_tolerance, "atom_tolerance")
+            ev = np.sort(np.where(np.abs(ev - atom_at) <= tol, atom_at, ev))
+        ks = _ks(ev, reference.cdf, (atom_at,) if atom > 0 else ())
+        w1 = _w1_quantile(ev, reference.quantile, m)
+    else:
+        for name, value in (("subdivisions", subdivisions), ("atom_tolerance", atom_tolerance)):
+            if value is not None:
+                raise InvalidParameterError(
+                    f"{name} applies to a predicted reference distribution, not to reference "
+                    f"eigenvalues (W1 between two sets of eigenvalues is exact, and they "
+                    f"have no atom); leave it out")
+        ref = _spectrum(reference, "reference")
+        ks = _ks(ev, _empirical_cdf(ref))
+        w1 = _w1_empirical(ev, ref)
+        width = float(ref[-1] - ref[0])
+    return SpectralDistances(ks=ks, w1=w1, width=width,
+                             w1_relative=w1 / width if width > 0 else float("inf"),
+                             n_used=int(n), excluded=removed)
+
+
+def _nonnegative(value: Any, name: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"{name} must be a number, got {value!r}") from None
+    if not (math.isfinite(v) and v >= 0):
+        raise InvalidParameterError(f"{name} must be finite and >= 0, got {value!r}")
+    return v
 
 
 def ks_distance(spec: Any, spec_ref: Any) -> float:
-    """Kolmogorov-Smirnov distance sup_x |F(x) - F_ref(x)| of two eigenvalue distributions.
+    """Kolmogorov-Smirnov distance sup_x |F(x) - F_ref(x)| of two eigenvalue distributions
+    (:func:`spectral_distances` with reference eigenvalues).
 
     Parameters
     ----------
@@ -125,19 +355,18 @@ def ks_distance(spec: Any, spec_ref: Any) -> float:
         Symmetric matrices or 1-D arrays of eigenvalues (sizes may differ).
     """
     a, b = _spectrum(spec, "spec"), _spectrum(spec_ref, "spec_ref")
-    _, Fa, Fb = _cdfs(a, b)
-    return float(np.max(np.abs(Fa - Fb)))
+    return _ks(a, _empirical_cdf(b))
 
 
 def wasserstein1_distance(spec: Any, spec_ref: Any) -> float:
-    """1-Wasserstein distance integral |F(x) - F_ref(x)| dx of two eigenvalue distributions.
+    """1-Wasserstein distance integral |F(x) - F_ref(x)| dx of two eigenvalue distributions
+    (:func:`spectral_distances` with reference eigenvalues).
 
     In the units of the eigenvalues (divide by a scale, e.g. ||K_ref||, for a relative
     number).  Sizes may differ.
     """
     a, b = _spectrum(spec, "spec"), _spectrum(spec_ref, "spec_ref")
-    grid, Fa, Fb = _cdfs(a, b)
-    return float(np.sum(np.abs(Fa - Fb)[:-1] * np.diff(grid)))
+    return _w1_empirical(a, b)
 
 
 @dataclass(frozen=True, eq=False)
