@@ -1,4 +1,5 @@
-"""Limiting spectra without sampling (theory.md §7): rmt_deq.spectra.bulk and rmt_deq.spectra.spikes.
+"""Limiting spectra without sampling (docs/theory.md §7): rmt_deq.spectra (model, stieltjes,
+bulk, spikes, the box expansion) and the spectral distances of rmt_deq.metrics.
 
 Every check is against an independent computation: the Marchenko-Pastur closed form, the
 eigenvalues of sampled matrices (Gram matrices and kernel surrogates), the second
@@ -26,10 +27,12 @@ import pytest
 import rmt_deq as rd
 from rmt_deq.errors import (DataFileError, InvalidParameterError, NonFiniteInputError,
                             ShapeMismatchError, UnknownOptionError)
-from rmt_deq.spectra.bulk import (gram_density, gram_model,
-                             gram_model_from_mixture, gram_support, kernel_bulk,
-                             spectral_distances, stieltjes)
-from rmt_deq.spectra.spikes import isolated_eigenvalues, observed_alignments
+from rmt_deq.metrics import spectral_distances
+from rmt_deq.spectra._box_expansion import q_thresholds
+from rmt_deq.spectra.bulk import kernel_bulk
+from rmt_deq.spectra.model import gram_model, gram_model_from_mixture
+from rmt_deq.spectra.spikes import isolated_eigenvalues, observed_alignments, spike_matrix
+from rmt_deq.spectra.stieltjes import gram_density, gram_support, stieltjes
 from rmt_deq.jobs.spectrum import load_mixture_spec, spectrum_report
 
 
@@ -127,9 +130,9 @@ def test_density_against_sampled_gram(n):
     assert abs(bulk.mass_error) < 1e-6
     Z = gram_sample(var, sizes, rng=7)
     ev = np.linalg.eigvalsh(Z.T @ Z)
-    d = spectral_distances(bulk, ev)
-    assert d["ks"] <= ks_rigidity_tol(n)
-    assert d["w1_relative"] <= ks_rigidity_tol(n)
+    d = spectral_distances(ev, bulk)
+    assert d.ks <= ks_rigidity_tol(n)
+    assert d.w1_relative <= ks_rigidity_tol(n)
     # the atom: exactly n - p zero eigenvalues when n > p
     if n > p:
         assert int(np.sum(ev < 1e-8 * ev.max())) == n - p
@@ -211,14 +214,14 @@ def test_expansion_sums_within_their_bound(K):
     var = gen.uniform(0.2, 2.0, (K, p))
     m = gram_model(var, [600] * K, summation="expansion")
     ex = m.expansion
-    assert ex is not None and m.as_dict()["summation"] == "expansion"
+    assert ex is not None and m.to_dict()["summation"] == "expansion"
     N = 40
     coeff = (gen.standard_normal((N, K)) + 1j * gen.uniform(-0.5, 0.0, (N, K))) * 0.5
     shift = np.ones(N, dtype=complex)
     # half the points resonate with a coordinate (D close to 0 there: the fallback)
     j = gen.integers(0, p, N // 2)
     shift[: N // 2] = -(coeff[: N // 2] * var[:, j].T).sum(axis=1) + 1e-3j
-    first, sec, trace, _ = m._moments(coeff, shift)
+    first, sec, trace, _ = m.moments(coeff, shift)
     wts = m.weights
     f0, t0, s0, a1, a0, a2 = direct_sums(m.variances, wts, coeff, shift)
     tol = 1e-13
@@ -229,7 +232,7 @@ def test_expansion_sums_within_their_bound(K):
     q = (np.abs(coeff) @ ex.radii.T) / np.abs(D0)
     assert np.any(q <= ex.qmax[-1]) and np.any(q > ex.qmax[-1])
     # without the second moments: the same first moments and trace
-    f2, s2, t2, _ = m._moments(coeff, shift, second=False)
+    f2, s2, t2, _ = m.moments(coeff, shift, second=False)
     assert s2 is None
     # two summation orders of the same terms: a few ulps of the sum of their magnitudes
     ulps = 16 * np.finfo(float).eps
@@ -240,10 +243,8 @@ def test_expansion_sums_within_their_bound(K):
 def test_expansion_truncation_bounds():
     """At |eps| <= qmax[k] the degree-k Taylor polynomials of 1/(1+eps) and 1/(1+eps)^2
     are within the tolerance of the functions, relative to their absolute values."""
-    from rmt_deq.spectra.bulk import _q_thresholds
-
     tol = 1e-14
-    qmax = _q_thresholds(30, tol)
+    qmax = q_thresholds(30, tol)
     assert np.all(np.diff(qmax) > 0) and qmax[0] < 1e-7 and qmax[-1] < 1
     gen = np.random.default_rng(0)
     for k in (0, 5, 12, 24, 30):
@@ -301,7 +302,7 @@ def test_expansion_spikes_equal_direct():
 
 def test_summation_choice_and_bad_values():
     small = gram_model(two_profiles(1000), [300, 400])
-    assert small.expansion is None and small.as_dict()["summation"] == "direct"
+    assert small.expansion is None and small.to_dict()["summation"] == "direct"
     with pytest.raises(InvalidParameterError, match="summation"):
         gram_model(two_profiles(100), [30, 40], summation="fast")
     with pytest.raises(InvalidParameterError, match="K <= 3"):
@@ -350,9 +351,9 @@ def test_surrogate_bulk_against_its_eigenvalues(ck_case):
     (spikes removed) to the prediction at the rigidity scale."""
     p, n, cases = ck_case
     for _, _, bulk, spikes, ev, _ in cases:
-        d = spectral_distances(bulk, ev, exclude=spikes.positions)
-        assert d["n_used"] == n - spikes.count
-        assert d["ks"] <= ks_rigidity_tol(n)
+        d = spectral_distances(ev, bulk, exclude=spikes.positions)
+        assert d.n_used == n - spikes.count
+        assert d.ks <= ks_rigidity_tol(n)
 
 
 def test_spikes_and_alignments_against_sampled_surrogate(ck_case):
@@ -400,8 +401,64 @@ def test_ntk_spikes_and_atom_gap_against_sampled_surrogate():
     for s in spikes.positions:
         scale = lo - bulk.atom_at if s < lo else s - hi
         assert np.min(np.abs(ev - s)) <= 4 / math.sqrt(p) * scale
-    d = spectral_distances(bulk, ev, exclude=spikes.positions)
-    assert d["ks"] <= ks_rigidity_tol(n)
+    d = spectral_distances(ev, bulk, exclude=spikes.positions)
+    assert d.ks <= ks_rigidity_tol(n)
+
+
+def test_spike_matrix_against_a_sample():
+    """B and H of the spike equation (docs/theory.md §7.5) against a sample, independently
+    of the package: with Z = omega/sqrt(p), M = [mu_1, mu_2], U = [J/sqrt(p), Z^T M, psi],
+
+    * c1 X^T X + V L V^T + c0 I = c1 Z^T Z + c0 I + U B U^T exactly (an algebraic identity:
+      a few ulps of the sums of magnitudes, p-term inner products);
+    * H(lambda) is the deterministic equivalent of U^T (c1 Z^T Z + c0 I - lambda)^{-1} U
+      outside the bulk: each block (a, b), averaged over three samples, within 4/sqrt(p) of
+      its Cauchy-Schwarz scale ||U_a|| ||R|| ||U_b|| (the fluctuations are O(p^-1/2) of it).
+    """
+    p, n = 400, 300
+    mix = spike_mixture(p)
+    gen = np.random.default_rng(0)
+    L = gen.standard_normal((3, 3))
+    c1, c0 = 0.7, 0.3
+    model = gram_model_from_mixture(mix, n)
+    sup = gram_support(model, scan=128)
+    lo, hi = sup[0][0], sup[-1][1]
+    # right of the bulk, and left of it (n < p: no atom), in kernel units
+    lams = np.array([c1 * (hi + 0.5 * (hi - lo)) + c0, c1 * (lo - 0.3 * (hi - lo)) + c0])
+    H, B = spike_matrix(model, (c1, L, c0), lams)
+    assert H.shape == (2, 5, 5) and B.shape == (5, 5)
+    assert np.max(np.abs(H.imag)) <= 1e-8 * np.max(np.abs(H.real))
+    blocks = [slice(0, 2), slice(2, 4), slice(4, 5)]
+    Ls = 0.5 * (L + L.T)
+    M = mix.means.T
+    tr = mix.covs.sum(axis=1) / p
+    mean_H, scales = np.zeros((2, 5, 5)), np.zeros((2, 3, 3))
+    eps = np.finfo(float).eps
+    for seed in (1, 2, 3):
+        s = mix.sample(n, rng=seed)
+        J = np.zeros((n, 2))
+        J[np.arange(n), s.labels] = 1.0
+        Z = np.asarray(s.omega) / math.sqrt(p)
+        psi = np.sum(np.asarray(s.omega) ** 2, axis=0) / p - tr[s.labels]
+        X = np.asarray(s.X)
+        V = np.column_stack([J / math.sqrt(p), psi])
+        U = np.column_stack([J / math.sqrt(p), Z.T @ M, psi])
+        lhs = c1 * X.T @ X + V @ Ls @ V.T + c0 * np.eye(n)
+        rhs = c1 * Z.T @ Z + c0 * np.eye(n) + U @ B @ U.T
+        mag = (abs(c1) * np.abs(X).T @ np.abs(X) + np.abs(V) @ np.abs(Ls) @ np.abs(V).T
+               + abs(c1) * np.abs(Z).T @ np.abs(Z) + np.abs(U) @ np.abs(B) @ np.abs(U).T
+               + abs(c0))
+        assert np.all(np.abs(lhs - rhs) <= 4 * p * eps * mag)
+        for i, lam in enumerate(lams):
+            R = np.linalg.inv(c1 * Z.T @ Z + (c0 - lam) * np.eye(n))
+            mean_H[i] += U.T @ R @ U / 3
+            norms = [np.linalg.norm(U[:, a], 2) for a in blocks]
+            scales[i] += np.linalg.norm(R, 2) * np.outer(norms, norms) / 3
+    for i in range(2):
+        for ia, a in enumerate(blocks):
+            for ib, b in enumerate(blocks):
+                err = np.max(np.abs(mean_H[i][a, b] - H[i].real[a, b]))
+                assert err <= 4 / math.sqrt(p) * scales[i, ia, ib], (i, ia, ib)
 
 
 # ---------------------------------------------------------------------------------------
@@ -490,9 +547,9 @@ def test_bad_inputs_of_solvers_and_spikes():
     with pytest.raises(InvalidParameterError, match="same c1 and c0"):
         isolated_eigenvalues(model, (1.0, L, 0.0), bulk=other)
     with pytest.raises(InvalidParameterError, match="no eigenvalues"):
-        spectral_distances(other, np.array([1.0, 2.0]), exclude=[1.0, 2.0])
+        spectral_distances(np.array([1.0, 2.0]), other, exclude=[1.0, 2.0])
     with pytest.raises(NonFiniteInputError):
-        spectral_distances(other, np.array([1.0, np.inf]))
+        spectral_distances(np.array([1.0, np.inf]), other)
     with pytest.raises(ShapeMismatchError, match="labels"):
         observed_alignments(np.eye(3), [0, 1])
 

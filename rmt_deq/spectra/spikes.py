@@ -1,4 +1,5 @@
-"""Isolated eigenvalues (spikes) of kernel surrogates and their eigenvector alignments (§7).
+"""Isolated eigenvalues (spikes) of kernel surrogates and their eigenvector alignments
+(docs/theory.md §7.5-7.6).
 
 Write X = Z + M J^T/sqrt(p) (M = [mu_1..mu_K] p x K, Z the noise part, J the n x K class
 indicators).  A surrogate ``c1 X^T X + V L V^T + c0 I`` (V = [J/sqrt(p), psi]; L the
@@ -16,8 +17,8 @@ deterministic equivalent of H(lambda) = U^T (c1 Z^T Z + c0 I - lambda)^{-1} U is
                                   M^T (I_p + zeta Qbar(zeta)) M,
                                   sum_a r_a (2 tr(C_a^2)/p) g_a(zeta) )
 
-(:mod:`rmt_deq.spectra.bulk` gives g and Qbar).  A spike is a lambda outside the bulk (and off
-the atom) where det(I + B H(lambda)) = 0.  With B = P D P^T (D the nonzero eigenvalues),
+(:mod:`rmt_deq.spectra.stieltjes` gives g and Qbar).  A spike is a lambda outside the bulk
+(and off the atom) where det(I + B H(lambda)) = 0.  With B = P D P^T (D the nonzero eigenvalues),
 this is det E(lambda) = 0 for E = D^{-1} + P^T H(lambda) P.  H is increasing in lambda (its
 derivative U^T R^2 U is positive semi-definite), so each sorted eigenvalue e_k(lambda) of E
 is continuous and increasing on every gap of the spectrum and crosses zero at most once
@@ -42,10 +43,15 @@ from typing import Any
 import numpy as np
 from scipy.optimize import brentq
 
-from rmt_deq._validation import check_options
+from rmt_deq._io import json_ready
+from rmt_deq._results import readonly
+from rmt_deq._validation import (as_real_array, check_options, check_positive_finite,
+                                 check_positive_int)
 from rmt_deq.errors import (ConvergenceError, InvalidParameterError, NonFiniteInputError,
-                     ShapeMismatchError)
-from rmt_deq.spectra.bulk import BulkSpectrum, GramModel, as_low_rank_coefficients, kernel_bulk, stieltjes
+                            ShapeMismatchError)
+from rmt_deq.spectra.bulk import BulkSpectrum, as_low_rank_coefficients, kernel_bulk
+from rmt_deq.spectra.model import GramModel
+from rmt_deq.spectra.stieltjes import stieltjes
 
 __all__ = [
     "Spikes",
@@ -58,11 +64,31 @@ __all__ = [
 _EDGE_OFFSET = 1e-8
 #: eigenvalues of B below this fraction of its largest one are treated as zero
 _RANK_RTOL = 1e-12
+#: an infinite gap is bracketed by doubling a step that starts at this fraction of the
+#: kernel's spectral scale, at most _MAX_DOUBLINGS times (2^80 scales: beyond any spike)
+_FAR_STEP = 0.5
+_MAX_DOUBLINGS = 80
+#: complex step of the derivative H'(lambda) ~ Im H(lambda + i h)/h, relative to the
+#: distance of the spike to the nearest edge of its gap (the error is O((h/dist)^2))
+_COMPLEX_STEP = 1e-6
+#: Brent's method: relative tolerance (a few ulps) and iteration cap
+_BRENT_RTOL = 4 * np.finfo(float).eps
+_BRENT_MAXITER = 200
+#: grid size of the bulk computed when isolated_eigenvalues is not given one (only its
+#: support and atom are used)
+_BULK_NUM = 64
+#: a given bulk belongs to the same kernel when c1 and c0 agree to this relative tolerance
+_SAME_COEFFICIENTS = 1e-12
+#: floor of the scales that divide
+_TINY = 1e-300
 
 
 @dataclass(frozen=True, eq=False)
 class Spikes:
-    """Predicted isolated eigenvalues of a surrogate ``c1 X^T X + V L V^T + c0 I``.
+    """Predicted isolated eigenvalues of a surrogate ``c1 X^T X + V L V^T + c0 I``
+    (docs/theory.md §7.5-7.6).
+
+    Immutable: every array is read-only.
 
     Attributes
     ----------
@@ -110,17 +136,13 @@ class Spikes:
         """Number of spikes."""
         return int(self.positions.shape[0])
 
-    def as_dict(self) -> dict:
-        """JSON-ready dictionary."""
-        return {"positions": self.positions.tolist(),
-                "alignments": self.alignments.tolist(),
-                "zeta": self.zeta.tolist(), "branch": self.branch.tolist(),
-                "gaps": [[_jnum(a), _jnum(b)] for a, b in self.gaps],
-                "counts": list(self.counts), "rank": self.rank}
-
-
-def _jnum(v: float) -> float | str:
-    return float(v) if math.isfinite(v) else ("inf" if v > 0 else "-inf")
+    def to_dict(self) -> dict:
+        """JSON-ready dictionary: positions, alignments, zeta, branch, gaps (an unbounded
+        side of a gap is null), counts, rank."""
+        return json_ready({"positions": self.positions, "alignments": self.alignments,
+                           "zeta": self.zeta, "branch": self.branch,
+                           "gaps": [[a, b] for a, b in self.gaps],
+                           "counts": self.counts, "rank": self.rank})
 
 
 def _B_matrix(model: GramModel, c1: float, L: np.ndarray, beta: float) -> np.ndarray:
@@ -156,12 +178,17 @@ def _blocks(model: GramModel, zeta: np.ndarray, eta_min: float | None) -> np.nda
 
 def spike_matrix(model: GramModel, coefficients: Any, lam: Any, *, beta: float = 0.0,
                  eta_min: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """H(lambda) and B of the spike equation det(I + B H(lambda)) = 0.
+    """H(lambda) and B of the spike equation det(I + B H(lambda)) = 0 (docs/theory.md §7.5).
+
+    B is the (2K+1) x (2K+1) matrix with c1 X^T X + V L V^T + c0 I = c1 Z^T Z + c0 I +
+    U B U^T exactly, U = [J/sqrt(p), Z^T M, psi]; H(lambda) is the deterministic equivalent
+    of U^T (c1 Z^T Z + c0 I - lambda)^{-1} U (its cross blocks vanish), which
+    :func:`isolated_eigenvalues` uses on the gaps of the bulk.
 
     Parameters
     ----------
     model : GramModel
-        With the means (:func:`~rmt_deq.spectra.bulk.gram_model_from_mixture`).
+        With the means (:func:`~rmt_deq.spectra.model.gram_model_from_mixture`).
     coefficients :
         Anything :func:`~rmt_deq.spectra.bulk.as_low_rank_coefficients` accepts.
     lam : array_like, shape (N,)
@@ -169,18 +196,39 @@ def spike_matrix(model: GramModel, coefficients: Any, lam: Any, *, beta: float =
     beta : float
         Extra constant added to the J block of B (the alpha3 s2 block when the surrogate
         was built with the centred T°); 0 for the uncentred T.
+    eta_min : float, optional
+        Im z of real points (X^T X units), see :func:`~rmt_deq.spectra.stieltjes.stieltjes`.
 
     Returns
     -------
     H : ndarray of complex, shape (N, 2K+1, 2K+1)
+        At real lambda outside the bulk, real up to the Im z = ``eta_min`` of the
+        evaluation (its imaginary part is O(eta_min)).
     B : ndarray, shape (2K+1, 2K+1)
     """
+    _check_model(model)
     c1, L, c0 = as_low_rank_coefficients(coefficients)
     if c1 == 0.0:
         raise InvalidParameterError("c1 = 0: the surrogate has no bulk and no spike equation")
+    beta = _check_beta(beta)
     lam = np.atleast_1d(np.asarray(lam, dtype=complex))
     H = _blocks(model, (lam - c0) / c1, eta_min) / c1
-    return H, _B_matrix(model, c1, L, float(beta))
+    return H, _B_matrix(model, c1, L, beta)
+
+
+def _check_model(model: Any) -> None:
+    if not isinstance(model, GramModel):
+        raise InvalidParameterError(f"model must be a GramModel, got {type(model).__name__}")
+
+
+def _check_beta(beta: Any) -> float:
+    try:
+        beta = float(beta)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"beta must be a real number, got {beta!r}") from None
+    if not math.isfinite(beta):
+        raise NonFiniteInputError("beta must be finite")
+    return beta
 
 
 class _Branches:
@@ -190,7 +238,7 @@ class _Branches:
                  eta_min: float | None) -> None:
         self.model, self.c1, self.c0, self.eta_min = model, c1, c0, eta_min
         d, P = np.linalg.eigh(B)
-        keep = np.abs(d) > _RANK_RTOL * max(float(np.max(np.abs(d))), 1e-300)
+        keep = np.abs(d) > _RANK_RTOL * max(float(np.max(np.abs(d))), _TINY)
         self.d, self.P = d[keep], P[:, keep]
         self.Dinv = np.diag(1.0 / self.d)
         self.evaluations = 0
@@ -242,7 +290,7 @@ def _far_end(br: _Branches, start: float, direction: float, step0: float) -> flo
     """A point beyond every spike of an infinite gap (negatives count = count at infinity)."""
     target = br.negatives_at_infinity
     step = step0
-    for _ in range(80):
+    for _ in range(_MAX_DOUBLINGS):
         lam = start + direction * step
         if int(br.negatives(np.array([lam]))[0]) == target:
             return lam
@@ -252,6 +300,9 @@ def _far_end(br: _Branches, start: float, direction: float, step0: float) -> flo
 
 
 def _alignment(br: _Branches, lam: float, k: int, dist: float) -> tuple[np.ndarray, float]:
+    """The alignments <u, j_a/sqrt(n_a)>^2 = w_a^2/(r_a e_k') of the spike at ``lam`` on
+    branch k (docs/theory.md §7.6), and the slope e_k'(lam); ``dist`` is its distance to
+    the nearest edge of its gap."""
     model = br.model
     K = model.K
     E = br.E(np.array([lam]))[0]
@@ -259,7 +310,7 @@ def _alignment(br: _Branches, lam: float, k: int, dist: float) -> tuple[np.ndarr
     v = vec[:, k]
     H = br.H(np.array([lam]))[0]
     # complex-step derivative of H in lambda: H'(lam) ~ Im H(lam + i h)/h
-    h = 1e-6 * dist
+    h = _COMPLEX_STEP * dist
     zeta = (lam + 1j * h - br.c0) / br.c1
     Hc = _blocks(model, np.array([zeta]), br.eta_min)[0] / br.c1
     dH = Hc.imag / h
@@ -275,17 +326,18 @@ def _alignment(br: _Branches, lam: float, k: int, dist: float) -> tuple[np.ndarr
 def isolated_eigenvalues(model: GramModel, coefficients: Any, *, bulk: BulkSpectrum | None = None,
                          beta: float = 0.0, eta_min: float | None = None,
                          xtol: float = 1e-12, **options: Any) -> Spikes:
-    """Spikes of ``c1 X^T X + V L V^T + c0 I`` and their eigenvector alignments.
+    """Spikes of ``c1 X^T X + V L V^T + c0 I`` and their eigenvector alignments
+    (docs/theory.md §7.5-7.6).
 
     Parameters
     ----------
     model : GramModel
-        With the class means (:func:`~rmt_deq.spectra.bulk.gram_model_from_mixture`, or
-        :func:`~rmt_deq.spectra.bulk.gram_model` with ``means=``); without means M = 0.
+        With the class means (:func:`~rmt_deq.spectra.model.gram_model_from_mixture`, or
+        :func:`~rmt_deq.spectra.model.gram_model` with ``means=``); without means M = 0.
     coefficients :
-        :class:`~rmt_deq.kernels.ck_surrogate.SurrogateCoefficients` (CK, G form), the NTK's
-        (:func:`rmt_deq.kernels.ntk_surrogate.ntk_surrogate_coefficients`), or anything
-        :func:`~rmt_deq.spectra.bulk.as_low_rank_coefficients` accepts.
+        The coefficients of the CK surrogate (G form, docs/theory.md §4) or of the NTK
+        surrogate (docs/theory.md §5), or anything
+        :func:`~rmt_deq.spectra.bulk.as_low_rank_coefficients` accepts (c1, L, c0).
     bulk : BulkSpectrum, optional
         The bulk of the same kernel (computed if not given, with
         :func:`~rmt_deq.spectra.bulk.kernel_bulk`).
@@ -294,7 +346,7 @@ def isolated_eigenvalues(model: GramModel, coefficients: Any, *, bulk: BulkSpect
     eta_min : float, optional
         Im z of the real-axis evaluations (X^T X units).
     xtol : float
-        Root tolerance relative to the spectral scale.
+        Root tolerance relative to the spectral scale (> 0).
     **options
         ``scan`` is passed to :func:`~rmt_deq.spectra.bulk.kernel_bulk` when ``bulk`` is None;
         any other keyword is rejected.
@@ -308,23 +360,22 @@ def isolated_eigenvalues(model: GramModel, coefficients: Any, *, bulk: BulkSpect
     InvalidParameterError
         c1 = 0, or ``bulk`` for other coefficients.
     ConvergenceError
-        The §7 equations or the bracketing failed.
+        The equations of docs/theory.md §7.2 or the bracketing failed.
     """
     check_options(options, ("scan",), "isolated_eigenvalues")
-    if not isinstance(model, GramModel):
-        raise InvalidParameterError(f"model must be a GramModel, got {type(model).__name__}")
+    _check_model(model)
     c1, L, c0 = as_low_rank_coefficients(coefficients)
     if c1 == 0.0:
         raise InvalidParameterError(
             "c1 = 0: the surrogate c0 I + V L V^T has no bulk; its spikes are those of a "
             "finite-rank matrix (not handled here)")
-    beta = float(beta)
-    if not math.isfinite(beta):
-        raise NonFiniteInputError("beta must be finite")
+    beta = _check_beta(beta)
+    xtol = check_positive_finite(xtol, "xtol")
     if bulk is None:
-        bulk = kernel_bulk(model, c1=c1, c0=c0, num=64, **options)
-    elif not isinstance(bulk, BulkSpectrum) or abs(bulk.c1 - c1) > 1e-12 * abs(c1) \
-            or abs(bulk.c0 - c0) > 1e-12 * max(1.0, abs(c0)) or bulk.model is not model:
+        bulk = kernel_bulk(model, c1=c1, c0=c0, num=_BULK_NUM, **options)
+    elif not isinstance(bulk, BulkSpectrum) or abs(bulk.c1 - c1) > _SAME_COEFFICIENTS * abs(c1) \
+            or abs(bulk.c0 - c0) > _SAME_COEFFICIENTS * max(1.0, abs(c0)) \
+            or bulk.model is not model:
         raise InvalidParameterError(
             "bulk must be the BulkSpectrum of this model with the same c1 and c0")
     B = _B_matrix(model, c1, L, beta)
@@ -342,9 +393,9 @@ def isolated_eigenvalues(model: GramModel, coefficients: Any, *, bulk: BulkSpect
             counts.append(0)
             continue
         if a is None:
-            a = _far_end(br, b, -1.0, 0.5 * scale_l)
+            a = _far_end(br, b, -1.0, _FAR_STEP * scale_l)
         if b is None:
-            b = _far_end(br, a, +1.0, 0.5 * scale_l)
+            b = _far_end(br, a, +1.0, _FAR_STEP * scale_l)
         na, nb = br.negatives(np.array([a, b]))
         found = 0
         for k in range(int(nb), int(na)):
@@ -354,7 +405,7 @@ def isolated_eigenvalues(model: GramModel, coefficients: Any, *, bulk: BulkSpect
                 raise ConvergenceError(
                     f"branch {k} does not change sign on the gap ({a:.6g}, {b:.6g}) "
                     f"(e = {fa:.3g}, {fb:.3g}): the monotonicity of E was lost", [])
-            root = brentq(f, a, b, xtol=tol, rtol=4 * np.finfo(float).eps, maxiter=200)
+            root = brentq(f, a, b, xtol=tol, rtol=_BRENT_RTOL, maxiter=_BRENT_MAXITER)
             out_pos.append(root)
             out_k.append(k)
             out_gap.append((lo, hi))
@@ -370,14 +421,15 @@ def isolated_eigenvalues(model: GramModel, coefficients: Any, *, bulk: BulkSpect
     for i, (lam, k, (lo, hi)) in enumerate(zip(pos, ks, gap)):
         dist = min(abs(lam - lo), abs(hi - lam), scale_l)
         align[i], slope[i] = _alignment(br, float(lam), int(k), dist)
-    B.setflags(write=False)
-    return Spikes(positions=pos, alignments=align, zeta=(pos - c0) / c1, branch=ks,
-                  slope=slope, gap=gap, gaps=tuple(gaps), counts=tuple(counts), B=B,
+    return Spikes(positions=readonly(pos), alignments=readonly(align),
+                  zeta=readonly((pos - c0) / c1), branch=readonly(ks), slope=readonly(slope),
+                  gap=gap, gaps=tuple(gaps), counts=tuple(counts), B=readonly(B),
                   rank=br.rank, c1=c1, c0=c0, bulk=bulk)
 
 
 def observed_alignments(vectors: Any, labels: Any, K: int | None = None) -> np.ndarray:
-    """<u, j_a/sqrt(n_a)>^2 for observed eigenvectors (columns of ``vectors``).
+    """<u, j_a/sqrt(n_a)>^2 for observed eigenvectors (columns of ``vectors``), the
+    quantity :attr:`Spikes.alignments` predicts (docs/theory.md §7.6).
 
     Parameters
     ----------
@@ -391,19 +443,33 @@ def observed_alignments(vectors: Any, labels: Any, K: int | None = None) -> np.n
     Returns
     -------
     ndarray, shape (S, K)
+
+    Raises
+    ------
+    ShapeMismatchError
+        ``vectors`` not 1-D/2-D, or labels not one per row of ``vectors``.
+    InvalidParameterError
+        Labels that are not integers in [0, K).
     """
-    U = np.asarray(vectors, dtype=float)
+    U = as_real_array(vectors, "vectors")
     if U.ndim == 1:
         U = U[:, None]
-    lab = np.asarray(labels, dtype=np.int64)
+    if U.ndim != 2 or U.shape[0] == 0:
+        raise ShapeMismatchError(
+            f"vectors must be an n x S array of eigenvectors (columns); got shape {U.shape}")
+    lab = as_real_array(labels, "labels")
     if lab.shape != (U.shape[0],):
         raise ShapeMismatchError(
             f"labels must have one entry per row of vectors ({U.shape[0]}); got {lab.shape}")
-    K = int(lab.max()) + 1 if K is None else int(K)
+    if not np.all(lab == np.round(lab)) or lab.min() < 0:
+        raise InvalidParameterError("labels must be the integer classes 0..K-1")
+    lab = lab.astype(np.int64)
+    K = int(lab.max()) + 1 if K is None else check_positive_int("K", K)
+    if lab.max() >= K:
+        raise InvalidParameterError(
+            f"labels go up to {int(lab.max())} but K = {K}: labels must be in 0..K-1")
     J = np.zeros((lab.size, K))
     J[np.arange(lab.size), lab] = 1.0
     sizes = J.sum(axis=0)
     proj = (J.T @ U) ** 2 / np.where(sizes > 0, sizes, 1.0)[:, None]
     return proj.T
-
-
