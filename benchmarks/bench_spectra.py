@@ -3,7 +3,7 @@
 Run:  OPENBLAS_NUM_THREADS=1 python benchmarks/bench_spectra.py [--quick]
 
 Cases (diagonal covariances, sizes n_a; the density of X^T X on a 1000-point grid spanning
-the bulk, :func:`rmt_deq.spectra.bulk.gram_density`; the model is built beforehand, its build
+the bulk, :func:`rmt_deq.spectra.stieltjes.gram_density`; the model is built beforehand, its build
 time is reported separately):
 
 * p = 1e3, K = 2, class 1 with p distinct variances (linspace(0.4, 1.6, p)), class 2
@@ -13,7 +13,7 @@ time is reported separately):
 * p = 1e5, K = 2, the p = 1e3 profiles at p = 1e5 (U = 1e5 distinct coordinates); and
   K = 3 with a third class 1 + 0.4 sin(6 pi j/p): the default box expansion of the sums
   (``summation="auto"``; every sum within 1e-14 of the sum of the absolute values of its
-  terms, see :class:`rmt_deq.spectra.bulk._BoxExpansion`); n < p and n > p.  Checked against
+  terms, see :class:`rmt_deq.spectra._box_expansion.BoxExpansion`); n < p and n > p.  Checked against
   the direct sums (``summation="direct"``) on a 50-point subgrid: the largest difference of
   the densities relative to the peak and relative pointwise where the density exceeds
   1e-6 of the peak.
@@ -39,7 +39,8 @@ import time
 
 import numpy as np
 
-from rmt_deq.spectra.bulk import gram_density, gram_model, gram_support
+from rmt_deq.spectra.model import gram_model
+from rmt_deq.spectra.stieltjes import gram_density, gram_support
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -128,7 +129,7 @@ def main(argv=None):
                     np.abs(d_f[::20] - d_d)[big] / d_d[big])))
         CPU["last"] = cpu_f
         record(name, p, sum(sizes), fast.n_distinct, t_f, x.size,
-               summation=fast.as_dict()["summation"], boxes=fast.expansion.n_boxes,
+               summation=fast.to_dict()["summation"], boxes=fast.expansion.n_boxes,
                model_build_s=build[0], model_build_cpu_s=build[1], **extra)
 
     var = profiles(p)

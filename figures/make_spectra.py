@@ -31,7 +31,9 @@ from rmt_deq.sampling.explicit import sampled_explicit_ck, sampled_explicit_ntk
 from rmt_deq.kernels.ntk_surrogate import ntk_surrogate_coefficients
 from rmt_deq.plotting import plot_spectrum, save_figure
 from rmt_deq.sampling.deq import sampled_ck, sampled_ntk
-from rmt_deq.spectra.bulk import gram_model_from_mixture, kernel_bulk, spectral_distances
+from rmt_deq.metrics import spectral_distances
+from rmt_deq.spectra.bulk import kernel_bulk
+from rmt_deq.spectra.model import gram_model_from_mixture
 from rmt_deq.spectra.spikes import isolated_eigenvalues
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -52,11 +54,11 @@ def mixture(p: int, seed: int = 0) -> rd.GaussianMixture:
 def panel(name, model, coef, eigenvalues, title, ax=None):
     bulk = kernel_bulk(model, coef)
     spikes = isolated_eigenvalues(model, coef, bulk=bulk)
-    d = spectral_distances(bulk, eigenvalues, exclude=spikes.positions)
+    d = spectral_distances(eigenvalues, bulk, exclude=spikes.positions)
     ax = plot_spectrum(bulk, spikes, eigenvalues=eigenvalues, ax=ax, label="sampled",
-                       title=f"{title}\nKS {d['ks']:.3f}, W1/width {d['w1_relative']:.4f}")
+                       title=f"{title}\nKS {d.ks:.3f}, W1/width {d.w1_relative:.4f}")
     top = np.sort(eigenvalues)[::-1][:spikes.count][::-1]
-    return ax, {"panel": name, "ks": d["ks"], "w1_relative": d["w1_relative"],
+    return ax, {"panel": name, "ks": d.ks, "w1_relative": d.w1_relative,
                 "atom": bulk.atom, "support": [list(s) for s in bulk.support],
                 "spikes_predicted": spikes.positions.tolist(),
                 "top_eigenvalues_observed": top.tolist()}

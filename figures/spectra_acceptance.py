@@ -9,7 +9,7 @@ Writes ``figures/spectra_acceptance.json``.  Run from the repository root:
    the NTK (all groups) the predicted bulk (:func:`rmt_deq.spectra.bulk.kernel_bulk`, from the
    mixture statistics only) is compared with the eigenvalues of the exact infinite-width
    kernel on one sample, the predicted isolated eigenvalues removed
-   (:func:`rmt_deq.spectra.bulk.spectral_distances`): 1-Wasserstein distance as a fraction of the
+   (:func:`rmt_deq.metrics.spectral_distances`): 1-Wasserstein distance as a fraction of the
    width of the predicted spectrum (hull of the support and, for n > p, the atom) and the
    Kolmogorov-Smirnov distance.  The same for the sampled (finite-width) CK Gram matrix
    averaged over R weight draws of width m (m = 250, m R >= 120 n by default: the budget at
@@ -35,7 +35,9 @@ import numpy as np
 import rmt_deq as rd
 from rmt_deq.kernels.ntk_surrogate import ntk_surrogate_coefficients
 from rmt_deq.sampling.deq import sampled_ck, sampled_ntk
-from rmt_deq.spectra.bulk import gram_model_from_mixture, kernel_bulk, spectral_distances
+from rmt_deq.metrics import spectral_distances
+from rmt_deq.spectra.bulk import kernel_bulk
+from rmt_deq.spectra.model import gram_model_from_mixture
 from rmt_deq.spectra.spikes import isolated_eigenvalues, observed_alignments
 
 SA = 0.2
@@ -90,11 +92,11 @@ def predicted(mix, sample, sol, kind):
 
 
 def distances(bulk, spikes, ev):
-    d = spectral_distances(bulk, ev, exclude=spikes.positions)
+    d = spectral_distances(ev, bulk, exclude=spikes.positions)
     sup_w = max(b for _, b in bulk.support) - min(a for a, _ in bulk.support)
-    return {"ks": d["ks"], "w1": d["w1"], "width": d["width"],
-            "w1_relative": d["w1_relative"], "w1_over_support_width": d["w1"] / sup_w,
-            "n_used": d["n_used"]}
+    return {"ks": d.ks, "w1": d.w1, "width": d.width,
+            "w1_relative": d.w1_relative, "w1_over_support_width": d.w1 / sup_w,
+            "n_used": d.n_used}
 
 
 def bulk_cases(args, out):

@@ -38,10 +38,10 @@ from rmt_deq.sampling._montecarlo import (SampledKernel, SampledNTK, SamplingPro
                                           mc_error_bound)
 from rmt_deq.metrics import (KernelComparison, TopEigenComparison, compare_kernels, ks_distance,
                       relative_frobenius_distance, relative_operator_distance,
-                      top_eigen_comparison, wasserstein1_distance)
-from rmt_deq.spectra.bulk import (BulkSpectrum, GramModel, StieltjesSolution, gram_density, gram_model,
-                      gram_model_from_mixture, gram_support, kernel_bulk, spectral_distances,
-                      stieltjes)
+                      spectral_distances, top_eigen_comparison, wasserstein1_distance)
+from rmt_deq.spectra.model import GramModel, gram_model, gram_model_from_mixture
+from rmt_deq.spectra.stieltjes import StieltjesSolution, gram_density, gram_support, stieltjes
+from rmt_deq.spectra.bulk import BulkSpectrum, kernel_bulk
 from rmt_deq.spectra.spikes import Spikes, isolated_eigenvalues, observed_alignments
 from rmt_deq.jobs.spectrum import load_mixture_spec, spectrum_report
 from rmt_deq.plotting import plot_spectrum

@@ -10,7 +10,8 @@ import pytest
 import rmt_deq as rd
 from rmt_deq.cli import main
 from rmt_deq.kernels.ntk_surrogate import ntk_surrogate_coefficients
-from rmt_deq.spectra.bulk import gram_model, kernel_bulk
+from rmt_deq.spectra.bulk import kernel_bulk
+from rmt_deq.spectra.model import gram_model
 from rmt_deq.spectra.spikes import isolated_eigenvalues
 
 P = 150
@@ -136,7 +137,7 @@ def test_demo_reports_the_predicted_spectrum(tmp_path, capsys):
     n = res.eig_exact.size
     # exact-kernel bulk against the prediction: rigidity scale 3 log(n)/n plus the
     # surrogate's O(p^-1/2) operator-norm error
-    assert res.distances["ks"] <= 3 * math.log(n) / n + 1 / math.sqrt(120)
+    assert res.distances.ks <= 3 * math.log(n) / n + 1 / math.sqrt(120)
     assert res.spikes.count == 2
     np.testing.assert_allclose(np.sort(res.eig_exact)[-2:], res.spikes.positions,
                                rtol=4 / math.sqrt(120))

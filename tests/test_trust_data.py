@@ -21,7 +21,8 @@ from rmt_deq.data.conventions import (SOURCE_MIXTURE, SOURCE_PLUGIN, SOURCE_POOL
 from rmt_deq.errors import (InconsistentDataError, InvalidParameterError, MemoryBudgetError,
                             ShapeMismatchError)
 from rmt_deq.sampling._montecarlo import _seeds
-from rmt_deq.spectra.bulk import gram_support, kernel_bulk, stieltjes
+from rmt_deq.spectra.bulk import kernel_bulk
+from rmt_deq.spectra.stieltjes import gram_support, stieltjes
 
 P = 60
 

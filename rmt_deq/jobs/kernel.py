@@ -283,7 +283,7 @@ def run_demo(activation: ActivationLike = "relu", sa: float = 0.2, p: int = 400,
         ``solution``, ``eig_exact`` and ``eig_surrogate`` (eigenvalues of G and G~),
         ``relative_error`` (||G - G~||/||G||), ``bulk`` and ``spikes`` (the prediction),
         ``distances`` (Kolmogorov-Smirnov and 1-Wasserstein of the exact bulk to the
-        prediction, :func:`rmt_deq.spectra.bulk.spectral_distances`), ``figure``.
+        prediction, :func:`rmt_deq.metrics.spectral_distances`), ``figure``.
 
     Raises
     ------
@@ -296,7 +296,9 @@ def run_demo(activation: ActivationLike = "relu", sa: float = 0.2, p: int = 400,
     """
     from rmt_deq._io import check_output_path
     from rmt_deq._validation import check_memory, check_positive_int, memory_budget
-    from rmt_deq.spectra.bulk import gram_model_from_mixture, kernel_bulk, spectral_distances
+    from rmt_deq.metrics import spectral_distances
+    from rmt_deq.spectra.bulk import kernel_bulk
+    from rmt_deq.spectra.model import gram_model_from_mixture
     from rmt_deq.spectra.spikes import isolated_eigenvalues
 
     p = check_positive_int("p", p)
@@ -331,12 +333,12 @@ def run_demo(activation: ActivationLike = "relu", sa: float = 0.2, p: int = 400,
     coef = sur.coefficients_G
     bulk = kernel_bulk(model, coef)
     spikes = isolated_eigenvalues(model, coef, bulk=bulk)
-    dist = spectral_distances(bulk, ev_exact, exclude=spikes.positions)
+    dist = spectral_distances(ev_exact, bulk, exclude=spikes.positions)
     say("predicted spectrum of G (no sampling): support "
         + ", ".join(f"[{a:.4g}, {b:.4g}]" for a, b in bulk.support)
         + (f", atom {bulk.atom:.3g} at {bulk.atom_at:.4g}" if bulk.atom > 0 else ""))
-    say(f"  exact CK bulk vs prediction: Kolmogorov-Smirnov {dist['ks']:.4f}, "
-        f"1-Wasserstein {dist['w1_relative']:.4f} of the bulk width")
+    say(f"  exact CK bulk vs prediction: Kolmogorov-Smirnov {dist.ks:.4f}, "
+        f"1-Wasserstein {dist.w1_relative:.4f} of the bulk width")
     top = np.sort(ev_exact)[::-1][:spikes.count]
     say("  isolated eigenvalues predicted "
         + ", ".join(f"{s:.4g}" for s in spikes.positions[::-1])
@@ -350,7 +352,7 @@ def run_demo(activation: ActivationLike = "relu", sa: float = 0.2, p: int = 400,
         ax = plot_spectrum(
             bulk, spikes, eigenvalues=ev_exact, label="exact Implicit-CK G",
             title=f"{sol.activation}, sa = {sa:g}, p = {p}, n = {sample.n}: "
-                  f"KS {dist['ks']:.3f}, W1/width {dist['w1_relative']:.4f}")
+                  f"KS {dist.ks:.3f}, W1/width {dist.w1_relative:.4f}")
         save_figure(ax.figure, out)
         res["figure"] = str(out)
         say(f"wrote {out}")

@@ -15,7 +15,8 @@ import numpy as np
 from rmt_deq._validation import check_choice
 from rmt_deq.errors import (DataFileError, InvalidParameterError, ShapeMismatchError,
                      UnknownOptionError)
-from rmt_deq.spectra.bulk import as_low_rank_coefficients, gram_model, kernel_bulk
+from rmt_deq.spectra.bulk import as_low_rank_coefficients, kernel_bulk
+from rmt_deq.spectra.model import gram_model
 
 __all__ = ["spectrum_report", "load_mixture_spec"]
 
@@ -215,7 +216,7 @@ def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
     grid : array_like, optional
         Explicit grid (kernel units) instead.
     max_atoms : int, optional
-        See :func:`~rmt_deq.spectra.bulk.gram_model` (approximate, very large p).
+        See :func:`~rmt_deq.spectra.model.gram_model` (approximate, very large p).
     data_covariance : {"diagonal", "sample"}, optional
         Data without means/covs only: "diagonal" (default) uses the per-coordinate class variances
         (exact for diagonal covariances, O(K p) per evaluation); "sample" the full class
@@ -370,7 +371,7 @@ def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
         "spikes": spikes.positions.tolist(),
         "spike_alignments": spikes.alignments.tolist(),
         "coefficients": {"c1": c1, "c0": c0, "low_rank": L.tolist()},
-        "mass": bulk.mass, "model": model.as_dict(), "notes": notes, "figure": figure,
+        "mass": bulk.mass, "model": model.to_dict(), "notes": notes, "figure": figure,
     }
 
 
