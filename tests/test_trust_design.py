@@ -23,7 +23,7 @@ import math
 import numpy as np
 import pytest
 
-from rmt_deq import experiments
+from rmt_deq.experiments import designs as experiments
 from rmt_deq.design import core as dz
 from rmt_deq.design.record import REQUIRED_KEYS
 from rmt_deq.activations import Activation
