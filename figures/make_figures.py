@@ -1,6 +1,6 @@
 """Regenerate the CK-surrogate convergence table and figures in figures/.
 
-    python figures/make_figures.py            # everything (a few minutes on 2 cores)
+    python figures/make_figures.py            # everything
     python figures/make_figures.py --quick    # smaller p range
 
 (or ``python -m figures.make_figures`` from the repository root).  Outputs:

@@ -91,7 +91,7 @@ class DesignConvergenceRow(Record):
     explicit_vs_deq : float
         ||K_explicit - K_DEQ|| / ||K_DEQ|| (exact infinite-width kernels).
     surrogate_vs_deq : float
-        ||K~ - K_DEQ|| / ||K_DEQ|| (the DEQ's surrogate, §4 / §5).
+        ||K~ - K_DEQ|| / ||K_DEQ|| (the DEQ's surrogate, docs/theory.md §4 / §5).
     surrogate_vs_explicit : float
         ||K~ - K_explicit|| / ||K_explicit|| (the design makes the two networks'
         surrogates equal).

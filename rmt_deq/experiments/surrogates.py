@@ -83,7 +83,8 @@ class CKConvergenceRow(Record):
     ----------
     p, n : int
     error : float
-        ||G~ - G|| / ||G|| with the uncentred T (the package's convention, §4.3).
+        ||G~ - G|| / ||G|| with the uncentred T (the package's convention, docs/theory.md
+        §4.3).
     error_centred : float
         The same with the published centred T° (which drops the alpha3 s2 (1/p) 1 1^T
         block).
@@ -193,7 +194,7 @@ class NTKConvergenceRow(Record):
     errors : mapping str -> float
         Group -> ||Theta~_g - Theta_g|| / ||Theta_g|| of the plain surrogate.
     errors_refined : mapping str -> float
-        The same for the refined surrogate (``refine=True``, §5.3).
+        The same for the refined surrogate (``refine=True``, docs/theory.md §5.3).
     norm_total : float
         ||Theta|| of the exact NTK summed over all groups.
     """
