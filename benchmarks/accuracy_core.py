@@ -10,7 +10,9 @@ this prints the measured worst errors that the tolerances are set against:
   a 50-digit mpmath value: worst relative error, and worst absolute error where
   |reference| < 1e-2, overall and per engine;
 - tau, alpha1..alpha4 of the float64 solve against the 30-digit mpmath solve for the
-  issue's activations at several (sa, tau0), with the residual.
+  common activations at several (sa, tau0), with the residual.
+
+The JSON printed carries the run's manifest (rmt_deq.experiments.manifest).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import sys
 import numpy as np
 
 from rmt_deq.activations import get_activation
+from rmt_deq.experiments.manifest import start_run
 from rmt_deq.fixed_point.four_equations import solve_four_equations
 from rmt_deq.moments.gaussian import gaussian_moments, mp_gaussian_moments
 
@@ -78,8 +81,9 @@ def solver_errors() -> dict:
 
 
 def main() -> None:
+    run = start_run()
     out = {"moments": moment_errors(), "solver": solver_errors()}
-    json.dump(out, sys.stdout, indent=1, default=str)
+    json.dump(run.record(out), sys.stdout, indent=1, default=str)
     print()
 
 

@@ -25,7 +25,10 @@ import numpy as np
 from scipy import integrate
 
 import rmt_deq.moments.table as table_engine
-from rmt_deq import get_activation, solve_four_equations
+from rmt_deq.activations import get_activation
+from rmt_deq.experiments.manifest import start_run
+from rmt_deq.fixed_point.four_equations import solve_four_equations
+from rmt_deq.kernels.exact import exact_ck
 
 SQRT2PI = math.sqrt(2 * math.pi)
 
@@ -112,8 +115,12 @@ def bench_first_call() -> list[dict]:
     return rows
 
 
+def _convergence(kernel) -> tuple:
+    """(iterations, residual) of an exact kernel's fixed-point solve."""
+    return getattr(kernel, "iterations", None), getattr(kernel, "residual", None)
+
+
 def bench_exact_ck(n: int) -> list[dict]:
-    from rmt_deq import exact_ck  # noqa: WPS433 (optional until the kernels exist)  # noqa: WPS433 (optional until the kernels exist)
     rng = np.random.default_rng(0)
     p = n // 2
     mu = np.zeros((p, 2))
@@ -124,9 +131,10 @@ def bench_exact_ck(n: int) -> list[dict]:
     for spec in ("relu", "tanh"):
         t = time.perf_counter()
         k = exact_ck(X, spec, 0.2)
-        rows.append({"activation": spec, "n": n, "p": p, "seconds": time.perf_counter() - t,
-                     "iterations": getattr(k, "iterations", None),
-                     "residual": getattr(k, "residual", None)})
+        seconds = time.perf_counter() - t
+        iterations, residual = _convergence(k)
+        rows.append({"activation": spec, "n": n, "p": p, "seconds": seconds,
+                     "iterations": iterations, "residual": residual})
     return rows
 
 
@@ -135,13 +143,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer repeats, smaller kernel")
     ap.add_argument("--json", action="store_true", help="print JSON only")
     args = ap.parse_args()
-    out = {"first_call": bench_first_call(), "solver": bench_solver(5 if args.quick else 20)}
-    try:
-        out["exact_ck"] = bench_exact_ck(400 if args.quick else 2000)
-    except ImportError as exc:
-        out["exact_ck"] = f"skipped: {exc}"
+    run = start_run(seeds={"exact_ck_data": 0})
+    out = {"first_call": bench_first_call(), "solver": bench_solver(5 if args.quick else 20),
+           "exact_ck": bench_exact_ck(400 if args.quick else 2000)}
     if args.json:
-        print(json.dumps(out, indent=1))
+        print(json.dumps(run.record(out), indent=1))
         return
     print("first call per activation in a fresh process (moment-table build, once)")
     for r in out["first_call"]:
@@ -162,12 +168,9 @@ def main() -> None:
               f"{r['ratio_quadrature_engine']:6.0f} "
               f"{r['baseline_rel_err']:9.1e} {r['rmt_deq_rel_err']:9.1e}")
     print("\nexact infinite-width CK")
-    if isinstance(out["exact_ck"], str):
-        print(out["exact_ck"])
-    else:
-        for r in out["exact_ck"]:
-            print(f"{r['activation']:6s} n={r['n']} p={r['p']}: {r['seconds']:.2f} s "
-                  f"({r['iterations']} Newton iterations, residual {r['residual']})")
+    for r in out["exact_ck"]:
+        print(f"{r['activation']:6s} n={r['n']} p={r['p']}: {r['seconds']:.2f} s "
+              f"({r['iterations']} Newton iterations, residual {r['residual']})")
 
 
 if __name__ == "__main__":

@@ -10,11 +10,14 @@ machine.)
    reports), against a baseline written here as a script author would
    without this package: scipy SLSQP minimising the sum of squared (relatively weighted)
    equation errors, every layer moment by scipy.integrate.quad (split at the kinks), the
-   layer recursion of theory.md section 6 (CK) or the NTK layer map, the same gauge-fixed
+   layer recursion of docs/theory.md §6.2 (CK) or the NTK layer map (§6.3), the same gauge-fixed
    unknowns and a generic start.  Both run in the same process; the ratio is reported, and
    so is the baseline's accuracy (max absolute equation error).  Target: <= 10 ms a solve.
-2. Forward pass of a finite-width DEQ (rmt_deq.networks.deq.deq_forward: fixed-point solve) against
-   the designed ENN's plain numpy forward pass (DesignedNetwork.forward) at equal width.
+2. Forward pass of a finite-width DEQ (rmt_deq.networks.deq.deq_forward: fixed-point solve)
+   against the designed network's plain numpy forward pass (DesignedNetwork.forward) at
+   equal width.
+
+The --json output carries the run's manifest (rmt_deq.experiments.manifest).
 """
 from __future__ import annotations
 
@@ -28,8 +31,11 @@ import warnings
 import numpy as np
 from scipy import integrate, optimize
 
+from rmt_deq.data.mixture import default_mixture
 from rmt_deq.design import core as dz
 from rmt_deq.errors import InfeasibleDesignError
+from rmt_deq.experiments.manifest import start_run
+from rmt_deq.networks.deq import deq_forward, sample_deq_weights
 
 SQRT2PI = math.sqrt(2 * math.pi)
 
@@ -154,9 +160,6 @@ INFEASIBLE = [("relu", 0.2, "quad2", "ck"), ("swish", 0.2, "lrelu2", "ck"),
 
 
 def forward_bench(m: int, p: int, n: int, repeats: int) -> dict:
-    from rmt_deq.networks.deq import deq_forward, sample_deq_weights
-    from rmt_deq.data.mixture import default_mixture
-
     mix = default_mixture(p, 2, rng=0)
     data = mix.sample(n, rng=1)
     tau0 = mix.statistics(data).tau0
@@ -186,6 +189,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer cases and repeats")
     ap.add_argument("--json", action="store_true", help="print JSON only")
     args = ap.parse_args()
+    run = start_run(seeds={"forward_mixture": 0, "forward_sample": 1, "deq_weights": 2,
+                           "explicit_weights": 3})
     repeats = 3 if args.quick else 7
     cases = CASES[::4] if args.quick else CASES
     rows = []
@@ -226,7 +231,7 @@ def main() -> None:
     }
     out = {"solve": rows, "forward": fwd, "summary": summary}
     if args.json:
-        print(json.dumps(out, indent=1, default=float))
+        print(json.dumps(run.record(out), indent=1, default=float))
         return
     for k, v in fwd.items():
         print(f"forward {k}: m = {v['m']}, p = {v['p']}, n = {v['n']}: DEQ {1e3 * v['deq_s']:.1f}"

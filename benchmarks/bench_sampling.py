@@ -1,4 +1,4 @@
-"""Benchmark of the sampled CK against the published procedure (issue "Sampling").
+"""Benchmark of the sampled CK against the published procedure (docs/theory.md §8).
 
 Case of the published experiment: ReLU, sa = 0.2, sb = 0.8, p = 500, n = 400 (two-class
 mixture, :func:`rmt_deq.default_mixture`), width m = 1000, R = 250 = p^2/m realizations.
@@ -31,7 +31,7 @@ Usage::
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_sampling.py [--R 250] [--baseline-R 8]
         [--tol 1e-3] [--out benchmarks/bench_sampling.json]
 
-Prints a table and writes the numbers as JSON.
+Prints a table and writes the numbers as JSON, with the run's manifest.
 """
 from __future__ import annotations
 
@@ -44,10 +44,14 @@ import time
 
 import numpy as np
 
-import rmt_deq as rd
+from rmt_deq.data.mixture import default_mixture
+from rmt_deq.experiments.manifest import portable_path, start_run
+from rmt_deq.fixed_point.four_equations import solve_four_equations
 from rmt_deq.networks.deq import DEQWeights, deq_forward, sample_deq_weights
-from rmt_deq.sampling.deq import sampled_ck
 from rmt_deq.sampling._montecarlo import _seeds, mc_error_bound
+from rmt_deq.sampling.deq import sampled_ck
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def matmul_rate(shape_a, shape_b, dtype, repeats=7, inner=3):
@@ -103,14 +107,17 @@ def main():
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--tol", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__),
-                                                  "bench_sampling.json"))
+    ap.add_argument("--out", default=os.path.join(HERE, "bench_sampling.json"))
     args = ap.parse_args()
+    run = start_run(seeds={"mixture": 0, "sample": 1, "ours": args.seed,
+                           "control_variate": args.seed + 100,
+                           "baseline": [args.seed + 1, args.seed + 2],
+                           "matmul_operands": 123})
     m, p, n, R = args.m, args.p, args.n, args.R
     sa, sb, act = 0.2, 0.8, "relu"
-    X = rd.default_mixture(p, 2, rng=0).sample(n, rng=1).X
+    X = default_mixture(p, 2, rng=0).sample(n, rng=1).X
     tau0 = math.sqrt(float(np.mean(np.sum(X * X, axis=0))))
-    sol = rd.solve_four_equations(act, sa, tau0, sb)
+    sol = solve_four_equations(act, sa, tau0, sb)
     dt = np.dtype(args.dtype)
     shapes = {"A_phi": ((m, m), (m, n)), "B_X": ((m, p), (p, n)), "gram": ((n, m), (m, n))}
 
@@ -218,7 +225,7 @@ def main():
                  "fraction_of_numpy_excluding_draws_and_bar": ideal / loop},
     }
     with open(args.out, "w") as f:
-        json.dump(res, f, indent=1)
+        json.dump(run.record(res, outputs=[args.out]), f, indent=1)
     print(f"case: relu, sa = 0.2, p = {p}, n = {n}, m = {m}, R = {R}; threads "
           f"{res['threads']}")
     print(f"ours     ({dt.name}, tol {args.tol:g}): {info.elapsed:8.1f} s  "
@@ -242,7 +249,7 @@ def main():
     print(f"  wall time: weight draws ~{R * t_weights:.1f} s, error bar ~{t_bar:.1f} s, "
           f"solves and Gram products ~{loop:.1f} s -> fraction {ideal / loop:.2f} of numpy "
           f"without the draws and the bar")
-    print(f"wrote {args.out}")
+    print(f"wrote {portable_path(args.out)}")
 
 
 if __name__ == "__main__":

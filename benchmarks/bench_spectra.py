@@ -27,7 +27,8 @@ time is reported separately):
 
 Times are the best of ``--repeat`` runs in one process, wall clock and the CPU time of the
 process during that run (on a shared, loaded machine the CPU time is what one idle core
-would take); the report records OPENBLAS_NUM_THREADS and the load average.  Writes benchmarks/bench_spectra.json.
+would take); the report records OPENBLAS_NUM_THREADS and the load average.  Writes
+benchmarks/bench_spectra.json, with the run's manifest.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ import time
 
 import numpy as np
 
+from rmt_deq.experiments.manifest import portable_path, start_run
 from rmt_deq.spectra.model import gram_model
 from rmt_deq.spectra.stieltjes import gram_density, gram_support
 
@@ -81,6 +83,7 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--out", default=os.path.join(HERE, "bench_spectra.json"))
     args = ap.parse_args(argv)
+    run = start_run(seeds={"uniform_variances": 1, "dense_gram": 0})
     rows = []
 
     def record(name, p, n, U, seconds, points, **extra):
@@ -169,8 +172,8 @@ def main(argv=None):
            "cpu_count": os.cpu_count(), "repeat": args.repeat,
            "command": "OPENBLAS_NUM_THREADS=1 python benchmarks/bench_spectra.py"}
     with open(args.out, "w", encoding="utf-8") as fh:
-        json.dump(out, fh, indent=1)
-    print(f"wrote {args.out}")
+        json.dump(run.record(out, outputs=[args.out]), fh, indent=1)
+    print(f"wrote {portable_path(args.out)}")
 
 
 if __name__ == "__main__":

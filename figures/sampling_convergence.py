@@ -1,7 +1,8 @@
-"""Sampled DEQ kernels against the exact infinite-width kernels (issue "Sampling").
+"""Sampled DEQ kernels against the exact infinite-width kernels (docs/theory.md §8).
 
-Three measurements, written to ``figures/sampling_convergence.json`` (and a text table,
-``figures/sampling_convergence.txt``):
+Three measurements, written to ``figures/sampling_convergence.json`` with the run's
+manifest (and a text table, ``figures/sampling_convergence.txt``, whose first line is the
+manifest):
 
 (a) ``width``: relative operator-norm error of the sampled CK and of each NTK group
     (v, A, B) and the total against :func:`rmt_deq.exact_ck` / :func:`rmt_deq.exact_ntk`
@@ -17,7 +18,7 @@ Three measurements, written to ``figures/sampling_convergence.json`` (and a text
     the Gaussian-theory exact kernel as m grows, with the Monte-Carlo error bars (so that a
     plateau can be told from noise).  Failures of the forward/adjoint solve are recorded.
 
-Data (chosen to keep the whole script under ~10 minutes on one core):
+Data (small, to keep the whole script short on one core):
 ``default_mixture(150, 2, rng=0).sample(120, rng=1)``, i.e. p = 150, n = 120.
 
 Usage::
@@ -36,31 +37,40 @@ import time
 import numpy as np
 from scipy import stats
 
-import rmt_deq as rd
+from rmt_deq.data.mixture import default_mixture
 from rmt_deq.errors import ConvergenceError
+from rmt_deq.experiments.harness import fitted_slope
+from rmt_deq.experiments.manifest import portable_path, start_run
+from rmt_deq.fixed_point.four_equations import solve_four_equations
+from rmt_deq.kernels.exact import exact_ntk
+from rmt_deq.metrics import relative_operator_distance
 from rmt_deq.sampling.deq import sampled_ck, sampled_ntk
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GROUPS = ("v", "A", "B")
+#: the seeds of the three parts (per width m, seed s, reference)
+SEEDS = {"mixture": 0, "sample": 1, "width": "1000 + m", "honesty": "s in 0..seeds-1",
+         "honesty_reference": 10 ** 6, "families": "7 + m"}
 
 
 def rel(a, b):
-    return float(np.linalg.norm(a - b, 2) / np.linalg.norm(b, 2))
+    """||a - b|| / ||b|| (operator norm)."""
+    return relative_operator_distance(a, b)
 
 
 def fit_slope(ms, errs):
-    slope, intercept = np.polyfit(np.log(ms), np.log(errs), 1)
-    return float(slope)
+    """Least-squares slope of log(error) against log(m)."""
+    return fitted_slope(ms, errs).value
 
 
 def data(p=150, n=120):
-    return rd.default_mixture(p, 2, rng=0).sample(n, rng=1).X
+    return default_mixture(p, 2, rng=SEEDS["mixture"]).sample(n, rng=SEEDS["sample"]).X
 
 
 def part_width(X, widths, R, cases, log):
     out = []
     for act, sa in cases:
-        ex = rd.exact_ntk(X, act, sa)
+        ex = exact_ntk(X, act, sa)
         ref = {"ck": ex.ck.G, **{g: ex.groups[g] for g in GROUPS}, "total": ex.total}
         rows = []
         for m in widths:
@@ -143,8 +153,8 @@ def part_families(X, widths, R, log):
     out = []
     for act in ("tanh", "relu"):
         for sa in (0.2, 0.5):
-            ex = rd.exact_ntk(X, act, sa)
-            sol = rd.solve_four_equations(act, sa, math.sqrt(float(np.mean(
+            ex = exact_ntk(X, act, sa)
+            sol = solve_four_equations(act, sa, math.sqrt(float(np.mean(
                 np.sum(X * X, axis=0)))))
             for fam in ("gaussian", "orthogonal", "symmetric"):
                 rows = []
@@ -225,6 +235,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small widths (smoke test)")
     ap.add_argument("--out", default=os.path.join(HERE, "sampling_convergence"))
     args = ap.parse_args()
+    run = start_run(seeds=SEEDS)
     X = data()
     widths = (250, 500, 1000, 2000, 4000) if not args.quick else (100, 200)
     fam_widths = (250, 500, 1000, 2000) if not args.quick else (100, 200)
@@ -250,12 +261,14 @@ def main():
     if args.part in ("c", "all"):
         res["families"] = part_families(X, fam_widths, args.R, log)
     res.setdefault("seconds", {})[args.part] = time.perf_counter() - t0
+    outputs = [path, args.out + ".txt"]
+    record = run.record(res, outputs=outputs)
     with open(path, "w") as f:
-        json.dump(res, f, indent=1)
+        json.dump(record, f, indent=1)
     with open(args.out + ".txt", "w") as f:
-        f.write(table(res))
+        f.write("# manifest: " + json.dumps(record["manifest"]) + "\n" + table(res))
     print(table(res))
-    print(f"wrote {path} and {args.out}.txt")
+    print(f"wrote {portable_path(path)} and {portable_path(args.out)}.txt")
 
 
 if __name__ == "__main__":

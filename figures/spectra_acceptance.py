@@ -1,11 +1,13 @@
-"""Acceptance measurements of issue 5 (limiting spectra without sampling, theory.md §7).
+"""Acceptance measurements of the limiting spectra without sampling (docs/theory.md §7).
 
-Writes ``figures/spectra_acceptance.json``.  Run from the repository root:
+Writes ``figures/spectra_acceptance.json`` (with the run's manifest).  Run from the
+repository root:
 
     OPENBLAS_NUM_THREADS=1 python figures/spectra_acceptance.py [--quick] [--no-sampled]
 
 1. Bulk.  p = 1000, activations relu and tanh (sa = 0.2), n = 700 (< p) and n = 1500 (> p),
-   an isotropic and a non-isotropic diagonal covariance model (K = 2).  For the CK G and
+   an isotropic and a non-isotropic diagonal covariance model (K = 2,
+   :func:`rmt_deq.experiments.mixtures.bulk_mixture`).  For the CK G and
    the NTK (all groups) the predicted bulk (:func:`rmt_deq.spectra.bulk.kernel_bulk`, from the
    mixture statistics only) is compared with the eigenvalues of the exact infinite-width
    kernel on one sample, the predicted isolated eigenvalues removed
@@ -13,10 +15,11 @@ Writes ``figures/spectra_acceptance.json``.  Run from the repository root:
    width of the predicted spectrum (hull of the support and, for n > p, the atom) and the
    Kolmogorov-Smirnov distance.  The same for the sampled (finite-width) CK Gram matrix
    averaged over R weight draws of width m (m = 250, m R >= 120 n by default: the budget at
-   which the Monte-Carlo deformation, O(n/(m R)), is below the KS limit; at 60 n the relu
-   isotropic CK gave KS 0.030, at 120 n 0.019), and with
+   which the Monte-Carlo deformation, O(n/(m R)), is below the KS limit; the
+   sampled_convergence section measures it), and with
    --sampled-ntk the sampled empirical NTK for relu, diagonal covariances, n < p.
-2. Spikes.  p = 1600, n = 1280 and n = 2400, a mixture with well-separated spikes: the
+2. Spikes.  p = 1600, n = 1280 and n = 2400, a mixture with well-separated spikes
+   (:func:`rmt_deq.experiments.mixtures.spike_mixture`): the
    predicted isolated eigenvalues and their eigenvector alignments <u, j_a/sqrt(n_a)>^2
    against those of the exact CK and NTK, over several independent samples (mean and
    standard deviation across samples, since single-sample spikes fluctuate at O(p^-1/2)).
@@ -27,12 +30,15 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 
 import numpy as np
 
-import rmt_deq as rd
+from rmt_deq.experiments.manifest import portable_path, start_run
+from rmt_deq.experiments.mixtures import bulk_mixture, spike_mixture
+from rmt_deq.fixed_point.four_equations import solve_four_equations
+from rmt_deq.kernels.ck_surrogate import surrogate_coefficients
+from rmt_deq.kernels.exact import exact_ntk
 from rmt_deq.kernels.ntk_surrogate import ntk_surrogate_coefficients
 from rmt_deq.sampling.deq import sampled_ck, sampled_ntk
 from rmt_deq.metrics import spectral_distances
@@ -42,42 +48,13 @@ from rmt_deq.spectra.spikes import isolated_eigenvalues, observed_alignments
 
 SA = 0.2
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def bulk_mixture(p: int, kind: str, seed: int = 0) -> rd.GaussianMixture:
-    """Two classes, means of norm 3 along random directions, equal proportions.
-
-    isotropic: C_1 = I, C_2 = (1 + 2/sqrt(p)) I (a trace difference t = O(1)).
-    diagonal:  C_1 = diag(linspace(0.4, 1.6, p)) (p distinct variances), C_2 = 1.5 on the
-               first half and 0.5 + 2/sqrt(p) on the second half of the coordinates.
-    """
-    gen = np.random.default_rng(seed)
-    means = gen.standard_normal((2, p))
-    means *= 3.0 / np.linalg.norm(means, axis=1, keepdims=True)
-    if kind == "isotropic":
-        covs = np.vstack([np.ones(p), np.full(p, 1.0 + 2.0 / math.sqrt(p))])
-    else:
-        h = p // 2
-        c2 = np.concatenate([np.full(h, 1.5), np.full(p - h, 0.5 + 2.0 / math.sqrt(p))])
-        covs = np.vstack([np.linspace(0.4, 1.6, p), c2])
-    return rd.GaussianMixture(means, covs, np.array([0.5, 0.5]))
-
-
-def spike_mixture(p: int, seed: int = 0) -> rd.GaussianMixture:
-    """Two classes with well-separated spikes: orthogonal means of norms 2.5 and 4,
-    proportions 0.4/0.6, diagonal covariances (1.5/0.5 halves for class 2)."""
-    gen = np.random.default_rng(seed)
-    q, _ = np.linalg.qr(gen.standard_normal((p, 2)))
-    means = np.vstack([2.5 * q[:, 0], 4.0 * q[:, 1]])
-    h = p // 2
-    covs = np.vstack([np.ones(p),
-                      np.concatenate([np.full(h, 1.5), np.full(p - h, 0.5 + 2 / math.sqrt(p))])])
-    return rd.GaussianMixture(means, covs, np.array([0.4, 0.6]))
+#: the seeds: mixtures' means, the bulk sample, the spike samples, the sampled kernels
+SEEDS = {"mixture": 0, "bulk_sample": 11, "spike_samples": "100 + r", "sampled": 5}
 
 
 def coefficients(kind, sol, stats):
     if kind == "ck":
-        return rd.surrogate_coefficients(sol, stats, form="G")
+        return surrogate_coefficients(sol, stats, form="G")
     return ntk_surrogate_coefficients(sol, stats)
 
 
@@ -105,13 +82,13 @@ def bulk_cases(args, out):
     rows = [r for r in out.get("bulk", []) if r.get("covariance") not in covs]
     p = args.p_bulk
     for cov in covs:
-        mix = bulk_mixture(p, cov)
+        mix = bulk_mixture(p, cov, seed=SEEDS["mixture"])
         for n in (int(0.7 * p), int(1.5 * p)):
-            sample = mix.sample(n, rng=11)
+            sample = mix.sample(n, rng=SEEDS["bulk_sample"])
             for act in ("relu", "tanh"):
-                sol = rd.solve_four_equations(act, SA, mix.statistics(sample).tau0)
+                sol = solve_four_equations(act, SA, mix.statistics(sample).tau0)
                 t = time.perf_counter()
-                ex_ntk = rd.exact_ntk(sample.X, act, SA, solution=sol)
+                ex_ntk = exact_ntk(sample.X, act, SA, solution=sol)
                 t_exact = time.perf_counter() - t
                 mats = {"ck": np.asarray(ex_ntk.ck.G), "ntk": np.asarray(ex_ntk.total)}
                 for kind in ("ck", "ntk"):
@@ -143,7 +120,8 @@ def bulk_cases(args, out):
                         m_used = args.width
                         R_used = int(math.ceil(args.features_per_sample * n / m_used))
                         fn = sampled_ck if kind == "ck" else sampled_ntk
-                        S = fn(sample.X, act, SA, width=m_used, realizations=R_used, rng=5,
+                        S = fn(sample.X, act, SA, width=m_used, realizations=R_used,
+                               rng=SEEDS["sampled"],
                                solution=sol, batches=min(R_used, 16)).matrix
                         evs = np.linalg.eigvalsh(S)
                         row["sampled"] = distances(bulk, spikes, evs)
@@ -168,15 +146,16 @@ def sampled_convergence(args, out):
     p = args.p_bulk
     n = int(0.7 * p)
     cov = args.convergence_covariance
-    mix = bulk_mixture(p, cov)
-    sample = mix.sample(n, rng=11)
-    sol = rd.solve_four_equations("relu", SA, mix.statistics(sample).tau0)
+    mix = bulk_mixture(p, cov, seed=SEEDS["mixture"])
+    sample = mix.sample(n, rng=SEEDS["bulk_sample"])
+    sol = solve_four_equations("relu", SA, mix.statistics(sample).tau0)
     bulk, spikes, _ = predicted(mix, sample, sol, "ck")
     rows = []
     for fps in args.convergence_features:
         R = int(math.ceil(fps * n / args.width))
         t = time.perf_counter()
-        S = sampled_ck(sample.X, "relu", SA, width=args.width, realizations=R, rng=5,
+        S = sampled_ck(sample.X, "relu", SA, width=args.width, realizations=R,
+                       rng=SEEDS["sampled"],
                        solution=sol, batches=min(R, 16)).matrix
         d = distances(bulk, spikes, np.linalg.eigvalsh(S))
         d.update(features_per_sample=fps, width=args.width, realizations=R,
@@ -194,15 +173,15 @@ def sampled_convergence(args, out):
 def spike_cases(args, out):
     rows = []
     p = args.p_spike
-    mix = spike_mixture(p)
+    mix = spike_mixture(p, seed=SEEDS["mixture"])
     for n in (int(0.8 * p), int(1.5 * p)):
         for act in ("relu", "tanh"):
             per_kind = {"ck": [], "ntk": []}
             pred = {}
             for r in range(args.spike_samples):
                 sample = mix.sample(n, rng=100 + r)
-                sol = rd.solve_four_equations(act, SA, mix.statistics(sample).tau0)
-                ex = rd.exact_ntk(sample.X, act, SA, solution=sol)
+                sol = solve_four_equations(act, SA, mix.statistics(sample).tau0)
+                ex = exact_ntk(sample.X, act, SA, solution=sol)
                 for kind, M in (("ck", np.asarray(ex.ck.G)), ("ntk", np.asarray(ex.total))):
                     bulk, spikes, _ = predicted(mix, sample, sol, kind)
                     pred[kind] = spikes
@@ -265,7 +244,7 @@ def spike_cases(args, out):
 
 def _dump(out, args):
     with open(args.out, "w", encoding="utf-8") as fh:
-        json.dump(out, fh, indent=1)
+        json.dump(args.run.record(out, outputs=[args.out]), fh, indent=1)
 
 
 def main(argv=None):
@@ -290,14 +269,16 @@ def main(argv=None):
                     default="diagonal")
     ap.add_argument("--out", default=os.path.join(HERE, "spectra_acceptance.json"))
     args = ap.parse_args(argv)
+    run = start_run(seeds=SEEDS)
     args.p_bulk, args.p_spike = (200, 300) if args.quick else (1000, 1600)
     out = {}
     if args.only is not None and os.path.exists(args.out):
         # one section: keep the other section of an existing report
         with open(args.out, encoding="utf-8") as fh:
             out = json.load(fh)
-    cmd = "OPENBLAS_NUM_THREADS=1 python figures/spectra_acceptance.py " + " ".join(sys.argv[1:])
+    cmd = "OPENBLAS_NUM_THREADS=1 " + run.manifest().command
     settings = {k: v for k, v in vars(args).items() if k != "out"}
+    args.run = run
     out.setdefault("commands", {})
     out.setdefault("settings", {})
     for section in (("bulk", "spikes", "sampled_convergence") if args.only is None
@@ -319,7 +300,7 @@ def main(argv=None):
         key += f"_{args.covariance}"
     out.setdefault("time_s", {})[key] = time.perf_counter() - t0
     _dump(out, args)
-    print(f"wrote {args.out} ({time.perf_counter() - t0:.0f} s)")
+    print(f"wrote {portable_path(args.out)} ({time.perf_counter() - t0:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ from rmt_deq.kernels.ck_surrogate import (CKSurrogate, SurrogateCoefficients, ck
 from rmt_deq.moments.bivariate import bivariate_expectation
 from rmt_deq.kernels.exact import ExactKernel, ExactNTK, exact_ck, exact_ntk, published_ntk
 from rmt_deq.data.mixture import default_mixture
-from rmt_deq.jobs.kernel import kernel_from_data, run_demo, sampled_kernel_from_data
+from rmt_deq.jobs.kernel import kernel_from_data, sampled_kernel_from_data
+from rmt_deq.jobs.demo import run_demo
 from rmt_deq.kernels.ntk_surrogate import (ExactExplicitNTK, NTKCoefficients, NTKSurrogate,
                             exact_explicit_ntk, explicit_network_coefficients,
                             explicit_ntk_surrogate, mixture_ntk_surrogate, ntk_coefficients,

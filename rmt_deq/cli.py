@@ -1,4 +1,16 @@
-"""Command line: ``rmt-deq solve | kernel | spectrum | design | demo``.
+"""Command line: ``rmt-deq COMMAND [options]``, also ``python -m rmt_deq COMMAND ...``.
+
+Commands (``rmt-deq COMMAND --help`` for each one's options):
+
+* ``solve``: the four-equation system (tau, alpha1..alpha4) of a DEQ (docs/theory.md §3);
+* ``kernel``: the CK or NTK matrix of a DEQ on a data file, exact (§2.2, §2.3), by the
+  surrogates (§4, §5) or sampled at finite width (§8);
+* ``spectrum``: the limiting eigenvalue spectrum of the CK or NTK without sampling:
+  density, atom, support, isolated eigenvalues (§7);
+* ``design``: a shallow explicit network matching a DEQ's CK or NTK (§6);
+* ``demo``: a default case solved and drawn (four equations, exact CK, predicted spectrum).
+
+``rmt-deq --version`` prints the package version (from the installed package's metadata).
 
 Library code prints nothing; this module is where output and progress are shown.
 
@@ -7,7 +19,8 @@ Every rejected input ends with exit status 2 and one line on stderr: argparse's 
 raised by the jobs.  Output paths are checked before anything is computed and written
 atomically (:mod:`rmt_deq._io`); every ``--json`` document is strict JSON, a number that
 is not finite (e.g. ``q_scan`` when the fixed point is unique on all of [0, inf)) being
-written as ``null``.  The choice lists are the library's own constants.
+written as ``null``.  The choice lists are the library's own constants.  Each command imports
+its job when it runs.
 """
 from __future__ import annotations
 
@@ -84,21 +97,53 @@ def _groups(s: str | None) -> tuple[str, ...] | None:
     return None if s is None else tuple(g.strip() for g in s.split(",") if g.strip())
 
 
+class _Version(argparse.Action):
+    """``--version``: print the package version (installed metadata) and exit 0."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        from rmt_deq.experiments.manifest import package_version
+
+        print(f"{parser.prog} {package_version()}")
+        parser.exit(0)
+
+
+def _deq_options() -> argparse.ArgumentParser:
+    """Parent parser of the options that name a DEQ (solve, kernel, spectrum, design)."""
+    deq = argparse.ArgumentParser(add_help=False)
+    deq.add_argument("--activation", required=True, help=_ACT_HELP)
+    deq.add_argument("--sa", type=_real, required=True,
+                     help="variance of recurrent weights A")
+    deq.add_argument("--sb", type=_real, default=None,
+                     help="variance of input weights B (default 1 - sa)")
+    return deq
+
+
+def _scale_options() -> argparse.ArgumentParser:
+    """Parent parser of the data scale of the commands without data (solve, design)."""
+    scale = argparse.ArgumentParser(add_help=False)
+    scale.add_argument("--tau0", type=_real, default=1.0,
+                       help="data scale sqrt(tr C°/p) (default 1)")
+    return scale
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``rmt-deq`` parser: one sub-command per job, choice lists from the library."""
     ap = _Parser(
         prog="rmt-deq",
         description="Random-matrix theory of deep equilibrium models (Implicit-CK/NTK).  "
                     "Bad input exits with status 2 and a one-line message; in --json "
                     "output a number that is not finite is null.")
+    ap.add_argument("--version", action=_Version, help="print the version and exit")
     sub = ap.add_subparsers(dest="command", required=True)
+    deq, scale = _deq_options(), _scale_options()
 
-    s = sub.add_parser("solve", help="solve the four-equation system (tau, alpha1..alpha4)")
-    s.add_argument("--activation", required=True, help=_ACT_HELP)
-    s.add_argument("--sa", type=_real, required=True, help="variance of recurrent weights A")
-    s.add_argument("--sb", type=_real, default=None, help="variance of input weights B "
-                   "(default 1 - sa)")
-    s.add_argument("--tau0", type=_real, default=1.0, help="data scale sqrt(tr C°/p) "
-                   "(default 1)")
+    s = sub.add_parser("solve", parents=[deq, scale],
+                       help="solve the four-equation system (tau, alpha1..alpha4)")
     s.add_argument("--method", default="auto", choices=_MOMENT_METHODS,
                    help="engine of the Gaussian moments (default auto)")
     s.add_argument("--dps", type=int, default=None,
@@ -108,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "unique on all of [0, inf))")
 
     k = sub.add_parser(
-        "kernel",
+        "kernel", parents=[deq],
         help="compute a kernel matrix on data",
         description=(
             "Compute a kernel on the columns of X.  FILE.npz holds X (p x n, columns are "
@@ -126,9 +171,6 @@ def build_parser() -> argparse.ArgumentParser:
             "its Monte-Carlo error bar.  --out is written exactly as named, in .npy "
             "format."))
     k.add_argument("--data", required=True, help="input .npz file (X, labels[, means, covs])")
-    k.add_argument("--activation", required=True, help=_ACT_HELP)
-    k.add_argument("--sa", type=_real, required=True)
-    k.add_argument("--sb", type=_real, default=None)
     k.add_argument("--tau0", type=_real, default=None,
                    help="data scale tau0 = sqrt(tr C°/p) (exact and sampled kernels); default: "
                         "from means/covs when given, else the plug-in estimate from the "
@@ -165,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also write the error bar and solver diagnostics to this JSON file")
 
     sp = sub.add_parser(
-        "spectrum",
+        "spectrum", parents=[deq],
         help="limiting eigenvalue spectrum of the CK/NTK (no sampling): density, atom, "
              "support, isolated eigenvalues",
         description=(
@@ -178,9 +220,6 @@ def build_parser() -> argparse.ArgumentParser:
             "omega_i)/sqrt(p), omega_i ~ N(0, C_a): means are the class means of sqrt(p) "
             "x_i and covs its class covariances.  --json prints one object "
             "with x, density, atom, atom_at, support, spikes (and more)."))
-    sp.add_argument("--activation", required=True, help=_ACT_HELP)
-    sp.add_argument("--sa", type=_real, required=True)
-    sp.add_argument("--sb", type=_real, default=None, help="default 1 - sa")
     src = sp.add_mutually_exclusive_group(required=True)
     src.add_argument("--mixture", help="SPEC.json (means, covs, sizes)")
     src.add_argument("--data", help="FILE.npz (X, labels[, means, covs])")
@@ -199,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
                          f"eigen-decomposition (e.g. 8G; default {_MEMORY_DEFAULT})")
 
     g = sub.add_parser(
-        "design",
+        "design", parents=[deq, scale],
         help="design a shallow explicit network matching a DEQ's CK or NTK",
         description=(
             "Solve for an explicit network of --family whose CK (or NTK) surrogate "
@@ -212,12 +251,6 @@ def build_parser() -> argparse.ArgumentParser:
             "scale (relative to its target, or to 1e-3 of the kernel scale for a target "
             "that is ~0), so the verdict does not depend on the units of --tau0.  A target "
             "the family cannot match exits with status 2 and says which equation fails."))
-    g.add_argument("--activation", required=True, help=_ACT_HELP)
-    g.add_argument("--sa", type=_real, required=True, help="variance of recurrent weights A")
-    g.add_argument("--sb", type=_real, default=None, help="variance of input weights B "
-                   "(default 1 - sa)")
-    g.add_argument("--tau0", type=_real, default=1.0, help="data scale sqrt(tr C°/p) "
-                   "(default 1)")
     g.add_argument("--family", required=True, choices=_DESIGN_FAMILIES)
     g.add_argument("--target", choices=_DESIGN_TARGETS, default="ck")
     g.add_argument("--refine", action="store_true",
@@ -257,19 +290,74 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(sol.to_dict())
         return 0
-    print(f"activation {sol.activation}   sa = {sol.sa:g}   sb = {sol.sb:g}   "
-          f"tau0 = {sol.tau0:g}")
-    for name in ("tau", "alpha1", "alpha2", "alpha3", "alpha4", "g1", "g2", "g4", "centring"):
-        print(f"  {name:9s} = {getattr(sol, name): .16g}")
-    c = sol.contraction
-    print(f"  contraction: tau map sa*g4/2 = {c['tau_map']:.4g}, sa*g1 = {c['alpha1']:.4g}, "
-          f"sa*E[phi'^2] = {c['deq_jacobian']:.4g}")
-    print(f"  residual {sol.residual:.2e} (tolerance {sol.tolerance:.1e}) after "
-          f"{sol.iterations} iterations; unique on [0, {sol.q_scan:.3g}]: {sol.unique}")
-    if sol.error_estimate:
-        print(f"  estimated relative error (moment precision) "
-              f"{max(sol.error_estimate.values()):.1e}")
+    for line in _solution_lines(sol):
+        print(line)
     return 0
+
+
+# adapters: the only places that read the jobs' result fields
+def _solution_lines(sol: Any) -> list[str]:
+    """The text report of a four-equation solution."""
+    lines = [f"activation {sol.activation}   sa = {sol.sa:g}   sb = {sol.sb:g}   "
+             f"tau0 = {sol.tau0:g}"]
+    lines += [f"  {name:9s} = {getattr(sol, name): .16g}"
+              for name in ("tau", "alpha1", "alpha2", "alpha3", "alpha4", "g1", "g2", "g4",
+                           "centring")]
+    c = sol.contraction
+    lines.append(f"  contraction: tau map sa*g4/2 = {c['tau_map']:.4g}, sa*g1 = "
+                 f"{c['alpha1']:.4g}, sa*E[phi'^2] = {c['deq_jacobian']:.4g}")
+    lines.append(f"  residual {sol.residual:.2e} (tolerance {sol.tolerance:.1e}) after "
+                 f"{sol.iterations} iterations; unique on [0, {sol.q_scan:.3g}]: "
+                 f"{sol.unique}")
+    if sol.error_estimate:
+        lines.append(f"  estimated relative error (moment precision) "
+                     f"{max(sol.error_estimate.values()):.1e}")
+    return lines
+
+
+def _design_lines(net: Any, target: str) -> list[str]:
+    """The text report of a designed network: parameters, each equation, the residual."""
+    lines = [f"{net.family} network for the {target.upper()} of {net.target.activation} "
+             f"(sa = {net.target.sa:g}, sb = {net.target.sb:g}, tau0 = {net.tau0:g})"]
+    lines += [f"  {k:3s} = {v: .16g}" for k, v in net.params.items()]
+    lines += [f"  {name:10s} required {req: .12g}   achieved {got: .12g}   relative error "
+              f"{net.relative_errors[name]:.1e}"
+              for name, req, got in zip(net.target.equations, net.target.values,
+                                        net.achieved)]
+    lines.append(f"  relative residual {net.relative_residual:.1e} (every equation within "
+                 f"{net.diagnostics['tol']:g} of its own scale); residual (max absolute "
+                 f"equation error) {net.residual:.2e}; solved in "
+                 f"{1e3 * net.diagnostics['solve_time_s']:.2f} ms")
+    return lines
+
+
+def _sampled_info(res: Any, kind: str, seed: int) -> dict:
+    """The ``--info`` record of a sampled kernel: error bar and solver diagnostics."""
+    info = res.info
+    d = {"kind": kind, "method": "sampled", "width": info.width,
+         "realizations": info.realizations, "requested": info.requested,
+         "family": info.family, "dtype": info.dtype, "seed": seed,
+         "activation": info.activation, "sa": info.sa, "sb": info.sb,
+         "tau0": info.tau0, "tau0_source": info.tau0_source, "tau": info.tau,
+         "centring": info.centring,
+         "mc_error": res.mc_error, "mc_error_relative": res.mc_error_relative,
+         "confidence": info.confidence, "stopped_early": info.stopped_early,
+         "control_variate": bool(info.control_variate),
+         "forward_iterations": [r.iterations for r in info.forward],
+         "elapsed_s": info.elapsed}
+    if kind == "ntk":
+        d["groups"] = list(res.selected)
+        d["group_errors"] = dict(res.group_errors)
+    return d
+
+
+def _sampled_summary(res: Any, kind: str, out: str, shape: tuple) -> str:
+    """The one-line stderr summary of a sampled kernel."""
+    info = res.info
+    return (f"wrote {out}: {kind} (sampled: m = {info.width}, "
+            f"{info.realizations} realizations, {info.family}, {info.dtype}), shape {shape}; "
+            f"Monte-Carlo error {res.mc_error:.3g} ({res.mc_error_relative:.2%} of the norm, "
+            f"{info.confidence:.0%} confidence) in {info.elapsed:.1f}s")
 
 
 class _ProgressBar:
@@ -327,26 +415,9 @@ def _cmd_kernel_sampled(args: argparse.Namespace, data: dict) -> int:
         bar.close()
     K = np.asarray(res.matrix)
     _io.write_npy(args.out, K, "--out")
-    info = res.info
     if args.info:
-        d = {"kind": args.kind, "method": "sampled", "width": info.width,
-             "realizations": info.realizations, "requested": info.requested,
-             "family": info.family, "dtype": info.dtype, "seed": opt["seed"],
-             "activation": info.activation, "sa": info.sa, "sb": info.sb,
-             "tau0": info.tau0, "tau0_source": info.tau0_source, "tau": info.tau, "centring": info.centring,
-             "mc_error": res.mc_error, "mc_error_relative": res.mc_error_relative,
-             "confidence": info.confidence, "stopped_early": info.stopped_early,
-             "control_variate": bool(info.control_variate),
-             "forward_iterations": [r.iterations for r in info.forward],
-             "elapsed_s": info.elapsed}
-        if args.kind == "ntk":
-            d["groups"] = list(res.selected)
-            d["group_errors"] = dict(res.group_errors)
-        _io.write_json(args.info, d, "--info")
-    print(f"wrote {args.out}: {args.kind} (sampled: m = {info.width}, "
-          f"{info.realizations} realizations, {info.family}, {info.dtype}), shape {K.shape}; "
-          f"Monte-Carlo error {res.mc_error:.3g} ({res.mc_error_relative:.2%} of the norm, "
-          f"{info.confidence:.0%} confidence) in {info.elapsed:.1f}s", file=sys.stderr)
+        _io.write_json(args.info, _sampled_info(res, args.kind, opt["seed"]), "--info")
+    print(_sampled_summary(res, args.kind, args.out, K.shape), file=sys.stderr)
     return 0
 
 
@@ -418,24 +489,15 @@ def _cmd_design(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(net.record())
         return 0
-    print(f"{net.family} network for the {args.target.upper()} of {net.target.activation} "
-          f"(sa = {net.target.sa:g}, sb = {net.target.sb:g}, tau0 = {net.tau0:g})")
-    for k, v in net.params.items():
-        print(f"  {k:3s} = {v: .16g}")
-    for name, req, got in zip(net.target.equations, net.target.values, net.achieved):
-        print(f"  {name:10s} required {req: .12g}   achieved {got: .12g}   relative error "
-              f"{net.relative_errors[name]:.1e}")
-    print(f"  relative residual {net.relative_residual:.1e} (every equation within "
-          f"{net.diagnostics['tol']:g} of its own scale); residual (max absolute equation "
-          f"error) {net.residual:.2e}; solved in "
-          f"{1e3 * net.diagnostics['solve_time_s']:.2f} ms")
+    for line in _design_lines(net, args.target):
+        print(line)
     if args.out:
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from rmt_deq.jobs.kernel import run_demo
+    from rmt_deq.jobs.demo import run_demo
 
     _io.check_output_path(args.out, "--out", figure=True)
     run_demo(activation=args.activation, sa=args.sa, p=args.p, seed=args.seed,

@@ -1,11 +1,18 @@
-"""Figures.  Every function takes ``ax=None`` (a new figure is made) and returns the axes."""
+"""Figures: convergence plots and predicted spectra over eigenvalue histograms.
+
+Every plotting function takes ``ax=None`` (a new figure is made, without pyplot or a
+display) and returns the axes it drew on; :func:`save_figure` writes a figure atomically.
+matplotlib is an optional, heavy dependency: it is imported only when a figure is made.
+"""
 from __future__ import annotations
 
 from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["plot_eigenvalue_densities", "plot_error_vs_dimension", "plot_spectrum", "save_figure"]
+from rmt_deq._io import write_figure
+
+__all__ = ["plot_error_vs_dimension", "plot_spectrum", "save_figure"]
 
 
 def _axes(ax: Any) -> Any:
@@ -17,41 +24,25 @@ def _axes(ax: Any) -> Any:
     return Figure(figsize=(6.4, 4.2)).add_subplot(1, 1, 1)
 
 
-def plot_eigenvalue_densities(eigenvalues: Mapping[str, np.ndarray], *, bins: int = 60,
-                              ax: Any = None, title: str | None = None) -> Any:
-    """Histogram densities of several eigenvalue sets on common bins.
+def plot_error_vs_dimension(p: np.ndarray, errors: Mapping[str, np.ndarray], *,
+                            ax: Any = None, title: str | None = None) -> Any:
+    """Log-log plot of errors against the dimension p, with fitted slopes in the legend.
 
     Parameters
     ----------
-    eigenvalues : mapping label -> 1-D array
-        The first entry is drawn filled, the others as outlines.
-    bins : int
+    p : array_like
+        The dimensions.
+    errors : mapping label -> array_like
+        One error series per label, same length as ``p``; the legend shows the
+        least-squares slope of log(error) against log(p).
     ax : matplotlib Axes, optional
+        Axes to draw on; default a new figure.
     title : str, optional
 
     Returns
     -------
     matplotlib Axes
     """
-    ax = _axes(ax)
-    allv = np.concatenate([np.asarray(v, float).ravel() for v in eigenvalues.values()])
-    edges = np.histogram_bin_edges(allv, bins=bins)
-    for i, (label, ev) in enumerate(eigenvalues.items()):
-        if i == 0:
-            ax.hist(ev, bins=edges, density=True, alpha=0.45, label=label)
-        else:
-            ax.hist(ev, bins=edges, density=True, histtype="step", linewidth=1.6, label=label)
-    ax.set_xlabel("eigenvalue")
-    ax.set_ylabel("density")
-    if title:
-        ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
-    return ax
-
-
-def plot_error_vs_dimension(p: np.ndarray, errors: Mapping[str, np.ndarray], *,
-                            ax: Any = None, title: str | None = None) -> Any:
-    """Log-log plot of errors against the dimension p, with fitted slopes in the legend."""
     ax = _axes(ax)
     p = np.asarray(p, float)
     for label, err in errors.items():
@@ -87,8 +78,6 @@ def save_figure(fig: Any, path: str, dpi: int = 130) -> str:
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from rmt_deq._io import write_figure
-
     if fig.canvas is None or not hasattr(fig.canvas, "print_figure"):
         FigureCanvasAgg(fig)
     fig.tight_layout()
@@ -98,7 +87,7 @@ def save_figure(fig: Any, path: str, dpi: int = 130) -> str:
 def plot_spectrum(bulk: Any, spikes: Any = None, *, eigenvalues: Any = None, bins: int = 80,
                   ax: Any = None, title: str | None = None, label: str = "sampled",
                   atom_width: float | None = None, ylim_factor: float = 1.35) -> Any:
-    """Predicted limiting spectrum over an eigenvalue histogram (theory.md §7).
+    """Predicted limiting spectrum over an eigenvalue histogram (docs/theory.md §7).
 
     Draws the histogram of ``eigenvalues`` (if given, as a density over all of them), the
     predicted density of the bulk (``bulk.x``, ``bulk.density``), the atom (when

@@ -1,7 +1,11 @@
 """The command line: JSON keys, kernel files, the demo, and error exit codes."""
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -71,3 +75,42 @@ def test_demo_writes_figure(tmp_path, capsys):
     assert out.stat().st_size > 10_000
     text = capsys.readouterr().out
     assert "alpha1" in text and "||G - G~||" in text
+
+
+def test_version_is_the_package_metadata(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out.strip()
+    from rmt_deq.experiments.manifest import package_version
+    assert out == f"rmt-deq {package_version()}"
+    root = os.path.join(os.path.dirname(__file__), os.pardir)
+    with open(os.path.join(root, "pyproject.toml"), encoding="utf-8") as fh:
+        assert f'version = "{out.split()[1]}"' in fh.read()
+
+
+def test_python_dash_m_runs_the_cli():
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
+    env = {**os.environ, "PYTHONPATH": root}
+    done = subprocess.run([sys.executable, "-m", "rmt_deq", "solve", "--activation", "relu",
+                           "--sa", "0.2", "--json"], capture_output=True, text=True,
+                          cwd=root, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["tau"] == rd.solve_four_equations("relu", 0.2, 1.0).tau
+    bad = subprocess.run([sys.executable, "-m", "rmt_deq", "solve", "--sa", "0.2"],
+                         capture_output=True, text=True, cwd=root, env=env, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+def test_demo_result_is_a_frozen_record():
+    res = rd.run_demo(p=40, out=None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        res.relative_error = 0.0
+    with pytest.raises(ValueError):
+        res.eig_exact[0] = 0.0                 # read-only array
+    with pytest.raises(AttributeError):
+        res.no_such_field                     # noqa: B018 - an attribute, not a key
+    d = json.loads(json.dumps(res.to_dict(), allow_nan=False))
+    assert d["relative_error"] == res.relative_error and d["figure"] is None
+    assert d["solution"]["tau"] == res.solution.tau
+    assert len(d["eig_exact"]) == res.eig_exact.size == 32

@@ -1,8 +1,8 @@
-"""``rmt-deq design``: JSON contract of issue 6 (family, residual, params with the stated
+"""``rmt-deq design``: JSON contract (family, residual, params with the stated
 meaning), infeasible targets, bad input.
 
 The meaning of ``params`` is checked independently: the activations are rebuilt from the
-printed numbers exactly as the issue defines them (lrelu2: sigma_l(t) = max(a_l t, b_l t);
+printed numbers exactly as the families are defined (lrelu2: sigma_l(t) = max(a_l t, b_l t);
 quad2: a_l t + b_l (t^2 - tau_{l-1}^2); htanh1: a1 clip(t, -c1, c1)) and pushed through the
 theory.md section 6 recursion with moments from rmt_deq.moments.gaussian (quadrature), then compared
 with the DEQ's four-equation solution.
@@ -83,7 +83,7 @@ def test_htanh1_ntk_json_params_mean_clip(capsys):
 
 
 def test_quad2_params_mean_centred_quadratics():
-    # no DEQ of the issue's list is reachable by quad2 (it misses tau), so the params'
+    # no DEQ of the common activations is reachable by quad2 (it misses tau), so the params'
     # meaning is checked on a target made from a known quad2 network
     from rmt_deq.design.core import DesignTarget, design_network
 

@@ -1,4 +1,4 @@
-"""The CK surrogate converges to the exact Implicit-CK as p grows (theory §4).
+"""The CK surrogate converges to the exact Implicit-CK as p grows (docs/theory.md §4).
 
 The full table (p = 200..1600, K = 2 and 3, four activations, sa = 0.2 and 0.5) is made by
 ``python figures/make_figures.py``; here a smaller range keeps CI fast.
@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import pytest
 
-from rmt_deq.experiments import ck_surrogate_convergence
+from rmt_deq.experiments.surrogates import ck_surrogate_convergence
 
 
 @pytest.mark.parametrize("activation,sa,K", [("tanh", 0.5, 3), ("swish", 0.2, 2),
                                              ("leaky_relu:0.1", 0.5, 3)])
 def test_error_decreases_with_p(activation, sa, K):
     res = ck_surrogate_convergence(activation, sa, (100, 200, 400), K=K)
-    errs = [r["error"] for r in res["rows"]]
+    errs = [r.error for r in res.rows]
     assert errs[0] > errs[1] > errs[2]
-    # p^{-1/2} or faster over a factor 4 in p (measured slopes -0.6..-0.7 at p <= 1600)
-    assert res["slope"] < -0.4, res
+    # p^{-1/2} or faster over a factor 4 in p
+    assert res.slope.value < -0.4, res
     if activation != "tanh":  # odd phi has alpha3 = 0: both conventions coincide
-        assert res["rows"][-1]["error_centred"] > 1.3 * errs[-1]
+        assert res.rows[-1].error_centred > 1.3 * errs[-1]

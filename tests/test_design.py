@@ -22,7 +22,7 @@ import pytest
 from scipy import optimize
 
 from conftest import load_derivation
-from rmt_deq import experiments
+from rmt_deq.experiments import designs as experiments
 from rmt_deq.design import core as dz
 from rmt_deq.errors import (InfeasibleDesignError, InvalidParameterError, RmtDeqError,
                             ShapeMismatchError, UnknownOptionError)
@@ -262,17 +262,17 @@ def test_strict_false_returns_best_point():
                                                ("swish", "quadcubic2", "ck")])
 def test_exact_enn_kernel_approaches_exact_deq_kernel(act, family, target):
     res = experiments.design_convergence(act, 0.2, ps=(100, 400), family=family, target=target)
-    r100, r400 = res["rows"]
-    assert r400["enn_vs_deq"] < r100["enn_vs_deq"], res["rows"]
+    r100, r400 = res.rows
+    assert r400.explicit_vs_deq < r100.explicit_vs_deq, res.rows
     # both networks have the same surrogate (to rounding), so the surrogate is as far
     # from the ENN as from the DEQ up to the ENN-DEQ gap (triangle inequality)
-    for r in res["rows"]:
-        assert r["design_residual"] <= 1e-12
-        gap = r["enn_vs_deq"]
-        assert abs(r["surrogate_vs_enn"] - r["surrogate_vs_deq"]) <= 2.2 * gap + 1e-12, r
+    for r in res.rows:
+        assert r.design_residual <= 1e-12
+        gap = r.explicit_vs_deq
+        assert abs(r.surrogate_vs_explicit - r.surrogate_vs_deq) <= 2.2 * gap + 1e-12, r
     if family != "quadcubic2":
         # a one-kink or one-clip design is much closer to the DEQ than the surrogate is
-        assert all(r["enn_vs_deq"] < 0.3 * r["surrogate_vs_deq"] for r in res["rows"])
+        assert all(r.explicit_vs_deq < 0.3 * r.surrogate_vs_deq for r in res.rows)
 
 
 def test_exact_kernels_agree_with_rmt_deq_explicit():
@@ -356,11 +356,11 @@ def test_sampled_comparison_runs_and_is_consistent():
     net = dz.design_for_deq("relu", 0.2, 1.0, family="lrelu2")
     X = np.random.default_rng(6).standard_normal((40, 24)) / math.sqrt(40)
     out = experiments.sampled_comparison(net, X, width=300, realizations=4, rng=3)
-    for k in ("enn_sampled_vs_deq_sampled", "enn_sampled_vs_enn_exact",
-              "deq_sampled_vs_deq_exact", "enn_exact_vs_deq_exact"):
-        assert math.isfinite(out[k]) and out[k] >= 0
+    for k in ("explicit_sampled_vs_deq_sampled", "explicit_sampled_vs_explicit_exact",
+              "deq_sampled_vs_deq_exact", "explicit_exact_vs_deq_exact"):
+        assert math.isfinite(getattr(out, k)) and getattr(out, k) >= 0
     # exact kernels of the two networks are far closer than either sample is to them
-    assert out["enn_exact_vs_deq_exact"] < 0.2 * out["enn_sampled_vs_enn_exact"]
+    assert out.explicit_exact_vs_deq_exact < 0.2 * out.explicit_sampled_vs_explicit_exact
 
 
 def test_parametric_family_matches_tanh_ck():
@@ -534,18 +534,18 @@ def test_refined_design_exact_ntk_gap_shrinks_faster_than_htanh1():
     plain = experiments.design_convergence("tanh", 0.2, ps=(100, 400), family="htanh1", target="ntk")
     ref = experiments.design_convergence("tanh", 0.2, ps=(100, 400), family="htanhlin2",
                                 target="ntk", refine=True)
-    (p100, p400), (r100, r400) = plain["rows"], ref["rows"]
-    assert all(r["design_residual"] <= 1e-12 for r in (r100, r400))
+    (p100, p400), (r100, r400) = plain.rows, ref.rows
+    assert all(r.design_residual <= 1e-12 for r in (r100, r400))
     # closer at each p, and shrinking faster: measured gaps 1.65e-3 -> 4.8e-4 (ratio 0.29,
     # slope -0.89) vs htanh1's 7.9e-3 -> 5.1e-3 (0.65, slope -0.31) over p = 100..400
-    assert r100["enn_vs_deq"] < 0.5 * p100["enn_vs_deq"]
-    assert r400["enn_vs_deq"] < 0.25 * p400["enn_vs_deq"]
-    assert r400["enn_vs_deq"] / r100["enn_vs_deq"] < 0.5
-    assert (r400["enn_vs_deq"] / r100["enn_vs_deq"]
-            < 0.7 * (p400["enn_vs_deq"] / p100["enn_vs_deq"]))
+    assert r100.explicit_vs_deq < 0.5 * p100.explicit_vs_deq
+    assert r400.explicit_vs_deq < 0.25 * p400.explicit_vs_deq
+    assert r400.explicit_vs_deq / r100.explicit_vs_deq < 0.5
+    assert (r400.explicit_vs_deq / r100.explicit_vs_deq
+            < 0.7 * (p400.explicit_vs_deq / p100.explicit_vs_deq))
     # the refined network and the DEQ share the refined surrogate (triangle inequality)
     for r in (r100, r400):
-        assert abs(r["surrogate_vs_enn"] - r["surrogate_vs_deq"]) <= 2.2 * r["enn_vs_deq"]
+        assert abs(r.surrogate_vs_explicit - r.surrogate_vs_deq) <= 2.2 * r.explicit_vs_deq
 
 
 def test_refined_design_json_round_trip_and_cli_family(tmp_path):

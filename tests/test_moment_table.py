@@ -133,15 +133,15 @@ def test_table_cache_shared_by_spec_not_by_name():
 
 
 def test_reregistered_name_gets_a_new_table():
-    register_activation("issue2_tmp_act", lambda: Activation(
-        "issue2_tmp_act", np.tanh, lambda x: 1.0 - np.tanh(x) ** 2), overwrite=True)
-    first = moment_table("issue2_tmp_act")
-    register_activation("issue2_tmp_act", lambda: Activation(
-        "issue2_tmp_act", special.expit, lambda x: special.expit(x) * special.expit(-x)),
+    register_activation("tmp_table_act", lambda: Activation(
+        "tmp_table_act", np.tanh, lambda x: 1.0 - np.tanh(x) ** 2), overwrite=True)
+    first = moment_table("tmp_table_act")
+    register_activation("tmp_table_act", lambda: Activation(
+        "tmp_table_act", special.expit, lambda x: special.expit(x) * special.expit(-x)),
         overwrite=True)
-    second = moment_table("issue2_tmp_act")
+    second = moment_table("tmp_table_act")
     assert second is not first
-    m = gaussian_moments("issue2_tmp_act", 1.0, method="table")
+    m = gaussian_moments("tmp_table_act", 1.0, method="table")
     assert m.mean == pytest.approx(0.5, rel=1e-15)
 
 

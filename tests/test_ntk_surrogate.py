@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rmt_deq.experiments import relative_operator_error
+from rmt_deq.metrics import relative_operator_distance
 from rmt_deq.errors import InvalidParameterError, ShapeMismatchError, UnknownOptionError
 from rmt_deq.fixed_point.four_equations import solve_four_equations
 from rmt_deq.kernels.exact import exact_ntk, published_ntk
@@ -15,7 +15,7 @@ from rmt_deq.kernels.ntk_surrogate import (NTKCoefficients, NTKSurrogate, exact_
                                            explicit_ntk_surrogate, mixture_ntk_surrogate,
                                            ntk_coefficients, ntk_surrogate_coefficients,
                                            ntk_surrogate_matrix, plugin_ntk_surrogate)
-from rmt_deq.experiments import explicit_ntk_convergence, ntk_surrogate_convergence
+from rmt_deq.experiments.surrogates import explicit_ntk_convergence, ntk_surrogate_convergence
 from rmt_deq.data.mixture import default_mixture
 from rmt_deq.kernels.ck_surrogate import SurrogateCoefficients, mixture_ck_surrogate
 
@@ -132,7 +132,7 @@ def test_published_convention(case):
     exact = published_ntk(data.X, "tanh", sol.sa, solution=sol)
     full = exact_ntk(data.X, "tanh", sol.sa, solution=sol)
     np.testing.assert_allclose(exact, full.groups["v"] + full.groups["A"], atol=1e-12)
-    assert relative_operator_error(exact, pub.total) < 0.12
+    assert relative_operator_distance(pub.total, exact) < 0.12
 
 
 def test_refine_and_centred_options(case):
@@ -140,16 +140,16 @@ def test_refine_and_centred_options(case):
     plain = mixture_ntk_surrogate(mix, data, solution=sol)
     ref = mixture_ntk_surrogate(mix, data, solution=sol, refine=True)
     exact = exact_ntk(data.X, "tanh", sol.sa, solution=sol).total
-    e_plain = relative_operator_error(exact, plain.total)
-    assert relative_operator_error(exact, ref.total) < 0.5 * e_plain
+    e_plain = relative_operator_distance(plain.total, exact)
+    assert relative_operator_distance(ref.total, exact) < 0.5 * e_plain
     # the centred T° (published) loses the O(1) constant block d3 s2 (1/p) 1 1^T (relu:
     # g2 != 0; for tanh d3 = 0 and the conventions coincide)
     relu = solve_four_equations("relu", 0.5, sol.tau0)
     ex_relu = exact_ntk(data.X, "relu", 0.5, solution=relu).total
     unc = mixture_ntk_surrogate(mix, data, solution=relu)
     cen = mixture_ntk_surrogate(mix, data, solution=relu, T_convention="centred")
-    assert relative_operator_error(ex_relu, cen.total) > relative_operator_error(
-        ex_relu, unc.total) + 0.02
+    assert relative_operator_distance(cen.total, ex_relu) > relative_operator_distance(
+        unc.total, ex_relu) + 0.02
     # refine adds c5 (x_i.x_j)(delta_i + delta_j) and the first-order diagonal
     c = plain.coefficients["B"]
     P = data.X.T @ data.X
@@ -164,7 +164,7 @@ def test_plugin_close_to_mixture(case):
     a = mixture_ntk_surrogate(mix, data, "tanh", 0.5)
     b = plugin_ntk_surrogate(data.X, data.labels, "tanh", 0.5)
     assert b.plugin is not None
-    assert relative_operator_error(a.total, b.total) < 0.03
+    assert relative_operator_distance(b.total, a.total) < 0.03
 
 
 # ----------------------------------------------------------------------------------------
@@ -197,9 +197,9 @@ def test_explicit_network_structure(case):
 def test_explicit_network_converges():
     rec = explicit_ntk_convergence(["relu", "tanh"], (100, 200, 400), workers=1)
     for g in ("v", "W1", "W2", "total"):
-        errs = [r["errors"][g] for r in rec["rows"]]
+        errs = [r.errors[g] for r in rec.rows]
         assert errs[0] > errs[1] > errs[2], (g, errs)
-        assert rec["slopes"][g] < -0.4, (g, rec["slopes"])
+        assert rec.slopes[g].value < -0.4, (g, rec.slopes)
 
 
 # ----------------------------------------------------------------------------------------
@@ -210,14 +210,14 @@ def test_errors_decrease_with_p(act, sa):
     rec = ntk_surrogate_convergence(act, sa, (100, 200, 400), workers=1)
     for g in ("v", "A", "B", "total", "v+A"):
         for key in ("errors", "errors_refined"):
-            errs = [r[key][g] for r in rec["rows"]]
+            errs = [getattr(r, key)[g] for r in rec.rows]
             assert errs[0] > errs[1] > errs[2], (act, g, key, errs)
         # p <= 400 is pre-asymptotic for the B group of kinked/ReLU-like phi (the full
         # range 200..1600 of figures/ntk_convergence.py gives slopes <= -0.55)
-        assert rec["slopes"][g] < -0.3, (act, g, rec["slopes"])
-        assert rec["slopes_refined"][g] < -0.4, (act, g, rec["slopes_refined"])
-    assert rec["slopes"]["total"] < -0.4, rec["slopes"]
-    assert rec["rows"][-1]["errors"]["total"] < 0.08
+        assert rec.slopes[g].value < -0.3, (act, g, rec.slopes)
+        assert rec.slopes_refined[g].value < -0.4, (act, g, rec.slopes_refined)
+    assert rec.slopes["total"].value < -0.4, rec.slopes
+    assert rec.rows[-1].errors["total"] < 0.08
 
 
 # ----------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ from rmt_deq.cli import build_parser, main
 from rmt_deq.errors import (DataFileError, InvalidParameterError, MemoryBudgetError,
                             NonFiniteInputError, OutputPathError, OutputWriteError,
                             RmtDeqError, ShapeMismatchError, UnknownOptionError)
-from rmt_deq.jobs.kernel import kernel_from_data, run_demo, sampled_kernel_from_data
+from rmt_deq.jobs.demo import demo_memory, run_demo
+from rmt_deq.jobs.kernel import kernel_from_data, sampled_kernel_from_data
 from rmt_deq.jobs.spectrum import load_mixture_spec, spectrum_report
 
 P, N = 12, 10
@@ -230,13 +231,14 @@ def no_compute(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("computed before checking the output path")
     import rmt_deq.design.core
+    import rmt_deq.jobs.demo
     import rmt_deq.jobs.kernel
     import rmt_deq.jobs.spectrum
     monkeypatch.setattr(rmt_deq.jobs.kernel, "kernel_from_data", boom)
     monkeypatch.setattr(rmt_deq.jobs.kernel, "sampled_kernel_from_data", boom)
     monkeypatch.setattr(rmt_deq.jobs.spectrum, "gram_model", boom)
     monkeypatch.setattr(rmt_deq.design.core, "design_for_deq", boom)
-    monkeypatch.setattr(rmt_deq.jobs.kernel, "default_mixture", boom)
+    monkeypatch.setattr(rmt_deq.jobs.demo, "default_mixture", boom)
 
 
 @pytest.mark.parametrize("argv,words", [
@@ -393,7 +395,7 @@ def test_memory_budget_is_adjustable():
     with pytest.raises(MemoryBudgetError, match="demo"):
         run_demo(p=200, out=None, max_memory=1e6)
     # the estimate: 2 p n + 8 n^2 float64 at p = 200, n = 160 is 2.15 MB
-    assert rd.jobs.kernel.demo_memory(200) == 8.0 * (2 * 200 * 160 + 8 * 160 ** 2)
+    assert demo_memory(200) == 8.0 * (2 * 200 * 160 + 8 * 160 ** 2)
     with pytest.raises(MemoryBudgetError, match="density grid"):
         spectrum_report("relu", 0.2, mixture=_GOOD, num=2000, max_memory=1e5)
     rep = spectrum_report("relu", 0.2, mixture=_GOOD, num=50, max_memory=1e6)

@@ -23,7 +23,7 @@ import math
 import numpy as np
 import pytest
 
-from rmt_deq import experiments
+from rmt_deq.experiments import designs as experiments
 from rmt_deq.design import core as dz
 from rmt_deq.design.record import REQUIRED_KEYS
 from rmt_deq.activations import Activation
@@ -169,7 +169,7 @@ def test_every_returned_design_is_accurate_and_every_inaccurate_one_raises(act, 
             {k: v[0] for k, v in outcomes.items()}
 
 
-def test_issue_case_relu_lrelu2_large_tau0_is_matched_exactly(capsys):
+def test_relu_lrelu2_large_tau0_is_matched_exactly(capsys):
     # the reported case: at tau0 = 1e8 alpha1 was 0.119 against 0.2105 yet "feasible"
     T1 = _deq_target("relu", 0.2, 1.0, "ck")[0]
     for tau0 in ("1e8", "30", "100", "1e4"):

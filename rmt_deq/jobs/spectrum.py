@@ -1,5 +1,6 @@
 """The ``rmt-deq spectrum`` job: the limiting spectrum of a DEQ kernel surrogate from a
-mixture specification (SPEC.json) or a data file, as a JSON-ready report (docs/spectra.md).
+mixture specification (SPEC.json) or a data file, as a JSON-ready report (docs/theory.md
+§7; docs/spectra.md).
 
 :func:`load_mixture_spec` reads and validates a specification; :func:`spectrum_report` is
 the job (memory and output path checked before computing).
@@ -12,11 +13,22 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from rmt_deq._validation import check_choice
+from rmt_deq._io import (DATA_ARRAYS, check_output_path, json_numeric_array, read_json,
+                        read_npz)
+from rmt_deq._validation import (as_data_matrix, as_labels, check_choice, check_memory,
+                                 memory_budget)
+from rmt_deq.data.conventions import check_statistics, scale_note
+from rmt_deq.data.mixture import (GaussianMixture, build_V, compute_psi,
+                                  plugin_statistics)
 from rmt_deq.errors import (DataFileError, InvalidParameterError, ShapeMismatchError,
-                     UnknownOptionError)
+                            UnknownOptionError)
+from rmt_deq.fixed_point.four_equations import check_variances, solve_four_equations
+from rmt_deq.kernels.ck_surrogate import SurrogateCoefficients, surrogate_coefficients
+from rmt_deq.kernels.ntk_surrogate import ntk_surrogate_coefficients
+from rmt_deq.plotting import plot_spectrum, save_figure
 from rmt_deq.spectra.bulk import as_low_rank_coefficients, kernel_bulk
 from rmt_deq.spectra.model import gram_model
+from rmt_deq.spectra.spikes import isolated_eigenvalues
 
 __all__ = ["spectrum_report", "load_mixture_spec"]
 
@@ -50,9 +62,6 @@ def load_mixture_spec(spec: Any) -> tuple[Any, np.ndarray]:
         sizes not non-negative integers (booleans are not integers) with a positive sum;
         invalid covariances (negative variances, not symmetric positive semi-definite).
     """
-    from rmt_deq._io import json_numeric_array, read_json
-    from rmt_deq.data.mixture import GaussianMixture
-
     where = "the mixture spec"
     if isinstance(spec, (str, bytes)) or hasattr(spec, "__fspath__"):
         where = f"the mixture spec {os.fsdecode(spec)!r}"
@@ -118,8 +127,6 @@ def _spec_sizes(value: Any) -> np.ndarray:
 def _load_data(data: Any) -> dict:
     """The data arrays of ``spectrum_report``: an .npz path (:func:`rmt_deq._io.read_npz`)
     or a mapping, with X and labels, optionally means and covs, nothing else."""
-    from rmt_deq._io import DATA_ARRAYS, read_npz
-
     if isinstance(data, (str, bytes)) or hasattr(data, "__fspath__"):
         return read_npz(data, "data", required=("X", "labels"))
     if not isinstance(data, Mapping):
@@ -136,16 +143,10 @@ def _load_data(data: Any) -> dict:
 
 
 def _coefficients(kind: str, sol: Any, stats: Any, groups: Any) -> Any:
+    """The surrogate's coefficients: the CK G form (docs/theory.md §4) or the NTK summed
+    over ``groups`` (§5)."""
     if kind == "ck":
-        from rmt_deq.kernels.ck_surrogate import surrogate_coefficients
-
         return surrogate_coefficients(sol, stats, form="G")
-    try:
-        from rmt_deq.kernels.ntk_surrogate import ntk_surrogate_coefficients
-    except ImportError as exc:  # pragma: no cover - depends on the installed modules
-        raise UnknownOptionError(
-            f"kind='ntk' needs rmt_deq.kernels.ntk_surrogate (the NTK surrogate of theory.md §5), "
-            f"which is not available ({exc}); use kind='ck'") from None
     kw = {} if groups is None else {"groups": tuple(groups)}
     return ntk_surrogate_coefficients(sol, stats, **kw)
 
@@ -156,11 +157,10 @@ _DEFAULT_NUM = 1000
 
 def _check_report_memory(num: Any, grid: Any, K: int, p: int, n: int, eigen: bool,
                          budget: float) -> None:
-    """Memory of the density grid (per point: the K-vector unknowns of the §7 equations and
-    their derived complex arrays, the report's lists and JSON text) and, with ``eigen``, of
-    the figure's n x n surrogate and its eigen-decomposition, against ``budget``."""
-    from rmt_deq._validation import check_memory
-
+    """Memory of the density grid (per point: the K-vector unknowns of the equations of
+    docs/theory.md §7.3 and their derived complex arrays, the report's lists and JSON
+    text) and, with ``eigen``, of the figure's n x n surrogate and its eigen-decomposition,
+    against ``budget``."""
     if grid is not None:
         N = int(np.size(grid))
     elif isinstance(num, (int, np.integer)) and not isinstance(num, bool):
@@ -207,8 +207,8 @@ def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
         (their noise removed from the spike equation) and the bulk uses the estimated
         class covariances per ``data_covariance``.
     kind : {"ck", "ntk"}
-        "ck": the Implicit-CK G (theory.md §4, G form); "ntk": the NTK (§5, all groups or
-        ``groups``), through :mod:`rmt_deq.kernels.ntk_surrogate`.
+        "ck": the Implicit-CK G (docs/theory.md §4, G form); "ntk": the NTK (§5, all
+        groups or ``groups``), through :mod:`rmt_deq.kernels.ntk_surrogate`.
     groups : sequence of {"v", "A", "B"}, optional
         NTK parameter groups (kind="ntk" only; default all).
     num : int, optional
@@ -259,11 +259,6 @@ def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
     OutputPathError
         ``plot`` cannot be written (checked first).
     """
-    from rmt_deq._io import check_output_path
-    from rmt_deq._validation import memory_budget
-    from rmt_deq.fixed_point.four_equations import check_variances, solve_four_equations
-    from rmt_deq.data.mixture import plugin_statistics
-
     check_choice("kind", kind, ("ck", "ntk"))
     if data_covariance is not None:
         check_choice("data_covariance", data_covariance, ("diagonal", "sample"))
@@ -296,8 +291,6 @@ def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
         source = "mixture"
     else:
         d = _load_data(data)
-        from rmt_deq._validation import as_data_matrix, as_labels
-        from rmt_deq.data.conventions import check_statistics, scale_note
         X = as_data_matrix(d["X"])
         codes, _ = as_labels(d["labels"], X.shape[1], p=X.shape[0])
         notes += [m for m in (scale_note(X),) if m is not None]
@@ -311,7 +304,6 @@ def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
                 "this data file gives exact means and covs")
         _check_report_memory(num, grid, K, X.shape[0], X.shape[1], plot is not None, budget)
         if "means" in d:
-            from rmt_deq.data.mixture import GaussianMixture
             check_statistics(X, codes, d["means"], d["covs"])
             mix = GaussianMixture(d["means"], d["covs"], sizes / sizes.sum())
             stats = mix.statistics(sizes)
@@ -338,8 +330,6 @@ def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
     coef = _coefficients(kind, sol, stats, groups)
     c1, L, c0 = as_low_rank_coefficients(coef)
     bulk = kernel_bulk(model, c1=c1, c0=c0, num=_DEFAULT_NUM if num is None else num, x=grid)
-    from rmt_deq.spectra.spikes import isolated_eigenvalues
-
     spikes = isolated_eigenvalues(model, (c1, L, c0), bulk=bulk)
     if bulk.atom > 0:
         notes.append(
@@ -352,9 +342,6 @@ def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
         sample_ev = _sample_eigenvalues(mix, sizes, sol, kind, groups, int(sample_seed))
     figure = None
     if plot is not None:
-        from rmt_deq.plotting import save_figure
-        from rmt_deq.plotting import plot_spectrum
-
         title = (f"{kind.upper()} of {sol.activation}, sa = {sa_f:g}: p = {model.p}, "
                  f"n = {model.n}")
         what = ("surrogate on the data" if data is not None
@@ -378,8 +365,6 @@ def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
 def _surrogate_matrix(kind: str, X: np.ndarray, V: np.ndarray, sol: Any, stats: Any,
                       groups: Any) -> np.ndarray:
     coef = _coefficients(kind, sol, stats, groups)
-    from rmt_deq.kernels.ck_surrogate import SurrogateCoefficients
-
     if isinstance(coef, SurrogateCoefficients):
         return coef.matrix(X, V)
     c1, L, c0 = as_low_rank_coefficients(coef)
@@ -390,8 +375,8 @@ def _surrogate_matrix(kind: str, X: np.ndarray, V: np.ndarray, sol: Any, stats: 
 
 def _data_eigenvalues(d: Mapping, codes: np.ndarray, sol: Any, stats: Any, kind: str,
                       groups: Any) -> np.ndarray:
-    from rmt_deq.data.mixture import build_V, compute_psi, plugin_statistics
-
+    """Eigenvalues of the surrogate on the data file's own samples (the figure's
+    histogram)."""
     X = np.asarray(d["X"], dtype=float)
     p = X.shape[0]
     if "means" in d:
