@@ -8,12 +8,12 @@ reports through an ``echo`` callable and prints nothing itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import numpy as np
 
 from rmt_deq._io import check_output_path, json_ready
-from rmt_deq._results import frozen_mapping, readonly
+from rmt_deq._results import readonly
 from rmt_deq._validation import check_memory, check_positive_int, memory_budget
 from rmt_deq.activations import ActivationLike
 from rmt_deq.data.mixture import default_mixture
@@ -23,7 +23,7 @@ from rmt_deq.kernels.ck_surrogate import mixture_ck_surrogate
 from rmt_deq.kernels.exact import exact_ck
 from rmt_deq.metrics import relative_operator_distance
 from rmt_deq.plotting import plot_spectrum, save_figure
-from rmt_deq.metrics import spectral_distances
+from rmt_deq.metrics import SpectralDistances, spectral_distances
 from rmt_deq.spectra.bulk import BulkSpectrum, kernel_bulk
 from rmt_deq.spectra.model import gram_model_from_mixture
 from rmt_deq.spectra.spikes import Spikes, isolated_eigenvalues
@@ -60,7 +60,7 @@ class DemoResult:
         The predicted limiting bulk of G.
     spikes : Spikes
         The predicted isolated eigenvalues.
-    distances : mapping
+    distances : SpectralDistances
         Kolmogorov-Smirnov and 1-Wasserstein distances of the exact bulk to the prediction
         (:func:`rmt_deq.metrics.spectral_distances`).
     figure : str or None
@@ -73,7 +73,7 @@ class DemoResult:
     relative_error: float
     bulk: BulkSpectrum
     spikes: Spikes
-    distances: Mapping[str, Any]
+    distances: SpectralDistances
     figure: str | None = None
 
     def to_dict(self) -> dict:
@@ -201,4 +201,4 @@ def run_demo(activation: ActivationLike = "relu", sa: float = 0.2, p: int = 400,
         say(f"wrote {out}")
     return DemoResult(solution=sol, eig_exact=readonly(ev_exact),
                       eig_surrogate=readonly(ev_sur), relative_error=err, bulk=bulk,
-                      spikes=spikes, distances=frozen_mapping(dist), figure=figure)
+                      spikes=spikes, distances=dist, figure=figure)
