@@ -125,8 +125,8 @@ def bench_exact_ck(n: int) -> list[dict]:
         t = time.perf_counter()
         k = exact_ck(X, spec, 0.2)
         rows.append({"activation": spec, "n": n, "p": p, "seconds": time.perf_counter() - t,
-                     "iterations": getattr(k, "iterations", None),
-                     "residual": getattr(k, "residual", None)})
+                     "iterations": k.report.iterations,
+                     "residual": k.report.residual})
     return rows
 
 

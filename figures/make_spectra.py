@@ -90,7 +90,7 @@ def main(argv=None):
         R_ntk = int(math.ceil(args.ntk_features_per_sample * n / m))
         jobs = [("deq_ck", lambda: sampled_ck(sample.X, act, sa, width=m, realizations=R_ck,
                                               rng=2, solution=sol, batches=16).matrix,
-                 rd.surrogate_coefficients(sol, stats, form="G"),
+                 rd.ck_surrogate_coefficients(sol, stats, form="G"),
                  f"DEQ CK ({act}, sa = {sa:g}), m = {m}, R = {R_ck}")]
         if not tag:
             jobs.append(("deq_ntk",

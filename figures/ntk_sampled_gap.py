@@ -42,10 +42,10 @@ def gap_record(activation: str, sa: float, p: int, width: int, realizations: int
     sur = mixture_ntk_surrogate(mix, data, solution=sol)
     smp = sampled_ntk(data.X, activation, sa, solution=sol, width=width,
                       realizations=realizations, rng=seed + 7)
-    exact = {**ex.groups, "total": ex.total}
-    approx = {**sur.groups, "total": sur.total}
-    sampled = {**smp.groups, "total": smp.total}
-    mc = {**smp.group_errors, "total": smp.mc_error}
+    exact = {**ex.groups, "total": ex.ntk}
+    approx = {**sur.groups, "total": sur.ntk}
+    sampled = {**smp.groups, "total": smp.ntk}
+    mc = {**{k: e for k, e in smp.error.items() if k != "ntk"}, "total": smp.error["ntk"]}
     rows = {}
     for g in GROUPS:
         norm = operator_norm(exact[g])

@@ -75,7 +75,7 @@ def spike_mixture(p: int, seed: int = 0) -> rd.GaussianMixture:
 
 def coefficients(kind, sol, stats):
     if kind == "ck":
-        return rd.surrogate_coefficients(sol, stats, form="G")
+        return rd.ck_surrogate_coefficients(sol, stats, form="G")
     return ntk_surrogate_coefficients(sol, stats)
 
 
@@ -111,7 +111,7 @@ def bulk_cases(args, out):
                 t = time.perf_counter()
                 ex_ntk = rd.exact_ntk(sample.X, act, SA, solution=sol)
                 t_exact = time.perf_counter() - t
-                mats = {"ck": np.asarray(ex_ntk.ck.G), "ntk": np.asarray(ex_ntk.total)}
+                mats = {"ck": np.asarray(ex_ntk.ck), "ntk": np.asarray(ex_ntk.ntk)}
                 for kind in ("ck", "ntk"):
                     bulk, spikes, t_pred = predicted(mix, sample, sol, kind)
                     ev = np.linalg.eigvalsh(mats[kind])
@@ -201,7 +201,7 @@ def spike_cases(args, out):
                 sample = mix.sample(n, rng=100 + r)
                 sol = rd.solve_four_equations(act, SA, mix.statistics(sample).tau0)
                 ex = rd.exact_ntk(sample.X, act, SA, solution=sol)
-                for kind, M in (("ck", np.asarray(ex.ck.G)), ("ntk", np.asarray(ex.total))):
+                for kind, M in (("ck", np.asarray(ex.ck)), ("ntk", np.asarray(ex.ntk))):
                     bulk, spikes, _ = predicted(mix, sample, sol, kind)
                     pred[kind] = spikes
                     ev, U = np.linalg.eigh(M)

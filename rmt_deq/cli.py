@@ -327,25 +327,25 @@ def _cmd_kernel_sampled(args: argparse.Namespace, data: dict) -> int:
         bar.close()
     K = np.asarray(res.matrix)
     _io.write_npy(args.out, K, "--out")
-    info = res.info
+    info, sol = res.info, res.solution
     if args.info:
         d = {"kind": args.kind, "method": "sampled", "width": info.width,
              "realizations": info.realizations, "requested": info.requested,
              "family": info.family, "dtype": info.dtype, "seed": opt["seed"],
-             "activation": info.activation, "sa": info.sa, "sb": info.sb,
-             "tau0": info.tau0, "tau0_source": info.tau0_source, "tau": info.tau, "centring": info.centring,
-             "mc_error": res.mc_error, "mc_error_relative": res.mc_error_relative,
+             "activation": sol.activation, "sa": sol.sa, "sb": sol.sb,
+             "tau0": res.tau0, "tau0_source": res.tau0_source, "tau": sol.tau, "centring": sol.centring,
+             "mc_error": res.error[args.kind], "mc_error_relative": res.error_relative[args.kind],
              "confidence": info.confidence, "stopped_early": info.stopped_early,
              "control_variate": bool(info.control_variate),
-             "forward_iterations": [r.iterations for r in info.forward],
+             "forward_iterations": [r.report.iterations for r in info.forward],
              "elapsed_s": info.elapsed}
         if args.kind == "ntk":
             d["groups"] = list(res.selected)
-            d["group_errors"] = dict(res.group_errors)
+            d["group_errors"] = {k: e for k, e in res.error.items() if k != "ntk"}
         _io.write_json(args.info, d, "--info")
     print(f"wrote {args.out}: {args.kind} (sampled: m = {info.width}, "
           f"{info.realizations} realizations, {info.family}, {info.dtype}), shape {K.shape}; "
-          f"Monte-Carlo error {res.mc_error:.3g} ({res.mc_error_relative:.2%} of the norm, "
+          f"Monte-Carlo error {res.error[args.kind]:.3g} ({res.error_relative[args.kind]:.2%} of the norm, "
           f"{info.confidence:.0%} confidence) in {info.elapsed:.1f}s", file=sys.stderr)
     return 0
 

@@ -22,17 +22,11 @@ from rmt_deq.kernels.exact import exact_ntk
 from rmt_deq.kernels.ntk_surrogate import (_as_activation_list, exact_explicit_ntk,
                                            explicit_ntk_surrogate, mixture_ntk_surrogate)
 from rmt_deq.sampling.deq import sampled_ck
+from rmt_deq.metrics import relative_operator_distance
 
-__all__ = ["relative_operator_error", "fitted_slope", "ck_surrogate_convergence",
+__all__ = ["fitted_slope", "ck_surrogate_convergence",
            "ntk_surrogate_convergence", "explicit_ntk_convergence", "design_convergence",
            "sampled_comparison"]
-
-
-def relative_operator_error(exact: np.ndarray, approx: np.ndarray) -> float:
-    """||exact - approx||_2 / ||exact||_2 (spectral norms; symmetric matrices)."""
-    num = np.abs(np.linalg.eigvalsh(exact - approx)).max()
-    den = np.abs(np.linalg.eigvalsh(exact)).max()
-    return float(num / den)
 
 
 def fitted_slope(p: Sequence[float], err: Sequence[float]) -> float:
@@ -68,10 +62,10 @@ def ck_surrogate_convergence(
         mix = default_mixture(int(p), K, rng=seed)
         data = mix.sample(int(round(ratio * p)), rng=seed + 1000 + int(p))
         sol = solve_four_equations(act, sa, mix.statistics(data).tau0)
-        G = exact_ck(data.X, act, sa, solution=sol).G
-        err = relative_operator_error(G, mixture_ck_surrogate(mix, data, solution=sol).G)
-        err_c = relative_operator_error(
-            G, mixture_ck_surrogate(mix, data, solution=sol, T_convention="centred").G)
+        G = exact_ck(data.X, act, sa, solution=sol).ck
+        err = relative_operator_distance(mixture_ck_surrogate(mix, data, solution=sol).ck, G)
+        err_c = relative_operator_distance(
+            mixture_ck_surrogate(mix, data, solution=sol, T_convention="centred").ck, G)
         rows.append({"p": int(p), "n": data.n, "error": err, "error_centred": err_c,
                      "norm_G": float(np.abs(np.linalg.eigvalsh(G)).max())})
         if progress:
@@ -83,7 +77,7 @@ def ck_surrogate_convergence(
 
 
 def _errors(exact: Mapping[str, np.ndarray], approx: Mapping[str, np.ndarray]) -> dict:
-    return {g: relative_operator_error(exact[g], approx[g]) for g in exact}
+    return {g: relative_operator_distance(approx[g], exact[g]) for g in exact}
 
 
 def _slopes(ps: list, rows: list, key: str) -> dict:
@@ -126,18 +120,18 @@ def ntk_surrogate_convergence(
         sol = solve_four_equations(act, sa, mix.statistics(data).tau0, sb)
         ex = exact_ntk(data.X, act, sol.sa, sol.sb, solution=sol, workers=workers)
         exact = dict(ex.groups)
-        exact["total"] = ex.total
+        exact["total"] = ex.ntk
         exact["v+A"] = ex.groups["v"] + ex.groups["A"]
         rec: dict = {"p": int(p), "n": data.n,
-                     "norm_total": float(np.abs(np.linalg.eigvalsh(ex.total)).max())}
+                     "norm_total": float(np.abs(np.linalg.eigvalsh(ex.ntk)).max())}
         for key, refine in (("errors", False), ("errors_refined", True)):
             sur = mixture_ntk_surrogate(mix, data, solution=sol, refine=refine)
             approx = dict(sur.groups)
-            approx["total"] = sur.total
+            approx["total"] = sur.ntk
             approx["v+A"] = sur.groups["v"] + sur.groups["A"]
             rec[key] = _errors(exact, approx)
         cen = mixture_ntk_surrogate(mix, data, solution=sol, T_convention="centred")
-        rec["errors"]["total_centred"] = _errors({"t": ex.total}, {"t": cen.total})["t"]
+        rec["errors"]["total_centred"] = _errors({"t": ex.ntk}, {"t": cen.ntk})["t"]
         rows.append(rec)
         if progress:
             progress(f"{act.name} sa={sol.sa:g} p={p}: total {rec['errors']['total']:.4f} "
@@ -175,7 +169,7 @@ def explicit_ntk_convergence(
         for key, refine in (("errors", False), ("errors_refined", True)):
             sur = explicit_ntk_surrogate(mix, data, acts, refine=refine)
             approx = dict(sur.groups)
-            approx["total"] = sur.total
+            approx["total"] = sur.ntk
             rec[key] = _errors(exact, approx)
         rows.append(rec)
         if progress:
@@ -247,19 +241,19 @@ def design_convergence(
         tgt = design_target(sol, target=target, ntk_groups=ntk_groups, refine=refine)
         net = design_network(tgt, family)
         if target == "ck":
-            K_deq = exact_ck(data.X, act, sol.sa, sol.sb, solution=sol, workers=workers).G
+            K_deq = exact_ck(data.X, act, sol.sa, sol.sb, solution=sol, workers=workers).ck
             K_enn = net.exact_kernels(data.X, groups=("v",), workers=workers).ck[-1]
-            K_sur = mixture_ck_surrogate(mix, data, solution=sol).G
+            K_sur = mixture_ck_surrogate(mix, data, solution=sol).ck
         else:
             K_deq = exact_ntk(data.X, act, sol.sa, sol.sb, solution=sol,
-                              groups=tgt.ntk_groups, workers=workers).total
+                              groups=tgt.ntk_groups, workers=workers).ntk
             K_enn = net.exact_kernels(data.X, workers=workers).total
             K_sur = mixture_ntk_surrogate(mix, data, solution=sol, groups=tgt.ntk_groups,
-                                          refine=refine).total
+                                          refine=refine).ntk
         rec = {"p": p, "n": data.n, "tau0": tau0,
-               "enn_vs_deq": relative_operator_error(K_deq, K_enn),
-               "surrogate_vs_deq": relative_operator_error(K_deq, K_sur),
-               "surrogate_vs_enn": relative_operator_error(K_enn, K_sur),
+               "enn_vs_deq": relative_operator_distance(K_enn, K_deq),
+               "surrogate_vs_deq": relative_operator_distance(K_sur, K_deq),
+               "surrogate_vs_enn": relative_operator_distance(K_sur, K_enn),
                "design_residual": net.residual, "params": dict(net.params),
                "norm_deq": float(np.abs(np.linalg.eigvalsh(K_deq)).max())}
         if keep_eigenvalues:
@@ -325,13 +319,13 @@ def sampled_comparison(net: DesignedNetwork, X: Any, *, width: int, realizations
     G_enn /= R
     deq = sampled_ck(Xa, sol.activation, sol.sa, sol.sb, width=m, realizations=R,
                      rng=seed, solution=sol, batches=min(R, 16))
-    E_deq = exact_ck(Xa, sol.activation, sol.sa, sol.sb, solution=sol, workers=workers).G
+    E_deq = exact_ck(Xa, sol.activation, sol.sa, sol.sb, solution=sol, workers=workers).ck
     E_enn = net.exact_kernels(Xa, groups=("v",), workers=workers).ck[-1]
-    rel = relative_operator_error
+    rel = relative_operator_distance
     return {"width": m, "realizations": R,
-            "enn_sampled_vs_deq_sampled": rel(deq.G, G_enn),
-            "enn_sampled_vs_enn_exact": rel(E_enn, G_enn),
-            "deq_sampled_vs_deq_exact": rel(E_deq, deq.G),
-            "enn_exact_vs_deq_exact": rel(E_deq, E_enn),
-            "enn_sampled_vs_deq_exact": rel(E_deq, G_enn),
-            "deq_mc_error_relative": float(deq.mc_error_relative)}
+            "enn_sampled_vs_deq_sampled": rel(G_enn, deq.ck),
+            "enn_sampled_vs_enn_exact": rel(G_enn, E_enn),
+            "deq_sampled_vs_deq_exact": rel(deq.ck, E_deq),
+            "enn_exact_vs_deq_exact": rel(E_enn, E_deq),
+            "enn_sampled_vs_deq_exact": rel(G_enn, E_deq),
+            "deq_mc_error_relative": float(deq.error_relative["ck"])}

@@ -481,14 +481,14 @@ def test_kernel_ntk_surrogate_is_the_library_surrogate(files, tmp_path, which):
     assert _kernel(files, out, "--kind", "ntk", "--method", "surrogate", "--groups", "v,A",
                    data=files[which]) == 0
     if which == "full":
-        ref = rd.mixture_ntk_surrogate(mix, s, "tanh", 0.3, groups=("v", "A")).total
+        ref = rd.mixture_ntk_surrogate(mix, s, "tanh", 0.3, groups=("v", "A")).ntk
     else:
-        ref = rd.plugin_ntk_surrogate(s.X, s.labels, "tanh", 0.3, groups=("v", "A")).total
+        ref = rd.plugin_ntk_surrogate(s.X, s.labels, "tanh", 0.3, groups=("v", "A")).ntk
     np.testing.assert_allclose(np.load(out), ref, rtol=1e-13, atol=1e-15)
     # all groups by default, and it is not the exact NTK's path
     assert np.array_equal(
         kernel_from_data(s.X, "tanh", 0.3, labels=s.labels, kind="ntk", method="surrogate"),
-        rd.plugin_ntk_surrogate(s.X, s.labels, "tanh", 0.3).total)
+        rd.plugin_ntk_surrogate(s.X, s.labels, "tanh", 0.3).ntk)
 
 
 # ---------------------------------------------------------------------------------------
@@ -589,14 +589,14 @@ def test_kernel_ntk_surrogate_is_the_library_surrogate(files, tmp_path, which):
     assert _kernel(files, out, "--kind", "ntk", "--method", "surrogate", "--groups", "v,A",
                    data=files[which]) == 0
     if which == "full":
-        ref = rd.mixture_ntk_surrogate(mix, s, "tanh", 0.3, groups=("v", "A")).total
+        ref = rd.mixture_ntk_surrogate(mix, s, "tanh", 0.3, groups=("v", "A")).ntk
     else:
-        ref = rd.plugin_ntk_surrogate(s.X, s.labels, "tanh", 0.3, groups=("v", "A")).total
+        ref = rd.plugin_ntk_surrogate(s.X, s.labels, "tanh", 0.3, groups=("v", "A")).ntk
     np.testing.assert_allclose(np.load(out), ref, rtol=1e-13, atol=1e-15)
     # all groups by default, and it is not the exact NTK's path
     assert np.array_equal(
         kernel_from_data(s.X, "tanh", 0.3, labels=s.labels, kind="ntk", method="surrogate"),
-        rd.plugin_ntk_surrogate(s.X, s.labels, "tanh", 0.3).total)
+        rd.plugin_ntk_surrogate(s.X, s.labels, "tanh", 0.3).ntk)
 
 
 # ---------------------------------------------------------------------------------------

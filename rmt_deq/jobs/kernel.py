@@ -18,6 +18,7 @@ from rmt_deq.kernels.exact import NTK_GROUPS, exact_ck, exact_ntk
 from rmt_deq.data.conventions import DataScale, check_statistics, data_scale
 from rmt_deq.data.mixture import GaussianMixture, MixtureSample, default_mixture
 from rmt_deq.kernels.ck_surrogate import mixture_ck_surrogate, plugin_ck_surrogate
+from rmt_deq.metrics import relative_operator_distance
 
 __all__ = ["kernel_from_data", "sampled_kernel_from_data", "run_demo",
            "DemoResult", "demo_memory", "KINDS", "METHODS"]
@@ -148,8 +149,8 @@ def kernel_from_data(
     # exact kernels: fix tau (and the centring) from the best available data scale
     scale = _data_scale(Xa, codes, means, covs, tau0)
     if kind == "ck":
-        return np.asarray(exact_ck(Xa, act, sa_f, sb_f, tau0=scale).G)
-    return np.asarray(exact_ntk(Xa, act, sa_f, sb_f, groups=sel, tau0=scale).total)
+        return np.asarray(exact_ck(Xa, act, sa_f, sb_f, tau0=scale).ck)
+    return np.asarray(exact_ntk(Xa, act, sa_f, sb_f, groups=sel, tau0=scale).ntk)
 
 
 def _surrogate_matrix(Xa: np.ndarray, codes: np.ndarray, means: Any, covs: Any, act: Any,
@@ -161,12 +162,12 @@ def _surrogate_matrix(Xa: np.ndarray, codes: np.ndarray, means: Any, covs: Any, 
     if means is not None:
         mixture, sample = _mixture_from_arrays(Xa, codes, means, covs)
         if kind == "ck":
-            return np.asarray(mixture_ck_surrogate(mixture, sample, act, sa_f, sb_f).G)
+            return np.asarray(mixture_ck_surrogate(mixture, sample, act, sa_f, sb_f).ck)
         return np.asarray(mixture_ntk_surrogate(mixture, sample, act, sa_f, sb_f,
-                                                groups=sel).total)
+                                                groups=sel).ntk)
     if kind == "ck":
-        return np.asarray(plugin_ck_surrogate(Xa, codes, act, sa_f, sb_f).G)
-    return np.asarray(plugin_ntk_surrogate(Xa, codes, act, sa_f, sb_f, groups=sel).total)
+        return np.asarray(plugin_ck_surrogate(Xa, codes, act, sa_f, sb_f).ck)
+    return np.asarray(plugin_ntk_surrogate(Xa, codes, act, sa_f, sb_f, groups=sel).ntk)
 
 
 def _data_scale(Xa: np.ndarray, codes: Any, means: Any, covs: Any, tau0: Any) -> DataScale:
@@ -212,8 +213,8 @@ def sampled_kernel_from_data(
 
     Returns
     -------
-    SampledKernel or SampledNTK
-        ``.matrix`` (n x n), ``.mc_error`` and diagnostics in ``.info``.
+    Kernel
+        ``.matrix`` (n x n), the error bars ``.error`` and diagnostics in ``.info``.
     """
     from rmt_deq.sampling.deq import sampled_kernel
 
@@ -322,13 +323,13 @@ def run_demo(activation: ActivationLike = "relu", sa: float = 0.2, p: int = 400,
     say(f"  residual {sol.residual:.1e}, contraction sa*g1 = {sol.contraction['alpha1']:.3g}, "
         f"unique: {sol.unique}")
     exact = exact_ck(sample.X, activation, sa, solution=sol)
-    G, Gt = exact.G, sur.G
-    err = float(np.linalg.norm(G - Gt, 2) / np.linalg.norm(G, 2))
+    G, Gt = exact.ck, sur.ck
+    err = relative_operator_distance(Gt, G)
     ev_exact = np.linalg.eigvalsh(G)
     ev_sur = np.linalg.eigvalsh(Gt)
     say(f"p = {p}, n = {sample.n}: ||G - G~|| / ||G|| = {err:.4f} (exact CK vs RMT surrogate)")
     model = gram_model_from_mixture(mixture, sample)
-    coef = sur.coefficients_G
+    coef = sur.info.coefficients["G"]
     bulk = kernel_bulk(model, coef)
     spikes = isolated_eigenvalues(model, coef, bulk=bulk)
     dist = spectral_distances(bulk, ev_exact, exclude=spikes.positions)

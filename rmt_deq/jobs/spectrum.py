@@ -136,9 +136,9 @@ def _load_data(data: Any) -> dict:
 
 def _coefficients(kind: str, sol: Any, stats: Any, groups: Any) -> Any:
     if kind == "ck":
-        from rmt_deq.kernels.ck_surrogate import surrogate_coefficients
+        from rmt_deq.kernels.ck_surrogate import ck_surrogate_coefficients
 
-        return surrogate_coefficients(sol, stats, form="G")
+        return ck_surrogate_coefficients(sol, stats, form="G")
     try:
         from rmt_deq.kernels.ntk_surrogate import ntk_surrogate_coefficients
     except ImportError as exc:  # pragma: no cover - depends on the installed modules
@@ -261,7 +261,7 @@ def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
     from rmt_deq._io import check_output_path
     from rmt_deq._validation import memory_budget
     from rmt_deq.fixed_point.four_equations import check_variances, solve_four_equations
-    from rmt_deq.data.mixture import plugin_statistics
+    from rmt_deq.data.statistics import plugin_statistics
 
     check_choice("kind", kind, ("ck", "ntk"))
     if data_covariance is not None:
@@ -377,7 +377,7 @@ def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
 def _surrogate_matrix(kind: str, X: np.ndarray, V: np.ndarray, sol: Any, stats: Any,
                       groups: Any) -> np.ndarray:
     coef = _coefficients(kind, sol, stats, groups)
-    from rmt_deq.kernels.ck_surrogate import SurrogateCoefficients
+    from rmt_deq.kernels.surrogate import SurrogateCoefficients
 
     if isinstance(coef, SurrogateCoefficients):
         return coef.matrix(X, V)
@@ -389,7 +389,7 @@ def _surrogate_matrix(kind: str, X: np.ndarray, V: np.ndarray, sol: Any, stats: 
 
 def _data_eigenvalues(d: Mapping, codes: np.ndarray, sol: Any, stats: Any, kind: str,
                       groups: Any) -> np.ndarray:
-    from rmt_deq.data.mixture import build_V, compute_psi, plugin_statistics
+    from rmt_deq.data.statistics import build_V, compute_psi, plugin_statistics
 
     X = np.asarray(d["X"], dtype=float)
     p = X.shape[0]

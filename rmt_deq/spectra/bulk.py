@@ -1180,7 +1180,7 @@ def gram_support(model: GramModel, *, scan: int = 1024, rtol: float = 1e-10
 def as_low_rank_coefficients(coefficients: Any) -> tuple[float, np.ndarray, float]:
     """(c1, L, c0) of a surrogate ``c1 X^T X + V L V^T + c0 I``.
 
-    Accepts :class:`~rmt_deq.kernels.ck_surrogate.SurrogateCoefficients` (the CK of §4, or the NTK of §5
+    Accepts :class:`~rmt_deq.kernels.surrogate.SurrogateCoefficients` (the CK of §4, or the NTK of §5
     from :func:`rmt_deq.kernels.ntk_surrogate.ntk_surrogate_coefficients`), any object with
     attributes ``c1``, ``c0`` and one of ``A``/``D``/``low_rank`` ((K+1) x (K+1)), a
     mapping with those keys, or a tuple (c1, L, c0).

@@ -283,7 +283,7 @@ def isolated_eigenvalues(model: GramModel, coefficients: Any, *, bulk: BulkSpect
         With the class means (:func:`~rmt_deq.spectra.bulk.gram_model_from_mixture`, or
         :func:`~rmt_deq.spectra.bulk.gram_model` with ``means=``); without means M = 0.
     coefficients :
-        :class:`~rmt_deq.kernels.ck_surrogate.SurrogateCoefficients` (CK, G form), the NTK's
+        :class:`~rmt_deq.kernels.surrogate.SurrogateCoefficients` (CK, G form), the NTK's
         (:func:`rmt_deq.kernels.ntk_surrogate.ntk_surrogate_coefficients`), or anything
         :func:`~rmt_deq.spectra.bulk.as_low_rank_coefficients` accepts.
     bulk : BulkSpectrum, optional
