@@ -117,7 +117,7 @@ def bench_first_call() -> list[dict]:
 
 def _convergence(kernel) -> tuple:
     """(iterations, residual) of an exact kernel's fixed-point solve."""
-    return getattr(kernel, "iterations", None), getattr(kernel, "residual", None)
+    return kernel.report.iterations, kernel.report.residual
 
 
 def bench_exact_ck(n: int) -> list[dict]:

@@ -173,7 +173,7 @@ def forward_bench(m: int, p: int, n: int, repeats: int) -> dict:
             t = time.perf_counter()
             fw = deq_forward(data.X, act, 0.2, weights=wd, tau0=tau0)
             td.append(time.perf_counter() - t)
-            iters = fw.record.iterations if hasattr(fw.record, "iterations") else None
+            iters = fw.report.iterations
             t = time.perf_counter()
             net.forward(data.X, W)
             te.append(time.perf_counter() - t)

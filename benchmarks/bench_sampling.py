@@ -137,7 +137,7 @@ def main():
     rates_after = rates()
     rate = {k: 0.5 * (rates_before[k] + rates_after[k]) for k in shapes}
     fl = {k: 2.0 * a[0] * a[1] * b[1] for k, (a, b) in shapes.items()}
-    its = np.array([r.iterations for r in info.forward])
+    its = np.array([r.report.iterations for r in info.forward])
     ideal = (its.sum() * fl["A_phi"] / rate["A_phi"] + R * fl["B_X"] / rate["B_X"]
              + R * fl["gram"] / rate["gram"]) / 1e9
     gemm_fraction = ideal / info.elapsed
@@ -172,11 +172,11 @@ def main():
 
     # ---------------- ours with the control variate, run to the same Monte-Carlo precision
     # (early stop once its error bar is below the plain estimator's bar at R)
-    eps = ours.mc_error_relative
+    eps = ours.error_relative['ck']
     cv = sampled_ck(X, act, sa, sb, width=m, realizations=R, rng=args.seed + 100, dtype=dt,
                     solution=sol, tol=args.tol, method="plain", control_variate=True,
                     target_error=eps, check_every=16, draws=100)
-    cv_gap = float(np.linalg.norm(cv.matrix - ours.matrix, 2))
+    cv_gap = float(np.linalg.norm(cv.ck - ours.ck, 2))
 
     # ---------------- baseline, second half (the first half ran before ours)
     b2 = baseline(X, sa, sb, m, args.baseline_R - Rb1, R, sol.centring, args.seed + 2)
@@ -198,22 +198,22 @@ def main():
         "ours": {"dtype": dt.name, "tol": args.tol, "method": "plain",
                  "elapsed_s": info.elapsed, "per_realization_s": info.elapsed / R,
                  "iterations_mean": float(its.mean()), "iterations_max": int(its.max()),
-                 "mc_error_relative": ours.mc_error_relative,
+                 "mc_error_relative": ours.error_relative['ck'],
                  "solver_error_relative_one_realization": solver_rel},
         "baseline": {"dtype": "float64", "realizations_run": Rb,
                      "elapsed_run_s": b_elapsed, "per_realization_s": b_elapsed / Rb,
                      "extrapolated_total_s": b_total, "iterations": b_iters,
-                     "mc_error_relative_at_R_predicted": b_err_at_R / ours.mc_error
-                     * ours.mc_error_relative},
+                     "mc_error_relative_at_R_predicted": b_err_at_R / ours.error['ck']
+                     * ours.error_relative['ck']},
         "speedup_same_R": speedup,
         "control_variate": {"target_error_relative": eps,
                             "realizations": cv.info.realizations,
                             "stopped_early": cv.info.stopped_early,
                             "elapsed_s": cv.info.elapsed,
-                            "mc_error_relative": cv.mc_error_relative,
+                            "mc_error_relative": cv.error_relative['ck'],
                             "error_history": cv.info.error_history,
                             "distance_to_plain_mean": cv_gap,
-                            "bars_sum": cv.mc_error + ours.mc_error,
+                            "bars_sum": cv.error['ck'] + ours.error['ck'],
                             "speedup_vs_baseline_same_precision":
                                 b_total / cv.info.elapsed},
         "gemm": {"numpy_rate_gflops_before": rates_before,
@@ -230,19 +230,19 @@ def main():
           f"{res['threads']}")
     print(f"ours     ({dt.name}, tol {args.tol:g}): {info.elapsed:8.1f} s  "
           f"({info.elapsed / R * 1e3:.0f} ms/realization, {its.mean():.1f} iterations), "
-          f"MC error {ours.mc_error_relative:.3%} of ||G|| (95%)")
+          f"MC error {ours.error_relative['ck']:.3%} of ||G|| (95%)")
     print(f"baseline (float64, published): {b_total:8.1f} s  extrapolated from {Rb} "
           f"realizations ({b_elapsed / Rb * 1e3:.0f} ms each, iterations {b_iters}); "
           f"its MC error at R predicted "
           f"{res['baseline']['mc_error_relative_at_R_predicted']:.3%}")
     print(f"solver error of one realization at tol {args.tol:g}: {solver_rel:.2e} relative "
-          f"(vs MC error {ours.mc_error_relative:.2e})")
+          f"(vs MC error {ours.error_relative['ck']:.2e})")
     print(f"speed-up at the same R (same Monte-Carlo precision): {speedup:.1f}x")
-    print(f"with the control variate: error bar {cv.mc_error_relative:.3%} (target "
+    print(f"with the control variate: error bar {cv.error_relative['ck']:.3%} (target "
           f"{eps:.3%}) after {cv.info.realizations} realizations in {cv.info.elapsed:.1f} s "
           f"-> {b_total / cv.info.elapsed:.1f}x faster than the baseline at the same "
           f"precision; ||mean_cv - mean_plain|| = {cv_gap:.3g} (sum of the two bars "
-          f"{cv.mc_error + ours.mc_error:.3g})")
+          f"{cv.error['ck'] + ours.error['ck']:.3g})")
     print(f"GEMM: achieved {achieved:.1f} GFLOP/s, numpy matmul for the same shapes "
           f"{numpy_equiv:.1f} GFLOP/s -> fraction {gemm_fraction:.2f} "
           f"(numpy rates before {rates_before}, after {rates_after})")

@@ -302,16 +302,16 @@ def deq_substitution(sol) -> dict:
 
 def compare_package(derived: dict | None = None, cases=PACKAGE_CASES) -> dict:
     """Max relative difference between the sympy coefficients (evaluated at the solver's
-    moments) and rmt_deq.kernels.ntk_surrogate.ntk_coefficients, per case."""
+    moments) and rmt_deq.kernels.ntk_surrogate.ntk_group_coefficients, per case."""
     from rmt_deq.fixed_point.four_equations import solve_four_equations
-    from rmt_deq.kernels.ntk_surrogate import ntk_coefficients
+    from rmt_deq.kernels.ntk_surrogate import ntk_group_coefficients
     d = derived_coefficients() if derived is None else derived
     out = {}
     for act, s_a, s_b, t0 in cases:
         sol = solve_four_equations(act, s_a, tau0=t0, sb=s_b)
         sub = deq_substitution(sol)
-        pk = ntk_coefficients(sol)
-        pk_pub = ntk_coefficients(sol, ("v", "A"))["total"]
+        pk = ntk_group_coefficients(sol)
+        pk_pub = ntk_group_coefficients(sol, ("v", "A"))["total"]
         worst = 0.0
         for g in ("v", "A", "B", "total", "v+A"):
             ref = pk_pub if g == "v+A" else pk[g]
@@ -489,7 +489,7 @@ def main() -> None:
               f"{[round(v, 3) for v in r['ratios1']]}, second-order "
               f"{[round(v, 3) for v in r['ratios2']]}")
     for case, err in compare_package(d).items():
-        print(f"package ntk_coefficients vs sympy {case}: max rel diff {err:.1e}")
+        print(f"package ntk_group_coefficients vs sympy {case}: max rel diff {err:.1e}")
     for L in (1, 2, 3):
         r = enn_residuals(L)
         bad = [k for k, v in r.items() if v != 0]

@@ -30,7 +30,7 @@ from rmt_deq.design.core import design_for_deq
 from rmt_deq.experiments.manifest import portable_path, start_run
 from rmt_deq.experiments.mixtures import spike_mixture
 from rmt_deq.fixed_point.four_equations import solve_four_equations
-from rmt_deq.kernels.ck_surrogate import surrogate_coefficients
+from rmt_deq.kernels.ck_surrogate import ck_surrogate_coefficients
 from rmt_deq.kernels.ntk_surrogate import ntk_surrogate_coefficients
 from rmt_deq.plotting import plot_spectrum, save_figure
 from rmt_deq.sampling.deq import sampled_ck, sampled_ntk
@@ -86,7 +86,7 @@ def main(argv=None):
         jobs = [("deq_ck", lambda: sampled_ck(sample.X, act, sa, width=m, realizations=R_ck,
                                               rng=SEEDS["deq_ck"], solution=sol,
                                               batches=16).matrix,
-                 surrogate_coefficients(sol, stats, form="G"),
+                 ck_surrogate_coefficients(sol, stats, form="G"),
                  f"DEQ CK ({act}, sa = {sa:g}), m = {m}, R = {R_ck}")]
         if not tag:
             jobs.append(("deq_ntk",

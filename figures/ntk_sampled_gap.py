@@ -41,7 +41,7 @@ SAMPLER_SEED_OFFSET = 7
 
 def _ntk_matrices(kernel) -> dict:
     """Group -> matrix of an NTK result, with "total"."""
-    return {**kernel.groups, "total": kernel.total}
+    return {**kernel.groups, "total": kernel.ntk}
 
 
 def gap_record(activation: str, sa: float, p: int, width: int, realizations: int,
@@ -54,7 +54,7 @@ def gap_record(activation: str, sa: float, p: int, width: int, realizations: int
     smp = sampled_ntk(data.X, activation, sa, solution=sol, width=width,
                       realizations=realizations, rng=seed + SAMPLER_SEED_OFFSET)
     sampled = _ntk_matrices(smp)
-    mc = {**smp.group_errors, "total": smp.mc_error}
+    mc = {**{k: e for k, e in smp.error.items() if k != "ntk"}, "total": smp.error["ntk"]}
     rows = {}
     for g in GROUPS:
         norm = operator_norm(exact[g])

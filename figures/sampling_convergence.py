@@ -71,7 +71,7 @@ def part_width(X, widths, R, cases, log):
     out = []
     for act, sa in cases:
         ex = exact_ntk(X, act, sa)
-        ref = {"ck": ex.ck.G, **{g: ex.groups[g] for g in GROUPS}, "total": ex.total}
+        ref = {"ck": ex.ck, **{g: ex.groups[g] for g in GROUPS}, "total": ex.ntk}
         rows = []
         for m in widths:
             t = time.perf_counter()
@@ -79,8 +79,8 @@ def part_width(X, widths, R, cases, log):
                             batches=R)
             row = {"m": m, "ck": rel(S.ck, ref["ck"]),
                    **{g: rel(S.groups[g], ref[g]) for g in GROUPS},
-                   "total": rel(S.total, ref["total"]),
-                   "mc_error_relative_total": S.mc_error_relative,
+                   "total": rel(S.ntk, ref["total"]),
+                   "mc_error_relative_total": S.error_relative["ntk"],
                    "seconds": time.perf_counter() - t}
             rows.append(row)
             log(f"  (a) {act} sa={sa} m={m}: " + "  ".join(
@@ -118,7 +118,7 @@ def part_honesty(X, m, R, seeds, ref_factor, confidences, log,
             for c in confidences:
                 S = fn(X, act, sa, width=m, realizations=R, rng=s, batches=R,
                        confidence=c)
-                bars[c].append(S.mc_error)
+                bars[c].append(S.error[S.kind])
             dist.append(float(np.linalg.norm(S.matrix - ref.matrix, 2)))
         dist = np.array(dist)
         rows = []
@@ -137,7 +137,7 @@ def part_honesty(X, m, R, seeds, ref_factor, confidences, log,
                 f"median distance/bar {np.median(dist / b):.2f}")
         out.append({"kind": kind, "activation": act, "sa": sa, "m": m, "R": R,
                     "reference_realizations": ref_factor * R,
-                    "reference_mc_error_relative": ref.mc_error_relative,
+                    "reference_mc_error_relative": ref.error_relative[ref.kind],
                     "distances": dist.tolist(), "rows": rows,
                     "seconds": time.perf_counter() - t})
     return out
@@ -167,12 +167,12 @@ def part_families(X, widths, R, log):
                         rows.append({"m": m, "failed": str(exc)[:300]})
                         log(f"  (c) {act} sa={sa} {fam} m={m}: FAILED {str(exc)[:120]}")
                         continue
-                    its = [r.iterations for r in S.info.forward]
-                    row = {"m": m, "ck": rel(S.ck, ex.ck.G), "ntk": rel(S.total, ex.total),
+                    its = [r.report.iterations for r in S.info.forward]
+                    row = {"m": m, "ck": rel(S.ck, ex.ck), "ntk": rel(S.ntk, ex.ntk),
                            **{g: rel(S.groups[g], ex.groups[g]) for g in GROUPS},
-                           "mc_error_relative_ck": S.group_errors["ck"]
+                           "mc_error_relative_ck": S.error["ck"]
                            / np.linalg.norm(S.ck, 2),
-                           "mc_error_relative_ntk": S.mc_error_relative,
+                           "mc_error_relative_ntk": S.error_relative["ntk"],
                            "forward_iterations_mean": float(np.mean(its)),
                            "solver": sorted({r.method for r in S.info.forward}),
                            "plain_rate_max": _max_finite(r.rate for r in S.info.forward),

@@ -37,7 +37,7 @@ import numpy as np
 from rmt_deq.experiments.manifest import portable_path, start_run
 from rmt_deq.experiments.mixtures import bulk_mixture, spike_mixture
 from rmt_deq.fixed_point.four_equations import solve_four_equations
-from rmt_deq.kernels.ck_surrogate import surrogate_coefficients
+from rmt_deq.kernels.ck_surrogate import ck_surrogate_coefficients
 from rmt_deq.kernels.exact import exact_ntk
 from rmt_deq.kernels.ntk_surrogate import ntk_surrogate_coefficients
 from rmt_deq.sampling.deq import sampled_ck, sampled_ntk
@@ -54,7 +54,7 @@ SEEDS = {"mixture": 0, "bulk_sample": 11, "spike_samples": "100 + r", "sampled":
 
 def coefficients(kind, sol, stats):
     if kind == "ck":
-        return surrogate_coefficients(sol, stats, form="G")
+        return ck_surrogate_coefficients(sol, stats, form="G")
     return ntk_surrogate_coefficients(sol, stats)
 
 
@@ -90,7 +90,7 @@ def bulk_cases(args, out):
                 t = time.perf_counter()
                 ex_ntk = exact_ntk(sample.X, act, SA, solution=sol)
                 t_exact = time.perf_counter() - t
-                mats = {"ck": np.asarray(ex_ntk.ck.G), "ntk": np.asarray(ex_ntk.total)}
+                mats = {"ck": np.asarray(ex_ntk.ck), "ntk": np.asarray(ex_ntk.ntk)}
                 for kind in ("ck", "ntk"):
                     bulk, spikes, t_pred = predicted(mix, sample, sol, kind)
                     ev = np.linalg.eigvalsh(mats[kind])
@@ -182,7 +182,7 @@ def spike_cases(args, out):
                 sample = mix.sample(n, rng=100 + r)
                 sol = solve_four_equations(act, SA, mix.statistics(sample).tau0)
                 ex = exact_ntk(sample.X, act, SA, solution=sol)
-                for kind, M in (("ck", np.asarray(ex.ck.G)), ("ntk", np.asarray(ex.total))):
+                for kind, M in (("ck", np.asarray(ex.ck)), ("ntk", np.asarray(ex.ntk))):
                     bulk, spikes, _ = predicted(mix, sample, sol, kind)
                     pred[kind] = spikes
                     ev, U = np.linalg.eigh(M)

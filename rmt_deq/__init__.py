@@ -14,28 +14,32 @@ from rmt_deq.errors import (ConvergenceError, DataFileError, DivergentMomentErro
 from rmt_deq.fixed_point.four_equations import FixedPointSolution, solve_four_equations
 from rmt_deq.moments.gaussian import GaussianMoments, gaussian_expectation, gaussian_moments, raw_moments
 from rmt_deq.data.conventions import DataScale, check_statistics, data_scale, scale_note
-from rmt_deq.data.mixture import (GaussianMixture, MixtureSample, MixtureStatistics, PluginEstimate,
-                      plugin_statistics)
-from rmt_deq.kernels.ck_surrogate import (CKSurrogate, SurrogateCoefficients, ck_surrogate,
-                        mixture_ck_surrogate, plugin_ck_surrogate, surrogate_coefficients)
+from rmt_deq.data.mixture import GaussianMixture, MixtureSample
+from rmt_deq.data.statistics import MixtureStatistics, PluginEstimate, plugin_statistics
+from rmt_deq.kernels.result import Kernel
+from rmt_deq.kernels.surrogate import SurrogateCoefficients
+from rmt_deq.kernels.ck_surrogate import (ck_surrogate_coefficients, ck_surrogate_matrix,
+                                          mixture_ck_surrogate, plugin_ck_surrogate)
 from rmt_deq.moments.bivariate import bivariate_expectation
-from rmt_deq.kernels.exact import ExactKernel, ExactNTK, exact_ck, exact_ntk, published_ntk
+from rmt_deq.kernels.exact import (ExactDetails, exact_ck, exact_kernels, exact_ntk,
+                                   published_ntk)
 from rmt_deq.data.mixture import default_mixture
 from rmt_deq.jobs.kernel import kernel_from_data, sampled_kernel_from_data
 from rmt_deq.jobs.demo import run_demo
-from rmt_deq.kernels.ntk_surrogate import (ExactExplicitNTK, NTKCoefficients, NTKSurrogate,
+from rmt_deq.kernels.ntk_surrogate import (ExactExplicitNTK, NTKCoefficients,
                             exact_explicit_ntk, explicit_network_coefficients,
-                            explicit_ntk_surrogate, mixture_ntk_surrogate, ntk_coefficients,
+                            explicit_ntk_surrogate, mixture_ntk_surrogate, ntk_group_coefficients,
                             ntk_surrogate_coefficients, plugin_ntk_surrogate)
 from rmt_deq.networks.weights import WEIGHT_FAMILIES, weight_matrix
-from rmt_deq.networks.deq import (DEQForward, DEQGradients, DEQWeights, SolveRecord, deq_forward,
-                  deq_gradients, sample_deq_weights, solve_batched)
+from rmt_deq.networks.deq import (DEQForward, DEQGradients, DEQWeights, deq_forward,
+                  deq_gradients, sample_deq_weights)
+from rmt_deq.networks.solver import SolveRecord, SolverOptions, solve_batched
 from rmt_deq.networks.explicit import (ExplicitNetwork, explicit_forward,
                                        sample_explicit_weights)
 from rmt_deq.kernels.explicit import ExactExplicitKernels, exact_explicit_kernels
 from rmt_deq.sampling.explicit import sampled_explicit_ck, sampled_explicit_ntk
 from rmt_deq.sampling.deq import SamplingInfo, sampled_ck, sampled_kernel, sampled_ntk
-from rmt_deq.sampling._montecarlo import (SampledKernel, SampledNTK, SamplingProgress,
+from rmt_deq.sampling._montecarlo import (MonteCarloOptions, SamplerOptions, SamplingProgress,
                                           mc_error_bound)
 from rmt_deq.metrics import (KernelComparison, TopEigenComparison, compare_kernels, ks_distance,
                       relative_frobenius_distance, relative_operator_distance,
@@ -59,18 +63,18 @@ __all__ = [
     "GaussianMixture", "MixtureSample", "MixtureStatistics", "PluginEstimate",
     "plugin_statistics", "default_mixture", "DataScale", "data_scale", "check_statistics",
     "scale_note",
-    "CKSurrogate", "SurrogateCoefficients", "ck_surrogate", "mixture_ck_surrogate",
-    "plugin_ck_surrogate", "surrogate_coefficients",
-    "bivariate_expectation", "ExactKernel", "ExactNTK", "exact_ck", "exact_ntk",
+    "Kernel", "SurrogateCoefficients", "ck_surrogate_matrix", "mixture_ck_surrogate",
+    "plugin_ck_surrogate", "ck_surrogate_coefficients",
+    "bivariate_expectation", "ExactDetails", "exact_kernels", "exact_ck", "exact_ntk",
     "published_ntk", "kernel_from_data", "run_demo", "sampled_kernel_from_data",
-    "NTKCoefficients", "NTKSurrogate", "ntk_coefficients", "ntk_surrogate_coefficients",
+    "NTKCoefficients", "ntk_group_coefficients", "ntk_surrogate_coefficients",
     "mixture_ntk_surrogate", "plugin_ntk_surrogate", "explicit_network_coefficients",
     "explicit_ntk_surrogate", "ExactExplicitNTK", "exact_explicit_ntk",
     "WEIGHT_FAMILIES", "weight_matrix", "DEQWeights", "DEQForward", "DEQGradients",
-    "SolveRecord", "solve_batched", "sample_deq_weights", "deq_forward", "deq_gradients",
+    "SolveRecord", "SolverOptions", "solve_batched", "sample_deq_weights", "deq_forward", "deq_gradients",
     "ExplicitNetwork", "ExactExplicitKernels", "exact_explicit_kernels", "explicit_forward",
     "sample_explicit_weights", "sampled_explicit_ck", "sampled_explicit_ntk",
-    "SampledKernel", "SampledNTK", "SamplingInfo", "SamplingProgress", "mc_error_bound",
+    "MonteCarloOptions", "SamplerOptions", "SamplingInfo", "SamplingProgress", "mc_error_bound",
     "sampled_ck", "sampled_ntk", "sampled_kernel",
     "KernelComparison", "TopEigenComparison", "compare_kernels", "ks_distance",
     "relative_frobenius_distance", "relative_operator_distance", "top_eigen_comparison",

@@ -1,6 +1,7 @@
 """Input validation shared by every module (one place for the messages users see)."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Iterable
 
 import numpy as np
@@ -11,7 +12,7 @@ from rmt_deq.errors import (InvalidParameterError, MemoryBudgetError, NonFiniteI
 __all__ = ["as_data_matrix", "as_float_array", "as_real_array", "check_data_range", "as_labels", "as_rng", "check_choice", "check_groups",
            "check_positive_finite", "check_options", "check_positive_int", "check_tolerance",
            "check_workers", "DEFAULT_MAX_MEMORY", "memory_budget", "check_memory", "DPS_RANGE", "check_dps",
-           "SCALE_RANGE", "check_scale"]
+           "SCALE_RANGE", "check_scale", "check_bool", "split_options"]
 
 #: default memory budget (bytes) of the computations that allocate in proportion to n^2
 #: or to the width: the sampler, the exact kernels, the spectra grids
@@ -364,3 +365,29 @@ def check_memory(needed: float, budget: float, what: str,
         raise MemoryBudgetError(
             f"{what} need about {needed / 2**20:,.0f} MiB, over the memory budget of "
             f"{budget / 2**20:,.0f} MiB (max_memory); {fix}")
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value`` as a bool if it is True or False (numpy bools too), else raise
+    InvalidParameterError (a flag is never guessed from a truthy value)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InvalidParameterError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def split_options(where: str, options: dict, *records: type) -> tuple:
+    """Distribute keyword ``options`` over the fields of the dataclasses ``records``.
+
+    Returns one dict per record with the options that are its fields (a name that is a
+    field of several records goes to the first).  Unknown names are rejected (never
+    silently ignored) with :class:`UnknownOptionError` listing the allowed ones.
+    """
+    names = [tuple(f.name for f in dataclasses.fields(r)) for r in records]
+    check_options(options, [n for ns in names for n in ns], where)
+    taken: set = set()
+    parts = []
+    for ns in names:
+        part = {k: options[k] for k in ns if k in options and k not in taken}
+        taken.update(part)
+        parts.append(part)
+    return tuple(parts)

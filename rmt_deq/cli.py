@@ -333,21 +333,21 @@ def _design_lines(net: Any, target: str) -> list[str]:
 
 def _sampled_info(res: Any, kind: str, seed: int) -> dict:
     """The ``--info`` record of a sampled kernel: error bar and solver diagnostics."""
-    info = res.info
+    info, sol = res.info, res.solution
     d = {"kind": kind, "method": "sampled", "width": info.width,
          "realizations": info.realizations, "requested": info.requested,
          "family": info.family, "dtype": info.dtype, "seed": seed,
-         "activation": info.activation, "sa": info.sa, "sb": info.sb,
-         "tau0": info.tau0, "tau0_source": info.tau0_source, "tau": info.tau,
-         "centring": info.centring,
-         "mc_error": res.mc_error, "mc_error_relative": res.mc_error_relative,
+         "activation": sol.activation, "sa": sol.sa, "sb": sol.sb,
+         "tau0": res.tau0, "tau0_source": res.tau0_source, "tau": sol.tau,
+         "centring": sol.centring,
+         "mc_error": res.error[kind], "mc_error_relative": res.error_relative[kind],
          "confidence": info.confidence, "stopped_early": info.stopped_early,
          "control_variate": bool(info.control_variate),
-         "forward_iterations": [r.iterations for r in info.forward],
+         "forward_iterations": [r.report.iterations for r in info.forward],
          "elapsed_s": info.elapsed}
     if kind == "ntk":
         d["groups"] = list(res.selected)
-        d["group_errors"] = dict(res.group_errors)
+        d["group_errors"] = {k: e for k, e in res.error.items() if k != "ntk"}
     return d
 
 
@@ -356,8 +356,8 @@ def _sampled_summary(res: Any, kind: str, out: str, shape: tuple) -> str:
     info = res.info
     return (f"wrote {out}: {kind} (sampled: m = {info.width}, "
             f"{info.realizations} realizations, {info.family}, {info.dtype}), shape {shape}; "
-            f"Monte-Carlo error {res.mc_error:.3g} ({res.mc_error_relative:.2%} of the norm, "
-            f"{info.confidence:.0%} confidence) in {info.elapsed:.1f}s")
+            f"Monte-Carlo error {res.error[kind]:.3g} ({res.error_relative[kind]:.2%} of the "
+            f"norm, {info.confidence:.0%} confidence) in {info.elapsed:.1f}s")
 
 
 class _ProgressBar:

@@ -1,7 +1,11 @@
 """Distances between kernel matrices and between their spectra.
 
+* :func:`operator_norm` (any square matrix, validated) and
+  :func:`symmetric_operator_norm` (the fast path for symmetric matrices the caller knows
+  to be finite: the Monte-Carlo error bars);
 * :func:`relative_operator_distance`, :func:`relative_frobenius_distance`:
-  ||K - K_ref|| / ||K_ref|| in the operator (spectral) and Frobenius norms;
+  ||K - K_ref|| / ||K_ref|| in the operator (spectral) and Frobenius norms -- the one
+  relative error of the package, argument order (approximation, reference);
 * :func:`spectral_distances`: Kolmogorov-Smirnov and 1-Wasserstein distances of observed
   eigenvalues to a reference spectrum, either other eigenvalues (empirical measures, each
   eigenvalue with weight 1/n) or a predicted distribution with an atom (any object with
@@ -24,28 +28,28 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 import numpy as np
+from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, eigsh
 
 from rmt_deq._io import json_ready
-from rmt_deq._validation import as_float_array, check_positive_finite, check_positive_int
-from rmt_deq.errors import InvalidParameterError, NonFiniteInputError, ShapeMismatchError
+from rmt_deq._validation import as_real_array, check_positive_finite, check_positive_int
+from rmt_deq.errors import InvalidParameterError, ShapeMismatchError
 
-__all__ = ["operator_norm", "relative_operator_distance", "relative_frobenius_distance",
-           "ks_distance", "wasserstein1_distance", "spectral_distances", "SpectralDistances",
-           "SpectralDistribution", "TopEigenComparison",
+__all__ = ["operator_norm", "symmetric_operator_norm", "relative_operator_distance",
+           "relative_frobenius_distance", "ks_distance", "wasserstein1_distance",
+           "spectral_distances", "SpectralDistances", "SpectralDistribution", "TopEigenComparison",
            "top_eigen_comparison", "KernelComparison", "compare_kernels"]
 
 
-def _real(x: Any, name: str) -> np.ndarray:
-    try:
-        return as_float_array(x, name)
-    except (InvalidParameterError, NonFiniteInputError):
-        raise
-    except (TypeError, ValueError):
-        raise ShapeMismatchError(f"{name} must be a numeric array") from None
+#: above this size :func:`symmetric_operator_norm` finds the eigenvalue of largest modulus
+#: by Lanczos iteration (ARPACK) instead of computing every eigenvalue (LAPACK): from about
+#: there on Lanczos is the faster of the two (docs/sampling.md)
+LANCZOS_MIN_SIZE = 257
+#: relative tolerance of the Lanczos eigenvalue (far below any Monte-Carlo error bar)
+LANCZOS_TOL = 1e-10
 
 
 def _square(K: Any, name: str) -> np.ndarray:
-    a = _real(K, name)
+    a = as_real_array(K, name)
     if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] == 0:
         raise ShapeMismatchError(f"{name} must be a non-empty square matrix, got shape "
                                  f"{a.shape}")
@@ -72,6 +76,27 @@ def operator_norm(K: Any) -> float:
     return float(np.linalg.norm(a, 2))
 
 
+def symmetric_operator_norm(M: np.ndarray) -> float:
+    """||M||_2 = max |eigenvalue| of a symmetric matrix, without validating it.
+
+    For the hot loops that know M is a finite symmetric float array (the Monte-Carlo
+    error bars of :mod:`rmt_deq.sampling`): only the lower triangle is read.  LAPACK
+    (every eigenvalue) below :data:`LANCZOS_MIN_SIZE`; from there on Lanczos (ARPACK) for
+    the eigenvalue of largest modulus to :data:`LANCZOS_TOL` relative, falling back to
+    LAPACK if it does not converge.  :func:`operator_norm` is the validated version.
+    """
+    n = M.shape[0]
+    if n >= LANCZOS_MIN_SIZE:
+        v0 = np.ones(n) / math.sqrt(n)
+        try:
+            w = eigsh(M, k=1, which="LM", v0=v0, tol=LANCZOS_TOL, return_eigenvectors=False)
+            return float(abs(w[0]))
+        except (ArpackNoConvergence, ArpackError):
+            pass
+    w = np.linalg.eigvalsh(M)
+    return float(max(abs(w[0]), abs(w[-1])))
+
+
 def _nonzero(x: float, what: str) -> float:
     if x == 0:
         raise InvalidParameterError(
@@ -81,11 +106,17 @@ def _nonzero(x: float, what: str) -> float:
 
 
 def relative_operator_distance(K: Any, K_ref: Any) -> float:
-    """||K - K_ref||_2 / ||K_ref||_2.
+    """||K - K_ref||_2 / ||K_ref||_2: the relative error of K against the reference K_ref.
+
+    The one relative operator-norm error of the package (convergence checks, the demo,
+    the tests); the approximation comes first, the reference (the denominator) second.
 
     Parameters
     ----------
-    K, K_ref : array_like, shape (n, n)
+    K : array_like, shape (n, n)
+        The approximation (e.g. a surrogate or a sampled kernel).
+    K_ref : array_like, shape (n, n)
+        The reference (e.g. the exact kernel).
 
     Returns
     -------
@@ -103,7 +134,7 @@ def relative_frobenius_distance(K: Any, K_ref: Any) -> float:
 
 def _spectrum(x: Any, name: str) -> np.ndarray:
     """The sorted eigenvalues of a symmetric matrix, or a 1-D array of eigenvalues sorted."""
-    a = _real(x, name)
+    a = as_real_array(x, name)
     if a.ndim == 2:
         a = _square(a, name)
         if not _is_symmetric(a):
@@ -229,7 +260,7 @@ def _w1_quantile(ev: np.ndarray, quantile: Callable[[np.ndarray], np.ndarray],
 
 def _exclude(ev: np.ndarray, exclude: Any) -> tuple[np.ndarray, tuple]:
     """Remove, for each excluded position, the nearest remaining observed eigenvalue."""
-    positions = np.atleast_1d(_real(exclude, "exclude")).ravel()
+    positions = np.atleast_1d(as_real_array(exclude, "exclude")).ravel()
     if positions.size > ev.size:
         raise InvalidParameterError(
             f"exclude has {positions.size} positions but there are only {ev.size} "

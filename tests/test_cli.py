@@ -42,8 +42,8 @@ def test_kernel_ck_matches_library(npz, tmp_path, method):
                  "--kind", "ck", "--method", method, "--out", str(out)]) == 0
     G = np.load(out)
     sol = rd.solve_four_equations("leaky_relu:0.1", 0.3, mix.statistics(data).tau0)
-    ref = (rd.exact_ck(data.X, "leaky_relu:0.1", 0.3, solution=sol).G if method == "exact"
-           else rd.mixture_ck_surrogate(mix, data, solution=sol).G)
+    ref = (rd.exact_ck(data.X, "leaky_relu:0.1", 0.3, solution=sol).ck if method == "exact"
+           else rd.mixture_ck_surrogate(mix, data, solution=sol).ck)
     np.testing.assert_allclose(G, ref, rtol=1e-12, atol=1e-14)
 
 

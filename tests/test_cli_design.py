@@ -21,7 +21,7 @@ from rmt_deq.activations import Activation, get_activation
 from rmt_deq.cli import main
 from rmt_deq.fixed_point.four_equations import solve_four_equations
 from rmt_deq.moments.gaussian import gaussian_moments
-from rmt_deq.kernels.ntk_surrogate import explicit_network_coefficients, ntk_coefficients
+from rmt_deq.kernels.ntk_surrogate import explicit_network_coefficients, ntk_group_coefficients
 
 
 def _run(capsys, *argv):
@@ -76,7 +76,7 @@ def test_htanh1_ntk_json_params_mean_clip(capsys):
     a, c = d["params"]["a1"], d["params"]["c1"]
     act = Activation.from_callable(lambda t: a * np.clip(t, -c, c), kinks=(-c, c))
     tot = explicit_network_coefficients([act], 1.0, method="quadrature").total
-    want = ntk_coefficients(solve_four_equations("tanh", 0.3, 1.0))["total"]
+    want = ntk_group_coefficients(solve_four_equations("tanh", 0.3, 1.0))["total"]
     got = np.array([tot.c1, tot.d2, tot.d3, tot.theta_diag])
     ref = np.array([want.c1, want.d2, want.d3, want.theta_diag])
     assert np.max(np.abs(got - ref)) <= 1e-11 * np.max(np.abs(ref))
@@ -163,7 +163,7 @@ def test_refine_flag_matches_the_refined_ntk_coefficients(capsys):
             derivative=lambda t, a=a, b=b, c=c: a * (np.abs(t) < c) + b,
             kinks=(-c, c), name=f"odd_layer{l}", odd=True))
     got = explicit_network_coefficients(acts, 1.0).total
-    want = ntk_coefficients(solve_four_equations("tanh", 0.2, 1.0))["total"]
+    want = ntk_group_coefficients(solve_four_equations("tanh", 0.2, 1.0))["total"]
     for f in ("c1", "theta_diag", "c5", "theta_slope"):
         assert getattr(got, f) == pytest.approx(getattr(want, f), rel=1e-9, abs=1e-12), f
 

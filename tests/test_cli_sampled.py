@@ -40,7 +40,7 @@ def test_sampled_ck_file_is_the_library_matrix(npz, tmp_path, capsys):
                                    family="orthogonal", rng=7, dtype="float64")
     assert np.array_equal(K, lib.matrix)                     # same seed -> same bits
     # the centring is the exact kernels' (mixture tau0), so both are comparable
-    assert lib.info.tau0 == pytest.approx(mix.statistics(data).tau0, rel=1e-12)
+    assert lib.tau0 == pytest.approx(mix.statistics(data).tau0, rel=1e-12)
     assert np.array_equal(K, kernel_from_data(
         data.X, "tanh", 0.3, labels=data.labels, means=mix.means, covs=mix.covs,
         method="sampled", sampling=dict(width=60, realizations=4, family="orthogonal",
@@ -66,11 +66,11 @@ def test_sampled_ntk_float32_info_and_progress(npz, tmp_path, capsys, family):
     lib = sampled_kernel_from_data(data.X, "tanh", 0.3, labels=data.labels, means=mix.means,
                                    covs=mix.covs, kind="ntk", groups=("v", "A"), width=50,
                                    realizations=3, family=family, rng=1, dtype="float32")
-    assert T.dtype == np.float64 and np.array_equal(T, lib.total)
+    assert T.dtype == np.float64 and np.array_equal(T, lib.ntk)
     d = json.loads(info.read_text())
     assert d["dtype"] == "float32" and d["family"] == family and d["groups"] == ["v", "A"]
     assert d["realizations"] == 3 and len(d["forward_iterations"]) == 3
-    assert math.isclose(d["mc_error"], lib.mc_error)
+    assert math.isclose(d["mc_error"], lib.error["ntk"])
     err = capsys.readouterr().err
     assert "3/3" in err and "[" in err                     # the progress bar was drawn
 

@@ -60,7 +60,7 @@ def test_json_keys_and_values_match_library(spec_files, capsys, kind):
     mix = rd.GaussianMixture(means, covs, sizes / sizes.sum())
     stats = mix.statistics(sizes)
     sol = rd.solve_four_equations("relu", 0.2, stats.tau0)
-    coef = (rd.surrogate_coefficients(sol, stats, form="G") if kind == "ck"
+    coef = (rd.ck_surrogate_coefficients(sol, stats, form="G") if kind == "ck"
             else ntk_surrogate_coefficients(sol, stats))
     model = gram_model(covs, sizes, means=means)
     bulk = kernel_bulk(model, coef, num=300)

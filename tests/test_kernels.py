@@ -19,8 +19,9 @@ from rmt_deq.errors import (ConvergenceError, InvalidParameterError, NoFixedPoin
                             NonFiniteInputError, ShapeMismatchError, UnknownOptionError)
 from rmt_deq.fixed_point.four_equations import solve_four_equations
 from rmt_deq.moments.gaussian import gaussian_moments
-from rmt_deq.kernels.exact import (ExactKernel, ExactNTK, exact_ck, exact_ntk, ntk_from_kernel,
-                             published_ntk)
+from rmt_deq.kernels.exact import (ExactDetails, exact_ck, exact_kernels, exact_ntk,
+                                   ntk_from_kernel, published_ntk)
+from rmt_deq.kernels.result import Kernel
 
 SA = 0.3
 TOL = 1e-10
@@ -98,16 +99,23 @@ def test_exact_kernels_match_2d_quadrature(spec):
     X = _data()
     n = X.shape[1]
     K = exact_ck(X, spec, SA)
-    assert isinstance(K, ExactKernel) and K.Sigma.shape == (n, n)
-    assert K.residual <= 1e-12 and K.iterations == len(K.residual_history)
+    assert isinstance(K, Kernel) and isinstance(K.info, ExactDetails)
+    assert (K.route, K.network, K.ntk) == ("exact", "deq", None)
+    assert K.info.Sigma.shape == (n, n)
+    rep = K.report
+    assert rep.converged and rep.residual <= 1e-12 and rep.tolerance == 1e-12
+    assert rep.iterations == len(rep.history) and rep.history[-1] == rep.residual
+    diag = K.info.diagonal
+    assert diag.converged and diag.iterations == len(diag.history) >= 1
     if not has_closed_form(spec):
         # the Mehler series handles every pair but the nearly collinear one (rho ~ 0.999),
         # which needs the 2-D quadrature fallback
-        assert K.method == "mehler" and K.series_order > 0 and K.quadrature_pairs == 1
+        assert (K.info.method == "mehler" and K.info.series_order > 0
+                and K.info.quadrature_pairs == 1)
     phi, dphi, kinks = REF_ACTS[spec]
-    c = K.centring
+    c = K.solution.centring
     phic = lambda x: phi(x) - c  # noqa: E731
-    S = K.Sigma
+    S = K.info.Sigma
     Gref = np.empty((n, n))
     Dref = np.empty((n, n))
     for i in range(n):
@@ -118,15 +126,15 @@ def test_exact_kernels_match_2d_quadrature(spec):
                                                       S[i, j])
     sb = 1.0 - SA
     XtX = X.T @ X
-    err_G = np.abs(K.G - Gref).max()
-    err_D = np.abs(K.Gdot - Dref).max()
+    err_G = np.abs(K.ck - Gref).max()
+    err_D = np.abs(K.info.Gdot - Dref).max()
     # the fixed-point equation holds with the independent reference values
     err_fp = np.abs(S - SA * Gref - sb * XtX).max()
     assert err_G <= TOL, (spec, "G", err_G)
     assert err_D <= TOL, (spec, "Gdot", err_D)
     assert err_fp <= TOL, (spec, "fixed point", err_fp)
     # the centring is E[phi(tau xi)] at the four-equation tau
-    tau = K.tau
+    tau = K.solution.tau
     mean_ref = _quad(lambda x: phi(tau * x) * _pdf(x), [k / tau for k in kinks])
     assert abs(c - mean_ref) <= 1e-13
     # NTK groups
@@ -136,7 +144,10 @@ def test_exact_kernels_match_2d_quadrature(spec):
     for g, ref in refs.items():
         err = np.abs(ntk.groups[g] - ref).max()
         assert err <= TOL, (spec, g, err)
-    assert np.abs(ntk.total - sum(refs.values())).max() <= TOL
+    assert np.abs(ntk.ntk - sum(refs.values())).max() <= TOL
+    # one solve, both kernels: exact_kernels gives the same matrices
+    both = exact_kernels(X, spec, SA)
+    assert np.array_equal(both.ck, K.ck) and np.array_equal(both.ntk, ntk.ntk)
 
 
 # ----------------------------------------------------------------------------------------
@@ -172,18 +183,18 @@ def test_closed_form_kernel_matches_mehler_kernel_with_fallback():
     for spec in ("relu", "erf"):
         a = exact_ck(X, spec, SA, method="closed")
         b = exact_ck(X, spec, SA, method="mehler")
-        assert b.method == "mehler" and b.quadrature_pairs >= 2
-        assert np.abs(a.G - b.G).max() <= TOL
-        assert np.abs(a.Gdot - b.Gdot).max() <= TOL
-        assert np.abs(a.Sigma - b.Sigma).max() <= TOL
+        assert b.info.method == "mehler" and b.info.quadrature_pairs >= 2
+        assert np.abs(a.ck - b.ck).max() <= TOL
+        assert np.abs(a.info.Gdot - b.info.Gdot).max() <= TOL
+        assert np.abs(a.info.Sigma - b.info.Sigma).max() <= TOL
 
 
 def test_quadrature_engine_kernel_matches_series():
     X = _data(n=4)
     a = exact_ck(X, "tanh", SA, method="mehler")
     b = exact_ck(X, "tanh", SA, method="quadrature")
-    assert b.quadrature_pairs == 6
-    assert np.abs(a.G - b.G).max() <= TOL and np.abs(a.Gdot - b.Gdot).max() <= TOL
+    assert b.info.quadrature_pairs == 6
+    assert np.abs(a.ck - b.ck).max() <= TOL and np.abs(a.info.Gdot - b.info.Gdot).max() <= TOL
 
 
 def test_series_threads_blocks_and_kmax():
@@ -193,13 +204,13 @@ def test_series_threads_blocks_and_kmax():
     X[:, 1] = X[:, 0] + 0.3 * X[:, 2]
     a = exact_ck(X, "swish", SA, workers=1)
     b = exact_ck(X, "swish", SA, workers=2)
-    assert np.array_equal(a.G, b.G) and np.array_equal(a.Gdot, b.Gdot)
-    assert np.array_equal(a.Sigma, a.Sigma.T) and np.array_equal(a.G, a.G.T)
+    assert np.array_equal(a.ck, b.ck) and np.array_equal(a.info.Gdot, b.info.Gdot)
+    assert np.array_equal(a.info.Sigma, a.info.Sigma.T) and np.array_equal(a.ck, a.ck.T)
     Xs = X[:, :8]
     c = exact_ck(Xs, "swish", SA)
     d = exact_ck(Xs, "swish", SA, kmax=12)
-    assert d.quadrature_pairs > c.quadrature_pairs
-    assert np.abs(c.G - d.G).max() <= TOL and np.abs(c.Gdot - d.Gdot).max() <= TOL
+    assert d.info.quadrature_pairs > c.info.quadrature_pairs
+    assert np.abs(c.ck - d.ck).max() <= TOL and np.abs(c.info.Gdot - d.info.Gdot).max() <= TOL
 
 
 def test_hermite_coefficients_of_a_polynomial_are_exact():
@@ -235,30 +246,66 @@ def test_ntk_groups_and_published_convention():
     X = _data()
     K = exact_ck(X, "tanh", SA)
     full = exact_ntk(X, "tanh", SA, ck=K)
-    assert isinstance(full, ExactNTK) and full.selected == ("v", "A", "B")
+    assert isinstance(full, Kernel) and full.selected == ("v", "A", "B")
+    assert np.array_equal(full.ck, K.ck) and full.report is K.report   # the CK it came from
     va = exact_ntk(X, "tanh", SA, groups=("A", "v"), ck=K)
     assert va.selected == ("v", "A") and set(va.groups) == {"v", "A"}
     pub = published_ntk(X, "tanh", SA, ck=K)
-    assert np.abs(pub - va.total).max() <= 1e-14
-    assert np.abs(full.total - (va.total + full.groups["B"])).max() <= 1e-14
+    assert pub.selected == ("v", "A")
+    assert np.abs(pub.ntk - va.ntk).max() <= 1e-14
+    # the published closed form G / (1 - sa Gdot), to a few ulps
+    closed = K.ck / (1.0 - SA * K.info.Gdot)
+    assert np.all(np.abs(pub.ntk - closed) <= 8 * np.finfo(float).eps * np.abs(closed))
+    assert np.abs(full.ntk - (va.ntk + full.groups["B"])).max() <= 1e-14
     B = full.groups["B"]
-    assert np.all(np.abs(ntk_from_kernel(K, "B").total - B) <= 4 * np.finfo(float).eps * np.abs(B))
+    assert np.all(np.abs(ntk_from_kernel(K, "B").ntk - B) <= 4 * np.finfo(float).eps * np.abs(B))
     # the NTK is symmetric positive semi-definite
-    assert np.allclose(full.total, full.total.T, atol=1e-15)
-    assert np.linalg.eigvalsh(full.total).min() > -1e-12
+    assert np.allclose(full.ntk, full.ntk.T, atol=1e-15)
+    assert np.linalg.eigvalsh(full.ntk).min() > -1e-12
+    # get= selects what comes back; groups without the NTK are refused
+    only = exact_kernels(X, "tanh", SA, get="ntk", groups=("v", "A"))
+    assert only.ck is None and np.abs(only.ntk - va.ntk).max() <= 1e-14
+    with pytest.raises(InvalidParameterError, match="groups"):
+        exact_kernels(X, "tanh", SA, get="ck", groups=("v",))
+    with pytest.raises(UnknownOptionError):
+        exact_kernels(X, "tanh", SA, get=("ck", "nngp"))
+    # results are read-only
+    with pytest.raises(ValueError):
+        full.ntk[0, 0] = 1.0
+    with pytest.raises(ValueError):
+        K.info.Sigma[0, 0] = 1.0
 
 
 def test_solution_and_tau0_options():
     X = _data()
     sol = solve_four_equations("relu", SA, 0.9)
     K = exact_ck(X, "relu", SA, solution=sol)
-    assert K.centring == sol.centring and K.tau == sol.tau
+    assert K.solution is sol and K.tau0 == sol.tau0
     K2 = exact_ck(X, "relu", SA, tau0=0.9)
-    assert np.abs(K.G - K2.G).max() <= 1e-15
+    assert np.abs(K.ck - K2.ck).max() <= 1e-15
     with pytest.raises(InvalidParameterError):
         exact_ck(X, "relu", 0.4, solution=sol)
     with pytest.raises(InvalidParameterError):
         exact_ck(X, "relu", SA, solution=sol, tau0=0.9)
+
+
+def test_one_parameter_tolerance_for_recorded_variances():
+    """A converged CK or a solution is accepted for an sa equal to its own up to rounding
+    (relative 1e-12 of max(1, sa)), and refused beyond: the same rule for both."""
+    X = _data()
+    sol = solve_four_equations("relu", SA, 0.9)
+    K = exact_ck(X, "relu", SA, solution=sol)
+    near, far = SA * (1 + 1e-13), SA * (1 + 1e-9)
+    np.testing.assert_array_equal(exact_ntk(X, "relu", near, 1 - SA, ck=K).ck, K.ck)
+    exact_ck(X, "relu", near, 1 - SA, solution=sol)
+    with pytest.raises(InvalidParameterError, match="another activation, sa or sb"):
+        exact_ntk(X, "relu", far, 1 - SA, ck=K)
+    with pytest.raises(InvalidParameterError, match="sa"):
+        exact_ck(X, "relu", far, 1 - SA, solution=sol)
+    with pytest.raises(InvalidParameterError, match="exact DEQ CK"):
+        exact_ntk(X, "relu", SA, ck=K.ck)
+    with pytest.raises(InvalidParameterError, match="no effect"):
+        exact_ntk(X, "relu", SA, ck=K, tol=1e-8)
 
 
 # ----------------------------------------------------------------------------------------
@@ -276,6 +323,8 @@ def test_failures_raise_specific_exceptions():
         exact_ntk(X, "relu", SA, groups=("v", "C"))
     with pytest.raises(UnknownOptionError):
         exact_ntk(X, "relu", SA, bogus=1)
+    with pytest.raises(UnknownOptionError, match="exact_ck"):
+        exact_ck(X, "relu", SA, bogus=1)
     with pytest.raises(UnknownOptionError):
         exact_ck(X, "relu", SA, method="montecarlo")
     with pytest.raises(UnknownOptionError):

@@ -1,4 +1,4 @@
-"""The K-class Gaussian mixture (theory.md section 1): statistics, sampling, plug-in estimates.
+"""The K-class Gaussian mixture (docs/theory.md §1): statistics, sampling, plug-in estimates.
 
 Tolerances on random quantities are derived from their (Gaussian) standard deviations and
 set at 5-6 sigma with fixed seeds.
@@ -12,10 +12,10 @@ import pytest
 
 from rmt_deq.errors import (InvalidParameterError, NonFiniteInputError, ShapeMismatchError,
                             UnknownOptionError)
-from rmt_deq.data.mixture import (GaussianMixture, MixtureSample, build_V, class_indicators,
-                             class_sizes, compute_psi, plugin_statistics,
-                             statistics_from_traces)
-from rmt_deq.data import mixture as mixture_module
+from rmt_deq.data.mixture import GaussianMixture, MixtureSample, class_sizes
+from rmt_deq.data.statistics import (build_V, class_indicators, compute_psi, plugin_statistics,
+                                     statistics_from_traces)
+from rmt_deq.data import statistics as statistics_module
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -361,9 +361,9 @@ def test_trace_square_estimator_is_unbiased(noise):
     fro2 = np.einsum("rkl,rkl->r", G, G)
     d = np.einsum("rkk->rk", G)
     truth = np.trace(C @ C)
-    free = mixture_module._trace_square_estimate(fro2, (d * d).sum(1), d.sum(1), m,
+    free = statistics_module._trace_square_estimate(fro2, (d * d).sum(1), d.sum(1), m,
                                                  "distribution_free")
-    gauss = mixture_module._trace_square_estimate(fro2, (d * d).sum(1), d.sum(1), m,
+    gauss = statistics_module._trace_square_estimate(fro2, (d * d).sum(1), d.sum(1), m,
                                                   "gaussian")
     assert abs(free.mean() - truth) < 4 * free.std() / math.sqrt(R)
     if noise == "gaussian":

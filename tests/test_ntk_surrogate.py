@@ -1,4 +1,4 @@
-"""The NTK surrogate (theory.md section 5): the sympy derivation, the package's coefficients
+"""The NTK surrogate (docs/theory.md §5): the sympy derivation, the package's coefficients
 against it, structure, the published convention, explicit networks, bad inputs, and
 convergence to the exact infinite-width NTK on a small p range."""
 from __future__ import annotations
@@ -10,14 +10,16 @@ from rmt_deq.metrics import relative_operator_distance
 from rmt_deq.errors import InvalidParameterError, ShapeMismatchError, UnknownOptionError
 from rmt_deq.fixed_point.four_equations import solve_four_equations
 from rmt_deq.kernels.exact import exact_ntk, published_ntk
-from rmt_deq.kernels.ntk_surrogate import (NTKCoefficients, NTKSurrogate, exact_explicit_ntk,
+from rmt_deq.kernels.ntk_surrogate import (NTKCoefficients, exact_explicit_ntk,
                                            explicit_network_coefficients,
                                            explicit_ntk_surrogate, mixture_ntk_surrogate,
-                                           ntk_coefficients, ntk_surrogate_coefficients,
+                                           ntk_group_coefficients, ntk_surrogate_coefficients,
                                            ntk_surrogate_matrix, plugin_ntk_surrogate)
 from rmt_deq.experiments.surrogates import explicit_ntk_convergence, ntk_surrogate_convergence
 from rmt_deq.data.mixture import default_mixture
-from rmt_deq.kernels.ck_surrogate import SurrogateCoefficients, mixture_ck_surrogate
+from rmt_deq.kernels.ck_surrogate import mixture_ck_surrogate
+from rmt_deq.kernels.result import Kernel
+from rmt_deq.kernels.surrogate import SurrogateCoefficients
 
 from conftest import load_derivation
 
@@ -81,25 +83,30 @@ def test_explicit_package_equals_sympy():
 def test_structure_and_consistency_with_ck(case):
     mix, data, sol = case
     sur = mixture_ntk_surrogate(mix, data, solution=sol)
-    assert isinstance(sur, NTKSurrogate) and sur.selected == ("v", "A", "B")
+    assert isinstance(sur, Kernel) and sur.selected == ("v", "A", "B")
+    assert (sur.route, sur.network, sur.ck, sur.solution) == ("surrogate", "deq", None, sol)
     n = data.n
-    for M in list(sur.groups.values()) + [sur.total]:
+    for M in list(sur.groups.values()) + [sur.ntk]:
         assert M.shape == (n, n)
         np.testing.assert_array_equal(M, M.T)
-    np.testing.assert_allclose(sur.total, sum(sur.groups.values()), rtol=0, atol=1e-13)
-    # the readout group is the CK surrogate G~ of section 4
+    np.testing.assert_allclose(sur.ntk, sum(sur.groups.values()), rtol=0, atol=1e-13)
+    # the readout group is the CK surrogate G~ of docs/theory.md §4
     ck = mixture_ck_surrogate(mix, data, solution=sol)
-    np.testing.assert_allclose(sur.groups["v"], ck.G, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(sur.groups["v"], ck.ck, rtol=0, atol=1e-12)
     # SurrogateCoefficients (form "NTK") rebuild the same matrices
     for g in ("v", "A", "B", "total"):
-        sc = sur.surrogate_coefficients[g]
+        sc = sur.info.coefficients[g]
         assert isinstance(sc, SurrogateCoefficients) and sc.form == "NTK"
-        ref = sur.total if g == "total" else sur.groups[g]
-        np.testing.assert_allclose(sc.matrix(data.X, sur.V), ref, rtol=0, atol=1e-12)
+        ref = sur.ntk if g == "total" else sur.groups[g]
+        np.testing.assert_allclose(sc.matrix(data.X, sur.info.V), ref, rtol=0, atol=1e-12)
     sc = ntk_surrogate_coefficients(sol, mix.statistics(data), groups=("v", "A"))
-    assert sc.c1 == pytest.approx(sur.coefficients["v"].c1 + sur.coefficients["A"].c1)
+    gc = sur.info.group_coefficients
+    assert sc.c1 == pytest.approx(gc["v"].c1 + gc["A"].c1)
+    # the array builder is the Kernel's matrix (the twin of ck_surrogate_matrix)
+    M = ntk_surrogate_matrix(data.X, data.labels, sol, mix.statistics(data), mix.psi(data))
+    np.testing.assert_array_equal(M, sur.ntk)
     # coefficients add; c0 = theta_diag - c1 tau0^2
-    c = ntk_coefficients(sol)
+    c = ntk_group_coefficients(sol)
     tot = c["v"] + c["A"] + c["B"]
     for f in ("c1", "d2", "d3", "theta_diag", "c5", "theta_slope"):
         assert getattr(tot, f) == pytest.approx(getattr(c["total"], f), rel=1e-14)
@@ -109,7 +116,7 @@ def test_structure_and_consistency_with_ck(case):
 def test_theory_table_values_relu():
     """Spot values against the section-5 formulas typed in independently."""
     sol = solve_four_equations("relu", 0.2, tau0=1.0)
-    c = ntk_coefficients(sol)
+    c = ntk_group_coefficients(sol)
     g1, g2, a1, a4, sa = sol.g1, sol.g2, sol.alpha1, sol.alpha4, sol.sa
     r = 1 - sa * g1
     h0, V0 = sol.moments.h0, sol.moments.V0
@@ -124,34 +131,34 @@ def test_theory_table_values_relu():
 def test_published_convention(case):
     mix, data, sol = case
     pub = mixture_ntk_surrogate(mix, data, solution=sol, groups=("v", "A"))
-    assert pub.selected == ("v", "A") and pub.coefficients["total"].label == "v+A"
-    c = pub.coefficients["total"]
+    assert pub.selected == ("v", "A") and pub.info.group_coefficients["total"].label == "v+A"
+    c = pub.info.group_coefficients["total"]
     r, q = 1 - sol.sa * sol.g1, 1 - sol.sa * sol.moments.h0
     assert c.c1 == pytest.approx(sol.g1 * sol.alpha1 / r, rel=1e-14)
     assert c.theta_diag == pytest.approx(sol.moments.V0 / q, rel=1e-14)
-    exact = published_ntk(data.X, "tanh", sol.sa, solution=sol)
+    exact = published_ntk(data.X, "tanh", sol.sa, solution=sol).ntk
     full = exact_ntk(data.X, "tanh", sol.sa, solution=sol)
     np.testing.assert_allclose(exact, full.groups["v"] + full.groups["A"], atol=1e-12)
-    assert relative_operator_distance(pub.total, exact) < 0.12
+    assert relative_operator_distance(pub.ntk, exact) < 0.12
 
 
 def test_refine_and_centred_options(case):
     mix, data, sol = case
     plain = mixture_ntk_surrogate(mix, data, solution=sol)
     ref = mixture_ntk_surrogate(mix, data, solution=sol, refine=True)
-    exact = exact_ntk(data.X, "tanh", sol.sa, solution=sol).total
-    e_plain = relative_operator_distance(plain.total, exact)
-    assert relative_operator_distance(ref.total, exact) < 0.5 * e_plain
+    exact = exact_ntk(data.X, "tanh", sol.sa, solution=sol).ntk
+    e_plain = relative_operator_distance(plain.ntk, exact)
+    assert relative_operator_distance(ref.ntk, exact) < 0.5 * e_plain
     # the centred T° (published) loses the O(1) constant block d3 s2 (1/p) 1 1^T (relu:
     # g2 != 0; for tanh d3 = 0 and the conventions coincide)
     relu = solve_four_equations("relu", 0.5, sol.tau0)
-    ex_relu = exact_ntk(data.X, "relu", 0.5, solution=relu).total
+    ex_relu = exact_ntk(data.X, "relu", 0.5, solution=relu).ntk
     unc = mixture_ntk_surrogate(mix, data, solution=relu)
     cen = mixture_ntk_surrogate(mix, data, solution=relu, T_convention="centred")
-    assert relative_operator_distance(cen.total, ex_relu) > relative_operator_distance(
-        unc.total, ex_relu) + 0.02
+    assert relative_operator_distance(cen.ntk, ex_relu) > relative_operator_distance(
+        unc.ntk, ex_relu) + 0.02
     # refine adds c5 (x_i.x_j)(delta_i + delta_j) and the first-order diagonal
-    c = plain.coefficients["B"]
+    c = plain.info.group_coefficients["B"]
     P = data.X.T @ data.X
     dl = np.diag(P) - mix.statistics(data).tau0 ** 2
     extra = c.c5 * (dl[:, None] * P + P * dl[None, :])
@@ -163,8 +170,8 @@ def test_plugin_close_to_mixture(case):
     mix, data, sol = case
     a = mixture_ntk_surrogate(mix, data, "tanh", 0.5)
     b = plugin_ntk_surrogate(data.X, data.labels, "tanh", 0.5)
-    assert b.plugin is not None
-    assert relative_operator_distance(b.total, a.total) < 0.03
+    assert b.info.plugin is not None and b.tau0_source == "plug-in from labels"
+    assert relative_operator_distance(b.ntk, a.ntk) < 0.03
 
 
 # ----------------------------------------------------------------------------------------
@@ -183,7 +190,7 @@ def test_explicit_network_structure(case):
     assert one.groups["W1"].c1 == pytest.approx(m.g1)
     assert one.groups["W1"].theta_diag == pytest.approx(m.h0 * 1.3 ** 2)
     sur = explicit_ntk_surrogate(mix, data, ["relu", "relu"], groups=("v", "W2"))
-    assert sur.selected == ("v", "W2") and sur.solution is None and sur.network.L == 2
+    assert sur.selected == ("v", "W2") and sur.solution is None and sur.info.network.L == 2
     ex = exact_explicit_ntk(data.X, ["relu", "relu"], tau0=mix.statistics(data).tau0)
     np.testing.assert_allclose(ex.total, ex.groups["v"] + ex.groups["W1"] + ex.groups["W2"],
                                atol=1e-12)
@@ -191,7 +198,7 @@ def test_explicit_network_structure(case):
     th1 = ex.ck[1] + ex.ck[0] * ex.dck[0]
     np.testing.assert_allclose(ex.total, ex.ck[2] + th1 * ex.dck[1], atol=1e-12)
     pl = explicit_ntk_surrogate(None, None, ["relu"], X=data.X, labels=data.labels)
-    assert pl.plugin is not None
+    assert pl.info.plugin is not None
 
 
 def test_explicit_network_converges():
@@ -234,7 +241,7 @@ def test_bad_input(case):
     with pytest.raises(InvalidParameterError):
         mixture_ntk_surrogate(mix, data, solution=sol, refine="yes")
     with pytest.raises(InvalidParameterError):
-        ntk_coefficients("tanh")
+        ntk_group_coefficients("tanh")
     wrong = solve_four_equations("tanh", 0.5, tau0=2.0)
     with pytest.raises(InvalidParameterError):
         mixture_ntk_surrogate(mix, data, solution=wrong)
@@ -248,9 +255,11 @@ def test_bad_input(case):
         explicit_ntk_surrogate(mix, data, ["relu", "relu"], groups=("W3",))
     with pytest.raises(InvalidParameterError):
         explicit_ntk_surrogate(mix, None, ["relu"])
-    c = ntk_coefficients(sol)["total"]
+    c = ntk_group_coefficients(sol)["total"]
     with pytest.raises(ShapeMismatchError):
-        ntk_surrogate_matrix(data.X, mix.V(data)[:, :2], c, mix.statistics(data))
+        c.matrix(data.X, mix.V(data)[:, :2], mix.statistics(data))
+    with pytest.raises(ShapeMismatchError):
+        ntk_surrogate_matrix(data.X, data.labels[:-1], sol, mix.statistics(data), mix.psi(data))
     with pytest.raises(InvalidParameterError):
         NTKCoefficients("x", 1, 0, 0, 1, 0, 0, tau0=1.0) + NTKCoefficients(
             "y", 1, 0, 0, 1, 0, 0, tau0=2.0)

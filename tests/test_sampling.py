@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 import rmt_deq as rd
-from rmt_deq.networks.deq import (DEQWeights, deq_forward, deq_gradients, sample_deq_weights,
-                         solve_batched)
+from rmt_deq.networks.deq import DEQWeights, deq_forward, deq_gradients, sample_deq_weights
+from rmt_deq.networks.solver import SolverOptions, solve_batched
 from rmt_deq.errors import (ConvergenceError, InvalidParameterError, ShapeMismatchError,
                             UnknownOptionError)
 from rmt_deq.sampling.deq import sampled_ck, sampled_kernel, sampled_ntk
-from rmt_deq.sampling._montecarlo import mc_error_bound
+from rmt_deq.kernels.result import Kernel
+from rmt_deq.sampling._montecarlo import MonteCarloOptions, SamplerOptions, mc_error_bound
 from rmt_deq.networks.weights import WEIGHT_FAMILIES, weight_matrix
 
 
@@ -78,9 +79,9 @@ def test_solve_batched_linear_problem_and_methods():
     for method in ("plain", "anderson", "auto"):
         x, rec = solve_batched(step, b, method=method, tol=1e-12)
         assert np.allclose(x, exact, atol=1e-10)
-        assert rec.residual <= 1e-12
-        assert rec.residual_history[-1] == rec.residual and len(rec.residual_history) == \
-            rec.iterations
+        rep = rec.report
+        assert rep.converged and rep.residual <= 1e-12 and rep.tolerance == 1e-12
+        assert rep.history[-1] == rep.residual and len(rep.history) == rep.iterations
         assert rec.method.startswith(method if method != "auto" else "plain")
 
 
@@ -128,7 +129,8 @@ def test_forward_is_a_fixed_point(data, family):
     rel = np.linalg.norm(fw.U - rhs, axis=0) / np.linalg.norm(rhs, axis=0)
     assert rel.max() < 2e-7
     assert np.allclose(fw.Z, phic / math.sqrt(m))
-    assert fw.record.residual <= 1e-7 and fw.centring == pytest.approx(sol.centring)
+    assert fw.report is fw.record.report and fw.report.converged
+    assert fw.report.residual <= 1e-7 and fw.centring == pytest.approx(sol.centring)
     if family == "symmetric":
         assert "anderson" in deq_forward(data, "relu", sa, weights=W,
                                          method="anderson").record.method
@@ -138,7 +140,11 @@ def test_forward_chunks_float32_and_shapes(data):
     W = sample_deq_weights(200, data.shape[0], rng=3)
     a = deq_forward(data, "tanh", 0.4, weights=W)
     b = deq_forward(data, "tanh", 0.4, weights=W, chunk_size=7)
-    assert b.record.chunks == 6
+    assert b.record.chunks == 6 and b.report.iterations == len(b.report.history)
+    # the merged report is the worst chunk's: its history bounds every chunk's residual
+    assert b.report.residual <= 1e-7 and b.report.residual == b.report.history[-1]
+    with pytest.raises(UnknownOptionError, match="deq_forward"):
+        deq_forward(data, "tanh", 0.4, weights=W, tolerance=1e-9)
     assert np.allclose(a.U, b.U, atol=1e-6)
     W32 = DEQWeights(A=W.A.astype(np.float32), B=W.B.astype(np.float32),
                      v=W.v.astype(np.float32))
@@ -185,8 +191,11 @@ def test_sampled_ntk_single_realization_matches_gradients(small):
     assert np.allclose(S.groups["v"], K, atol=1e-12)
     assert np.allclose(S.groups["A"], sa * GG * K, atol=1e-12)
     assert np.allclose(S.groups["B"], (1 - sa) * GG * (small.T @ small), atol=1e-12)
-    assert np.allclose(S.total, sum(S.groups.values()))
-    assert S.mc_error == math.inf                       # one realization: no error bar
+    assert np.allclose(S.ntk, sum(S.groups.values()))
+    assert np.array_equal(S.ck, S.groups["v"])
+    assert S.route == "sampled" and S.solution is not None
+    assert S.error["ntk"] == math.inf                   # one realization: no error bar
+    assert S.error_relative["ntk"] == math.inf
 
 
 # ---------------------------------------------------------------------------- convergence
@@ -197,7 +206,7 @@ def test_sampled_kernels_converge_to_exact(data):
     for m in (200, 1600):
         S = sampled_ntk(data, "relu", 0.3, width=m, realizations=2, rng=5)
         errs[m] = {g: _rel(S.groups[g], ex.groups[g]) for g in "vAB"}
-        errs[m]["total"] = _rel(S.total, ex.total)
+        errs[m]["total"] = _rel(S.ntk, ex.ntk)
     for key in ("v", "A", "B", "total"):
         assert errs[1600][key] < errs[200][key] / 1.7, (key, errs)
 
@@ -208,7 +217,8 @@ def test_reproducible_bitwise_and_seeded(small):
     a = sampled_ck(small, "relu", 0.3, rng=4, **kw)
     b = sampled_ck(small, "relu", 0.3, rng=4, **kw)
     c = sampled_ck(small, "relu", 0.3, rng=5, **kw)
-    assert np.array_equal(a.matrix, b.matrix) and a.mc_error == b.mc_error
+    assert isinstance(a, Kernel) and a.ntk is None and a.matrix is a.ck
+    assert np.array_equal(a.ck, b.ck) and a.error["ck"] == b.error["ck"]
     assert not np.array_equal(a.matrix, c.matrix)
     d = sampled_ck(small, "relu", 0.3, rng=np.random.default_rng(4), **kw)
     assert d.matrix.shape == a.matrix.shape
@@ -224,7 +234,7 @@ def test_error_bar_is_honest(small):
     ratios = []
     for seed in range(20):
         S = sampled_ck(small, "relu", 0.4, realizations=12, rng=seed, draws=100, **kw)
-        ratios.append(np.linalg.norm(S.matrix - ref, 2) / S.mc_error)
+        ratios.append(np.linalg.norm(S.matrix - ref, 2) / S.error["ck"])
     ratios = np.array(ratios)
     assert np.mean(ratios <= 1.0) >= 0.85          # claimed 0.95 (binomial slack, n = 20)
     assert np.median(ratios) > 0.35                # and not uselessly conservative
@@ -282,6 +292,33 @@ def test_options_are_validated(small):
                        realizations=2, rng=0, family="symmetric")
     assert K.selected == ("v", "A") and K.matrix.shape == (12, 12)
     assert all("anderson" in r.method for r in K.info.forward)
+    assert set(K.error) == {"ntk", "v", "A", "ck"} and K.error["ck"] == K.error["v"]
+    for k, e in K.error.items():           # relative = absolute / ||the matrix it bounds||
+        M = K.ntk if k == "ntk" else (K.ck if k == "ck" else K.groups[k])
+        assert K.error_relative[k] == pytest.approx(e / np.linalg.norm(M, 2), rel=1e-9)
+    with pytest.raises(UnknownOptionError, match="sampled_ck"):
+        sampled_ck(small, "relu", 0.3, width=10, tolerance=1e-3)
+    with pytest.raises(UnknownOptionError):
+        sampled_ntk(small, "relu", 0.3, width=10, control_variate=True)
+
+
+def test_option_records():
+    """The shared option records validate on construction and store what is used."""
+    mc = MonteCarloOptions(realizations=5, batches=16)
+    assert (mc.batches, mc.check_every) == (5, 5)
+    assert MonteCarloOptions().batches == 2            # one realization: two (empty) batches
+    with pytest.raises(InvalidParameterError, match="batches"):
+        MonteCarloOptions(batches=1)
+    with pytest.raises(InvalidParameterError, match="check_every"):
+        MonteCarloOptions(check_every=3)
+    assert SamplerOptions(dtype="float32").dtype == np.float32
+    with pytest.raises(InvalidParameterError):
+        SamplerOptions(max_memory=-1)
+    assert SolverOptions().tol_for(np.float32) == 2e-5 and SolverOptions(tol=1e-9).tol == 1e-9
+    with pytest.raises(UnknownOptionError):
+        SolverOptions(method="newton")
+    with pytest.raises(InvalidParameterError):
+        SolverOptions(chunk_size=0)
 
 
 # ---------------------------------------------------------------------------- metrics
@@ -372,7 +409,7 @@ def test_explicit_sampled_kernels_converge_to_exact(data):
         # ~ m^{-1/2}: a factor sqrt(8) = 2.8 expected, 1.7 leaves room for the noise
         assert errs[1600][key] < errs[200][key] / 1.7, (key, errs)
     one = sampled_explicit_ntk(data, net, width=50, realizations=1, rng=4, groups=("W2",))
-    assert one.selected == ("W2",) and one.mc_error == math.inf
+    assert one.selected == ("W2",) and one.error["ntk"] == math.inf
 
 
 def test_sampler_reports_a_failed_realization_with_its_history(small):
@@ -386,15 +423,17 @@ def test_sampler_reports_a_failed_realization_with_its_history(small):
 
 
 def test_operator_norm_helper_matches_lapack():
-    from rmt_deq.sampling._montecarlo import _opnorm_sym
+    from rmt_deq.metrics import LANCZOS_MIN_SIZE, operator_norm, symmetric_operator_norm
 
     rng = np.random.default_rng(4)
-    for n in (50, 300):
+    for n in (50, 300):                         # LAPACK, then Lanczos
+        assert (n >= LANCZOS_MIN_SIZE) == (n == 300)
         for shift in (0.0, 3.0, -3.0):          # tied, positive and negative extremes
             Y = rng.standard_normal((n, n))
             M = (Y + Y.T) / math.sqrt(2 * n) + shift * np.outer(np.ones(n), np.ones(n)) / n
             w = np.linalg.eigvalsh(M)
-            assert _opnorm_sym(M) == pytest.approx(max(-w[0], w[-1]), rel=1e-9)
+            assert symmetric_operator_norm(M) == pytest.approx(max(-w[0], w[-1]), rel=1e-9)
+            assert operator_norm(M) == pytest.approx(max(-w[0], w[-1]), rel=1e-14)
 
 
 # ---------------------------------------------------------------------------- control variate
@@ -418,13 +457,14 @@ def test_control_variate_is_the_corrected_gram_and_shrinks_the_error(data):
     fw = deq_forward(data, "relu", sa, weights=W)
     P0 = (np.maximum(math.sqrt(sb) * W.B @ data, 0) - fw.centring) / math.sqrt(m)
     EL = _relu_pair_expectation(sb * data.T @ data, fw.centring)
-    assert np.allclose(S.matrix, fw.Z.T @ fw.Z - P0.T @ P0 + EL, atol=1e-12)
+    assert np.allclose(S.ck, fw.Z.T @ fw.Z - P0.T @ P0 + EL, atol=1e-12)
     # same weights, same expectation, smaller error bar (1.5x: measured ~2x here)
     kw = dict(width=m, realizations=16, rng=5, batches=16, draws=100)
     plain = sampled_ck(data, "relu", sa, **kw)
     cv = sampled_ck(data, "relu", sa, control_variate=True, **kw)
-    assert cv.mc_error < plain.mc_error / 1.5, (cv.mc_error, plain.mc_error)
-    assert np.linalg.norm(cv.matrix - plain.matrix, 2) <= cv.mc_error + plain.mc_error
+    e_cv, e_plain = cv.error["ck"], plain.error["ck"]
+    assert e_cv < e_plain / 1.5, (e_cv, e_plain)
+    assert np.linalg.norm(cv.ck - plain.ck, 2) <= e_cv + e_plain
     with pytest.raises(InvalidParameterError):
         sampled_kernel(data, "relu", sa, kind="ntk", width=10, control_variate=True)
     with pytest.raises(InvalidParameterError):

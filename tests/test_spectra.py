@@ -289,7 +289,7 @@ def test_expansion_spikes_equal_direct():
     mix = spike_mixture(p)
     stats = mix.statistics(600)
     sol = rd.solve_four_equations("relu", 0.2, stats.tau0)
-    coef = rd.surrogate_coefficients(sol, stats, form="G")
+    coef = rd.ck_surrogate_coefficients(sol, stats, form="G")
     out = []
     for summation in ("expansion", "direct"):
         model = gram_model_from_mixture(mix, 600, summation=summation)
@@ -338,10 +338,10 @@ def ck_case():
         sample = mix.sample(n, rng=seed)
         sur = rd.mixture_ck_surrogate(mix, sample, "relu", 0.2)
         model = gram_model_from_mixture(mix, sample)
-        coef = sur.coefficients_G
+        coef = sur.info.coefficients["G"]
         bulk = kernel_bulk(model, coef, num=64, cdf_nodes=300)
         spikes = isolated_eigenvalues(model, coef, bulk=bulk)
-        ev, U = np.linalg.eigh(sur.G)
+        ev, U = np.linalg.eigh(sur.ck)
         out.append((mix, sample, bulk, spikes, ev, U))
     return p, n, out
 
@@ -382,11 +382,11 @@ def test_ntk_spikes_and_atom_gap_against_sampled_surrogate():
     mix = spike_mixture(p)
     sample = mix.sample(n, rng=4)
     sur = mixture_ntk_surrogate(mix, sample, "relu", 0.2)
-    coef = sur.surrogate_coefficients["total"]
+    coef = sur.info.coefficients["total"]
     model = gram_model_from_mixture(mix, sample)
     bulk = kernel_bulk(model, coef, num=64)
     spikes = isolated_eigenvalues(model, coef, bulk=bulk)
-    ev = np.linalg.eigvalsh(np.asarray(sur.total))
+    ev = np.linalg.eigvalsh(np.asarray(sur.ntk))
     assert bulk.atom == pytest.approx(1 - p / n)
     # the n - p - (spikes leaving the atom) eigenvalues exactly at c0
     at_atom = int(np.sum(np.abs(ev - bulk.atom_at) < 1e-9 * bulk.width))
@@ -473,7 +473,7 @@ def test_spectrum_report_from_spec_matches_library(tmp_path):
     rep = spectrum_report("tanh", 0.3, mixture=str(path), kind="ck", num=200)
     mix2, sizes = load_mixture_spec(str(path))
     sol = rd.solve_four_equations("tanh", 0.3, mix2.statistics(sizes).tau0)
-    coef = rd.surrogate_coefficients(sol, mix2.statistics(sizes), form="G")
+    coef = rd.ck_surrogate_coefficients(sol, mix2.statistics(sizes), form="G")
     model = gram_model(mix2.covs, sizes, means=mix2.means)
     bulk = kernel_bulk(model, coef, num=200)
     np.testing.assert_allclose(rep["density"], bulk.density, rtol=1e-10, atol=1e-14)

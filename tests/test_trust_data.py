@@ -220,8 +220,8 @@ def test_unscaled_X_is_refused_with_statistics_and_noted_without(labelled):
         check_statistics(Xu, s.labels, mix.means, mix.covs)
     # plug-in statistics: no contradiction, computed at the data's own scale, flagged
     sur = rd.plugin_ck_surrogate(Xu, s.labels, "relu", 0.2)
-    assert any("X looks unscaled" in note for note in sur.notes)
-    assert rd.plugin_ck_surrogate(s.X, s.labels, "relu", 0.2).notes == ()
+    assert any("X looks unscaled" in note for note in sur.info.notes)
+    assert rd.plugin_ck_surrogate(s.X, s.labels, "relu", 0.2).info.notes == ()
     rep = rd.spectrum_report("relu", 0.2, data={"X": Xu, "labels": s.labels}, num=50)
     assert any("X looks unscaled" in note for note in rep["notes"])
 
@@ -241,8 +241,8 @@ def test_defaults_agree_across_exact_sampled_and_surrogate(labelled):
     sur = rd.plugin_ck_surrogate(X, y, "relu", 0.2)
     ntk = rd.exact_ntk(X, "relu", 0.2, labels=y, groups=("v",))
     enn = rd.exact_explicit_kernels(X, ["relu"], labels=y)
-    for t0, src in ((ex.tau0, ex.tau0_source), (sam.info.tau0, sam.info.tau0_source),
-                    (sur.tau0, sur.tau0_source), (ntk.ck.tau0, ntk.ck.tau0_source),
+    for t0, src in ((ex.tau0, ex.tau0_source), (sam.tau0, sam.tau0_source),
+                    (sur.tau0, sur.tau0_source), (ntk.tau0, ntk.tau0_source),
                     (enn.scales.tau[0], enn.tau0_source)):
         assert src == SOURCE_PLUGIN
         assert t0 == pytest.approx(math.sqrt(t2), rel=1e-13)
@@ -253,7 +253,7 @@ def test_fallback_without_labels_is_stated(labelled):
     ex = rd.exact_ck(s.X, "relu", 0.2)
     sam = rd.sampled_ck(s.X, "relu", 0.2, width=30, realizations=1, rng=0)
     pooled = math.sqrt(np.trace(np.cov(s.X)))            # all samples as one class
-    for t0, src in ((ex.tau0, ex.tau0_source), (sam.info.tau0, sam.info.tau0_source)):
+    for t0, src in ((ex.tau0, ex.tau0_source), (sam.tau0, sam.tau0_source)):
         assert src == SOURCE_POOLED and "no labels" in src
         assert t0 == pytest.approx(pooled, rel=1e-13)
 
@@ -262,8 +262,8 @@ def test_pipeline_records_the_mixture_statistics(labelled):
     mix, s = labelled
     res = rd.sampled_kernel_from_data(s.X, "relu", 0.2, labels=s.labels, means=mix.means,
                                       covs=mix.covs, width=30, realizations=1, rng=0)
-    assert res.info.tau0_source == SOURCE_MIXTURE
-    assert res.info.tau0 == pytest.approx(math.sqrt(np.sum(mix.covs * s.sizes[:, None])
+    assert res.tau0_source == SOURCE_MIXTURE
+    assert res.tau0 == pytest.approx(math.sqrt(np.sum(mix.covs * s.sizes[:, None])
                                                     / s.n / P), rel=1e-13)
 
 
@@ -327,7 +327,7 @@ def test_exact_ck_estimate_bounds_the_measured_peak(activation):
         tracemalloc.stop()
     # the result alone keeps Sigma, G, Gdot and X^T X: a lower bound of the peak
     assert 4 * 8 * n * n <= peak <= estimate
-    assert K.Sigma.nbytes == 8 * n * n
+    assert K.info.Sigma.nbytes == 8 * n * n
     # the same computation under a budget just below the estimate is refused
     with pytest.raises(MemoryBudgetError):
         rd.exact_ck(X, activation, 0.3, max_memory=0.99 * estimate)

@@ -1,6 +1,6 @@
 """The data conventions, and the checks where data meets the mixture theory.
 
-The package's units (theory.md section 1): the columns of X (p x n) are the samples and,
+The package's units (docs/theory.md §1): the columns of X (p x n) are the samples and,
 for a sample of class a,
 
     x_i = (mu_a + omega_i) / sqrt(p),    omega_i ~ N(0, C_a),
@@ -19,30 +19,19 @@ is the covariance of sqrt(p) x_i (||C_a|| = O(1)), and ||x_i||^2 = O(1).  The da
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from rmt_deq._validation import as_data_matrix, as_float_array, as_labels, check_positive_finite
-from rmt_deq.errors import InconsistentDataError, InvalidParameterError, ShapeMismatchError
+from rmt_deq._validation import as_data_matrix, as_real_array
+from rmt_deq.data._scale import (CONVENTION, SCALE_P_MIN, SOURCE_GIVEN, SOURCE_MIXTURE,
+                                 SOURCE_ONE_SAMPLE, SOURCE_PLUGIN, SOURCE_POOLED,
+                                 SOURCE_SOLUTION, DataScale, note_of, resolve_scale)
+from rmt_deq.errors import InconsistentDataError, ShapeMismatchError
 
 __all__ = ["DataScale", "data_scale", "scale_note", "check_statistics", "CONVENTION",
            "SOURCE_GIVEN", "SOURCE_SOLUTION", "SOURCE_MIXTURE", "SOURCE_PLUGIN",
            "SOURCE_POOLED", "SOURCE_ONE_SAMPLE"]
-
-#: the units convention, quoted in every message about it
-CONVENTION = ("the convention is x_i = (mu_a + omega_i)/sqrt(p), omega_i ~ N(0, C_a): "
-              "means[a] = mu_a is the class mean of sqrt(p) x_i and covs[a] = C_a the class "
-              "covariance of sqrt(p) x_i, so that ||x_i||^2 = O(1)")
-
-SOURCE_GIVEN = "given"
-SOURCE_SOLUTION = "given (four-equation solution)"
-SOURCE_MIXTURE = "mixture statistics"
-SOURCE_PLUGIN = "plug-in from labels"
-SOURCE_POOLED = ("no labels: pooled plug-in, all samples as one class (tr of the sample "
-                 "covariance of the columns / p; includes the spread of the class means)")
-SOURCE_ONE_SAMPLE = "no labels, one sample: its squared norm ||x_1||^2"
 
 #: tail parameter of the consistency checks: each Gaussian tail bound fails with
 #: probability at most exp(-_TAIL_X) (about 4e-18)
@@ -51,30 +40,6 @@ _TAIL_X = 40.0
 _SAFETY = 2.0
 #: relative floor of every tolerance (statistics known to about 1% are never refused)
 _FLOOR = 1e-2
-#: smallest p for which O(1) and O(p) squared column norms are told apart (their geometric
-#: midpoint sqrt(p) is then at least a factor 4 from both)
-_SCALE_P_MIN = 16
-
-
-@dataclass(frozen=True)
-class DataScale:
-    """The data scale tau0 and where it came from.
-
-    Attributes
-    ----------
-    tau0 : float
-        sqrt(tr(C°)/p) (or the stated fallback).
-    source : str
-        ``"given"``, ``"given (four-equation solution)"``, ``"mixture statistics"``,
-        ``"plug-in from labels"``, or a description of the fallback without labels
-        (:data:`SOURCE_POOLED`, :data:`SOURCE_ONE_SAMPLE`).
-    note : str or None
-        :func:`scale_note` of the data (None when its scale is the theory's).
-    """
-
-    tau0: float
-    source: str
-    note: str | None = None
 
 
 def scale_note(X: Any) -> str | None:
@@ -87,37 +52,24 @@ def scale_note(X: Any) -> str | None:
     at least 4.  The exact kernels are valid at any scale; the surrogates and spectra are
     computed at the data's own tau0 (their expansion is in Sigma_ij / tau^2, which does not
     depend on the scale, and for the ReLU family they scale exactly), so this is a note,
-    recorded in their results, not a refusal.
+    recorded in their results, not a refusal (docs/theory.md §1).
     """
-    Xa = as_data_matrix(X)
-    p = Xa.shape[0]
-    if p < _SCALE_P_MIN:
-        return None
-    m2 = float(np.mean(np.einsum("ij,ij->j", Xa, Xa)))
-    if m2 > math.sqrt(p):
-        return (f"X looks unscaled: its mean squared column norm is {m2:.4g}, of the order "
-                f"of p = {p} rather than 1; {CONVENTION}. If the columns are raw samples, "
-                f"divide X by sqrt(p) (results here are at tau0 ~ {math.sqrt(m2):.3g})")
-    if m2 < 1.0 / math.sqrt(p):
-        return (f"X looks scaled twice: its mean squared column norm is {m2:.4g}, of the "
-                f"order of 1/p (p = {p}) rather than 1; {CONVENTION}. If X was divided by "
-                f"p, multiply it by sqrt(p)")
-    return None
+    return note_of(as_data_matrix(X))
 
 
 def data_scale(X: Any, labels: Any = None, *, tau0: Any = None,
                statistics: Any = None) -> DataScale:
     """The data scale tau0 = sqrt(tr(C°)/p) used by every kernel, and its source.
 
-    Exactly one source is used, in this order of what is given:
+    Exactly one source is used, in this order of what is given (docs/theory.md §1):
 
     * ``tau0`` (a number, or a :class:`DataScale` passed through): ``"given"``;
-    * ``statistics`` (:class:`~rmt_deq.data.mixture.MixtureStatistics` of a known mixture):
-      its tau0, ``"mixture statistics"``;
+    * ``statistics`` (:class:`~rmt_deq.data.statistics.MixtureStatistics` of a known
+      mixture): its tau0, ``"mixture statistics"``;
     * ``labels``: the plug-in estimate sum_a c_a tr(S_a)/p with S_a the unbiased class
       sample covariance of sqrt(p) x_i (the tau0 of
-      :func:`~rmt_deq.data.mixture.plugin_statistics`, to the last bit), ``"plug-in from
-      labels"``;
+      :func:`~rmt_deq.data.statistics.plugin_statistics`, to the last bit), ``"plug-in
+      from labels"``;
     * nothing: without labels the class means cannot be separated from the noise; the
       fallback treats all samples as one class, tau0^2 = sum_i ||x_i - xbar||^2 / (n - 1)
       (:data:`SOURCE_POOLED`; it exceeds tr(C°)/p by sum_a c_a ||mu_a - mubar||^2 / p), or
@@ -143,45 +95,10 @@ def data_scale(X: Any, labels: Any = None, *, tau0: Any = None,
         with a single sample (the plug-in needs two per class); data with no spread.
     """
     Xa = as_data_matrix(X)
-    p, n = Xa.shape
-    given = [k for k, v in (("labels", labels), ("tau0", tau0), ("statistics", statistics))
-             if v is not None]
-    if len(given) > 1:
-        raise InvalidParameterError(
-            f"give one data scale source, not {' and '.join(given)}: labels only serve to "
-            f"estimate tau0 = sqrt(tr C°/p)")
-    note = scale_note(Xa)
-    if isinstance(tau0, DataScale):
+    if isinstance(tau0, DataScale) and labels is None and statistics is None:
         return tau0
-    if tau0 is not None:
-        return DataScale(check_positive_finite(tau0, "tau0"), SOURCE_GIVEN, note)
-    if statistics is not None:
-        t = getattr(statistics, "tau0", None)
-        if getattr(statistics, "p", None) != p or t is None:
-            raise InvalidParameterError(
-                f"statistics must be the MixtureStatistics of this data (p = {p})")
-        return DataScale(check_positive_finite(t, "tau0"), SOURCE_MIXTURE, note)
-    if labels is not None:
-        from rmt_deq.data.mixture import _class_residuals
-
-        codes, classes = as_labels(labels, n, p=p)
-        sizes = np.bincount(codes, minlength=classes.size).astype(np.int64)
-        if sizes.min() < 2:
-            a = int(np.argmin(sizes))
-            raise InvalidParameterError(
-                f"class {classes[a]!r} has a single sample: the plug-in data scale needs "
-                f"two per class; pass tau0= or merge the class")
-        traces = _class_residuals(Xa, codes, sizes)[4]
-        t2, source = float((sizes / n) @ traces), SOURCE_PLUGIN
-    elif n >= 2:
-        d = Xa - Xa.mean(axis=1, keepdims=True)
-        t2, source = float(np.einsum("ij,ij->", d, d)) / (n - 1), SOURCE_POOLED
-    else:
-        t2, source = float(Xa[:, 0] @ Xa[:, 0]), SOURCE_ONE_SAMPLE
-    if not t2 > 0:
-        raise InvalidParameterError(
-            f"the data have no spread (tr(C°)/p estimate {t2:.3g}, {source}); pass tau0=")
-    return DataScale(math.sqrt(t2), source, note)
+    t, source = resolve_scale(Xa, labels, tau0, statistics)
+    return DataScale(t, source, note_of(Xa))
 
 
 # ---------------------------------------------------------------------------------------
@@ -278,14 +195,14 @@ def check_statistics(X: Any, codes: Any, means: Any, covs: Any, *,
         raise ShapeMismatchError(f"codes must be n = {n} class indices in 0..K-1; got "
                                  f"shape {codes.shape}, dtype {codes.dtype}{hint}")
     K = int(codes.max()) + 1
-    mu = as_float_array(means, "means")
-    cv = as_float_array(covs, "covs")
+    mu = as_real_array(means, "means")
+    cv = as_real_array(covs, "covs")
     _check_shapes(p, n, K, mu, cv)
     names = list(range(K)) if classes is None else list(np.asarray(classes).tolist())
     y_norm2 = p * np.einsum("ij,ij->j", Xa, Xa)            # ||sqrt(p) x_i||^2
     m2 = float(np.mean(y_norm2)) / p
-    unscaled = p >= _SCALE_P_MIN and m2 > math.sqrt(p)
-    doubled = p >= _SCALE_P_MIN and m2 < 1.0 / math.sqrt(p)
+    unscaled = p >= SCALE_P_MIN and m2 > math.sqrt(p)
+    doubled = p >= SCALE_P_MIN and m2 < 1.0 / math.sqrt(p)
     sq_p = math.sqrt(p)
     x, S = _TAIL_X, _SAFETY
     ybar = np.stack([sq_p * Xa[:, codes == a].mean(axis=1) for a in range(K)])

@@ -608,10 +608,10 @@ def design_target(activation: ActivationLike | FixedPointSolution, sa: float | N
                 g2 * sol.alpha1 ** 2 / (2.0 * r), sol.V0)
         groups: tuple = ()
     else:
-        from rmt_deq.kernels.ntk_surrogate import ntk_coefficients
+        from rmt_deq.kernels.ntk_surrogate import ntk_group_coefficients
         groups = check_groups(_NTK_DEQ_GROUPS if ntk_groups is None else ntk_groups,
                               _NTK_DEQ_GROUPS)
-        tot = ntk_coefficients(sol, groups)["total"]
+        tot = ntk_group_coefficients(sol, groups)["total"]
         vals = (tot.c1, tot.d2, tot.d3, tot.theta_diag)
         if refine:
             unit = np.abs(_unit_scaled(vals, [DATA_POWERS[e] for e in EQUATIONS["ntk"]],

@@ -51,12 +51,12 @@ def _deq_kernels(target: str, act: Activation, mixture: GaussianMixture,
     """(exact kernel, surrogate) of the DEQ: the CK G, or the NTK summed over
     ``ntk_groups``."""
     if target == "ck":
-        exact = exact_ck(sample.X, act, sol.sa, sol.sb, solution=sol, workers=workers).G
-        return exact, mixture_ck_surrogate(mixture, sample, solution=sol).G
+        exact = exact_ck(sample.X, act, sol.sa, sol.sb, solution=sol, workers=workers).ck
+        return exact, mixture_ck_surrogate(mixture, sample, solution=sol).ck
     exact = exact_ntk(sample.X, act, sol.sa, sol.sb, solution=sol, groups=ntk_groups,
-                      workers=workers).total
+                      workers=workers).ntk
     return exact, mixture_ntk_surrogate(mixture, sample, solution=sol, groups=ntk_groups,
-                                        refine=refine).total
+                                        refine=refine).ntk
 
 
 def _explicit_kernel(net: DesignedNetwork, X: np.ndarray, target: str,
@@ -328,8 +328,8 @@ def sampled_comparison(net: DesignedNetwork, X: Any, *, width: int, realizations
     G_exp = _explicit_sampled_ck(net, Xa, m, R, gen)
     deq = sampled_ck(Xa, sol.activation, sol.sa, sol.sb, width=m, realizations=R,
                      rng=seed, solution=sol, batches=min(R, MAX_BATCHES))
-    G_deq = deq.G
-    E_deq = exact_ck(Xa, sol.activation, sol.sa, sol.sb, solution=sol, workers=workers).G
+    G_deq = deq.ck
+    E_deq = exact_ck(Xa, sol.activation, sol.sa, sol.sb, solution=sol, workers=workers).ck
     E_exp = _explicit_kernel(net, Xa, "ck", workers)
     dist = relative_operator_distance
     return SampledComparison(
@@ -339,4 +339,4 @@ def sampled_comparison(net: DesignedNetwork, X: Any, *, width: int, realizations
         deq_sampled_vs_deq_exact=dist(G_deq, E_deq),
         explicit_exact_vs_deq_exact=dist(E_exp, E_deq),
         explicit_sampled_vs_deq_exact=dist(G_exp, E_deq),
-        deq_mc_error_relative=float(deq.mc_error_relative))
+        deq_mc_error_relative=float(deq.error_relative["ck"]))

@@ -27,6 +27,7 @@ from rmt_deq.experiments.harness import (Record, SlopeFit, fitted_slope, fitted_
 from rmt_deq.fixed_point.four_equations import check_variances, solve_four_equations
 from rmt_deq.kernels.ck_surrogate import mixture_ck_surrogate
 from rmt_deq.kernels.exact import exact_ck, exact_ntk
+from rmt_deq.kernels.result import Kernel
 from rmt_deq.kernels.ntk_surrogate import (exact_explicit_ntk, explicit_ntk_surrogate,
                                            mixture_ntk_surrogate)
 from rmt_deq.metrics import operator_norm, relative_operator_distance
@@ -44,14 +45,14 @@ DEFAULT_PS = (200, 400, 800, 1600)
 # ----------------------------------------------------------------------------------------
 def _ck_matrix(kernel: Any) -> np.ndarray:
     """The CK G of a CK result (exact or surrogate)."""
-    return kernel.G
+    return kernel.ck
 
 
 def _ntk_matrices(kernel: Any) -> dict[str, np.ndarray]:
     """Group -> matrix of an NTK result (exact or surrogate, DEQ or explicit network),
     its parameter groups in order, then "total" (their sum)."""
     out = dict(kernel.groups)
-    out["total"] = kernel.total
+    out["total"] = kernel.ntk if isinstance(kernel, Kernel) else kernel.total
     return out
 
 

@@ -96,7 +96,7 @@ def demo_memory(p: int) -> float:
 # adapters: the only places that read the kernels' and the solution's result fields
 def _ck_matrix(kernel: Any) -> np.ndarray:
     """The CK G of a CK result (exact or surrogate)."""
-    return kernel.G
+    return kernel.ck
 
 
 def _solution_report(sol: FixedPointSolution) -> list[str]:
@@ -177,7 +177,7 @@ def run_demo(activation: ActivationLike = "relu", sa: float = 0.2, p: int = 400,
     ev_sur = np.linalg.eigvalsh(Gt)
     say(f"p = {p}, n = {sample.n}: ||G - G~|| / ||G|| = {err:.4f} (exact CK vs RMT surrogate)")
     model = gram_model_from_mixture(mixture, sample)
-    coef = sur.coefficients_G
+    coef = sur.info.coefficients["G"]
     bulk = kernel_bulk(model, coef)
     spikes = isolated_eigenvalues(model, coef, bulk=bulk)
     dist = spectral_distances(ev_exact, bulk, exclude=spikes.positions)

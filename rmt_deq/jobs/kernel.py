@@ -93,12 +93,12 @@ def _resolve_data(X: Any, activation: ActivationLike, sa: Any, sb: Any, labels: 
 # adapters: the only places that read the kernels' result fields
 def _ck_matrix(kernel: Any) -> np.ndarray:
     """The CK G of a CK result (exact or surrogate)."""
-    return np.asarray(kernel.G)
+    return np.asarray(kernel.ck)
 
 
 def _ntk_matrix(kernel: Any) -> np.ndarray:
     """The NTK of an NTK result summed over its selected groups."""
-    return np.asarray(kernel.total)
+    return np.asarray(kernel.ntk)
 
 
 def _sampled_matrix(kernel: Any) -> np.ndarray:
@@ -264,8 +264,8 @@ def sampled_kernel_from_data(
 
     Returns
     -------
-    SampledKernel or SampledNTK
-        ``.matrix`` (n x n), ``.mc_error`` and diagnostics in ``.info``.
+    Kernel
+        ``.matrix`` (n x n), the error bars ``.error`` and diagnostics in ``.info``.
     """
     sel = _check_kind_groups(kind, groups)
     d = _resolve_data(X, activation, sa, sb, labels, means, covs)

@@ -18,12 +18,13 @@ from rmt_deq._io import (DATA_ARRAYS, check_output_path, json_numeric_array, rea
 from rmt_deq._validation import (as_data_matrix, as_labels, check_choice, check_memory,
                                  memory_budget)
 from rmt_deq.data.conventions import check_statistics, scale_note
-from rmt_deq.data.mixture import (GaussianMixture, build_V, compute_psi,
-                                  plugin_statistics)
+from rmt_deq.data.mixture import GaussianMixture
+from rmt_deq.data.statistics import build_V, compute_psi, plugin_statistics
 from rmt_deq.errors import (DataFileError, InvalidParameterError, ShapeMismatchError,
                             UnknownOptionError)
 from rmt_deq.fixed_point.four_equations import check_variances, solve_four_equations
-from rmt_deq.kernels.ck_surrogate import SurrogateCoefficients, surrogate_coefficients
+from rmt_deq.kernels.ck_surrogate import ck_surrogate_coefficients
+from rmt_deq.kernels.surrogate import SurrogateCoefficients
 from rmt_deq.kernels.ntk_surrogate import ntk_surrogate_coefficients
 from rmt_deq.plotting import plot_spectrum, save_figure
 from rmt_deq.spectra.bulk import as_low_rank_coefficients, kernel_bulk
@@ -146,7 +147,7 @@ def _coefficients(kind: str, sol: Any, stats: Any, groups: Any) -> Any:
     """The surrogate's coefficients: the CK G form (docs/theory.md §4) or the NTK summed
     over ``groups`` (§5)."""
     if kind == "ck":
-        return surrogate_coefficients(sol, stats, form="G")
+        return ck_surrogate_coefficients(sol, stats, form="G")
     kw = {} if groups is None else {"groups": tuple(groups)}
     return ntk_surrogate_coefficients(sol, stats, **kw)
 

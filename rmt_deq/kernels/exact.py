@@ -1,4 +1,4 @@
-"""Exact infinite-width Implicit-CK and NTK of the DEQ (theory.md section 2), for any data.
+"""Exact infinite-width Implicit-CK and NTK of the DEQ, for any data (docs/theory.md §2).
 
 For data X (p x n, columns are samples) the Implicit-CK is the fixed point
 
@@ -6,7 +6,8 @@ For data X (p x n, columns are samples) the Implicit-CK is the fixed point
 
 with (u_i, u_j) centred Gaussian of covariance [[Sigma_ii, Sigma_ij], [Sigma_ij, Sigma_jj]]
 and phi_c = phi - E[phi(tau xi)] centred at the fixed-point scale tau of the four-equation
-system (:func:`rmt_deq.fixed_point.four_equations.solve_four_equations`).  The map is entrywise:
+system (:func:`rmt_deq.fixed_point.four_equations.solve_four_equations`).  The map is
+entrywise:
 
 * the diagonal Sigma_ii solves the scalar equation
   Sigma_ii = sa E[phi_c(sqrt(Sigma_ii) xi)^2] + sb ||x_i||^2, whose derivative in Sigma_ii is
@@ -27,175 +28,103 @@ group::
 
 (entrywise products and quotients).  The published reference convention keeps v and A only,
 G / (1 - sa Gdot) (:func:`published_ntk`).
+
+Every route returns a :class:`~rmt_deq.kernels.result.Kernel` (``route="exact"``): ``ck``
+is G, ``ntk`` the sum of the selected groups, ``report`` the off-diagonal Newton
+iteration, ``solution`` the four-equation solution of the centring, and ``info`` an
+:class:`ExactDetails` (Sigma, Gdot, X^T X, the engine, the diagonal solve).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 import numpy as np
 
-from rmt_deq._validation import (as_data_matrix, check_groups, check_memory, check_positive_int,
-                          check_tolerance, check_workers, memory_budget)
+from rmt_deq._results import SolverReport, readonly
+from rmt_deq._validation import (as_data_matrix, check_choice, check_groups, check_memory,
+                                 check_options, check_positive_int, check_tolerance,
+                                 check_workers, memory_budget)
 from rmt_deq.activations import ActivationLike, get_activation
-from rmt_deq.moments.bivariate import (DEFAULT_KMAX, DEFAULT_TOL, METHODS, PairExpectations,
-                        has_closed_form, one_dimensional_moments)
-from rmt_deq.data.conventions import SOURCE_SOLUTION, data_scale
-from rmt_deq.errors import (ConvergenceError, InvalidParameterError, NoFixedPointError,
-                     ShapeMismatchError, UnknownOptionError)
-from rmt_deq.fixed_point.four_equations import FixedPointSolution, check_variances, solve_four_equations
+from rmt_deq.errors import InvalidParameterError, ShapeMismatchError, UnknownOptionError
+from rmt_deq.fixed_point.four_equations import FixedPointSolution, check_variances
+from rmt_deq.kernels._newton import NewtonOptions, solve_fixed_point
+from rmt_deq.kernels.result import Kernel
+from rmt_deq.moments.bivariate import DEFAULT_KMAX, DEFAULT_TOL, METHODS, has_closed_form
+from rmt_deq.networks._centring import centring_solution, same_parameter
 
-__all__ = ["ExactKernel", "ExactNTK", "NTK_GROUPS", "exact_ck", "exact_ntk", "published_ntk",
-           "ntk_from_kernel"]
+__all__ = ["ExactDetails", "NTK_GROUPS", "PUBLISHED_GROUPS", "KERNEL_KINDS", "exact_kernels",
+           "exact_ck", "exact_ntk", "published_ntk", "ntk_from_kernel"]
 
+#: the DEQ's NTK parameter groups: readout v, recurrent weights A, input weights B
 NTK_GROUPS = ("v", "A", "B")
+#: the groups of the published reference convention G / (1 - sa Gdot)
+PUBLISHED_GROUPS = ("v", "A")
+#: the kernels :func:`exact_kernels` can return (its ``get``)
+KERNEL_KINDS = ("ck", "ntk")
 
-#: keyword options of :func:`exact_ck` that :func:`exact_ntk` / :func:`published_ntk` pass on
-_CK_OPTIONS = frozenset({"tau0", "labels", "solution", "method", "tol", "max_iter",
-                         "expectation_tol", "kmax", "workers", "max_memory"})
-
+#: keyword options of :func:`exact_kernels` that :func:`exact_ck`, :func:`exact_ntk` and
+#: :func:`published_ntk` pass on
+_OPTIONS = frozenset({"tau0", "labels", "solution", "method", "tol", "max_iter",
+                      "expectation_tol", "kmax", "workers", "max_memory"})
 
 @dataclass(frozen=True, eq=False)
-class ExactKernel:
-    """The exact infinite-width Implicit-CK at its fixed point, with diagnostics.
+class ExactDetails:
+    """Diagnostics of an exact DEQ kernel (the ``info`` of its :class:`Kernel`).
 
     Attributes
     ----------
     Sigma : ndarray, shape (n, n)
-        Preactivation covariance, Sigma = sa G + sb X^T X.
-    G : ndarray, shape (n, n)
-        The Implicit-CK, G_ij = E[phi_c(u_i) phi_c(u_j)].
+        Preactivation covariance at the fixed point, Sigma = sa G + sb X^T X.
     Gdot : ndarray, shape (n, n)
         E[phi'(u_i) phi'(u_j)] (uncentred derivative) at the same Sigma.
     XtX : ndarray, shape (n, n)
         The input Gram matrix X^T X.
-    activation : str
-        Canonical activation spec.
     sa, sb : float
-        Weight variances.
-    tau0 : float
-        Data scale used for the four-equation solution (centring): tau0 = sqrt(tr C°/p),
-        see ``tau0_source``.
-    tau : float
-        Fixed-point scale of the four-equation system.
-    centring : float
-        E[phi(tau xi)], subtracted from phi.
-    iterations : int
-        Newton iterations on the off-diagonal entries (evaluations of G and Gdot).
-    diag_iterations : int
-        Newton iterations on the diagonal.
-    residual : float
-        max |Sigma - sa G - sb X^T X| / max_i Sigma_ii at the returned point.
-    residual_history : tuple of float
-        The same residual after each off-diagonal iteration.
+        The weight variances of the fixed point.
     method : str
         Engine of the bivariate expectations ("closed", "mehler" or "quadrature").
     series_order : int
         Largest Mehler order used in the last evaluation (0 when not used).
     quadrature_pairs : int
         Pairs i < j evaluated by 2-D quadrature in the last evaluation.
-    solution : FixedPointSolution
-        The four-equation solution that provided tau and the centring.
-    tau0_source : str
-        Where tau0 came from (:func:`rmt_deq.data.conventions.data_scale`): "given", "given
-        (four-equation solution)", "plug-in from labels", or the fallback without labels.
+    diagonal : SolverReport
+        The bracketed Newton solve of the diagonal (the residual is the largest
+        |F(Sigma_ii)| / Sigma_ii; a sample whose Newton step reached the rounding level of
+        Sigma_ii stops there, which the message says).
     """
 
     Sigma: np.ndarray = field(repr=False)
-    G: np.ndarray = field(repr=False)
     Gdot: np.ndarray = field(repr=False)
     XtX: np.ndarray = field(repr=False)
-    activation: str
     sa: float
     sb: float
-    tau0: float
-    tau: float
-    centring: float
-    iterations: int
-    diag_iterations: int
-    residual: float
-    residual_history: tuple
     method: str
     series_order: int
     quadrature_pairs: int
-    solution: FixedPointSolution = field(repr=False)
-    tau0_source: str = ""
+    diagonal: SolverReport
 
-    @property
-    def n(self) -> int:
-        """Number of samples."""
-        return int(self.G.shape[0])
+    def __post_init__(self) -> None:
+        for name in ("Sigma", "Gdot", "XtX"):
+            object.__setattr__(self, name, readonly(getattr(self, name), dtype=float))
 
-
-@dataclass(frozen=True, eq=False)
-class ExactNTK:
-    """The exact infinite-width NTK, split by parameter group.
-
-    Attributes
-    ----------
-    total : ndarray, shape (n, n)
-        Sum of the selected groups.
-    groups : dict of str -> ndarray, shape (n, n)
-        The selected groups' contributions: "v" (G), "A" (sa G o Gdot / (1 - sa Gdot)),
-        "B" (sb X^T X o Gdot / (1 - sa Gdot)).
-    selected : tuple of str
-        The groups summed in ``total``, in the order v, A, B.
-    ck : ExactKernel
-        The Implicit-CK fixed point the NTK was built from.
-    """
-
-    total: np.ndarray = field(repr=False)
-    groups: Mapping[str, np.ndarray] = field(repr=False)
-    selected: tuple
-    ck: ExactKernel = field(repr=False)
+    def to_dict(self) -> dict:
+        """JSON-ready summary: the variances, the engine and the diagonal solve."""
+        return {"sa": self.sa, "sb": self.sb, "method": self.method,
+                "series_order": int(self.series_order),
+                "quadrature_pairs": int(self.quadrature_pairs),
+                "diagonal": self.diagonal.to_dict()}
 
 
 # ----------------------------------------------------------------------------------------
-# validation
+# memory
 # ----------------------------------------------------------------------------------------
-
-
-
-
-def _centring_solution(act: Any, sa: float, sb: float, X: np.ndarray, tau0: Any,
-                       solution: FixedPointSolution | None, labels: Any = None
-                       ) -> tuple[FixedPointSolution, str]:
-    """The four-equation solution fixing tau and the centring, and the source of tau0.
-
-    tau0 follows :func:`rmt_deq.data.conventions.data_scale` (given, plug-in from ``labels``,
-    or the stated fallback without labels) unless a ``solution`` is given.
-    """
-    if solution is not None:
-        if not isinstance(solution, FixedPointSolution):
-            raise InvalidParameterError(
-                f"solution must be a FixedPointSolution (from solve_four_equations), got "
-                f"{type(solution).__name__}")
-        if tau0 is not None or labels is not None:
-            raise InvalidParameterError(
-                "pass either tau0/labels or solution (which already fixes tau and the "
-                "centring)")
-        for what, mine, theirs in (("sa", sa, solution.sa), ("sb", sb, solution.sb)):
-            if abs(mine - float(theirs)) > 1e-12 * max(1.0, abs(mine)):
-                raise InvalidParameterError(
-                    f"solution was computed with {what} = {float(theirs):g} but {what} = "
-                    f"{mine:g} was requested")
-        if solution.activation != act.name:
-            raise InvalidParameterError(
-                f"solution is for activation {solution.activation!r}, not {act.name!r}")
-        return solution, SOURCE_SOLUTION
-    scale = data_scale(X, labels, tau0=tau0)
-    return solve_four_equations(act, sa, scale.tau0, sb), scale.source
-
-
-#: live n x n float64 arrays at the peak of :func:`exact_ck`, per method (tracemalloc:
-#: 11.1 (relu, closed forms) and 13.4 (tanh, Mehler series) at n = 2000, 11.9 and 15.5 at
-#: n = 1000), rounded up; the 2-D quadrature also holds the pair indices and per-pair
-#: arrays (about 12 more)
+#: live n x n float64 arrays at the peak of :func:`exact_ck`, per method (measured with
+#: tracemalloc, docs/sampling.md), rounded up; the 2-D quadrature also holds the pair
+#: indices and per-pair arrays
 _CK_PEAK_ARRAYS = {"closed": 16, "mehler": 16, "quadrature": 28}
 #: what does not grow like n^2 (bounded by the measurements at small n): the Hermite
-#: tables and quadrature rules built on a first call (about 35 MB), the threads' row
-#: blocks of the series
+#: tables and quadrature rules built on a first call, the threads' row blocks of the series
 _CK_FIXED_BYTES = 64 * 2 ** 20
 
 
@@ -214,70 +143,48 @@ def _check_kernel_memory(n: int, p: int, method: str, max_memory: Any, what: str
                  "memory")
 
 
-# ----------------------------------------------------------------------------------------
-# the diagonal: one scalar equation per sample
-# ----------------------------------------------------------------------------------------
-def _diag_terms(act: Any, S: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
-    """E[phi_c(sqrt(S) xi)^2] and its derivative in S, E[He_2 phi_c^2] / (2 S)."""
-    m = one_dimensional_moments(act, np.sqrt(S), c, keys=("m2", "dm2"), check=False)
-    return m["m2"], m["dm2"]
+def _ntk_groups(G: np.ndarray, Gdot: np.ndarray, XtX: np.ndarray, sa: float, sb: float,
+                selected: tuple[str, ...]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The selected NTK groups and their sum (docs/theory.md §2)."""
+    gain = 1.0 / (1.0 - sa * Gdot)
+    parts: dict[str, np.ndarray] = {}
+    for g in selected:
+        if g == "v":
+            parts[g] = np.array(G)
+        elif g == "A":
+            parts[g] = sa * G * Gdot * gain
+        else:
+            parts[g] = sb * XtX * Gdot * gain
+    return parts, np.asarray(sum(parts.values()))
 
 
-def _solve_diagonal(act: Any, sa: float, sb: float, norms2: np.ndarray, c: float,
-                    start: np.ndarray, tol: float, max_iter: int) -> tuple[np.ndarray, int]:
-    """Bracketed Newton for S_i = sa E[phi_c(sqrt(S_i) xi)^2] + sb ||x_i||^2 (all i)."""
-    b = sb * norms2
-    S = np.maximum(start, 1e-3 * np.maximum(b, 1e-300))
-    lo = np.zeros_like(S)               # F(0+) = sa (phi(0) - c)^2 + sb ||x||^2 > 0
-    hi = np.maximum(2.0 * S, b)
-    for _ in range(80):
-        m2, _d = _diag_terms(act, hi, c)
-        pos = sa * m2 + b - hi >= 0
-        if not pos.any():
-            break
-        lo = np.where(pos, hi, lo)
-        hi = np.where(pos, 4.0 * hi, hi)
-    else:
-        raise NoFixedPointError(
-            f"the diagonal equation Sigma_ii = sa E[phi_c(sqrt(Sigma_ii) xi)^2] + sb ||x_i||^2 "
-            f"has no root for {act.name!r} at sa = {sa:g}: E[phi_c^2] grows at least like "
-            f"Sigma/sa; reduce sa")
-    S = np.clip(S, lo, hi)
-    S = np.where((S <= lo) | (S >= hi), 0.5 * (lo + hi), S)
-    history: list[float] = []
-    for it in range(1, max_iter + 1):
-        m2, dm2 = _diag_terms(act, S, c)
-        F = sa * m2 + b - S
-        res = np.abs(F) / S
-        history.append(float(res.max()))
-        if history[-1] <= tol:
-            return S, it
-        dF = sa * dm2 - 1.0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            Sn = S - F / dF
-        # converged samples stay where they are (residual below tol, or a Newton step at
-        # the rounding level of S: the residual cannot decrease further)
-        active = (res > tol) & ~(np.abs(Sn - S) <= 4.0 * np.finfo(float).eps * S)
-        if not active.any():
-            return S, it
-        lo = np.where(active & (F > 0), S, lo)
-        hi = np.where(active & (F < 0), S, hi)
-        bad = ~np.isfinite(Sn) | (dF >= 0) | (Sn < lo) | (Sn > hi)
-        S = np.where(active, np.where(bad, 0.5 * (lo + hi), Sn), S)
-    raise ConvergenceError(
-        f"the diagonal of the Implicit-CK ({act.name!r}, sa = {sa:g}) did not converge in "
-        f"{max_iter} Newton iterations; raise max_iter", history)
+def _check_get(get: Any) -> tuple[str, ...]:
+    """The requested kernels, in the order of :data:`KERNEL_KINDS`."""
+    if isinstance(get, str):
+        get = (get,)
+    try:
+        kinds = tuple(get)
+    except TypeError:
+        raise UnknownOptionError(
+            f"get must be a sequence of kernel names from {KERNEL_KINDS}, got {get!r}") from None
+    for k in kinds:
+        check_choice("kernel", k, KERNEL_KINDS)
+    if not kinds:
+        raise InvalidParameterError(f"get selects at least one kernel from {KERNEL_KINDS}")
+    return tuple(k for k in KERNEL_KINDS if k in kinds)
 
 
 # ----------------------------------------------------------------------------------------
 # public API
 # ----------------------------------------------------------------------------------------
-def exact_ck(
+def exact_kernels(
     X: Any,
     activation: ActivationLike,
     sa: float,
     sb: float | None = None,
     *,
+    get: str | Iterable[str] = KERNEL_KINDS,
+    groups: Iterable[str] | None = None,
     tau0: float | None = None,
     labels: Any = None,
     solution: FixedPointSolution | None = None,
@@ -288,8 +195,8 @@ def exact_ck(
     kmax: int = DEFAULT_KMAX,
     workers: int | None = None,
     max_memory: float | None = None,
-) -> ExactKernel:
-    """Exact infinite-width Implicit-CK of the DEQ for data X (theory.md section 2).
+) -> Kernel:
+    """Exact infinite-width CK and/or NTK of the DEQ for data X (docs/theory.md §2).
 
     Parameters
     ----------
@@ -301,7 +208,13 @@ def exact_ck(
         Variance of the recurrent weights A, > 0.
     sb : float, optional
         Variance of the input weights B; default 1 - sa.
-    tau0 : float, optional
+    get : {"ck", "ntk"} or a sequence of them
+        The kernels to return (both by default): the CK G in ``ck``, the NTK in ``ntk``
+        (the fixed point is solved once either way).
+    groups : iterable of {"v", "A", "B"}, optional
+        NTK parameter groups summed into ``ntk`` (default all three; ("v", "A") is the
+        published convention, see :func:`published_ntk`); only with "ntk" in ``get``.
+    tau0 : float or DataScale, optional
         Data scale sqrt(tr C°/p) passed to the four-equation system that fixes tau and the
         centring.  Default (:func:`rmt_deq.data.conventions.data_scale`, one convention for
         every kernel of the package): the plug-in estimate from ``labels`` when given,
@@ -313,10 +226,10 @@ def exact_ck(
         Take tau and the centring from this solution instead (must match activation, sa,
         sb; exclusive with ``tau0`` and ``labels``).
     method : {"auto", "closed", "mehler", "quadrature"}
-        Engine of the bivariate Gaussian expectations (:mod:`rmt_deq.moments.bivariate`); "auto"
-        uses the closed form (ReLU family, erf) when there is one, else the Mehler series
-        with a 2-D quadrature fallback for |rho| near 1.  "quadrature" (every pair by 2-D
-        quadrature) is meant for small n.
+        Engine of the bivariate Gaussian expectations (:mod:`rmt_deq.moments.bivariate`);
+        "auto" uses the closed form (ReLU family, erf) when there is one, else the Mehler
+        series with a 2-D quadrature fallback for |rho| near 1.  "quadrature" (every pair
+        by 2-D quadrature) is meant for small n.
     tol : float
         Relative tolerance of the fixed point: max|Sigma - sa G - sb X^T X| / max Sigma_ii.
     max_iter : int
@@ -334,8 +247,12 @@ def exact_ck(
 
     Returns
     -------
-    ExactKernel
-        Sigma, G, Gdot (all n x n) and diagnostics, with tau0 and ``tau0_source``.
+    Kernel
+        ``route="exact"``, ``network="deq"``: ``ck`` (G) and/or ``ntk`` with ``groups``
+        and ``selected``; ``tau0`` and ``tau0_source``; ``report`` (the off-diagonal
+        Newton iteration, converged to ``tol``); ``solution`` (the four-equation solution
+        of the centring); ``info`` an :class:`ExactDetails` (Sigma, Gdot, X^T X, the
+        engine, the diagonal solve).
 
     Raises
     ------
@@ -343,7 +260,9 @@ def exact_ck(
         X is not a finite 2-D array.
     InvalidParameterError
         Bad sa/sb/tol/max_iter/workers, a zero column of X, X of a scale outside the
-        floating-point range, or an inconsistent ``solution``.
+        floating-point range, an inconsistent ``solution``, ``groups`` without "ntk".
+    UnknownOptionError
+        Unknown method, kernel name or NTK group.
     MemoryBudgetError
         The estimated working set exceeds ``max_memory``.
     NoFixedPointError
@@ -357,145 +276,129 @@ def exact_ck(
     --------
     >>> import numpy as np
     >>> X = np.random.default_rng(0).standard_normal((6, 5)) / np.sqrt(6)
-    >>> K = exact_ck(X, "relu", 0.3)
-    >>> bool(np.allclose(K.Sigma, 0.3 * K.G + 0.7 * X.T @ X, atol=1e-12))
+    >>> K = exact_kernels(X, "relu", 0.3, get="ck")
+    >>> bool(np.allclose(K.info.Sigma, 0.3 * K.ck + 0.7 * X.T @ X, atol=1e-12))
     True
     """
-    X = as_data_matrix(X)
+    kinds = _check_get(get)
+    if groups is not None and "ntk" not in kinds:
+        raise InvalidParameterError(
+            "groups select NTK parameter groups: they apply with 'ntk' in get only")
+    sel = check_groups(NTK_GROUPS if groups is None else groups, NTK_GROUPS) \
+        if "ntk" in kinds else ()
+    Xa = as_data_matrix(X)
     act = get_activation(activation)
     sa, sb = check_variances(sa, sb)
     if method not in METHODS:
         raise UnknownOptionError(f"unknown method {method!r}; choose one of {METHODS}")
-    tol = check_tolerance(tol, "tol")
-    expectation_tol = check_tolerance(expectation_tol, "expectation_tol")
-    max_iter = check_positive_int("max_iter", max_iter)
-    workers = check_workers(workers)
+    opts = NewtonOptions(method=method, tol=check_tolerance(tol, "tol"),
+                  expectation_tol=check_tolerance(expectation_tol, "expectation_tol"),
+                  max_iter=check_positive_int("max_iter", max_iter), kmax=kmax,
+                  workers=check_workers(workers))
     resolved = method
     if method == "auto":
         resolved = "closed" if has_closed_form(act) else "mehler"
-    _check_kernel_memory(X.shape[1], X.shape[0], resolved, max_memory,
+    _check_kernel_memory(Xa.shape[1], Xa.shape[0], resolved, max_memory,
                          "the exact Implicit-CK")
-    norms2 = np.sum(X * X, axis=0)
+    norms2 = np.sum(Xa * Xa, axis=0)
     if np.any(norms2 <= 0):
         zero = np.flatnonzero(norms2 <= 0)
         raise InvalidParameterError(
             f"X has {zero.size} zero column(s) (first: {int(zero[0])}); the Implicit-CK needs "
             f"every sample to be nonzero")
-    sol, tau0_source = _centring_solution(act, sa, sb, X, tau0, solution, labels)
-    c = float(sol.centring)
-    XtX = X.T @ X
-    n = XtX.shape[0]
-
-    # ---- diagonal: scalar equations, started from the first-order prediction
-    start = sol.tau ** 2 + sol.alpha4 * (norms2 - sol.tau0 ** 2)
-    start = np.where(start > 0, start, sol.tau ** 2)
-    diag_tol = min(1e-2 * tol, 1e-14) if tol > 1e-14 else tol
-    Sd, diag_it = _solve_diagonal(act, sa, sb, norms2, c, start, diag_tol, max_iter)
-    engine = PairExpectations(act, Sd, c, method=method, tol=expectation_tol, kmax=kmax,
-                              workers=workers)
-    worst = float(np.max(sa * engine.diag_dphi))
-    if not worst < 1.0:
-        i = int(np.argmax(sa * engine.diag_dphi))
-        raise NoFixedPointError(
-            f"sa E[phi'(u_i)^2] = {worst:.6g} >= 1 at sample {i} ({act.name!r}, sa = {sa:g}): "
-            f"1 - sa Gdot vanishes, so the Implicit-CK fixed point is not unique and the NTK "
-            f"diverges; reduce sa")
-
-    # ---- off-diagonal: Newton on the whole matrix, started from the linearised equation
-    s = np.sqrt(Sd)
-    mom = engine.moments                                  # certified 1-D moments at s
-    c0 = mom["mean"] - c                                  # E[phi_c(u_i)]
-    e1 = mom["e1"]                                        # E[phi'(u_i)]
-    denom = 1.0 - sa * np.multiply.outer(e1, e1)
-    Sigma = (sa * np.multiply.outer(c0, c0) + sb * XtX) / np.where(denom > 0.05, denom, 1.0)
-    ss = np.multiply.outer(s, s)
-    np.clip(Sigma, -ss, ss, out=Sigma)
-    np.fill_diagonal(Sigma, Sd)
-    scale = float(Sd.max())
-    history: list[float] = []
-    G = D = None
-    converged = False
-    it = 0
-    for it in range(1, max_iter + 1):
-        G, D = engine.evaluate(Sigma)
-        R = Sigma - sa * G - sb * XtX
-        res = float(np.max(np.abs(R))) / scale
-        history.append(res)
-        if not math.isfinite(res):
-            break
-        if res <= tol:
-            converged = True
-            break
-        step = R / (1.0 - sa * D)
-        np.fill_diagonal(step, 0.0)
-        Sigma = Sigma - step
-        np.clip(Sigma, -ss, ss, out=Sigma)
-        np.fill_diagonal(Sigma, Sd)
-    if not converged:
-        raise ConvergenceError(
-            f"the off-diagonal Newton iteration of the Implicit-CK ({act.name!r}, sa = {sa:g}, "
-            f"n = {n}) did not reach tol = {tol:g} in {max_iter} iterations; raise max_iter "
-            f"or loosen tol", history)
-    assert G is not None and D is not None
-    if not float(np.max(D)) * sa < 1.0:    # |Gdot_ij| <= sqrt(Gdot_ii Gdot_jj): rounding only
-        raise NoFixedPointError(
-            f"sa Gdot = {sa * float(np.max(D)):.6g} >= 1 at the fixed point ({act.name!r}, "
-            f"sa = {sa:g}): the NTK factor 1/(1 - sa Gdot) diverges; reduce sa")
-    return ExactKernel(
-        Sigma=Sigma, G=G, Gdot=D, XtX=XtX, activation=act.name, sa=sa, sb=sb,
-        tau0=float(sol.tau0), tau=float(sol.tau), centring=c, iterations=it,
-        diag_iterations=diag_it, residual=history[-1], residual_history=tuple(history),
-        method=engine.method, series_order=engine.last_order,
-        quadrature_pairs=engine.last_quadrature_pairs, solution=sol,
-        tau0_source=tau0_source)
+    sol, tau0_source = centring_solution(act, sa, sb, Xa, tau0, solution, labels)
+    fp = solve_fixed_point(act, sa, sb, Xa, norms2, sol, opts)
+    details = ExactDetails(Sigma=fp.Sigma, Gdot=fp.Gdot, XtX=fp.XtX, sa=sa, sb=sb,
+                           method=fp.method, series_order=fp.series_order,
+                           quadrature_pairs=fp.quadrature_pairs, diagonal=fp.diagonal)
+    parts, total = _ntk_groups(fp.G, fp.Gdot, fp.XtX, sa, sb, sel) if sel else ({}, None)
+    return Kernel(route="exact", network="deq", ck=fp.G if "ck" in kinds else None,
+                  ntk=total, groups=parts, selected=sel, tau0=float(sol.tau0),
+                  tau0_source=tau0_source, report=fp.report, solution=sol, info=details)
 
 
-def ntk_from_kernel(ck: ExactKernel, groups: Iterable[str] = NTK_GROUPS) -> ExactNTK:
-    """Assemble the NTK groups from a converged :class:`ExactKernel`.
+def exact_ck(X: Any, activation: ActivationLike, sa: float, sb: float | None = None,
+             **options: Any) -> Kernel:
+    """Exact infinite-width Implicit-CK G of the DEQ for data X (docs/theory.md §2).
+
+    ``exact_kernels(X, activation, sa, sb, get="ck", **options)``: the :class:`Kernel`
+    holds G in ``ck`` (Sigma, Gdot and the diagnostics in ``info``).
 
     Parameters
     ----------
-    ck : ExactKernel
+    X : array_like, shape (p, n)
+        Data; X is p x n (columns are samples).
+    activation, sa, sb
+        As in :func:`exact_kernels`.
+    **options
+        Keyword options of :func:`exact_kernels` (tau0, labels, solution, method, tol,
+        max_iter, expectation_tol, kmax, workers, max_memory).
+
+    Raises
+    ------
+    UnknownOptionError
+        An unknown keyword option (and the errors of :func:`exact_kernels`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).standard_normal((6, 5)) / np.sqrt(6)
+    >>> K = exact_ck(X, "relu", 0.3)
+    >>> bool(np.allclose(K.info.Sigma, 0.3 * K.ck + 0.7 * X.T @ X, atol=1e-12))
+    True
+    """
+    check_options(options, _OPTIONS, "exact_ck")
+    return exact_kernels(X, activation, sa, sb, get=("ck",), **options)
+
+
+def ntk_from_kernel(kernel: Kernel, groups: Iterable[str] = NTK_GROUPS) -> Kernel:
+    """The exact CK ``kernel`` with the NTK of the selected groups added.
+
+    Parameters
+    ----------
+    kernel : Kernel
+        A converged exact DEQ CK (:func:`exact_ck`).
     groups : iterable of {"v", "A", "B"}
-        Parameter groups to include in ``total``.
+        Parameter groups summed into ``ntk``.
 
     Returns
     -------
-    ExactNTK
+    Kernel
+        ``kernel`` with ``ntk``, ``groups`` and ``selected`` set.
     """
     sel = check_groups(groups, NTK_GROUPS)
-    if not isinstance(ck, ExactKernel):
-        raise InvalidParameterError(f"ck must be an ExactKernel, got {type(ck).__name__}")
-    gain = 1.0 / (1.0 - ck.sa * ck.Gdot)
-    parts: dict[str, np.ndarray] = {}
-    for g in sel:
-        if g == "v":
-            parts[g] = ck.G.copy()
-        elif g == "A":
-            parts[g] = ck.sa * ck.G * ck.Gdot * gain
-        else:
-            parts[g] = ck.sb * ck.XtX * ck.Gdot * gain
-    total = sum(parts.values())
-    return ExactNTK(total=np.asarray(total), groups=parts, selected=sel, ck=ck)
+    _check_exact(kernel)
+    d: ExactDetails = kernel.info
+    parts, total = _ntk_groups(kernel.ck, d.Gdot, d.XtX, d.sa, d.sb, sel)
+    return kernel.replace(ntk=total, groups=parts, selected=sel)
 
 
-def _kernel_for(X: Any, activation: ActivationLike, sa: float, sb: float | None,
-                ck: ExactKernel | None, options: dict) -> ExactKernel:
-    if ck is None:
-        return exact_ck(X, activation, sa, sb, **options)
+def _check_exact(kernel: Any) -> None:
+    if not (isinstance(kernel, Kernel) and kernel.route == "exact"
+            and kernel.network == "deq" and isinstance(kernel.info, ExactDetails)
+            and kernel.ck is not None):
+        raise InvalidParameterError(
+            f"ck must be the exact DEQ CK (the Kernel of exact_ck), got "
+            f"{type(kernel).__name__}"
+            + (f" (route {kernel.route!r}, network {kernel.network!r})"
+               if isinstance(kernel, Kernel) else ""))
+
+
+def _given_ck(X: Any, activation: ActivationLike, sa: float, sb: float | None, ck: Kernel,
+              options: dict) -> Kernel:
+    """A converged CK passed in, checked against the data and the network."""
     if options:
         raise InvalidParameterError(
             f"option(s) {sorted(options)} have no effect when a converged ck is given; "
             f"pass them to exact_ck instead")
-    if not isinstance(ck, ExactKernel):
-        raise InvalidParameterError(f"ck must be an ExactKernel, got {type(ck).__name__}")
+    _check_exact(ck)
     Xv = as_data_matrix(X)
     sa_f, sb_f = check_variances(sa, sb)
     if Xv.shape[1] != ck.n:
         raise ShapeMismatchError(
             f"ck was computed for n = {ck.n} samples but X has {Xv.shape[1]} columns")
-    if abs(sa_f - ck.sa) > 1e-12 or abs(sb_f - ck.sb) > 1e-12 \
-            or get_activation(activation).name != ck.activation:
+    if not (same_parameter(sa_f, ck.info.sa) and same_parameter(sb_f, ck.info.sb)
+            and get_activation(activation).name == ck.solution.activation):
         raise InvalidParameterError("ck was computed for another activation, sa or sb")
     return ck
 
@@ -507,13 +410,13 @@ def exact_ntk(
     sb: float | None = None,
     *,
     groups: Iterable[str] = NTK_GROUPS,
-    ck: ExactKernel | None = None,
+    ck: Kernel | None = None,
     **options: Any,
-) -> ExactNTK:
-    """Exact infinite-width NTK of the DEQ, split by parameter group (theory.md section 2).
+) -> Kernel:
+    """Exact infinite-width NTK of the DEQ, split by parameter group (docs/theory.md §2).
 
     Theta = G (v) + sa G o Gdot / (1 - sa Gdot) (A) + sb (X^T X) o Gdot / (1 - sa Gdot) (B),
-    with G, Gdot at the Implicit-CK fixed point (:func:`exact_ck`).
+    with G, Gdot at the Implicit-CK fixed point (:func:`exact_kernels` with both kernels).
 
     Parameters
     ----------
@@ -525,32 +428,33 @@ def exact_ntk(
     sb : float, optional
         Variance of the input weights (default 1 - sa).
     groups : iterable of {"v", "A", "B"}
-        Parameter groups summed into ``total`` (all three by default; ("v", "A") is the
+        Parameter groups summed into ``ntk`` (all three by default; ("v", "A") is the
         published convention, see :func:`published_ntk`).
-    ck : ExactKernel, optional
-        A converged Implicit-CK for the same X, activation, sa, sb (skips the solve).
+    ck : Kernel, optional
+        A converged exact CK (:func:`exact_ck`) for the same X, activation, sa, sb (skips
+        the solve).
     **options
-        Keyword options of :func:`exact_ck` (tau0, labels, solution, method, tol,
+        Keyword options of :func:`exact_kernels` (tau0, labels, solution, method, tol,
         max_iter, expectation_tol, kmax, workers, max_memory).
 
     Returns
     -------
-    ExactNTK
-        ``total`` (n x n), the per-group matrices in ``groups`` and the CK in ``ck``.
+    Kernel
+        ``ntk`` (n x n), the per-group matrices in ``groups`` and the CK G in ``ck``.
 
     Raises
     ------
     UnknownOptionError
         An unknown group name or keyword option.
+    InvalidParameterError
+        A ``ck`` that is not an exact DEQ CK, or is for another activation, sa or sb;
+        options given with ``ck``.
     """
     sel = check_groups(groups, NTK_GROUPS)
-    allowed = _CK_OPTIONS
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise UnknownOptionError(
-            f"exact_ntk got unknown option(s) {unknown}; allowed: {sorted(allowed)}")
-    kernel = _kernel_for(X, activation, sa, sb, ck, options)
-    return ntk_from_kernel(kernel, sel)
+    check_options(options, _OPTIONS, "exact_ntk")
+    if ck is not None:
+        return ntk_from_kernel(_given_ck(X, activation, sa, sb, ck, options), sel)
+    return exact_kernels(X, activation, sa, sb, get=KERNEL_KINDS, groups=sel, **options)
 
 
 def published_ntk(
@@ -559,10 +463,14 @@ def published_ntk(
     sa: float,
     sb: float | None = None,
     *,
-    ck: ExactKernel | None = None,
+    ck: Kernel | None = None,
     **options: Any,
-) -> np.ndarray:
+) -> Kernel:
     """The NTK in the published reference convention, G / (1 - sa Gdot) (groups v + A).
+
+    ``exact_ntk(..., groups=("v", "A"))``: the readout and recurrent groups only, whose sum
+    G + sa G o Gdot / (1 - sa Gdot) is G / (1 - sa Gdot) (to rounding).  A
+    :class:`Kernel`, so that the groups stay visible.
 
     Parameters
     ----------
@@ -573,13 +481,8 @@ def published_ntk(
 
     Returns
     -------
-    ndarray, shape (n, n)
-        Equal to ``exact_ntk(..., groups=("v", "A")).total`` up to rounding.
+    Kernel
+        ``ntk`` = G / (1 - sa Gdot), ``groups`` "v" and "A".
     """
-    allowed = _CK_OPTIONS
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise UnknownOptionError(
-            f"published_ntk got unknown option(s) {unknown}; allowed: {sorted(allowed)}")
-    kernel = _kernel_for(X, activation, sa, sb, ck, options)
-    return kernel.G / (1.0 - kernel.sa * kernel.Gdot)
+    check_options(options, _OPTIONS, "published_ntk")
+    return exact_ntk(X, activation, sa, sb, groups=PUBLISHED_GROUPS, ck=ck, **options)

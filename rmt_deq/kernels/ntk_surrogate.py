@@ -1,13 +1,13 @@
-"""The RMT surrogate of the infinite-width NTK (theory.md section 5), DEQs and explicit networks.
+"""The RMT surrogate of the infinite-width NTK (docs/theory.md §5), DEQs and explicit networks.
 
 For mixture data (X is p x n, columns are samples) every NTK parameter group, and every sum
-of groups, has a surrogate of the section-4 form::
+of groups, has a surrogate of the CK surrogate's form (docs/theory.md §4)::
 
     Theta~ = c1 X^T X + V D V^T + c0 I,        c0 = theta_diag - c1 tau0^2,
     D      = [[d2 t t^T + d3 T, d2 t],
               [d2 t^T,          d2 ]]           ((K+1) x (K+1), T uncentred)
 
-with V = [J/sqrt(p), psi] and t, T, tau0 the section-1 statistics (the constant block
+with V = [J/sqrt(p), psi] and t, T, tau0 the docs/theory.md §1 statistics (the constant block
 d3 s2 (1/p) 1 1^T is carried by the uncentred T).  The scalars come from expanding each
 group entrywise (derivations/ntk_expansion.py): off the diagonal Sigma_ij = O(p^{-1/2}) and
 Gdot_ij = g1 + g2 Sigma_ij + (e1 e3/2)(d_i + d_j) + ... is O(1), so it only rescales and
@@ -34,13 +34,25 @@ with delta_i = ||x_i||^2 - tau0^2 taken from the data::
 The refined matrix is no longer low rank plus identity (the spectral code uses the plain
 coefficients).
 
-Explicit networks (theory.md section 6): h_l = sigma_l(W_l h_{l-1})/sqrt(m), h_0 = x, f = v^T h_L,
+Explicit networks (docs/theory.md §6): h_l = sigma_l(W_l h_{l-1})/sqrt(m), h_0 = x, f = v^T h_L,
 each sigma_l centred at its input scale tau_{l-1}.  With K_l the CK of layer l and
 Kdot_l = E[sigma_l'(u) sigma_l'(v)] at covariance K_{l-1},
 
     Theta = K_L (v) + sum_{l=1}^{L} K_{l-1} o Kdot_l o ... o Kdot_L   (group W_l),
 
 and the same expansion gives the layer recursion of :func:`explicit_network_coefficients`.
+
+* :class:`NTKCoefficients` and :func:`ntk_group_coefficients` -- the scalar coefficients of
+  each group (from the four-equation solution alone);
+* :func:`ntk_surrogate_coefficients` -- the sum of groups as
+  :class:`~rmt_deq.kernels.surrogate.SurrogateCoefficients` (with the statistics: the
+  input of the spectral code), the twin of
+  :func:`rmt_deq.kernels.ck_surrogate.ck_surrogate_coefficients`;
+* :func:`ntk_surrogate_matrix` -- the NTK surrogate as an n x n array (the twin of
+  :func:`rmt_deq.kernels.ck_surrogate.ck_surrogate_matrix`);
+* :func:`mixture_ntk_surrogate` / :func:`plugin_ntk_surrogate` -- as a
+  :class:`~rmt_deq.kernels.result.Kernel` (:func:`assemble_ntk_surrogate` builds it from
+  any per-group coefficients, explicit networks' too).
 """
 from __future__ import annotations
 
@@ -50,24 +62,33 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from rmt_deq._validation import as_data_matrix, check_choice, check_groups, check_positive_finite
+from rmt_deq._validation import (as_data_matrix, check_bool, check_choice, check_groups,
+                                 check_positive_finite)
 from rmt_deq.activations import Activation, ActivationLike, get_activation
-from rmt_deq.moments.bivariate import DEFAULT_KMAX, DEFAULT_TOL, METHODS as _PAIR_METHODS, PairExpectations
+from rmt_deq.data.mixture import GaussianMixture, MixtureSample
+from rmt_deq.data.statistics import MixtureStatistics
 from rmt_deq.errors import InvalidParameterError, ShapeMismatchError
 from rmt_deq.fixed_point.four_equations import FixedPointSolution
-from rmt_deq.moments.gaussian import GaussianMoments, gaussian_moments
 from rmt_deq.kernels.exact import NTK_GROUPS
-from rmt_deq.data.mixture import (GaussianMixture, MixtureSample, MixtureStatistics, PluginEstimate,
-                      build_V, plugin_statistics)
-from rmt_deq.data.conventions import data_scale, scale_note
-from rmt_deq.kernels.ck_surrogate import SurrogateCoefficients, _check_tau0, _resolve_solution, _tau0_source
+from rmt_deq.kernels.result import Kernel
+from rmt_deq.kernels.surrogate import (T_CONVENTIONS, SurrogateCoefficients, SurrogateData,
+                                       SurrogateDetails, check_statistics_type, check_tau0,
+                                       labelled_data, mixture_data, plugin_data,
+                                       resolve_solution, tau0_source)
+from rmt_deq.moments.bivariate import (DEFAULT_KMAX, DEFAULT_TOL, METHODS as _PAIR_METHODS,
+                                       PairExpectations)
+from rmt_deq.moments.gaussian import GaussianMoments, gaussian_moments
+from rmt_deq.data.conventions import data_scale
+from rmt_deq.networks._centring import check_solution
 
 __all__ = [
+    "NTK_FORM",
     "NTKCoefficients",
-    "NTKSurrogate",
-    "ntk_coefficients",
+    "sum_coefficients",
+    "ntk_group_coefficients",
     "ntk_surrogate_coefficients",
     "ntk_surrogate_matrix",
+    "assemble_ntk_surrogate",
     "mixture_ntk_surrogate",
     "plugin_ntk_surrogate",
     "ExplicitLayer",
@@ -76,14 +97,10 @@ __all__ = [
     "explicit_ntk_surrogate",
     "ExactExplicitNTK",
     "exact_explicit_ntk",
-    "ntk_surrogate_convergence",
-    "explicit_ntk_convergence",
-    "NTK_FORM",
 ]
 
 #: the ``form`` tag of the SurrogateCoefficients built here
 NTK_FORM = "NTK"
-_T_CONVENTIONS = ("uncentred", "centred")
 _COEF_FIELDS = ("c1", "d2", "d3", "theta_diag", "c5", "theta_slope")
 
 
@@ -165,17 +182,50 @@ class NTKCoefficients:
     def to_surrogate(self, stats: MixtureStatistics, T_convention: str = "uncentred",
                      sa: float = float("nan"), sb: float = float("nan")
                      ) -> SurrogateCoefficients:
-        """These coefficients as :class:`~rmt_deq.kernels.ck_surrogate.SurrogateCoefficients`
+        """These coefficients as :class:`~rmt_deq.kernels.surrogate.SurrogateCoefficients`
         (``form="NTK"``; c1, A = D, c0), the input of the spectral code."""
-        check_choice("T_convention", T_convention, _T_CONVENTIONS)
-        if not isinstance(stats, MixtureStatistics):
-            raise InvalidParameterError(
-                f"stats must be MixtureStatistics, got {type(stats).__name__}")
+        check_choice("T_convention", T_convention, T_CONVENTIONS)
+        return self._surrogate(check_statistics_type(stats), T_convention, sa, sb)
+
+    def _surrogate(self, stats: MixtureStatistics, T_convention: str, sa: float = float("nan"),
+                   sb: float = float("nan")) -> SurrogateCoefficients:
         T = stats.T if T_convention == "uncentred" else stats.T_centred
-        A = self.D(stats.t, T)
-        A.setflags(write=False)
-        return SurrogateCoefficients(c1=float(self.c1), A=A, c0=self.c0, form=NTK_FORM,
-                                     T_convention=T_convention, sa=float(sa), sb=float(sb))
+        return SurrogateCoefficients(c1=float(self.c1), A=self.D(stats.t, T), c0=self.c0,
+                                     form=NTK_FORM, T_convention=T_convention, sa=float(sa),
+                                     sb=float(sb))
+
+    def matrix(self, X: Any, V: Any, stats: MixtureStatistics, *,
+               T_convention: str = "uncentred", refine: bool = False) -> np.ndarray:
+        """The surrogate of this group (or sum of groups), n x n, exactly symmetric.
+
+        Parameters
+        ----------
+        X : array_like, shape (p, n)
+            Data; columns are samples.
+        V : array_like, shape (n, K+1)
+            [J/sqrt(p), psi].
+        stats : MixtureStatistics
+            docs/theory.md §1 statistics of the sample (t, T, tau0).
+        T_convention : {"uncentred", "centred"}
+        refine : bool
+            Add c5 (x_i.x_j)(delta_i + delta_j) off the diagonal and (theta_slope - c1)
+            delta_i on it, delta_i = ||x_i||^2 - tau0^2 (stats.tau0), so that the diagonal
+            is theta_diag + theta_slope delta_i to first order.
+
+        Raises
+        ------
+        ShapeMismatchError, NonFiniteInputError
+            X or V not finite, V not n x (K+1).
+        """
+        check_choice("T_convention", T_convention, T_CONVENTIONS)
+        refine = check_bool("refine", refine)
+        sc = self._surrogate(check_statistics_type(stats), T_convention)
+        Xa = as_data_matrix(X)
+        Va = as_data_matrix(V, "V")
+        if Va.shape != (Xa.shape[1], sc.K + 1):
+            raise ShapeMismatchError(
+                f"V must have shape (n, K+1) = ({Xa.shape[1]}, {sc.K + 1}); got {Va.shape}")
+        return _group_matrix(self, sc, Xa.T @ Xa, Va, stats, refine)
 
     def as_dict(self) -> dict:
         """JSON-ready dictionary (c0 included)."""
@@ -184,30 +234,31 @@ class NTKCoefficients:
         return d
 
 
-def _sum_coefficients(parts: Sequence[NTKCoefficients]) -> NTKCoefficients:
+def sum_coefficients(parts: Sequence[NTKCoefficients], label: str | None = None
+                     ) -> NTKCoefficients:
+    """The coefficients of a sum of groups (in the order given), labelled ``label`` (default
+    the "+"-joined labels)."""
     total = parts[0]
     for c in parts[1:]:
         total = total + c
-    return total
+    return total if label is None else replace(total, label=label)
 
 
-def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise InvalidParameterError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
+def _group_matrix(coef: NTKCoefficients, sc: SurrogateCoefficients, XtX: np.ndarray,
+                  V: np.ndarray, stats: MixtureStatistics, refine: bool) -> np.ndarray:
+    """One group's surrogate from X^T X and V (trusted), with the refinement if asked."""
+    M = sc.from_gram(XtX, V)
+    if refine:
+        delta = np.diag(XtX) - float(stats.tau0) ** 2
+        E = coef.c5 * (delta[:, None] * XtX + XtX * delta[None, :])
+        np.fill_diagonal(E, (coef.theta_slope - coef.c1) * delta)
+        M = M + E
+    return M
 
 
-def _check_solution(solution: Any) -> FixedPointSolution:
-    if not isinstance(solution, FixedPointSolution):
-        raise InvalidParameterError(
-            f"solution must be a FixedPointSolution (from solve_four_equations), got "
-            f"{type(solution).__name__}")
-    return solution
-
-
-def ntk_coefficients(solution: FixedPointSolution,
-                     groups: Iterable[str] = NTK_GROUPS) -> dict[str, NTKCoefficients]:
-    """Surrogate coefficients of the DEQ's NTK groups (theory.md section 5).
+def ntk_group_coefficients(solution: FixedPointSolution,
+                           groups: Iterable[str] = NTK_GROUPS) -> dict[str, NTKCoefficients]:
+    """Scalar surrogate coefficients of the DEQ's NTK groups (docs/theory.md §5).
 
     Parameters
     ----------
@@ -230,7 +281,7 @@ def ntk_coefficients(solution: FixedPointSolution,
     UnknownOptionError
         an unknown group name.
     """
-    sol = _check_solution(solution)
+    sol = check_solution(solution)
     sel = check_groups(groups, NTK_GROUPS)
     m: GaussianMoments = sol.moments
     sa, sb = float(sol.sa), float(sol.sb)
@@ -256,8 +307,7 @@ def ntk_coefficients(solution: FixedPointSolution,
               e1e3 * a1 * a4 / (2 * r), sb * h0 / q + sb * t02 * h2 * a4 / (2 * q ** 2)),
     }
     out = {g: NTKCoefficients(g, *(float(v) for v in table[g]), tau0=tau0) for g in sel}
-    total = _sum_coefficients([out[g] for g in sel])
-    out["total"] = replace(total, label="+".join(sel))
+    out["total"] = sum_coefficients([out[g] for g in sel], label="+".join(sel))
     return out
 
 
@@ -269,7 +319,7 @@ def ntk_surrogate_coefficients(solution: FixedPointSolution, stats: MixtureStati
 
     This is what the spectral code takes: the NTK surrogate has exactly the structure of the
     CK one (c1 X^T X + V A V^T + c0 I), so every spectral result applies with these
-    coefficients (``form="NTK"``).
+    coefficients (``form="NTK"``; docs/theory.md §5).
 
     Parameters
     ----------
@@ -279,142 +329,139 @@ def ntk_surrogate_coefficients(solution: FixedPointSolution, stats: MixtureStati
     groups : iterable of {"v", "A", "B"}
     T_convention : {"uncentred", "centred"}
     allow_tau0_mismatch : bool
-        See :func:`rmt_deq.kernels.ck_surrogate.surrogate_coefficients`.
+        See :func:`rmt_deq.kernels.ck_surrogate.ck_surrogate_coefficients`.
+
+    Returns
+    -------
+    SurrogateCoefficients
+        ``form="NTK"``.
     """
-    check_choice("T_convention", T_convention, _T_CONVENTIONS)
-    sol = _check_solution(solution)
-    if not isinstance(stats, MixtureStatistics):
-        raise InvalidParameterError(
-            f"stats must be MixtureStatistics, got {type(stats).__name__}")
-    _check_tau0(sol, stats, _check_bool("allow_tau0_mismatch", allow_tau0_mismatch))
-    coef = ntk_coefficients(sol, groups)["total"]
-    return coef.to_surrogate(stats, T_convention, sa=sol.sa, sb=sol.sb)
+    check_choice("T_convention", T_convention, T_CONVENTIONS)
+    sol = check_solution(solution)
+    check_statistics_type(stats)
+    check_tau0(sol, stats, check_bool("allow_tau0_mismatch", allow_tau0_mismatch))
+    coef = ntk_group_coefficients(sol, groups)["total"]
+    return coef._surrogate(stats, T_convention, sa=sol.sa, sb=sol.sb)
 
 
-def ntk_surrogate_matrix(X: Any, V: Any, coefficients: NTKCoefficients, stats: MixtureStatistics,
-                         *, T_convention: str = "uncentred", refine: bool = False) -> np.ndarray:
-    """Build one NTK surrogate matrix (n x n).
+def ntk_surrogate_matrix(X: Any, labels: Any, solution: FixedPointSolution,
+                         stats: MixtureStatistics, psi: Any, *,
+                         groups: Iterable[str] = NTK_GROUPS, T_convention: str = "uncentred",
+                         refine: bool = False, allow_tau0_mismatch: bool = False) -> np.ndarray:
+    """The NTK surrogate summed over ``groups``, n x n (docs/theory.md §5).
 
     Parameters
     ----------
     X : array_like, shape (p, n)
         Data; columns are samples.
-    V : array_like, shape (n, K+1)
-        [J/sqrt(p), psi].
-    coefficients : NTKCoefficients
+    labels : array_like, shape (n,)
+        Class of each column (as in :func:`rmt_deq.kernels.ck_surrogate.ck_surrogate_matrix`).
+    solution : FixedPointSolution
+        Solved at ``tau0 = stats.tau0``.
     stats : MixtureStatistics
-        Section-1 statistics of the sample (t, T, tau0).
+        docs/theory.md §1 statistics for this sample.
+    psi : array_like, shape (n,)
+    groups : iterable of {"v", "A", "B"}
     T_convention : {"uncentred", "centred"}
     refine : bool
-        Add c5 (x_i.x_j)(delta_i + delta_j) off the diagonal and (theta_slope - c1) delta_i
-        on it, delta_i = ||x_i||^2 - tau0^2 (stats.tau0), so that the diagonal is
-        theta_diag + theta_slope delta_i to first order.
+        Add the second-order refinement (module docstring).
+    allow_tau0_mismatch : bool
+        See :func:`rmt_deq.kernels.ck_surrogate.ck_surrogate_coefficients`.
 
     Returns
     -------
     ndarray, shape (n, n), exactly symmetric
+        The sum of the groups' surrogates (the ``ntk`` of :func:`mixture_ntk_surrogate`).
+
+    Raises
+    ------
+    ShapeMismatchError, NonFiniteInputError, InvalidParameterError, UnknownOptionError
+        As :func:`rmt_deq.kernels.ck_surrogate.ck_surrogate_matrix`; an unknown group.
     """
-    if not isinstance(coefficients, NTKCoefficients):
-        raise InvalidParameterError(
-            f"coefficients must be NTKCoefficients, got {type(coefficients).__name__}")
-    refine = _check_bool("refine", refine)
-    Xa = as_data_matrix(X)
-    sc = coefficients.to_surrogate(stats, T_convention)
-    M = sc.matrix(Xa, np.asarray(V, dtype=float))
-    if refine:
-        P = Xa.T @ Xa
-        delta = np.diag(P) - float(stats.tau0) ** 2
-        E = coefficients.c5 * (delta[:, None] * P + P * delta[None, :])
-        np.fill_diagonal(E, (coefficients.theta_slope - coefficients.c1) * delta)
-        M = M + E
-    return M
+    check_choice("T_convention", T_convention, T_CONVENTIONS)
+    sel = check_groups(groups, NTK_GROUPS)
+    refine = check_bool("refine", refine)
+    allow = check_bool("allow_tau0_mismatch", allow_tau0_mismatch)
+    data = labelled_data(X, labels, stats, psi)
+    sol = check_solution(solution)
+    check_tau0(sol, stats, allow)
+    coefs = ntk_group_coefficients(sol, sel)
+    return _group_matrices(data, coefs, sel, T_convention, refine)[1]
+
+
+def _group_matrices(data: SurrogateData, coefs: Mapping[str, NTKCoefficients],
+                    selected: tuple, T_convention: str, refine: bool
+                    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    stats = data.statistics
+    mats = {g: _group_matrix(coefs[g], coefs[g]._surrogate(stats, T_convention), data.XtX,
+                             data.V, stats, refine) for g in selected}
+    return mats, np.asarray(sum(mats[g] for g in selected))
+
+
+def assemble_ntk_surrogate(data: SurrogateData, coefficients: Mapping[str, NTKCoefficients],
+                           selected: Sequence[str], *, T_convention: str, refine: bool,
+                           network: str = "deq", tau0: float,
+                           solution: FixedPointSolution | None = None,
+                           network_coefficients: Any = None) -> Kernel:
+    """The NTK surrogate :class:`~rmt_deq.kernels.result.Kernel` of per-group coefficients.
+
+    Parameters
+    ----------
+    data : SurrogateData
+        The data (:func:`~rmt_deq.kernels.surrogate.mixture_data` or
+        :func:`~rmt_deq.kernels.surrogate.plugin_data`).
+    coefficients : mapping of str to NTKCoefficients
+        One entry per selected group, plus "total" (their sum).
+    selected : sequence of str
+        The groups summed into ``ntk``, in canonical order (already checked).
+    T_convention : {"uncentred", "centred"}
+    refine : bool
+    network : {"deq", "explicit"}
+    tau0 : float
+        The data scale of the coefficients (the solution's or the explicit network's).
+    solution : FixedPointSolution, optional
+        The DEQ's four-equation solution (its sa, sb go into the SurrogateCoefficients).
+    network_coefficients : optional
+        An explicit network's layer coefficients (``info.network``).
+
+    Returns
+    -------
+    Kernel
+        ``route="surrogate"``: ``ntk``, ``groups``, ``selected``; ``info`` a
+        :class:`~rmt_deq.kernels.surrogate.SurrogateDetails` (``coefficients`` as
+        SurrogateCoefficients per group and "total", ``group_coefficients``).
+    """
+    sel = tuple(selected)
+    mats, total = _group_matrices(data, coefficients, sel, T_convention, refine)
+    nan = float("nan")
+    sa, sb = (nan, nan) if solution is None else (solution.sa, solution.sb)
+    sc = {k: c._surrogate(data.statistics, T_convention, sa=sa, sb=sb)
+          for k, c in coefficients.items()}
+    info = SurrogateDetails.of(data, T_convention, sc, group_coefficients=coefficients,
+                               refine=refine, network=network_coefficients)
+    return Kernel(route="surrogate", network=network, ntk=total, groups=mats, selected=sel,
+                  tau0=float(tau0), tau0_source=tau0_source(tau0, data.statistics, data.plugin),
+                  solution=solution, info=info)
+
+
+def _deq_kernel(data: SurrogateData, sol: FixedPointSolution, sel: tuple, T_convention: str,
+                refine: bool, allow: bool) -> Kernel:
+    check_tau0(sol, data.statistics, allow)
+    coefs = ntk_group_coefficients(sol, sel)
+    return assemble_ntk_surrogate(data, coefs, sel, T_convention=T_convention, refine=refine,
+                                  tau0=sol.tau0, solution=sol)
 
 
 # ----------------------------------------------------------------------------------------
 # DEQ surrogates for a mixture sample or labelled data
 # ----------------------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class NTKSurrogate:
-    """The NTK surrogate of one data set, split by parameter group.
-
-    Attributes
-    ----------
-    total : ndarray, shape (n, n)
-        Sum of the selected groups' surrogates.
-    groups : dict of str -> ndarray, shape (n, n)
-        One surrogate per selected group.
-    selected : tuple of str
-        The selected groups, in canonical order.
-    coefficients : dict of str -> NTKCoefficients
-        Per group and ``"total"``.
-    surrogate_coefficients : dict of str -> SurrogateCoefficients
-        The same as (c1, A = D, c0) with ``form="NTK"`` (for the spectral code).
-    V : ndarray, shape (n, K+1)
-    psi : ndarray, shape (n,)
-    codes : ndarray of int, shape (n,)
-    statistics : MixtureStatistics
-    T_convention : str
-    refine : bool
-    solution : FixedPointSolution or None
-        The DEQ's four-equation solution (None for an explicit network).
-    network : ExplicitNetworkCoefficients or None
-        The explicit network's layer coefficients (None for a DEQ).
-    plugin : PluginEstimate or None
-        The plug-in estimate when the statistics were estimated from the data.
-    notes : tuple of str
-        Remarks about the data, e.g. that X looks unscaled
-        (:func:`rmt_deq.data.conventions.scale_note`); empty when there are none.
-    """
-
-    total: np.ndarray = field(repr=False)
-    groups: Mapping[str, np.ndarray] = field(repr=False)
-    selected: tuple
-    coefficients: Mapping[str, NTKCoefficients]
-    surrogate_coefficients: Mapping[str, SurrogateCoefficients] = field(repr=False)
-    V: np.ndarray = field(repr=False)
-    psi: np.ndarray = field(repr=False)
-    codes: np.ndarray = field(repr=False)
-    statistics: MixtureStatistics = field(repr=False)
-    T_convention: str
-    refine: bool
-    solution: FixedPointSolution | None = field(default=None, repr=False)
-    network: "ExplicitNetworkCoefficients | None" = field(default=None, repr=False)
-    plugin: PluginEstimate | None = field(default=None, repr=False)
-    notes: tuple = ()
-
-    @property
-    def tau0_source(self) -> str:
-        """Where tau0 came from (same vocabulary as :func:`rmt_deq.data.conventions.data_scale`)."""
-        t0 = self.solution.tau0 if self.solution is not None else self.network.tau0
-        return _tau0_source(t0, self.statistics, self.plugin)
-
-
-def _assemble(X: np.ndarray, codes: np.ndarray, psi: np.ndarray, stats: MixtureStatistics,
-              coefs: dict[str, NTKCoefficients], selected: tuple, T_convention: str,
-              refine: bool, sa: float, sb: float, solution: FixedPointSolution | None,
-              network: "ExplicitNetworkCoefficients | None",
-              plugin: PluginEstimate | None) -> NTKSurrogate:
-    p = X.shape[0]
-    V = build_V(codes, psi, p, stats.K)
-    V.setflags(write=False)
-    mats = {g: ntk_surrogate_matrix(X, V, coefs[g], stats, T_convention=T_convention,
-                                    refine=refine) for g in selected}
-    total = sum(mats[g] for g in selected)
-    sc = {k: c.to_surrogate(stats, T_convention, sa=sa, sb=sb) for k, c in coefs.items()}
-    return NTKSurrogate(total=np.asarray(total), groups=mats, selected=selected,
-                        coefficients=coefs, surrogate_coefficients=sc, V=V, psi=psi,
-                        codes=codes, statistics=stats, T_convention=T_convention,
-                        refine=refine, solution=solution, network=network, plugin=plugin,
-                        notes=tuple(x for x in (scale_note(X),) if x is not None))
-
-
 def mixture_ntk_surrogate(mixture: GaussianMixture, sample: MixtureSample,
                           activation: ActivationLike | FixedPointSolution | None = None,
                           sa: float | None = None, sb: float | None = None, *,
                           solution: FixedPointSolution | None = None,
                           groups: Iterable[str] = NTK_GROUPS,
                           T_convention: str = "uncentred", refine: bool = False,
-                          allow_tau0_mismatch: bool = False) -> NTKSurrogate:
+                          allow_tau0_mismatch: bool = False) -> Kernel:
     """NTK surrogate of a DEQ on a sample of a known mixture (exact statistics and psi).
 
     Parameters
@@ -426,17 +473,20 @@ def mixture_ntk_surrogate(mixture: GaussianMixture, sample: MixtureSample,
         Solve the four equations at ``tau0 = statistics.tau0`` (sb defaults to 1 - sa); or
         pass a FixedPointSolution (positionally or as ``solution=``) instead.
     groups : iterable of {"v", "A", "B"}
-        Parameter groups summed into ``total`` (("v", "A"): the published G/(1 - sa Gdot)).
+        Parameter groups summed into ``ntk`` (("v", "A"): the published G/(1 - sa Gdot)).
     T_convention : {"uncentred", "centred"}
         "centred" (published T°) only for comparisons.
     refine : bool
         Add the second-order refinement (module docstring).
     allow_tau0_mismatch : bool
-        See :func:`rmt_deq.kernels.ck_surrogate.surrogate_coefficients`.
+        See :func:`rmt_deq.kernels.ck_surrogate.ck_surrogate_coefficients`.
 
     Returns
     -------
-    NTKSurrogate
+    Kernel
+        ``route="surrogate"``: ``ntk``, ``groups``, ``selected``, ``solution``; ``info`` a
+        :class:`~rmt_deq.kernels.surrogate.SurrogateDetails` (the readout group "v" is the
+        CK surrogate G~ of :func:`rmt_deq.kernels.ck_surrogate.mixture_ck_surrogate`).
 
     Raises
     ------
@@ -445,21 +495,13 @@ def mixture_ntk_surrogate(mixture: GaussianMixture, sample: MixtureSample,
     UnknownOptionError
         unknown group or T_convention.
     """
-    check_choice("T_convention", T_convention, _T_CONVENTIONS)
+    check_choice("T_convention", T_convention, T_CONVENTIONS)
     sel = check_groups(groups, NTK_GROUPS)
-    refine = _check_bool("refine", refine)
-    allow = _check_bool("allow_tau0_mismatch", allow_tau0_mismatch)
-    if not isinstance(mixture, GaussianMixture):
-        raise InvalidParameterError(
-            f"mixture must be a GaussianMixture, got {type(mixture).__name__}")
-    stats = mixture.statistics(sample)
-    psi = mixture.psi(sample)
-    sol = _resolve_solution(activation, sa, sb, solution, stats)
-    _check_tau0(sol, stats, allow)
-    coefs = ntk_coefficients(sol, sel)
-    X = as_data_matrix(sample.X)
-    return _assemble(X, np.asarray(sample.labels, dtype=np.int64), psi, stats, coefs, sel,
-                     T_convention, refine, sol.sa, sol.sb, sol, None, None)
+    refine = check_bool("refine", refine)
+    allow = check_bool("allow_tau0_mismatch", allow_tau0_mismatch)
+    data = mixture_data(mixture, sample)
+    sol = resolve_solution(activation, sa, sb, solution, data.statistics)
+    return _deq_kernel(data, sol, sel, T_convention, refine, allow)
 
 
 def plugin_ntk_surrogate(X: Any, labels: Any,
@@ -469,7 +511,7 @@ def plugin_ntk_surrogate(X: Any, labels: Any,
                          groups: Iterable[str] = NTK_GROUPS,
                          T_convention: str = "uncentred", refine: bool = False,
                          diag_estimator: str = "distribution_free",
-                         allow_tau0_mismatch: bool = False) -> NTKSurrogate:
+                         allow_tau0_mismatch: bool = False) -> Kernel:
     """NTK surrogate of a DEQ on any labelled data, with plug-in statistics.
 
     Parameters
@@ -481,25 +523,21 @@ def plugin_ntk_surrogate(X: Any, labels: Any,
     activation, sa, sb, solution, groups, T_convention, refine, allow_tau0_mismatch :
         As in :func:`mixture_ntk_surrogate`.
     diag_estimator : {"distribution_free", "gaussian"}
-        Estimator of tr(C_a^2)/p (:func:`rmt_deq.data.mixture.plugin_statistics`).
+        Estimator of tr(C_a^2)/p (:func:`rmt_deq.data.statistics.plugin_statistics`).
 
     Returns
     -------
-    NTKSurrogate
-        With ``plugin`` set to the :class:`PluginEstimate`.
+    Kernel
+        As :func:`mixture_ntk_surrogate`, with ``info.plugin`` the
+        :class:`~rmt_deq.data.statistics.PluginEstimate`.
     """
-    check_choice("T_convention", T_convention, _T_CONVENTIONS)
+    check_choice("T_convention", T_convention, T_CONVENTIONS)
     sel = check_groups(groups, NTK_GROUPS)
-    refine = _check_bool("refine", refine)
-    allow = _check_bool("allow_tau0_mismatch", allow_tau0_mismatch)
-    est = plugin_statistics(X, labels, diag_estimator=diag_estimator)
-    stats = est.statistics
-    sol = _resolve_solution(activation, sa, sb, solution, stats)
-    _check_tau0(sol, stats, allow)
-    coefs = ntk_coefficients(sol, sel)
-    Xa = as_data_matrix(X)
-    return _assemble(Xa, np.asarray(est.codes), np.asarray(est.psi), stats, coefs, sel,
-                     T_convention, refine, sol.sa, sol.sb, sol, None, est)
+    refine = check_bool("refine", refine)
+    allow = check_bool("allow_tau0_mismatch", allow_tau0_mismatch)
+    data = plugin_data(X, labels, diag_estimator)
+    sol = resolve_solution(activation, sa, sb, solution, data.statistics)
+    return _deq_kernel(data, sol, sel, T_convention, refine, allow)
 
 
 # ----------------------------------------------------------------------------------------
@@ -681,7 +719,7 @@ def explicit_network_coefficients(activations: Sequence[ActivationLike], tau0: f
             prev = ck_of(k - 1, "")
             c = _propagate(c, layers[k - 1], prev.c1, prev.theta_slope)
         groups[f"W{l}"] = c
-    total = replace(_sum_coefficients(list(groups.values())), label="total")
+    total = sum_coefficients(list(groups.values()), label="total")
     return ExplicitNetworkCoefficients(layers=tuple(layers), tau0=t0, ck=groups["v"],
                                        groups=groups, total=total)
 
@@ -692,7 +730,7 @@ def explicit_ntk_surrogate(mixture: GaussianMixture | None, sample: MixtureSampl
                            groups: Iterable[str] | None = None,
                            T_convention: str = "uncentred", refine: bool = False,
                            diag_estimator: str = "distribution_free",
-                           method: str = "auto") -> NTKSurrogate:
+                           method: str = "auto") -> Kernel:
     """NTK surrogate of an explicit network, on a mixture sample or on labelled data.
 
     Give either (mixture, sample) (exact statistics and psi) or ``mixture=None,
@@ -717,38 +755,29 @@ def explicit_ntk_surrogate(mixture: GaussianMixture | None, sample: MixtureSampl
 
     Returns
     -------
-    NTKSurrogate
-        With ``network`` set and ``solution`` None; the CK surrogate is ``groups["v"]``.
+    Kernel
+        ``network="explicit"``, ``info.network`` the layer coefficients, ``solution`` None;
+        the CK surrogate is ``groups["v"]``.
     """
-    check_choice("T_convention", T_convention, _T_CONVENTIONS)
-    refine = _check_bool("refine", refine)
+    check_choice("T_convention", T_convention, T_CONVENTIONS)
+    refine = check_bool("refine", refine)
     if (mixture is None) != (sample is None):
         raise InvalidParameterError("give both mixture and sample, or neither (then X, labels)")
-    plugin = None
     if mixture is not None:
         if X is not None or labels is not None:
             raise InvalidParameterError("give (mixture, sample) or (X, labels), not both")
-        if not isinstance(mixture, GaussianMixture):
-            raise InvalidParameterError(
-                f"mixture must be a GaussianMixture, got {type(mixture).__name__}")
-        stats = mixture.statistics(sample)
-        psi = mixture.psi(sample)
-        Xa = as_data_matrix(sample.X)
-        codes = np.asarray(sample.labels, dtype=np.int64)
+        data = mixture_data(mixture, sample)
     else:
         if X is None or labels is None:
             raise InvalidParameterError("give (mixture, sample) or X= and labels=")
-        plugin = plugin_statistics(X, labels, diag_estimator=diag_estimator)
-        stats, psi = plugin.statistics, np.asarray(plugin.psi)
-        Xa = as_data_matrix(X)
-        codes = np.asarray(plugin.codes)
+        data = plugin_data(X, labels, diag_estimator)
+    stats = data.statistics
     net = explicit_network_coefficients(activations, stats.tau0, method=method)
     sel = check_groups(net.group_names if groups is None else groups, net.group_names)
     coefs = {g: net.groups[g] for g in sel}
-    coefs["total"] = replace(_sum_coefficients([coefs[g] for g in sel]), label="+".join(sel))
-    nan = float("nan")
-    return _assemble(Xa, codes, psi, stats, coefs, sel, T_convention, refine, nan, nan,
-                     None, net, plugin)
+    coefs["total"] = sum_coefficients([coefs[g] for g in sel], label="+".join(sel))
+    return assemble_ntk_surrogate(data, coefs, sel, T_convention=T_convention, refine=refine,
+                                  network="explicit", tau0=net.tau0, network_coefficients=net)
 
 
 @dataclass(frozen=True, eq=False)
@@ -844,10 +873,3 @@ def exact_explicit_ntk(X: Any, activations: Sequence[ActivationLike], *,
     total = sum(mats[g] for g in sel)
     return ExactExplicitNTK(total=np.asarray(total), groups=mats, selected=sel,
                             ck=tuple(cks), dck=tuple(dcks), network=net)
-
-
-# ----------------------------------------------------------------------------------------
-# verification by convergence (records in the style of rmt_deq.experiments)
-# ----------------------------------------------------------------------------------------
-
-

@@ -60,6 +60,9 @@ class Kernel:
     error : mapping of str to float
         Monte-Carlo error bars (operator norm, at ``info.confidence``) of "ck", "ntk" and
         each group, for ``route="sampled"``; empty otherwise.
+    error_relative : mapping of str to float
+        The same error bars divided by the operator norm of the matrix they bound (inf
+        when there is no bar, from a single realization); empty when ``error`` is.
     report : SolverReport or None
         How the route's solver converged (the kernel fixed point, the surrogate's
         four-equation solve), when there is one.
@@ -80,6 +83,7 @@ class Kernel:
     tau0: float = float("nan")
     tau0_source: str = ""
     error: Mapping[str, float] = field(default_factory=dict)
+    error_relative: Mapping[str, float] = field(default_factory=dict)
     report: SolverReport | None = None
     solution: Any = field(default=None, repr=False)
     info: Any = field(default=None, repr=False)
@@ -96,8 +100,9 @@ class Kernel:
             if value is not None:
                 object.__setattr__(self, name, readonly(value, dtype=float))
         object.__setattr__(self, "groups", frozen_mapping(self.groups))
-        object.__setattr__(self, "error",
-                           frozen_mapping({k: float(v) for k, v in self.error.items()}))
+        for name in ("error", "error_relative"):
+            object.__setattr__(self, name, frozen_mapping(
+                {k: float(v) for k, v in getattr(self, name).items()}))
         object.__setattr__(self, "selected", tuple(self.selected))
         object.__setattr__(self, "tau0", float(self.tau0))
 
@@ -105,6 +110,12 @@ class Kernel:
     def n(self) -> int:
         """The number of samples."""
         return int((self.ck if self.ck is not None else self.ntk).shape[0])
+
+    @property
+    def kind(self) -> str:
+        """"ntk" when there is an NTK, else "ck": what :attr:`matrix` is (and the key of its
+        error bar in ``error``)."""
+        return "ntk" if self.ntk is not None else "ck"
 
     @property
     def matrix(self) -> np.ndarray:
@@ -117,17 +128,21 @@ class Kernel:
 
     def to_dict(self, arrays: bool = False) -> dict:
         """JSON-ready summary: route, network, selected groups, tau0 and its source, error
-        bars, the solver report and the solution's scalars; with ``arrays`` also the
-        matrices as nested lists (large)."""
+        bars, the solver report, the solution's scalars and the ``info``'s own summary
+        (when it has a ``to_dict``); with ``arrays`` also the matrices as nested lists
+        (large)."""
         d: dict[str, Any] = {
             "route": self.route, "network": self.network, "n": self.n,
             "kinds": [k for k in ("ck", "ntk") if getattr(self, k) is not None],
             "selected": list(self.selected), "tau0": self.tau0,
             "tau0_source": self.tau0_source, "error": dict(self.error),
+            "error_relative": dict(self.error_relative),
             "report": None if self.report is None else self.report.to_dict(),
         }
         if self.solution is not None and hasattr(self.solution, "to_dict"):
             d["solution"] = self.solution.to_dict()
+        if self.info is not None and hasattr(self.info, "to_dict"):
+            d["info"] = self.info.to_dict()
         if arrays:
             d["ck"] = self.ck
             d["ntk"] = self.ntk

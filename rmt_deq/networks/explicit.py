@@ -33,7 +33,7 @@ from rmt_deq._validation import (as_data_matrix, check_groups, check_positive_fi
 from rmt_deq.activations import Activation, get_activation
 from rmt_deq.moments.bivariate import one_dimensional_moments
 from rmt_deq.data.conventions import data_scale
-from rmt_deq.networks.deq import _Elementwise
+from rmt_deq.networks._batched import Elementwise
 from rmt_deq.errors import InvalidParameterError, ShapeMismatchError, UnknownOptionError
 from rmt_deq.networks.weights import check_dtype, check_family, weight_matrix
 
@@ -243,7 +243,7 @@ class ExplicitForward:
 
 
 def _forward(Xd: np.ndarray, net: ExplicitNetwork, W: Sequence[np.ndarray], v: np.ndarray,
-             scales: ExplicitScales, elems: Sequence[_Elementwise], grads: bool
+             scales: ExplicitScales, elems: Sequence[Elementwise], grads: bool
              ) -> tuple[list, list | None]:
     m = W[0].shape[0]
     dt = W[0].dtype
@@ -300,7 +300,7 @@ def explicit_forward(X: Any, network: Any, weights: ExplicitWeights, *,
             f"X has p = {Xa.shape[0]} rows but W_1 is {weights.m} x {weights.p}")
     scales = explicit_scales(net, data_scale(Xa, labels, tau0=tau0).tau0)
     dt = weights.W[0].dtype
-    elems = [_Elementwise(get_activation(a), dt) for a in net.activations]
+    elems = [Elementwise(get_activation(a), dt) for a in net.activations]
     H, delta = _forward(Xa.astype(dt), net, weights.W, weights.v, scales, elems, gradients)
     return ExplicitForward(H=tuple(H), delta=None if delta is None else tuple(delta),
                            scales=scales)

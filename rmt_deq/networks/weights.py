@@ -1,4 +1,4 @@
-"""Random weight families for finite-width networks (theory.md section 2).
+"""Random weight families for finite-width networks (docs/theory.md §2).
 
 Every family has unit entry variance, so that ``sqrt(sa/m) A`` has the scaling of the
 theory whatever the family:
@@ -20,7 +20,7 @@ on the real segment [-2 sqrt(sa), 2 sqrt(sa)] (symmetric, semicircle law).  The 
 matters for the DEQ: the Jacobian sqrt(sa/m) A D of the forward map has a real spectrum
 twice as wide, so the plain forward iteration contracts about twice as slowly (and not at
 all when 2 sqrt(sa E[phi'^2]) >= 1), which is where Anderson acceleration pays
-(:mod:`rmt_deq.networks.deq`).
+(:mod:`rmt_deq.networks.solver`).
 """
 from __future__ import annotations
 

@@ -1,26 +1,32 @@
-"""The Monte-Carlo engine shared by the DEQ and explicit-network samplers.
+"""The Monte-Carlo engine shared by the DEQ and explicit-network samplers (docs/theory.md §8).
 
 Realizations r = 0, 1, ... each draw their weights from the r-th child of one
 ``numpy.random.SeedSequence`` (spawned lazily, so a huge realization budget costs nothing up
 front) and return their kernel matrices; the engine keeps per-batch sums, stops early once
 the Monte-Carlo error bar meets a target, and turns the batch means into an operator-norm
-error bar (docs/theory.md §8).  Result containers: :class:`SampledKernel`,
-:class:`SampledNTK`.
+error bar (:func:`mc_error_bound`).  The samplers' options are dataclasses shared by all of
+them: :class:`MonteCarloOptions` (how to average) and :class:`SamplerOptions` (what to
+draw, in which precision, within which memory); results are
+:class:`~rmt_deq.kernels.result.Kernel` with ``route="sampled"`` (:func:`_kernel_result`,
+:func:`_ntk_result`).
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
-from rmt_deq._validation import as_rng, check_positive_int
+from rmt_deq._validation import as_rng, check_positive_int, memory_budget
 from rmt_deq.errors import InvalidParameterError
+from rmt_deq.kernels.result import Kernel
+from rmt_deq.metrics import symmetric_operator_norm
+from rmt_deq.networks.weights import check_dtype, check_family
 
-__all__ = ["SamplingProgress", "SampledKernel", "SampledNTK", "mc_error_bound"]
+__all__ = ["SamplingProgress", "MonteCarloOptions", "SamplerOptions", "mc_error_bound"]
 
 
 @dataclass(frozen=True)
@@ -50,95 +56,6 @@ class SamplingProgress:
     forward_iterations: int
     adjoint_iterations: int | None
     relative_error: float | None
-
-
-@dataclass(frozen=True, eq=False)
-class SampledKernel:
-    """Monte-Carlo average of the CK Gram matrix Z^T Z over weight draws.
-
-    Attributes
-    ----------
-    matrix : ndarray, shape (n, n), float64
-        The average (``G`` is an alias, as in :class:`rmt_deq.kernels.exact.ExactKernel`).
-    mc_error : float
-        Bound on ||matrix - E matrix||_2 holding with probability about
-        ``info.confidence`` (inf with a single realization).
-    mc_error_relative : float
-        ``mc_error / ||matrix||_2``.
-    info : SamplingInfo
-    """
-
-    matrix: np.ndarray = field(repr=False)
-    mc_error: float
-    mc_error_relative: float
-    info: SamplingInfo
-
-    @property
-    def G(self) -> np.ndarray:
-        return self.matrix
-
-    @property
-    def n(self) -> int:
-        return int(self.matrix.shape[0])
-
-
-@dataclass(frozen=True, eq=False)
-class SampledNTK:
-    """Monte-Carlo average of the empirical NTK over weight draws, split by group.
-
-    Attributes
-    ----------
-    total : ndarray, shape (n, n), float64
-        Sum of the selected groups (``matrix`` is an alias).
-    groups : dict of str -> ndarray, shape (n, n)
-        The selected groups: "v" (Z^T Z), "A" (sa (g.g)(z.z)), "B" (sb (g.g)(x.x)).
-    selected : tuple of str
-    ck : ndarray, shape (n, n)
-        The sampled CK Z^T Z (always computed).
-    mc_error, mc_error_relative : float
-        Error bar of ``total`` (see :class:`SampledKernel`).
-    group_errors : dict of str -> float
-        Absolute error bar of each selected group and of the CK (key "ck").
-    info : SamplingInfo
-    """
-
-    total: np.ndarray = field(repr=False)
-    groups: Mapping[str, np.ndarray] = field(repr=False)
-    selected: tuple
-    ck: np.ndarray = field(repr=False)
-    mc_error: float
-    mc_error_relative: float
-    group_errors: Mapping[str, float]
-    info: SamplingInfo
-
-    @property
-    def matrix(self) -> np.ndarray:
-        return self.total
-
-    @property
-    def n(self) -> int:
-        return int(self.total.shape[0])
-
-
-def _opnorm_sym(M: np.ndarray) -> float:
-    """Operator norm of a symmetric matrix.
-
-    LAPACK (all eigenvalues) for n <= 256; above, Lanczos for the eigenvalue of largest
-    modulus (about 2x faster at n = 400, 3x at n = 800, to ~1e-12 relative), falling
-    back to LAPACK if it does not converge.
-    """
-    n = M.shape[0]
-    if n > 256:
-        from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, eigsh
-
-        v0 = np.ones(n) / math.sqrt(n)
-        try:
-            w = eigsh(M, k=1, which="LM", v0=v0, tol=1e-10, return_eigenvectors=False)
-            return float(abs(w[0]))
-        except (ArpackNoConvergence, ArpackError):
-            pass
-    w = np.linalg.eigvalsh(M)
-    return float(max(abs(w[0]), abs(w[-1])))
 
 
 def mc_error_bound(batch_sums: np.ndarray, counts: Any, *, confidence: float = 0.95,
@@ -172,7 +89,7 @@ def mc_error_bound(batch_sums: np.ndarray, counts: Any, *, confidence: float = 0
         raise InvalidParameterError("the error bar needs at least two non-empty batches")
     R = float(cnt.sum())
     M = S.sum(axis=0) / R
-    norm = _opnorm_sym(M)
+    norm = symmetric_operator_norm(M)
     Delta = S - cnt[:, None, None] * M[None]
     gen = as_rng(rng)
     scale = math.sqrt(b / (b - 1.0)) / R
@@ -181,10 +98,10 @@ def mc_error_bound(batch_sums: np.ndarray, counts: Any, *, confidence: float = 0
     for d in range(draws):
         eps = gen.choice(np.array([-1.0, 1.0]), size=b)
         E = (eps @ flat).reshape(M.shape)
-        norms[d] = _opnorm_sym(E) * scale
+        norms[d] = symmetric_operator_norm(E) * scale
     q = float(np.quantile(norms, confidence))
     two_sided = 0.5 * (1.0 + confidence)
-    q *= float(stats.t.ppf(two_sided, b - 1) / stats.norm.ppf(two_sided))
+    q *= float(special.stdtrit(b - 1, two_sided) / special.ndtri(two_sided))
     return q, norm
 
 
@@ -220,7 +137,7 @@ class _Accumulator:
         used = int(min(self.R, self.b))
         if used < 2:
             M = self.mean(names)
-            return math.inf, _opnorm_sym(M)
+            return math.inf, symmetric_operator_norm(M)
         return mc_error_bound(self.sums(names)[:used], self.counts[:used],
                               confidence=confidence, draws=draws,
                               rng=np.random.default_rng([seed, self.R]))
@@ -237,49 +154,120 @@ def _check_unit_interval(name: str, x: Any) -> float:
 
 
 @dataclass(frozen=True)
-class _MCSettings:
-    """Validated Monte-Carlo options shared by the DEQ and explicit-network samplers."""
+class MonteCarloOptions:
+    """How a sampler averages, validated on construction (shared by every sampler).
 
-    R: int
-    batches: int
-    confidence: float
-    draws: int
-    target: float | None
-    every: int
-    progress: Callable[[SamplingProgress], Any] | None
+    Attributes
+    ----------
+    realizations : int
+        R, independent weight draws averaged (the most, with ``target_error``).
+    batches : int
+        b, batches of the Monte-Carlo error estimate; stored as used: at most R, and 2
+        for a single realization (whose error bar is then infinite).
+    confidence : float
+        Confidence of the error bars, in (0, 1).
+    draws : int
+        Bootstrap sign draws per error estimate.
+    target_error : float or None
+        Stop early once the relative error bar ||error|| / ||mean|| is below this.
+    check_every : int
+        Realizations between early-stopping checks (default, and stored when not given:
+        ``batches``); only with ``target_error``.
+    progress : callable or None
+        Called with a :class:`SamplingProgress` after each realization.
 
-    @classmethod
-    def make(cls, realizations: Any, batches: Any, confidence: Any, draws: Any,
-             target_error: Any, check_every: Any, progress: Any) -> "_MCSettings":
-        R = check_positive_int("realizations", realizations)
-        b = check_positive_int("batches", batches)
+    Raises
+    ------
+    InvalidParameterError
+        A value out of range, ``batches`` < 2, ``check_every`` without ``target_error``,
+        a ``progress`` that is not callable.
+    """
+
+    realizations: int = 1
+    batches: int = 16
+    confidence: float = 0.95
+    draws: int = 200
+    target_error: float | None = None
+    check_every: int | None = None
+    progress: Callable[[SamplingProgress], Any] | None = None
+
+    def __post_init__(self) -> None:
+        R = check_positive_int("realizations", self.realizations)
+        b = check_positive_int("batches", self.batches)
         if b < 2:
             raise InvalidParameterError("batches must be >= 2 (the error bar needs two)")
         b = min(b, R) if R >= 2 else 2
-        conf = _check_unit_interval("confidence", confidence)
-        draws = check_positive_int("draws", draws)
+        conf = _check_unit_interval("confidence", self.confidence)
+        draws = check_positive_int("draws", self.draws)
         target = None
-        if target_error is not None:
+        if self.target_error is not None:
             try:
-                target = float(target_error)
+                target = float(self.target_error)
             except (TypeError, ValueError):
                 raise InvalidParameterError(
-                    f"target_error must be a number, got {target_error!r}") from None
+                    f"target_error must be a number, got {self.target_error!r}") from None
             if not (math.isfinite(target) and target > 0):
-                raise InvalidParameterError(f"target_error must be > 0, got {target_error!r}")
-        if check_every is not None and target is None:
+                raise InvalidParameterError(
+                    f"target_error must be > 0, got {self.target_error!r}")
+        if self.check_every is not None and target is None:
             raise InvalidParameterError(
                 "check_every sets how often the early stop is checked: it needs "
                 "target_error (or leave it out)")
-        every = b if check_every is None else check_positive_int("check_every", check_every)
-        if progress is not None and not callable(progress):
+        every = b if self.check_every is None else check_positive_int("check_every",
+                                                                       self.check_every)
+        if self.progress is not None and not callable(self.progress):
             raise InvalidParameterError("progress must be a callable (or None)")
-        return cls(R, b, conf, draws, target, every, progress)
+        for name, value in (("realizations", R), ("batches", b), ("confidence", conf),
+                            ("draws", draws), ("target_error", target),
+                            ("check_every", every)):
+            object.__setattr__(self, name, value)
+
+
+@dataclass(frozen=True)
+class SamplerOptions:
+    """What a finite-width sampler draws, validated on construction (shared by every
+    sampler).
+
+    Attributes
+    ----------
+    family : {"gaussian", "orthogonal", "symmetric"}
+        Family of the square weight matrices (:mod:`rmt_deq.networks.weights`).
+    rng : int, numpy.random.Generator or None
+        Seed; realization r uses the r-th child of its SeedSequence (checked when the
+        seeds are made).
+    dtype : numpy.dtype
+        Working precision (float64 or float32; the averages are accumulated in float64).
+    max_memory : float or None
+        Bytes the working set may use (None: the package default, 2 GiB).
+
+    Raises
+    ------
+    UnknownOptionError
+        Unknown family or dtype.
+    InvalidParameterError
+        ``max_memory`` not a positive number.
+    """
+
+    family: str = "gaussian"
+    rng: Any = None
+    dtype: Any = "float64"
+    max_memory: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "family", check_family(self.family))
+        object.__setattr__(self, "dtype", check_dtype(self.dtype))
+        memory_budget(self.max_memory)
+
+    @property
+    def budget(self) -> float:
+        """The memory budget in bytes."""
+        return memory_budget(self.max_memory)
 
 
 def _monte_carlo(realize: Callable[[int], tuple[dict, int, int | None]],
-                 names: tuple[str, ...], early: tuple[str, ...], n: int, mc: _MCSettings,
-                 seed: int, t_start: float) -> tuple[_Accumulator, list, bool]:
+                 names: tuple[str, ...], early: tuple[str, ...], n: int,
+                 mc: MonteCarloOptions, seed: int, t_start: float
+                 ) -> tuple[_Accumulator, list, bool]:
     """Average ``realize(r)`` over r = 0..R-1 with batch sums, progress and early stop.
 
     ``realize(r)`` returns (parts: name -> n x n matrix, forward iterations, adjoint
@@ -287,21 +275,22 @@ def _monte_carlo(realize: Callable[[int], tuple[dict, int, int | None]],
     """
     acc = _Accumulator(names, n, mc.batches)
     history: list[tuple[int, float]] = []
-    for r in range(mc.R):
+    for r in range(mc.realizations):
         parts, it_f, it_a = realize(r)
         acc.add(parts)
         done = r + 1
         rel = None
-        if (mc.target is not None and done >= mc.batches and done < mc.R
-                and done % mc.every == 0):
+        if (mc.target_error is not None and done >= mc.batches and done < mc.realizations
+                and done % mc.check_every == 0):
             err, nrm = acc.error(early, mc.confidence, mc.draws, seed)
             rel = err / nrm if nrm > 0 else math.inf
             history.append((done, rel))
         if mc.progress is not None:
             mc.progress(SamplingProgress(
-                realization=done, realizations=mc.R, elapsed=time.perf_counter() - t_start,
+                realization=done, realizations=mc.realizations,
+                elapsed=time.perf_counter() - t_start,
                 forward_iterations=it_f, adjoint_iterations=it_a, relative_error=rel))
-        if rel is not None and rel <= mc.target:
+        if rel is not None and rel <= mc.target_error:
             return acc, history, True
     return acc, history, False
 
@@ -344,25 +333,40 @@ def _seeds(rng: Any, R: int) -> tuple[_Children, int]:
     return _Children(ss), seed
 
 
-def _kernel_result(acc: _Accumulator, mc: _MCSettings, seed: int,
-                   info: Callable[[], Any]) -> SampledKernel:
+def _relative(err: float, nrm: float) -> float:
+    return err / nrm if nrm > 0 else math.inf
+
+
+def _kernel_result(acc: _Accumulator, mc: MonteCarloOptions, seed: int,
+                   info: Callable[[], Any], *, network: str, tau0: float, tau0_source: str,
+                   solution: Any = None) -> Kernel:
+    """The sampled CK (accumulated under "ck") as a Kernel, with its error bar."""
     err, nrm = acc.error(("ck",), mc.confidence, mc.draws, seed)
-    return SampledKernel(matrix=acc.mean(("ck",)), mc_error=err,
-                         mc_error_relative=err / nrm if nrm > 0 else math.inf, info=info())
+    return Kernel(route="sampled", network=network, ck=acc.mean(("ck",)), tau0=tau0,
+                  tau0_source=tau0_source, error={"ck": err},
+                  error_relative={"ck": _relative(err, nrm)}, solution=solution, info=info())
 
 
-def _ntk_result(acc: _Accumulator, mc: _MCSettings, seed: int, key: Mapping[str, str],
-                sel: tuple[str, ...], info: Callable[[], Any]) -> SampledNTK:
-    """Assemble a SampledNTK; ``key`` maps group names to accumulator names."""
+def _ntk_result(acc: _Accumulator, mc: MonteCarloOptions, seed: int, key: Mapping[str, str],
+                sel: tuple[str, ...], info: Callable[[], Any], *, network: str, tau0: float,
+                tau0_source: str, solution: Any = None) -> Kernel:
+    """The sampled NTK as a Kernel; ``key`` maps group names (and "ck") to accumulator
+    names.  Error bars: "ntk" (the sum of ``sel``), each selected group, and "ck"."""
     def error(names: tuple[str, ...]) -> tuple[float, float]:
         return acc.error(names, mc.confidence, mc.draws, seed)
 
     parts = {g: acc.mean((key[g],)) for g in sel}
     total = acc.mean(tuple(key[g] for g in sel))
     err, nrm = error(tuple(key[g] for g in sel))
-    gerr = {g: error((key[g],))[0] for g in sel} if len(sel) > 1 else {sel[0]: err}
-    ck = parts["v"] if "v" in parts else acc.mean(("ck",))
-    gerr["ck"] = gerr["v"] if "v" in gerr else error(("ck",))[0]
-    return SampledNTK(total=total, groups=parts, selected=sel, ck=ck, mc_error=err,
-                      mc_error_relative=err / nrm if nrm > 0 else math.inf,
-                      group_errors=gerr, info=info())
+    bars = {"ntk": (err, nrm)}
+    if len(sel) > 1:
+        bars.update({g: error((key[g],)) for g in sel})
+    else:
+        bars[sel[0]] = (err, nrm)
+    ck = parts["v"] if "v" in parts else acc.mean((key.get("ck", "ck"),))
+    bars["ck"] = bars["v"] if "v" in bars else error((key.get("ck", "ck"),))
+    return Kernel(route="sampled", network=network, ck=ck, ntk=total, groups=parts,
+                  selected=sel, tau0=tau0, tau0_source=tau0_source,
+                  error={k: e for k, (e, _) in bars.items()},
+                  error_relative={k: _relative(e, m) for k, (e, m) in bars.items()},
+                  solution=solution, info=info())

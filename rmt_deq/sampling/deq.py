@@ -1,4 +1,5 @@
-"""Sampled (finite-width, Monte-Carlo) CK and NTK of the DEQ, with an honest error bar.
+"""Sampled (finite-width, Monte-Carlo) CK and NTK of the DEQ, with an honest error bar
+(docs/theory.md §8).
 
 For R independent weight draws (A from a family of :mod:`rmt_deq.networks.weights`, B and v
 Gaussian) at width m, each realization solves the DEQ for all samples at once
@@ -7,7 +8,7 @@ Gaussian) at width m, each realization solves the DEQ for all samples at once
 * the CK Gram matrix Z^T Z (z_i = phi_c(u_i)/sqrt(m)),
 * for the NTK, with g_i = (I - J_i^T)^{-1} D_i v/sqrt(m) from implicit differentiation,
   the groups  v: Z^T Z,  A: sa (g_i.g_j)(z_i.z_j),  B: sb (g_i.g_j)(x_i.x_j)
-  (theory.md section 2),
+  (docs/theory.md §2),
 
 and the result is their average.  Its expectation is the width-m kernel; as m grows it
 tends to the exact infinite-width kernel of :mod:`rmt_deq.kernels.exact` (error ~ m^{-1/2} at
@@ -36,42 +37,66 @@ Reproducibility: realization r uses the r-th child of the seed's ``SeedSequence`
 same weights whatever R, the chunking or early stopping; the children are built when
 needed, so a large R costs nothing until it is used); the same seed and options give the
 same matrix bit for bit.
+
+Options: :func:`sampled_ck`, :func:`sampled_ntk` and :func:`sampled_kernel` take the
+data-scale keywords (``tau0``, ``labels``, ``solution``) and the ``width`` explicitly, and
+every other option by keyword into three shared, validated records:
+:class:`~rmt_deq.sampling._montecarlo.MonteCarloOptions` (realizations, batches,
+confidence, draws, target_error, check_every, progress),
+:class:`~rmt_deq.sampling._montecarlo.SamplerOptions` (family, rng, dtype, max_memory) and
+:class:`~rmt_deq.networks.solver.SolverOptions` (method, tol, max_iter, memory,
+chunk_size).  The results are :class:`~rmt_deq.kernels.result.Kernel` with
+``route="sampled"``: the error bars in ``error`` / ``error_relative``, the record of the
+run in ``info`` (:class:`SamplingInfo`).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
-from rmt_deq._validation import (check_choice, check_data_range, check_groups, check_memory,
-                          check_options, check_positive_int, memory_budget)
-from rmt_deq.activations import ActivationLike
-from rmt_deq.networks.deq import (SolveRecord, _chunks, _DEQSystem, _Elementwise, _prepare,
-                  _solver_options, sample_deq_weights)
+from rmt_deq._io import json_ready
+from rmt_deq._validation import (as_data_matrix, check_bool, check_choice, check_data_range,
+                                 check_groups, check_memory, check_options,
+                                 check_positive_int, split_options)
+from rmt_deq.activations import ActivationLike, get_activation
 from rmt_deq.errors import ConvergenceError, InvalidParameterError
-from rmt_deq.fixed_point.four_equations import FixedPointSolution
-from rmt_deq.networks.weights import check_dtype, check_family
-from rmt_deq.sampling._montecarlo import (SampledKernel, SampledNTK, SamplingProgress, _kernel_result,
-                                         _MCSettings, _monte_carlo, _ntk_result, _seeds,
-                                         mc_error_bound)
+from rmt_deq.fixed_point.four_equations import FixedPointSolution, check_variances
+from rmt_deq.kernels.exact import NTK_GROUPS
+from rmt_deq.kernels.result import Kernel
+from rmt_deq.moments.bivariate import PairExpectations
+from rmt_deq.networks._batched import DEQSystem, Elementwise, column_chunks
+from rmt_deq.networks._centring import centring_solution
+from rmt_deq.networks.deq import sample_deq_weights
+from rmt_deq.networks.solver import SolveRecord, SolverOptions
+from rmt_deq.sampling._montecarlo import (MonteCarloOptions, SamplerOptions, _kernel_result,
+                                          _monte_carlo, _ntk_result, _seeds)
 
-__all__ = ["SamplingProgress", "SamplingInfo", "SampledKernel", "SampledNTK", "sampled_ck",
-           "sampled_ntk", "sampled_kernel", "mc_error_bound", "NTK_GROUPS"]
+__all__ = ["SamplingInfo", "sampled_ck", "sampled_ntk", "sampled_kernel", "NTK_GROUPS",
+           "KINDS"]
 
-NTK_GROUPS = ("v", "A", "B")
-
-
-# ----------------------------------------------------------------------------------------
-# result types
-# ----------------------------------------------------------------------------------------
+#: the kernels :func:`sampled_kernel` samples
+KINDS = ("ck", "ntk")
+#: the option records every keyword option of the DEQ samplers belongs to
+_RECORDS = (MonteCarloOptions, SamplerOptions, SolverOptions)
+#: the keywords of :func:`sampled_ck` besides the records' fields
+_KEYWORDS = ("width", "tau0", "labels", "solution", "control_variate")
+#: m-vectors per column in the solver's working set (iterate, image, residual, the
+#: features and their buffers) besides the 2 per Anderson history entry
+_SOLVER_VECTORS = 6
 
 
 @dataclass(frozen=True)
 class SamplingInfo:
-    """Diagnostics shared by the sampled CK and NTK.
+    """The record of a DEQ sampling run (the ``info`` of a sampled :class:`Kernel`).
+
+    The DEQ itself (activation, sa, sb, tau, the centring) is the Kernel's ``solution``;
+    its data scale the Kernel's ``tau0`` and ``tau0_source``; the error bars its
+    ``error`` and ``error_relative``.
 
     Attributes
     ----------
@@ -81,9 +106,7 @@ class SamplingInfo:
         Realizations averaged (fewer than requested if stopped early).
     requested : int
         Realizations requested.
-    family, dtype, activation : str
-    sa, sb, tau0, tau, centring : float
-        The DEQ and its centring (four-equation solution at tau0).
+    family, dtype : str
     confidence : float
         Confidence of the Monte-Carlo error bars.
     batches : int
@@ -96,7 +119,7 @@ class SamplingInfo:
     error_history : tuple of (int, float)
         (realizations, relative MC error) at each early-stopping check.
     forward : tuple of SolveRecord
-        Forward-solve record of each realization.
+        Forward-solve record of each realization (``.report`` its convergence).
     adjoint : tuple of SolveRecord
         Adjoint-solve record of each realization (empty for the CK).
     chunk_size : int
@@ -109,8 +132,6 @@ class SamplingInfo:
     control_variate : bool
         Whether the CK was averaged with the input-injection control variate (see
         :func:`sampled_ck`).
-    tau0_source : str
-        Where tau0 came from (:func:`rmt_deq.data.conventions.data_scale`).
     """
 
     width: int
@@ -118,12 +139,6 @@ class SamplingInfo:
     requested: int
     family: str
     dtype: str
-    activation: str
-    sa: float
-    sb: float
-    tau0: float
-    tau: float
-    centring: float
     confidence: float
     batches: int
     draws: int
@@ -136,67 +151,65 @@ class SamplingInfo:
     elapsed: float = 0.0
     gemm_flops: float = 0.0
     control_variate: bool = False
-    tau0_source: str = ""
 
     @property
     def iterations(self) -> int:
         """Largest forward iteration count over the realizations."""
-        return max(r.iterations for r in self.forward)
+        return max(r.report.iterations for r in self.forward)
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (the solver records as their iteration counts)."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+             if f.name not in ("forward", "adjoint")}
+        d["forward_iterations"] = [r.report.iterations for r in self.forward]
+        d["adjoint_iterations"] = [r.report.iterations for r in self.adjoint]
+        return json_ready(d)
 
 
-# ----------------------------------------------------------------------------------------
-# Monte-Carlo error bar
-# ----------------------------------------------------------------------------------------
-
-
-# ----------------------------------------------------------------------------------------
-# the engine
-# ----------------------------------------------------------------------------------------
-
-
-def _run(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, ntk: bool,
-         groups: tuple[str, ...], width: Any, family: str, rng: Any, dtype: Any,
-         tau0: Any, solution: FixedPointSolution | None, method: str, tol: Any,
-         max_iter: Any, memory: Any, chunk_size: Any, max_memory: Any,
-         mc: _MCSettings, control_variate: bool = False, labels: Any = None) -> tuple:
+def _sample(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, ntk: bool,
+            groups: tuple[str, ...], width: Any, tau0: Any, labels: Any,
+            solution: FixedPointSolution | None, control_variate: Any, options: dict,
+            where: str) -> Kernel:
+    """Validate once, run the Monte-Carlo loop, return the Kernel."""
     t_start = time.perf_counter()
-    if not isinstance(control_variate, (bool, np.bool_)):
-        raise InvalidParameterError(
-            f"control_variate must be True or False, got {control_variate!r}")
-    if control_variate and ntk:
+    mc_kw, draw_kw, solver_kw = split_options(where, options, *_RECORDS)
+    mc = MonteCarloOptions(**mc_kw)
+    cv = check_bool("control_variate", control_variate)
+    if cv and ntk:
         raise InvalidParameterError("the control variate is implemented for the CK only")
-    Xa, act, sa_f, sb_f, sol, tau0_source = _prepare(X, activation, sa, sb, tau0, solution,
-                                                     labels)
+    Xa = as_data_matrix(X)
+    act = get_activation(activation)
+    sa_f, sb_f = check_variances(sa, sb)
+    sol, tau0_source = centring_solution(act, sa_f, sb_f, Xa, tau0, solution, labels)
     m = check_positive_int("width", width)
-    family = check_family(family)
-    dt = check_dtype(dtype)
+    draw = SamplerOptions(**draw_kw)
+    dt = draw.dtype
     check_data_range(Xa, dt)
-    if family == "symmetric" and method == "auto":
-        method = "anderson"          # real Jacobian spectrum: Anderson always pays
-    opts = _solver_options(method, tol, max_iter, memory, dt)
-    budget = memory_budget(max_memory)
+    solver = SolverOptions(**solver_kw)
+    if draw.family == "symmetric" and solver.method == "auto":
+        solver = dataclasses.replace(solver, method="anderson")   # real Jacobian spectrum
+    solve_kw = solver.solve_keywords(dt)
+    budget = draw.budget
 
     p, n = Xa.shape
     names = ("ck",) + tuple(g for g in ("A", "B") if ntk and g in groups)
     early = tuple("ck" if g == "v" else g for g in groups) if ntk else ("ck",)
     # working set: weights, features (and gradients), accumulators; the rest per column
     isz = dt.itemsize
-    fixed = isz * (m * m + m * p + p * n + m * n * (2 if ntk or control_variate else 1))
+    fixed = isz * (m * m + m * p + p * n + m * n * (2 if ntk or cv else 1))
     fixed += 8 * n * n * (len(names) * (mc.batches + 1) + 2)
     check_memory(fixed, budget, f"the weights, features and {mc.batches} batch accumulators",
                  "lower batches, use float32, or raise max_memory")
-    per_col = isz * m * (6 + 2 * opts["memory"]) + (isz * m if ntk else 0)
-    if chunk_size is None:
+    per_col = isz * m * (_SOLVER_VECTORS + 2 * solver.memory) + (isz * m if ntk else 0)
+    if solver.chunk_size is None:
         size = int(max(1, min(n, (budget - fixed) // per_col)))
     else:
-        size = check_positive_int("chunk_size", chunk_size)
-    chunks = _chunks(n, size)
+        size = solver.chunk_size
+    chunks = column_chunks(n, size)
     Xs = (math.sqrt(sb_f) * Xa).astype(dt)
     XtX = Xa.T @ Xa if "B" in names else None
     P0 = EL = None
-    if control_variate:
-        from rmt_deq.moments.bivariate import PairExpectations
-
+    if cv:
         # E[L] for L = Phi0^T Phi0, Phi0 = phi_c(sqrt(sb) B X)/sqrt(m): the rows of
         # sqrt(sb) B X are iid N(0, sb X^T X) whatever the family of A, so E[L] is the
         # bivariate Gaussian expectation at that covariance -- exact at every width m
@@ -204,11 +217,11 @@ def _run(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, ntk
         EL = PairExpectations(act, np.diagonal(S0).copy(), float(sol.centring)
                               ).evaluate(S0)[0]
         P0 = np.empty((m, n), dtype=dt)
-    elem = _Elementwise(act, dt)
+    elem = Elementwise(act, dt)
     c = float(sol.centring)
     inv = dt.type(1.0 / math.sqrt(m))
     s_a = dt.type(math.sqrt(sa_f / m))
-    children, seed = _seeds(rng, mc.R)
+    children, seed = _seeds(draw.rng, mc.realizations)
     Z = np.empty((m, n), dtype=dt)
     Gm = np.empty((m, n), dtype=dt) if ntk else None
     fwd_recs: list[SolveRecord] = []
@@ -218,16 +231,16 @@ def _run(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, ntk
     def _in_realization(exc: ConvergenceError, r: int, cols: slice) -> ConvergenceError:
         """The solver's error, located (realization, columns), same residual history."""
         err = ConvergenceError(
-            f"realization {r} of {mc.R} (family {family}, m = {m}, {act.name}, "
-            f"sa = {sa_f:g}, samples {cols.start}..{cols.stop - 1}): {exc}")
-        err.residuals = exc.residuals
+            f"realization {r} of {mc.realizations} (family {draw.family}, m = {m}, "
+            f"{act.name}, sa = {sa_f:g}, samples {cols.start}..{cols.stop - 1}): {exc}")
+        err.residuals = exc.residuals      # the message already ends with their summary
         return err
 
     def realize(r: int) -> tuple[dict, int, int | None]:
-        W = sample_deq_weights(m, p, family=family, rng=children[r], dtype=dt)
+        W = sample_deq_weights(m, p, family=draw.family, rng=children[r], dtype=dt)
         As = W.A
         As *= s_a                                   # owned: scale in place
-        system = _DEQSystem(As, W.B, W.v, Xs, elem, c, opts)
+        system = DEQSystem(As, W.B, W.v, Xs, elem, c, solve_kw)
         recs_f, recs_a = [], []
         for cols in chunks:
             try:
@@ -240,7 +253,7 @@ def _run(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, ntk
             Z[:, cols] = phi
             recs_f.append(rec)
             k = cols.stop - cols.start
-            flops[0] += 2.0 * m * m * k * rec.iterations + 2.0 * m * p * k
+            flops[0] += 2.0 * m * m * k * rec.report.iterations + 2.0 * m * p * k
             if ntk:
                 try:
                     gc, reca = system.adjoint(U)
@@ -248,7 +261,7 @@ def _run(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, ntk
                     raise _in_realization(exc, r, cols) from None
                 Gm[:, cols] = gc
                 recs_a.append(reca)
-                flops[0] += 2.0 * m * m * k * reca.iterations
+                flops[0] += 2.0 * m * m * k * reca.report.iterations
         fwd_recs.append(SolveRecord.merge(recs_f))
         K = (Z.T @ Z).astype(np.float64)
         flops[0] += 2.0 * m * n * n
@@ -267,22 +280,26 @@ def _run(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, ntk
                 parts["A"] = sa_f * GG * K
             if "B" in names:
                 parts["B"] = sb_f * GG * XtX
-        return (parts, fwd_recs[-1].iterations,
-                adj_recs[-1].iterations if ntk else None)
+        return (parts, fwd_recs[-1].report.iterations,
+                adj_recs[-1].report.iterations if ntk else None)
 
     acc, history, stopped = _monte_carlo(realize, names, early, n, mc, seed, t_start)
 
     def info() -> SamplingInfo:
         return SamplingInfo(
-            width=m, realizations=acc.R, requested=mc.R, family=family, dtype=dt.name,
-            activation=act.name, sa=sa_f, sb=sb_f, tau0=float(sol.tau0), tau=float(sol.tau),
-            centring=c, confidence=mc.confidence, batches=mc.batches, draws=mc.draws,
-            stopped_early=stopped, target_error=mc.target, error_history=tuple(history),
-            forward=tuple(fwd_recs), adjoint=tuple(adj_recs), chunk_size=size,
-            elapsed=time.perf_counter() - t_start, gemm_flops=flops[0],
-            control_variate=bool(control_variate), tau0_source=tau0_source)
+            width=m, realizations=acc.R, requested=mc.realizations, family=draw.family,
+            dtype=dt.name, confidence=mc.confidence, batches=mc.batches, draws=mc.draws,
+            stopped_early=stopped, target_error=mc.target_error,
+            error_history=tuple(history), forward=tuple(fwd_recs), adjoint=tuple(adj_recs),
+            chunk_size=size, elapsed=time.perf_counter() - t_start, gemm_flops=flops[0],
+            control_variate=cv)
 
-    return acc, info, seed
+    scale = {"network": "deq", "tau0": float(sol.tau0), "tau0_source": tau0_source,
+             "solution": sol}
+    if ntk:
+        return _ntk_result(acc, mc, seed, {"v": "ck", "A": "A", "B": "B"}, groups, info,
+                           **scale)
+    return _kernel_result(acc, mc, seed, info, **scale)
 
 
 def sampled_ck(
@@ -292,27 +309,12 @@ def sampled_ck(
     sb: float | None = None,
     *,
     width: int,
-    realizations: int = 1,
-    family: str = "gaussian",
-    rng: Any = None,
-    dtype: Any = "float64",
     tau0: float | None = None,
     labels: Any = None,
     solution: FixedPointSolution | None = None,
-    method: str = "auto",
-    tol: float | None = None,
-    max_iter: int = 500,
-    memory: int = 5,
-    chunk_size: int | None = None,
-    max_memory: float | None = None,
-    batches: int = 16,
-    confidence: float = 0.95,
-    draws: int = 200,
-    target_error: float | None = None,
-    check_every: int | None = None,
-    progress: Callable[[SamplingProgress], Any] | None = None,
     control_variate: bool = False,
-) -> SampledKernel:
+    **options: Any,
+) -> Kernel:
     """Monte-Carlo average of the DEQ's CK Gram matrix Z^T Z at width m.
 
     Parameters
@@ -325,50 +327,15 @@ def sampled_ck(
         Weight variances (sb defaults to 1 - sa).
     width : int
         m, the number of neurons.
-    realizations : int
-        R, independent weight draws averaged (the most, with ``target_error``).
-    family : {"gaussian", "orthogonal", "symmetric"}
-        Family of the recurrent weights A (:mod:`rmt_deq.networks.weights`).
-    rng : int or numpy.random.Generator, optional
-        Seed; realization r uses the r-th child of its SeedSequence.
-    dtype : {"float64", "float32"}
-        Working precision of the weights, the solves and the Gram products (the average
-        is accumulated in float64).
     tau0 : float, optional
         Data scale sqrt(tr C°/p) fixing the centring; default as
-        :func:`rmt_deq.kernels.exact.exact_ck` (:func:`rmt_deq.data.conventions.data_scale`: the
-        plug-in estimate from ``labels``, else all samples as one class), recorded with
-        its source in ``info.tau0_source``.
+        :func:`rmt_deq.kernels.exact.exact_ck` (:func:`rmt_deq.data.conventions.data_scale`:
+        the plug-in estimate from ``labels``, else all samples as one class), recorded with
+        its source in ``tau0`` and ``tau0_source``.
     labels : array_like, shape (n,), optional
         Class labels, used only for the default tau0.
     solution : FixedPointSolution, optional
         Take the centring from this four-equation solution (exclusive with tau0, labels).
-    method : {"auto", "anderson", "plain"}
-        Fixed-point solver (:func:`rmt_deq.networks.deq.solve_batched`); "auto" uses Anderson for
-        the symmetric family and otherwise plain iteration with a switch to Anderson
-        when it contracts slowly.
-    tol : float, optional
-        Relative residual of the solves (default 1e-7 float64, 2e-5 float32).
-    max_iter, memory : int
-        Solver iteration cap and Anderson history.
-    chunk_size : int, optional
-        Columns solved together; by default the largest that keeps the working set
-        below ``max_memory``.
-    max_memory : float, optional
-        Bytes the working set may use (default 2 GiB).
-    batches : int
-        b, batches of the Monte-Carlo error estimate (at most R).
-    confidence : float
-        Confidence of the error bar (default 0.95).
-    draws : int
-        Bootstrap sign draws per error estimate.
-    target_error : float, optional
-        Stop early once the relative error bar mc_error/||mean|| is below this (checked
-        every ``check_every`` realizations, from b realizations on).
-    check_every : int, optional
-        Realizations between early-stopping checks (default b).
-    progress : callable, optional
-        Called with a :class:`SamplingProgress` after each realization.
     control_variate : bool
         Average Z^T Z - L + E[L] instead of Z^T Z, with L = Phi0^T Phi0 the Gram matrix of
         the input injection's features Phi0 = phi_c(sqrt(sb) B X)/sqrt(m) of the same
@@ -376,15 +343,38 @@ def sampled_ck(
         bivariate Gaussian expectation at every width and the estimator stays unbiased
         for E[Z^T Z] (same expectation, same error-bar machinery); L is strongly
         correlated with Z^T Z (the fixed point is the injection plus the recurrent
-        part), which shrinks the Monte-Carlo error (measured 2.4x in operator norm, i.e.
-        ~6x fewer realizations, for relu at sa = 0.2, m = 1000, n = 400).  Costs one
-        extra n x n Gram product per realization.
+        part), which shrinks the Monte-Carlo error (docs/sampling.md).  Costs one extra
+        n x n Gram product per realization.
+    **options
+        Monte-Carlo options (:class:`~rmt_deq.sampling._montecarlo.MonteCarloOptions`):
+        ``realizations`` (R, independent weight draws averaged; the most, with
+        ``target_error``; default 1), ``batches`` (b, batches of the error estimate, at
+        most R; default 16), ``confidence`` (of the error bar, default 0.95), ``draws``
+        (bootstrap sign draws per error estimate, default 200), ``target_error`` (stop
+        early once the relative error bar is below this, checked every ``check_every``
+        realizations, default b, from b realizations on), ``progress`` (called with a
+        :class:`~rmt_deq.sampling._montecarlo.SamplingProgress` after each realization).
+        Draw options (:class:`~rmt_deq.sampling._montecarlo.SamplerOptions`): ``family``
+        ({"gaussian", "orthogonal", "symmetric"}, of the recurrent weights A,
+        :mod:`rmt_deq.networks.weights`), ``rng`` (int or Generator; realization r uses the
+        r-th child of its SeedSequence), ``dtype`` ({"float64", "float32"}: working
+        precision of the weights, the solves and the Gram products; the average is
+        accumulated in float64), ``max_memory`` (bytes the working set may use, default
+        2 GiB).  Solver options (:class:`~rmt_deq.networks.solver.SolverOptions`):
+        ``method`` ({"auto", "anderson", "plain"}; "auto" uses Anderson for the symmetric
+        family and otherwise plain iteration with a switch to Anderson when it contracts
+        slowly), ``tol`` (relative residual of the solves; default
+        :data:`~rmt_deq.networks.solver.DEFAULT_TOL` of the dtype), ``max_iter``,
+        ``memory`` (Anderson history), ``chunk_size`` (columns solved together; by default
+        the largest that keeps the working set below ``max_memory``).
 
     Returns
     -------
-    SampledKernel
-        ``matrix`` (n x n, float64), ``mc_error`` (operator norm, at ``confidence``) and
-        diagnostics in ``info`` (solver records per realization, timing, GEMM flops).
+    Kernel
+        ``route="sampled"``: ``ck`` (n x n, float64), ``error["ck"]`` (operator norm, at
+        ``confidence``; inf from one realization) and ``error_relative["ck"]``,
+        ``solution`` (the centring), ``tau0`` and ``tau0_source``, and ``info`` a
+        :class:`SamplingInfo` (solver records per realization, timing, GEMM flops).
 
     Raises
     ------
@@ -392,7 +382,7 @@ def sampled_ck(
         A forward solve did not converge (e.g. weights scaled so that the DEQ has no
         attracting fixed point); it carries the residual history.
     UnknownOptionError
-        Unknown family, dtype or method.
+        Unknown option, family, dtype or method.
     InvalidParameterError
         Bad sizes, confidence, memory budget...
 
@@ -401,17 +391,12 @@ def sampled_ck(
     >>> import numpy as np
     >>> X = np.random.default_rng(0).standard_normal((20, 8)) / np.sqrt(20)
     >>> K = sampled_ck(X, "relu", 0.3, width=200, realizations=4, rng=1)
-    >>> K.matrix.shape, K.info.realizations
+    >>> K.ck.shape, K.info.realizations
     ((8, 8), 4)
     """
-    mc = _MCSettings.make(realizations, batches, confidence, draws, target_error,
-                          check_every, progress)
-    acc, info, seed = _run(
-        X, activation, sa, sb, ntk=False, groups=(), width=width, family=family, rng=rng,
-        dtype=dtype, tau0=tau0, solution=solution, method=method, tol=tol,
-        max_iter=max_iter, memory=memory, chunk_size=chunk_size, max_memory=max_memory,
-        mc=mc, control_variate=control_variate, labels=labels)
-    return _kernel_result(acc, mc, seed, info)
+    return _sample(X, activation, sa, sb, ntk=False, groups=(), width=width, tau0=tau0,
+                   labels=labels, solution=solution, control_variate=control_variate,
+                   options=options, where="sampled_ck")
 
 
 def sampled_ntk(
@@ -421,59 +406,43 @@ def sampled_ntk(
     sb: float | None = None,
     *,
     width: int,
-    realizations: int = 1,
     groups: Iterable[str] = NTK_GROUPS,
-    family: str = "gaussian",
-    rng: Any = None,
-    dtype: Any = "float64",
     tau0: float | None = None,
     labels: Any = None,
     solution: FixedPointSolution | None = None,
-    method: str = "auto",
-    tol: float | None = None,
-    max_iter: int = 500,
-    memory: int = 5,
-    chunk_size: int | None = None,
-    max_memory: float | None = None,
-    batches: int = 16,
-    confidence: float = 0.95,
-    draws: int = 200,
-    target_error: float | None = None,
-    check_every: int | None = None,
-    progress: Callable[[SamplingProgress], Any] | None = None,
-) -> SampledNTK:
+    **options: Any,
+) -> Kernel:
     """Monte-Carlo average of the DEQ's empirical NTK at width m, split by group.
 
     Each realization solves the forward fixed point and the adjoint system
     g = (I - J^T)^{-1} D v/sqrt(m) (exact gradients through the fixed point) for all
     samples, then adds Theta_v = Z^T Z, Theta_A = sa (G^T G) o (Z^T Z) and
-    Theta_B = sb (G^T G) o (X^T X) (G = [g_1..g_n], o entrywise).
+    Theta_B = sb (G^T G) o (X^T X) (G = [g_1..g_n], o entrywise; docs/theory.md §2, §8).
 
     Parameters
     ----------
     groups : iterable of {"v", "A", "B"}
-        Groups summed into ``total`` (the published convention is ("v", "A")).
+        Groups summed into ``ntk`` (the published convention is ("v", "A")).
     (others)
-        As in :func:`sampled_ck`; early stopping watches the error bar of ``total``.
+        As in :func:`sampled_ck` (without ``control_variate``); early stopping watches the
+        error bar of ``ntk``.
 
     Returns
     -------
-    SampledNTK
+    Kernel
+        ``ntk`` and ``groups`` (the selected ones), ``ck`` (the sampled CK Z^T Z, always
+        computed); error bars ``error["ntk"]``, ``error[g]`` per selected group and
+        ``error["ck"]`` (and ``error_relative``); ``info`` a :class:`SamplingInfo`.
     """
     sel = check_groups(groups, NTK_GROUPS)
-    mc = _MCSettings.make(realizations, batches, confidence, draws, target_error,
-                          check_every, progress)
-    acc, info, seed = _run(
-        X, activation, sa, sb, ntk=True, groups=sel, width=width, family=family, rng=rng,
-        dtype=dtype, tau0=tau0, solution=solution, method=method, tol=tol,
-        max_iter=max_iter, memory=memory, chunk_size=chunk_size, max_memory=max_memory,
-        mc=mc, labels=labels)
-    return _ntk_result(acc, mc, seed, {"v": "ck", "A": "A", "B": "B"}, sel, info)
+    return _sample(X, activation, sa, sb, ntk=True, groups=sel, width=width, tau0=tau0,
+                   labels=labels, solution=solution, control_variate=False, options=options,
+                   where="sampled_ntk")
 
 
 def sampled_kernel(X: Any, activation: ActivationLike, sa: float, sb: float | None = None,
                    *, kind: str = "ck", groups: Iterable[str] | None = None,
-                   **options: Any) -> SampledKernel | SampledNTK:
+                   **options: Any) -> Kernel:
     """The sampled CK or NTK by name (what ``rmt-deq kernel --method sampled`` runs).
 
     Parameters
@@ -482,33 +451,27 @@ def sampled_kernel(X: Any, activation: ActivationLike, sa: float, sb: float | No
     groups : iterable of {"v", "A", "B"}, optional
         NTK groups (kind="ntk" only; default all three); refused with kind="ck".
     **options
-        Keyword options of :func:`sampled_ck` (width, realizations, family, rng, dtype,
-        tau0, labels, solution, method, tol, max_iter, memory, chunk_size, max_memory, batches,
-        confidence, draws, target_error, check_every, progress, control_variate (CK
-        only)); unknown ones are rejected.
+        Keyword options of :func:`sampled_ck` (``width``, required; tau0, labels,
+        solution, control_variate (CK only), and the options of the Monte-Carlo, draw and
+        solver records); unknown ones are rejected.
 
     Returns
     -------
-    SampledKernel or SampledNTK
-        Both have ``.matrix`` (n x n).
+    Kernel
+        ``matrix`` is the CK or the NTK (n x n).
     """
-    check_choice("kind", kind, ("ck", "ntk"))
+    check_choice("kind", kind, KINDS)
     if kind == "ck" and groups is not None:
         raise InvalidParameterError(
             "groups selects NTK parameter groups: it applies to kind='ntk' only")
-    allowed = ("width", "realizations", "family", "rng", "dtype", "tau0", "labels", "solution",
-               "method", "tol", "max_iter", "memory", "chunk_size", "max_memory", "batches",
-               "confidence", "draws", "target_error", "check_every", "progress",
-               "control_variate")
+    allowed = _KEYWORDS + tuple(f.name for r in _RECORDS for f in dataclasses.fields(r))
     check_options(options, allowed, "sampled_kernel")
     if "width" not in options:
         raise InvalidParameterError("sampled_kernel needs width=m")
     if kind == "ntk" and options.get("control_variate"):
         raise InvalidParameterError("control_variate is available for kind='ck' only")
-    if kind == "ntk":
-        options.pop("control_variate", None)
     if kind == "ck":
         return sampled_ck(X, activation, sa, sb, **options)
+    options.pop("control_variate", None)
     return sampled_ntk(X, activation, sa, sb, groups=NTK_GROUPS if groups is None else groups,
                        **options)
-

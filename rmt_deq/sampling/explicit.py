@@ -16,9 +16,10 @@ from rmt_deq._validation import (as_data_matrix, check_data_range, check_memory,
                                  check_positive_int, memory_budget)
 from rmt_deq.activations import get_activation
 from rmt_deq.data.conventions import data_scale
-from rmt_deq.networks.deq import _Elementwise
-from rmt_deq.sampling._montecarlo import (SampledKernel, SampledNTK, _kernel_result,
-                                         _MCSettings, _monte_carlo, _ntk_result, _seeds)
+from rmt_deq.networks._batched import Elementwise
+from rmt_deq.kernels.result import Kernel
+from rmt_deq.sampling._montecarlo import (MonteCarloOptions, _kernel_result, _monte_carlo,
+                                          _ntk_result, _seeds)
 from rmt_deq.networks.explicit import (ExplicitNetwork, ExplicitScales, _as_network, _check_groups,
                                       _forward, explicit_scales, sample_explicit_weights)
 from rmt_deq.networks.weights import check_dtype, check_family
@@ -67,7 +68,7 @@ class ExplicitSamplingInfo:
 
 def _sample(X: Any, net: ExplicitNetwork, ntk: bool, names: tuple[str, ...],
             early: tuple[str, ...], width: Any, family: str, rng: Any, dtype: Any,
-            tau0: Any, max_memory: Any, mc: _MCSettings, labels: Any = None) -> tuple:
+            tau0: Any, max_memory: Any, mc: MonteCarloOptions, labels: Any = None) -> tuple:
     """Run the Monte-Carlo loop; ``names`` are the accumulated groups ("v" first)."""
     t_start = time.perf_counter()
     Xa = as_data_matrix(X)
@@ -85,10 +86,10 @@ def _sample(X: Any, net: ExplicitNetwork, ntk: bool, names: tuple[str, ...],
                  "lower batches, use float32, or raise max_memory")
     scale = data_scale(Xa, labels, tau0=tau0)
     scales = explicit_scales(net, scale.tau0)
-    elems = [_Elementwise(get_activation(a), dt) for a in net.activations]
+    elems = [Elementwise(get_activation(a), dt) for a in net.activations]
     Xd = Xa.astype(dt)
     XtX = Xa.T @ Xa
-    children, seed = _seeds(rng, mc.R)
+    children, seed = _seeds(rng, mc.realizations)
     flops = [0.0]
 
     def realize(r: int) -> tuple[dict, int, None]:
@@ -112,13 +113,13 @@ def _sample(X: Any, net: ExplicitNetwork, ntk: bool, names: tuple[str, ...],
 
     def info() -> ExplicitSamplingInfo:
         return ExplicitSamplingInfo(
-            width=m, realizations=acc.R, requested=mc.R, family=family, dtype=dt.name,
+            width=m, realizations=acc.R, requested=mc.realizations, family=family, dtype=dt.name,
             network=net, scales=scales, confidence=mc.confidence, batches=mc.batches,
-            draws=mc.draws, stopped_early=stopped, target_error=mc.target,
+            draws=mc.draws, stopped_early=stopped, target_error=mc.target_error,
             error_history=tuple(history), elapsed=time.perf_counter() - t_start,
             gemm_flops=flops[0], tau0_source=scale.source)
 
-    return acc, info, seed
+    return acc, info, seed, scale
 
 
 def sampled_explicit_ck(
@@ -139,7 +140,7 @@ def sampled_explicit_ck(
     target_error: float | None = None,
     check_every: int | None = None,
     progress: Any = None,
-) -> SampledKernel:
+) -> Kernel:
     """Monte-Carlo average of the explicit network's CK Gram matrix H_L^T H_L.
 
     Parameters
@@ -157,15 +158,17 @@ def sampled_explicit_ck(
 
     Returns
     -------
-    SampledKernel
-        ``info`` is an :class:`ExplicitSamplingInfo`.
+    Kernel
+        ``route="sampled"``, ``network="explicit"``; ``info`` is an
+        :class:`ExplicitSamplingInfo`.
     """
-    mc = _MCSettings.make(realizations, batches, confidence, draws, target_error,
+    mc = MonteCarloOptions(realizations, batches, confidence, draws, target_error,
                           check_every, progress)
-    acc, info, seed = _sample(X, _as_network(network), False, ("v",), ("v",), width, family,
-                              rng, dtype, tau0, max_memory, mc, labels)
+    acc, info, seed, scale = _sample(X, _as_network(network), False, ("v",), ("v",), width,
+                                     family, rng, dtype, tau0, max_memory, mc, labels)
     acc_ck = _RenamedAccumulator(acc, {"ck": "v"})
-    return _kernel_result(acc_ck, mc, seed, info)
+    return _kernel_result(acc_ck, mc, seed, info, network="explicit", tau0=scale.tau0,
+                          tau0_source=scale.source)
 
 
 def sampled_explicit_ntk(
@@ -187,7 +190,7 @@ def sampled_explicit_ntk(
     target_error: float | None = None,
     check_every: int | None = None,
     progress: Any = None,
-) -> SampledNTK:
+) -> Kernel:
     """Monte-Carlo average of the explicit network's empirical NTK, one group per layer.
 
     Parameters
@@ -199,20 +202,21 @@ def sampled_explicit_ntk(
 
     Returns
     -------
-    SampledNTK
+    Kernel
         ``groups`` keyed "v", "W1", ...; ``ck`` is the CK (group v); ``info`` an
         :class:`ExplicitSamplingInfo`.
     """
-    mc = _MCSettings.make(realizations, batches, confidence, draws, target_error,
+    mc = MonteCarloOptions(realizations, batches, confidence, draws, target_error,
                           check_every, progress)
     net = _as_network(network)
     sel = _check_groups(net, groups)
     names = sel if "v" in sel else ("v",) + sel
-    acc, info, seed = _sample(X, net, True, names, sel, width, family, rng, dtype, tau0,
-                              max_memory, mc, labels)
+    acc, info, seed, scale = _sample(X, net, True, names, sel, width, family, rng, dtype,
+                                     tau0, max_memory, mc, labels)
     key = {g: g for g in names}
     key["ck"] = "v"
-    return _ntk_result(_RenamedAccumulator(acc, {"ck": "v"}), mc, seed, key, sel, info)
+    return _ntk_result(_RenamedAccumulator(acc, {"ck": "v"}), mc, seed, key, sel, info,
+                       network="explicit", tau0=scale.tau0, tau0_source=scale.source)
 
 
 class _RenamedAccumulator:
