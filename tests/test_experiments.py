@@ -98,8 +98,8 @@ def test_ck_convergence_record_is_frozen_and_measures_the_operator_norm():
     mix = default_mixture(60, 2, rng=2)
     data = mix.sample(48, rng=2 + SAMPLE_SEED_OFFSET + 60)
     sol = solve_four_equations("relu", 0.3, mix.statistics(data).tau0)
-    G = exact_ck(data.X, "relu", 0.3, solution=sol).G
-    Gs = mixture_ck_surrogate(mix, data, solution=sol).G
+    G = exact_ck(data.X, "relu", 0.3, solution=sol).ck
+    Gs = mixture_ck_surrogate(mix, data, solution=sol).ck
     ref = np.linalg.norm(Gs - G, 2) / np.linalg.norm(G, 2)
     assert res.rows[1].error == pytest.approx(ref, rel=1e-9)
     assert res.rows[1].norm_G == pytest.approx(np.linalg.norm(G, 2), rel=1e-9)
