@@ -153,7 +153,8 @@ def _solve_float(act: Activation, sa: float, sb: float, tau0: float, method: str
     fields, residual = assemble(act.name, sa, sb, tau0, tau, m)
     tolerance = residual_tolerance(fields["contraction"], tol)
     check_residual(fields, residual, tolerance, history)
-    error_estimate = check_accuracy(fields, origin(act)[1])      # d0 = phi'(0)
+    d0 = table.d0 if table is not None else origin(act)[1]        # phi'(0)
+    error_estimate = check_accuracy(fields, d0)
     unique, q_scan = True, 0.0
     if check_uniqueness:
         unique, q_scan = scan_uniqueness(act, sa, c, q, table)

@@ -88,8 +88,9 @@ class FixedPointSolution:
     report: SolverReport = field(repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "contraction", frozen_mapping(self.contraction))
-        object.__setattr__(self, "error_estimate", frozen_mapping(self.error_estimate))
+        object.__setattr__(self, "contraction", frozen_mapping(self.contraction, arrays=False))
+        object.__setattr__(self, "error_estimate",
+                           frozen_mapping(self.error_estimate, arrays=False))
 
     @property
     def V0(self) -> float:

@@ -60,12 +60,12 @@ class GaussianMoments:
     errors: Mapping[str, Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        for name in ("tau",) + FIELDS:
-            v = getattr(self, name)
-            if type(v) is np.ndarray:
-                object.__setattr__(self, name, readonly(v))
+        arrays = [k for k, v in self.__dict__.items() if type(v) is np.ndarray]
+        for name in arrays:
+            object.__setattr__(self, name, readonly(getattr(self, name)))
         if self.errors is not None:
-            object.__setattr__(self, "errors", frozen_mapping(self.errors))
+            # (scalar moments have scalar errors: no array to freeze)
+            object.__setattr__(self, "errors", frozen_mapping(self.errors, arrays=bool(arrays)))
 
     @property
     def g1(self) -> Any:

@@ -86,6 +86,9 @@ class MomentTable:
         own error estimate to the admissible error at the validation points.
     reason : str
         Why the table is invalid or its range shortened ("" otherwise).
+    p0, d0 : float
+        phi(0) and phi'(0), the centring constants of the engines (NaN when the build
+        failed before evaluating them).
     """
 
     def __init__(self, act: Activation) -> None:
@@ -101,6 +104,7 @@ class MomentTable:
         self._tow = 2.0 / widths
         self._two_over_width = [float(v) for v in self._tow]
         self.valid, self.degree, self.max_error, self.reason = False, 0, math.inf, ""
+        self.p0 = self.d0 = math.nan
         self.scan_tau = self.scan_q = self.scan_v0 = np.zeros(0)
         self._scan_tau_list: list = []
         self._coef = np.zeros((_TABLE_PANELS, len(_TABLE_FIELDS), 1))
@@ -116,7 +120,7 @@ class MomentTable:
             probes = np.array(_TABLE_PROBES)
             tau_probe = edges[:-1, None] * np.exp(0.5 * (probes[None, :] + 1.0) * widths[:, None])
             ref, ref_err = self._direct(act, tau_probe, with_error=True)
-            self._p0, self._d0, self._kinked = p0, d0, bool(act.kinks)
+            self.p0, self.d0, self._kinked = p0, d0, bool(act.kinks)
             floor = self._noise_floor(ref, tau_probe, p0, d0, kinked=bool(act.kinks))
             admissible = _TABLE_REL_TOL * np.abs(ref) + floor
             with np.errstate(all="ignore"):
@@ -259,7 +263,7 @@ class MomentTable:
     def errors(self, tau: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Error estimates of the fields ``values`` (shape (Q, N)) at tau (shape (N,)):
         ``error_factor`` times the admissible error of the validation."""
-        floor = self._noise_floor(values, tau, self._p0, self._d0, kinked=self._kinked)
+        floor = self._noise_floor(values, tau, self.p0, self.d0, kinked=self._kinked)
         return self.error_factor[:, None] * (_TABLE_REL_TOL * np.abs(values) + floor)
 
     def moments(self, tau: Any, with_errors: bool = False) -> GaussianMoments:
