@@ -11,8 +11,10 @@ from rmt_deq.errors import (ConvergenceError, DataFileError, DivergentMomentErro
                      OutputWriteError, PrecisionLossError, InconsistentDataError,
                      RmtDeqError, ShapeMismatchError, UnknownActivationError,
                      UnknownOptionError)
-from rmt_deq.fixed_point.four_equations import FixedPointSolution, solve_four_equations
-from rmt_deq.moments.gaussian import GaussianMoments, gaussian_expectation, gaussian_moments, raw_moments
+from rmt_deq.fixed_point.four_equations import solve_four_equations
+from rmt_deq.fixed_point.solution import FixedPointSolution
+from rmt_deq.moments.gaussian import gaussian_expectation, gaussian_moments, raw_moments
+from rmt_deq.moments.result import GaussianMoments
 from rmt_deq.data.conventions import DataScale, check_statistics, data_scale, scale_note
 from rmt_deq.data.mixture import (GaussianMixture, MixtureSample, MixtureStatistics, PluginEstimate,
                       plugin_statistics)

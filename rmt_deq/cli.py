@@ -264,8 +264,8 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     c = sol.contraction
     print(f"  contraction: tau map sa*g4/2 = {c['tau_map']:.4g}, sa*g1 = {c['alpha1']:.4g}, "
           f"sa*E[phi'^2] = {c['deq_jacobian']:.4g}")
-    print(f"  residual {sol.residual:.2e} (tolerance {sol.tolerance:.1e}) after "
-          f"{sol.iterations} iterations; unique on [0, {sol.q_scan:.3g}]: {sol.unique}")
+    print(f"  residual {sol.report.residual:.2e} (tolerance {sol.report.tolerance:.1e}) after "
+          f"{sol.report.iterations} iterations; unique on [0, {sol.q_scan:.3g}]: {sol.unique}")
     if sol.error_estimate:
         print(f"  estimated relative error (moment precision) "
               f"{max(sol.error_estimate.values()):.1e}")

@@ -233,13 +233,13 @@ def design_convergence(
         The family cannot match the target.
     """
 
-    check_choice("target", target, TARGETS)
+    check_choice(target, "target", TARGETS)
     if target != "ntk" and (ntk_groups is not None or refine):
         raise InvalidParameterError("ntk_groups and refine apply to target='ntk' only")
     act = get_activation(activation)
     rows = []
     for p in ps:
-        p = check_positive_int("p", p)
+        p = check_positive_int(p, "p")
         mix = default_mixture(p, K, rng=seed)
         data = mix.sample(int(round(ratio * p)), rng=seed + 1000 + p)
         tau0 = mix.statistics(data).tau0
@@ -315,8 +315,8 @@ def sampled_comparison(net: DesignedNetwork, X: Any, *, width: int, realizations
         raise InvalidParameterError("sampled_comparison needs a CK design of a DEQ "
                                     "(design_target(activation, sa, ...))")
     Xa = as_data_matrix(X)
-    m = check_positive_int("width", width)
-    R = check_positive_int("realizations", realizations)
+    m = check_positive_int(width, "width")
+    R = check_positive_int(realizations, "realizations")
     gen = as_rng(rng)
     seed = int(gen.integers(2 ** 62))
     G_enn = np.zeros((Xa.shape[1], Xa.shape[1]))

@@ -196,7 +196,7 @@ def top_eigen_comparison(K: Any, K_ref: Any, k: int = 5, *,
         rel_floor, a non-symmetric matrix.
     """
     a, b = _pair(K, K_ref)
-    k = check_positive_int("k", k)
+    k = check_positive_int(k, "k")
     rel_floor = check_positive_finite(rel_floor, "rel_floor")
     if not rel_floor < 1:
         raise InvalidParameterError(f"rel_floor must be in (0, 1), got {rel_floor!r}")

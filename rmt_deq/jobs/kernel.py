@@ -13,7 +13,7 @@ import numpy as np
 from rmt_deq._validation import as_data_matrix, as_labels, check_choice, check_groups
 from rmt_deq.activations import ActivationLike, get_activation
 from rmt_deq.errors import InvalidParameterError
-from rmt_deq.fixed_point.four_equations import check_variances
+from rmt_deq._validation import check_variances
 from rmt_deq.kernels.exact import NTK_GROUPS, exact_ck, exact_ntk
 from rmt_deq.data.conventions import DataScale, check_statistics, data_scale
 from rmt_deq.data.mixture import GaussianMixture, MixtureSample, default_mixture
@@ -30,7 +30,7 @@ METHODS = ("exact", "surrogate", "sampled")
 
 def _check_kind_groups(kind: str, groups: Any) -> tuple[str, ...] | None:
     """Validate kind and groups together: groups apply to the NTK only (never ignored)."""
-    check_choice("kind", kind, KINDS)
+    check_choice(kind, "kind", KINDS)
     if kind == "ck":
         if groups is not None:
             raise InvalidParameterError(
@@ -118,7 +118,7 @@ def kernel_from_data(
     UnknownOptionError
         Unknown kind, method or NTK group.
     """
-    check_choice("method", method, METHODS)
+    check_choice(method, "method", METHODS)
     sel = _check_kind_groups(kind, groups)
     if method == "sampled":
         return np.asarray(sampled_kernel_from_data(
@@ -299,7 +299,7 @@ def run_demo(activation: ActivationLike = "relu", sa: float = 0.2, p: int = 400,
     from rmt_deq.spectra.bulk import gram_model_from_mixture, kernel_bulk, spectral_distances
     from rmt_deq.spectra.spikes import isolated_eigenvalues
 
-    p = check_positive_int("p", p)
+    p = check_positive_int(p, "p")
     if p < 10:
         raise InvalidParameterError(
             f"the demo needs p >= 10 (n = 0.8 p samples in two classes); got p = {p}")
@@ -319,7 +319,7 @@ def run_demo(activation: ActivationLike = "relu", sa: float = 0.2, p: int = 400,
         f"tau0 = {sol.tau0:.6g}")
     for name in ("tau", "alpha1", "alpha2", "alpha3", "alpha4", "g1", "g2", "g4"):
         say(f"  {name:7s} = {getattr(sol, name): .12g}")
-    say(f"  residual {sol.residual:.1e}, contraction sa*g1 = {sol.contraction['alpha1']:.3g}, "
+    say(f"  residual {sol.report.residual:.1e}, contraction sa*g1 = {sol.contraction['alpha1']:.3g}, "
         f"unique: {sol.unique}")
     exact = exact_ck(sample.X, activation, sa, solution=sol)
     G, Gt = exact.G, sur.G

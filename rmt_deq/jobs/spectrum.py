@@ -259,13 +259,13 @@ def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
         ``plot`` cannot be written (checked first).
     """
     from rmt_deq._io import check_output_path
-    from rmt_deq._validation import memory_budget
-    from rmt_deq.fixed_point.four_equations import check_variances, solve_four_equations
+    from rmt_deq._validation import check_variances, memory_budget
+    from rmt_deq.fixed_point.four_equations import solve_four_equations
     from rmt_deq.data.mixture import plugin_statistics
 
-    check_choice("kind", kind, ("ck", "ntk"))
+    check_choice(kind, "kind", ("ck", "ntk"))
     if data_covariance is not None:
-        check_choice("data_covariance", data_covariance, ("diagonal", "sample"))
+        check_choice(data_covariance, "data_covariance", ("diagonal", "sample"))
     if groups is not None and kind != "ntk":
         raise InvalidParameterError("groups applies to kind='ntk' only")
     if (mixture is None) == (data is None):

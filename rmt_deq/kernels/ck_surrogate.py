@@ -27,7 +27,8 @@ from rmt_deq._validation import as_data_matrix, as_labels, check_choice
 from rmt_deq.activations import ActivationLike
 from rmt_deq.data.conventions import SOURCE_MIXTURE, SOURCE_PLUGIN, SOURCE_SOLUTION, scale_note
 from rmt_deq.errors import InvalidParameterError, ShapeMismatchError
-from rmt_deq.fixed_point.four_equations import FixedPointSolution, solve_four_equations
+from rmt_deq.fixed_point.four_equations import solve_four_equations
+from rmt_deq.fixed_point.solution import FixedPointSolution
 from rmt_deq.data.mixture import (GaussianMixture, MixtureSample, MixtureStatistics, PluginEstimate,
                       build_V, plugin_statistics)
 
@@ -151,8 +152,8 @@ def surrogate_coefficients(solution: FixedPointSolution, stats: MixtureStatistic
     UnknownOptionError
         unknown form / T_convention.
     """
-    check_choice("form", form, _FORMS)
-    check_choice("T_convention", T_convention, _T_CONVENTIONS)
+    check_choice(form, "form", _FORMS)
+    check_choice(T_convention, "T_convention", _T_CONVENTIONS)
     sol = _check_solution(solution)
     if not isinstance(stats, MixtureStatistics):
         raise InvalidParameterError(
@@ -366,7 +367,7 @@ def mixture_ck_surrogate(mixture: GaussianMixture, sample: MixtureSample,
     -------
     CKSurrogate
     """
-    check_choice("T_convention", T_convention, _T_CONVENTIONS)
+    check_choice(T_convention, "T_convention", _T_CONVENTIONS)
     if not isinstance(mixture, GaussianMixture):
         raise InvalidParameterError(
             f"mixture must be a GaussianMixture, got {type(mixture).__name__}")
@@ -405,7 +406,7 @@ def plugin_ck_surrogate(X: Any, labels: Any,
     CKSurrogate
         With ``plugin`` set to the :class:`PluginEstimate`.
     """
-    check_choice("T_convention", T_convention, _T_CONVENTIONS)
+    check_choice(T_convention, "T_convention", _T_CONVENTIONS)
     est = plugin_statistics(X, labels, diag_estimator=diag_estimator)
     stats = est.statistics
     sol = _resolve_solution(activation, sa, sb, solution, stats)

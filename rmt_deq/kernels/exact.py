@@ -37,14 +37,17 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from rmt_deq._validation import (as_data_matrix, check_groups, check_memory, check_positive_int,
-                          check_tolerance, check_workers, memory_budget)
+                          check_tolerance, check_variances, check_workers, memory_budget,
+                          same_variance)
 from rmt_deq.activations import ActivationLike, get_activation
-from rmt_deq.moments.bivariate import (DEFAULT_KMAX, DEFAULT_TOL, METHODS, PairExpectations,
-                        has_closed_form, one_dimensional_moments)
-from rmt_deq.data.conventions import SOURCE_SOLUTION, data_scale
+from rmt_deq.moments.bivariate import DEFAULT_KMAX, DEFAULT_TOL, METHODS
+from rmt_deq.moments.pair_closed import has_closed_form
+from rmt_deq.moments.pairs import PairExpectations
+from rmt_deq.moments.scales import one_dimensional_moments
 from rmt_deq.errors import (ConvergenceError, InvalidParameterError, NoFixedPointError,
                      ShapeMismatchError, UnknownOptionError)
-from rmt_deq.fixed_point.four_equations import FixedPointSolution, check_variances, solve_four_equations
+from rmt_deq.fixed_point.centring import centring_solution
+from rmt_deq.fixed_point.solution import FixedPointSolution
 
 __all__ = ["ExactKernel", "ExactNTK", "NTK_GROUPS", "exact_ck", "exact_ntk", "published_ntk",
            "ntk_from_kernel"]
@@ -149,43 +152,6 @@ class ExactNTK:
     groups: Mapping[str, np.ndarray] = field(repr=False)
     selected: tuple
     ck: ExactKernel = field(repr=False)
-
-
-# ----------------------------------------------------------------------------------------
-# validation
-# ----------------------------------------------------------------------------------------
-
-
-
-
-def _centring_solution(act: Any, sa: float, sb: float, X: np.ndarray, tau0: Any,
-                       solution: FixedPointSolution | None, labels: Any = None
-                       ) -> tuple[FixedPointSolution, str]:
-    """The four-equation solution fixing tau and the centring, and the source of tau0.
-
-    tau0 follows :func:`rmt_deq.data.conventions.data_scale` (given, plug-in from ``labels``,
-    or the stated fallback without labels) unless a ``solution`` is given.
-    """
-    if solution is not None:
-        if not isinstance(solution, FixedPointSolution):
-            raise InvalidParameterError(
-                f"solution must be a FixedPointSolution (from solve_four_equations), got "
-                f"{type(solution).__name__}")
-        if tau0 is not None or labels is not None:
-            raise InvalidParameterError(
-                "pass either tau0/labels or solution (which already fixes tau and the "
-                "centring)")
-        for what, mine, theirs in (("sa", sa, solution.sa), ("sb", sb, solution.sb)):
-            if abs(mine - float(theirs)) > 1e-12 * max(1.0, abs(mine)):
-                raise InvalidParameterError(
-                    f"solution was computed with {what} = {float(theirs):g} but {what} = "
-                    f"{mine:g} was requested")
-        if solution.activation != act.name:
-            raise InvalidParameterError(
-                f"solution is for activation {solution.activation!r}, not {act.name!r}")
-        return solution, SOURCE_SOLUTION
-    scale = data_scale(X, labels, tau0=tau0)
-    return solve_four_equations(act, sa, scale.tau0, sb), scale.source
 
 
 #: live n x n float64 arrays at the peak of :func:`exact_ck`, per method (tracemalloc:
@@ -368,7 +334,7 @@ def exact_ck(
         raise UnknownOptionError(f"unknown method {method!r}; choose one of {METHODS}")
     tol = check_tolerance(tol, "tol")
     expectation_tol = check_tolerance(expectation_tol, "expectation_tol")
-    max_iter = check_positive_int("max_iter", max_iter)
+    max_iter = check_positive_int(max_iter, "max_iter")
     workers = check_workers(workers)
     resolved = method
     if method == "auto":
@@ -381,7 +347,7 @@ def exact_ck(
         raise InvalidParameterError(
             f"X has {zero.size} zero column(s) (first: {int(zero[0])}); the Implicit-CK needs "
             f"every sample to be nonzero")
-    sol, tau0_source = _centring_solution(act, sa, sb, X, tau0, solution, labels)
+    sol, tau0_source = centring_solution(act, sa, sb, X, tau0, solution, labels)
     c = float(sol.centring)
     XtX = X.T @ X
     n = XtX.shape[0]
@@ -494,7 +460,7 @@ def _kernel_for(X: Any, activation: ActivationLike, sa: float, sb: float | None,
     if Xv.shape[1] != ck.n:
         raise ShapeMismatchError(
             f"ck was computed for n = {ck.n} samples but X has {Xv.shape[1]} columns")
-    if abs(sa_f - ck.sa) > 1e-12 or abs(sb_f - ck.sb) > 1e-12 \
+    if not (same_variance(sa_f, ck.sa) and same_variance(sb_f, ck.sb)) \
             or get_activation(activation).name != ck.activation:
         raise InvalidParameterError("ck was computed for another activation, sa or sb")
     return ck

@@ -52,10 +52,12 @@ import numpy as np
 
 from rmt_deq._validation import as_data_matrix, check_choice, check_groups, check_positive_finite
 from rmt_deq.activations import Activation, ActivationLike, get_activation
-from rmt_deq.moments.bivariate import DEFAULT_KMAX, DEFAULT_TOL, METHODS as _PAIR_METHODS, PairExpectations
+from rmt_deq.moments.bivariate import DEFAULT_KMAX, DEFAULT_TOL, METHODS as _PAIR_METHODS
+from rmt_deq.moments.pairs import PairExpectations
 from rmt_deq.errors import InvalidParameterError, ShapeMismatchError
-from rmt_deq.fixed_point.four_equations import FixedPointSolution
-from rmt_deq.moments.gaussian import GaussianMoments, gaussian_moments
+from rmt_deq.fixed_point.solution import FixedPointSolution
+from rmt_deq.moments.gaussian import gaussian_moments
+from rmt_deq.moments.result import GaussianMoments
 from rmt_deq.kernels.exact import NTK_GROUPS
 from rmt_deq.data.mixture import (GaussianMixture, MixtureSample, MixtureStatistics, PluginEstimate,
                       build_V, plugin_statistics)
@@ -167,7 +169,7 @@ class NTKCoefficients:
                      ) -> SurrogateCoefficients:
         """These coefficients as :class:`~rmt_deq.kernels.ck_surrogate.SurrogateCoefficients`
         (``form="NTK"``; c1, A = D, c0), the input of the spectral code."""
-        check_choice("T_convention", T_convention, _T_CONVENTIONS)
+        check_choice(T_convention, "T_convention", _T_CONVENTIONS)
         if not isinstance(stats, MixtureStatistics):
             raise InvalidParameterError(
                 f"stats must be MixtureStatistics, got {type(stats).__name__}")
@@ -281,7 +283,7 @@ def ntk_surrogate_coefficients(solution: FixedPointSolution, stats: MixtureStati
     allow_tau0_mismatch : bool
         See :func:`rmt_deq.kernels.ck_surrogate.surrogate_coefficients`.
     """
-    check_choice("T_convention", T_convention, _T_CONVENTIONS)
+    check_choice(T_convention, "T_convention", _T_CONVENTIONS)
     sol = _check_solution(solution)
     if not isinstance(stats, MixtureStatistics):
         raise InvalidParameterError(
@@ -445,7 +447,7 @@ def mixture_ntk_surrogate(mixture: GaussianMixture, sample: MixtureSample,
     UnknownOptionError
         unknown group or T_convention.
     """
-    check_choice("T_convention", T_convention, _T_CONVENTIONS)
+    check_choice(T_convention, "T_convention", _T_CONVENTIONS)
     sel = check_groups(groups, NTK_GROUPS)
     refine = _check_bool("refine", refine)
     allow = _check_bool("allow_tau0_mismatch", allow_tau0_mismatch)
@@ -488,7 +490,7 @@ def plugin_ntk_surrogate(X: Any, labels: Any,
     NTKSurrogate
         With ``plugin`` set to the :class:`PluginEstimate`.
     """
-    check_choice("T_convention", T_convention, _T_CONVENTIONS)
+    check_choice(T_convention, "T_convention", _T_CONVENTIONS)
     sel = check_groups(groups, NTK_GROUPS)
     refine = _check_bool("refine", refine)
     allow = _check_bool("allow_tau0_mismatch", allow_tau0_mismatch)
@@ -644,7 +646,7 @@ def explicit_network_coefficients(activations: Sequence[ActivationLike], tau0: f
     """
     acts = _as_activation_list(activations)
     t0 = check_positive_finite(tau0, "tau0")
-    check_choice("method", method, ("auto", "closed", "quadrature", "mpmath"))
+    check_choice(method, "method", ("auto", "closed", "quadrature", "mpmath"))
     layers: list[ExplicitLayer] = []
     a1, a2, a3, a4, a5, tau = 1.0, 0.0, 0.0, 1.0, 0.0, t0
     for l, act in enumerate(acts, start=1):
@@ -720,7 +722,7 @@ def explicit_ntk_surrogate(mixture: GaussianMixture | None, sample: MixtureSampl
     NTKSurrogate
         With ``network`` set and ``solution`` None; the CK surrogate is ``groups["v"]``.
     """
-    check_choice("T_convention", T_convention, _T_CONVENTIONS)
+    check_choice(T_convention, "T_convention", _T_CONVENTIONS)
     refine = _check_bool("refine", refine)
     if (mixture is None) != (sample is None):
         raise InvalidParameterError("give both mixture and sample, or neither (then X, labels)")
@@ -814,7 +816,7 @@ def exact_explicit_ntk(X: Any, activations: Sequence[ActivationLike], *,
     ExactExplicitNTK
     """
     Xa = as_data_matrix(X)
-    check_choice("method", method, _PAIR_METHODS)
+    check_choice(method, "method", _PAIR_METHODS)
     norms2 = np.sum(Xa * Xa, axis=0)
     if np.any(norms2 <= 0):
         raise InvalidParameterError("X has a zero column; every sample must be nonzero")

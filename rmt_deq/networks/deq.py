@@ -38,10 +38,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from scipy import special
 
-from rmt_deq._validation import as_data_matrix, as_rng, check_choice, check_positive_int, check_tolerance
+from rmt_deq._validation import (as_data_matrix, as_rng, check_choice, check_positive_int,
+                                 check_tolerance, check_variances)
 from rmt_deq.activations import Activation, ActivationLike, get_activation
 from rmt_deq.errors import ConvergenceError, InvalidParameterError, ShapeMismatchError
-from rmt_deq.fixed_point.four_equations import FixedPointSolution, check_variances
+from rmt_deq.fixed_point.centring import centring_solution
+from rmt_deq.fixed_point.solution import FixedPointSolution
 from rmt_deq.networks.weights import check_dtype, check_family, weight_matrix
 
 __all__ = ["SOLVER_METHODS", "DEFAULT_TOL", "SolveRecord", "solve_batched", "DEQWeights",
@@ -181,9 +183,9 @@ def solve_batched(
         No convergence within ``max_iter``, or a non-finite iterate under plain iteration;
         ``residuals`` holds the residual history.
     """
-    check_choice("solver method", method, SOLVER_METHODS)
-    max_iter = check_positive_int("max_iter", max_iter)
-    memory = check_positive_int("memory", memory)
+    check_choice(method, "solver method", SOLVER_METHODS)
+    max_iter = check_positive_int(max_iter, "max_iter")
+    memory = check_positive_int(memory, "memory")
     if x0.ndim != 2:
         raise ShapeMismatchError(f"x0 must be 2-D (m x k), got shape {x0.shape}")
     dt = x0.dtype
@@ -396,8 +398,8 @@ def sample_deq_weights(m: int, p: int, *, family: str = "gaussian", rng: Any = N
     -------
     DEQWeights
     """
-    m = check_positive_int("m", m)
-    p = check_positive_int("p", p)
+    m = check_positive_int(m, "m")
+    p = check_positive_int(p, "p")
     family = check_family(family)
     dt = check_dtype(dtype)
     gen = as_rng(rng)
@@ -473,10 +475,10 @@ def _chunks(n: int, size: int) -> list[slice]:
 
 def _solver_options(method: str, tol: Any, max_iter: Any, memory: Any,
                     dtype: np.dtype) -> dict:
-    check_choice("solver method", method, SOLVER_METHODS)
+    check_choice(method, "solver method", SOLVER_METHODS)
     return {"method": method, "tol": _check_tol(tol, dtype),
-            "max_iter": check_positive_int("max_iter", max_iter),
-            "memory": check_positive_int("memory", memory)}
+            "max_iter": check_positive_int(max_iter, "max_iter"),
+            "memory": check_positive_int(memory, "memory")}
 
 
 # ----------------------------------------------------------------------------------------
@@ -532,12 +534,10 @@ def _prepare(X: Any, activation: ActivationLike, sa: float, sb: float | None,
              tau0: Any, solution: FixedPointSolution | None, labels: Any = None
              ) -> tuple[np.ndarray, Activation, float, float, FixedPointSolution, str]:
     """Validated data, activation, variances, the centring solution and tau0's source."""
-    from rmt_deq.kernels.exact import _centring_solution    # the exact kernels' centring, shared
-
     Xa = as_data_matrix(X)
     act = get_activation(activation)
     sa_f, sb_f = check_variances(sa, sb)
-    sol, source = _centring_solution(act, sa_f, sb_f, Xa, tau0, solution, labels)
+    sol, source = centring_solution(act, sa_f, sb_f, Xa, tau0, solution, labels)
     return Xa, act, sa_f, sb_f, sol, source
 
 
@@ -608,7 +608,7 @@ def deq_forward(
     dt = weights.dtype
     opts = _solver_options(method, tol, max_iter, memory, dt)
     n = Xa.shape[1]
-    size = n if chunk_size is None else check_positive_int("chunk_size", chunk_size)
+    size = n if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
     m = weights.m
     As = weights.A * dt.type(math.sqrt(sa_f / m))
     Xs = (math.sqrt(sb_f) * Xa).astype(dt)
@@ -669,7 +669,7 @@ def deq_gradients(
     As = weights.A * dt.type(math.sqrt(forward.sa / m))
     system = _DEQSystem(As, weights.B, weights.v, np.zeros((weights.p, 0), dt),
                         _Elementwise(act, dt), forward.centring, opts)
-    size = n if chunk_size is None else check_positive_int("chunk_size", chunk_size)
+    size = n if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
     g = np.empty((m, n), dtype=dt)
     recs = []
     for cols in _chunks(n, size):

@@ -251,13 +251,13 @@ class _MCSettings:
     @classmethod
     def make(cls, realizations: Any, batches: Any, confidence: Any, draws: Any,
              target_error: Any, check_every: Any, progress: Any) -> "_MCSettings":
-        R = check_positive_int("realizations", realizations)
-        b = check_positive_int("batches", batches)
+        R = check_positive_int(realizations, "realizations")
+        b = check_positive_int(batches, "batches")
         if b < 2:
             raise InvalidParameterError("batches must be >= 2 (the error bar needs two)")
         b = min(b, R) if R >= 2 else 2
         conf = _check_unit_interval("confidence", confidence)
-        draws = check_positive_int("draws", draws)
+        draws = check_positive_int(draws, "draws")
         target = None
         if target_error is not None:
             try:
@@ -271,7 +271,7 @@ class _MCSettings:
             raise InvalidParameterError(
                 "check_every sets how often the early stop is checked: it needs "
                 "target_error (or leave it out)")
-        every = b if check_every is None else check_positive_int("check_every", check_every)
+        every = b if check_every is None else check_positive_int(check_every, "check_every")
         if progress is not None and not callable(progress):
             raise InvalidParameterError("progress must be a callable (or None)")
         return cls(R, b, conf, draws, target, every, progress)

@@ -52,7 +52,7 @@ from rmt_deq.activations import ActivationLike
 from rmt_deq.networks.deq import (SolveRecord, _chunks, _DEQSystem, _Elementwise, _prepare,
                   _solver_options, sample_deq_weights)
 from rmt_deq.errors import ConvergenceError, InvalidParameterError
-from rmt_deq.fixed_point.four_equations import FixedPointSolution
+from rmt_deq.fixed_point.solution import FixedPointSolution
 from rmt_deq.networks.weights import check_dtype, check_family
 from rmt_deq.sampling._montecarlo import (SampledKernel, SampledNTK, SamplingProgress, _kernel_result,
                                          _MCSettings, _monte_carlo, _ntk_result, _seeds,
@@ -167,7 +167,7 @@ def _run(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, ntk
         raise InvalidParameterError("the control variate is implemented for the CK only")
     Xa, act, sa_f, sb_f, sol, tau0_source = _prepare(X, activation, sa, sb, tau0, solution,
                                                      labels)
-    m = check_positive_int("width", width)
+    m = check_positive_int(width, "width")
     family = check_family(family)
     dt = check_dtype(dtype)
     check_data_range(Xa, dt)
@@ -189,13 +189,13 @@ def _run(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, ntk
     if chunk_size is None:
         size = int(max(1, min(n, (budget - fixed) // per_col)))
     else:
-        size = check_positive_int("chunk_size", chunk_size)
+        size = check_positive_int(chunk_size, "chunk_size")
     chunks = _chunks(n, size)
     Xs = (math.sqrt(sb_f) * Xa).astype(dt)
     XtX = Xa.T @ Xa if "B" in names else None
     P0 = EL = None
     if control_variate:
-        from rmt_deq.moments.bivariate import PairExpectations
+        from rmt_deq.moments.pairs import PairExpectations
 
         # E[L] for L = Phi0^T Phi0, Phi0 = phi_c(sqrt(sb) B X)/sqrt(m): the rows of
         # sqrt(sb) B X are iid N(0, sb X^T X) whatever the family of A, so E[L] is the
@@ -492,7 +492,7 @@ def sampled_kernel(X: Any, activation: ActivationLike, sa: float, sb: float | No
     SampledKernel or SampledNTK
         Both have ``.matrix`` (n x n).
     """
-    check_choice("kind", kind, ("ck", "ntk"))
+    check_choice(kind, "kind", ("ck", "ntk"))
     if kind == "ck" and groups is not None:
         raise InvalidParameterError(
             "groups selects NTK parameter groups: it applies to kind='ntk' only")
