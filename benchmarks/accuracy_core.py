@@ -71,7 +71,7 @@ def solver_errors() -> dict:
         for sa, tau0 in SOLVER_CASES:
             sol = solve_four_equations(spec, sa, tau0)      # default: table for tanh etc.
             ref = solve_four_equations(spec, sa, tau0, method="mpmath", dps=30)
-            worst_res = max(worst_res, sol.residual)
+            worst_res = max(worst_res, sol.report.residual)
             for k in ("tau", "alpha1", "alpha2", "alpha3", "alpha4"):
                 a, b = getattr(sol, k), getattr(ref, k)
                 err = abs(a - b) / max(abs(b), 1e-2)     # alpha2 = alpha3 = 0 for odd phi

@@ -103,8 +103,7 @@ def bench_first_call() -> list[dict]:
     """
     rows = []
     for spec in ("tanh", "swish", "gelu", "sigmoid"):
-        table_engine._STR_TABLES.clear()
-        table_engine._SPEC_TABLES.clear()
+        table_engine.clear_table_cache()
         t = time.perf_counter()
         solve_four_equations(spec, 0.2, 1.0)
         cold = time.perf_counter() - t

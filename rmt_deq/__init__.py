@@ -11,10 +11,12 @@ from rmt_deq.errors import (ConvergenceError, DataFileError, DivergentMomentErro
                      OutputWriteError, PrecisionLossError, InconsistentDataError,
                      RmtDeqError, ShapeMismatchError, UnknownActivationError,
                      UnknownOptionError)
-from rmt_deq.fixed_point.four_equations import FixedPointSolution, solve_four_equations
-from rmt_deq.moments.gaussian import GaussianMoments, gaussian_expectation, gaussian_moments, raw_moments
+from rmt_deq.fixed_point.four_equations import solve_four_equations
+from rmt_deq.fixed_point.solution import FixedPointSolution
+from rmt_deq.moments.gaussian import gaussian_expectation, gaussian_moments, raw_moments
+from rmt_deq.moments.result import GaussianMoments
 from rmt_deq.data.conventions import DataScale, check_statistics, data_scale, scale_note
-from rmt_deq.data.mixture import GaussianMixture, MixtureSample
+from rmt_deq.data.mixture import default_mixture, GaussianMixture, MixtureSample
 from rmt_deq.data.statistics import MixtureStatistics, PluginEstimate, plugin_statistics
 from rmt_deq.kernels.result import Kernel
 from rmt_deq.kernels.surrogate import SurrogateCoefficients
@@ -23,7 +25,6 @@ from rmt_deq.kernels.ck_surrogate import (ck_surrogate_coefficients, ck_surrogat
 from rmt_deq.moments.bivariate import bivariate_expectation
 from rmt_deq.kernels.exact import (ExactDetails, exact_ck, exact_kernels, exact_ntk,
                                    published_ntk)
-from rmt_deq.data.mixture import default_mixture
 from rmt_deq.jobs.kernel import kernel_from_data, sampled_kernel_from_data
 from rmt_deq.jobs.demo import run_demo
 from rmt_deq.kernels.ntk_surrogate import (ExactExplicitNTK, NTKCoefficients,

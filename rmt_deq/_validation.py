@@ -1,7 +1,12 @@
-"""Input validation shared by every module (one place for the messages users see)."""
+"""Input validation shared by every module (one place for the messages users see).
+
+Every validator takes the value first and its name (as the message shows it) second:
+``check_x(value, name, ...)``.
+"""
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Iterable
 
 import numpy as np
@@ -9,10 +14,13 @@ import numpy as np
 from rmt_deq.errors import (InvalidParameterError, MemoryBudgetError, NonFiniteInputError,
                      ShapeMismatchError, UnknownOptionError)
 
-__all__ = ["as_data_matrix", "as_float_array", "as_real_array", "check_data_range", "as_labels", "as_rng", "check_choice", "check_groups",
-           "check_positive_finite", "check_options", "check_positive_int", "check_tolerance",
-           "check_workers", "DEFAULT_MAX_MEMORY", "memory_budget", "check_memory", "DPS_RANGE", "check_dps",
-           "SCALE_RANGE", "check_scale", "check_bool", "split_options"]
+__all__ = ["as_data_matrix", "as_float_array", "as_real_array", "as_positive_array",
+           "check_data_range", "as_labels", "as_rng", "check_choice", "check_groups",
+           "check_positive_finite", "check_finite_real", "check_positive_real",
+           "check_options", "check_positive_int", "check_tolerance", "check_workers",
+           "DEFAULT_MAX_MEMORY", "memory_budget", "check_memory", "DPS_RANGE", "check_dps",
+           "check_method_dps", "SCALE_RANGE", "check_scale", "check_variances",
+           "VARIANCE_MATCH_RTOL", "same_variance", "check_bool", "split_options"]
 
 #: default memory budget (bytes) of the computations that allocate in proportion to n^2
 #: or to the width: the sampler, the exact kernels, the spectra grids
@@ -217,7 +225,7 @@ def as_rng(rng: Any) -> np.random.Generator:
         f"rng must be an int seed or a numpy.random.Generator, got {type(rng).__name__}")
 
 
-def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
+def check_choice(value: Any, name: str, choices: Iterable[str]) -> str:
     """Return value if it is one of choices, else raise UnknownOptionError listing them."""
     choices = tuple(choices)
     if value not in choices:
@@ -233,7 +241,9 @@ def check_options(options: dict, allowed: Iterable[str], where: str) -> None:
             f"{where} got unknown option(s) {unknown}; allowed: {sorted(allowed)}")
 
 
-def check_positive_int(name: str, value: Any) -> int:
+def check_positive_int(value: Any, name: str) -> int:
+    """Return ``value`` as an int if it is a positive integer (not a bool), else raise
+    InvalidParameterError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise InvalidParameterError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
@@ -265,6 +275,43 @@ def check_positive_finite(value: Any, name: str) -> float:
     return t
 
 
+def check_finite_real(value: Any, name: str) -> float:
+    """Return ``value`` as a float if it is a finite real number (int or float, numpy's
+    included; no strings), else raise InvalidParameterError naming ``name``."""
+    if not (isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(value)):
+        raise InvalidParameterError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def check_positive_real(value: Any, name: str) -> float:
+    """Return ``value`` as a float if it is a finite real number > 0 (int or float, numpy's
+    included; no strings), else raise InvalidParameterError naming ``name``."""
+    if not (isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(value)
+            and value > 0):
+        raise InvalidParameterError(f"{name} must be a finite positive number, got {value!r}")
+    return float(value)
+
+
+def as_positive_array(value: Any, name: str, what: str = "") -> np.ndarray:
+    """Return ``value`` (a number or an array of numbers) as a new float64 array (a copy:
+    results built from it do not change with the caller's array) whose entries are all
+    finite and > 0, else raise InvalidParameterError naming ``name`` (``what`` says what
+    the value is, e.g. ``" (the Gaussian scale)"``).  Complex input is refused (its
+    imaginary part would be dropped)."""
+    if np.iscomplexobj(value):
+        raise InvalidParameterError(
+            f"{name}{what} must be real, got complex {value!r}; pass the real part "
+            f"explicitly if the imaginary part is round-off")
+    try:
+        arr = np.array(value, dtype=float)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(
+            f"{name}{what} must be a number or an array of numbers, got {value!r}") from None
+    if not (np.all(np.isfinite(arr)) and np.all(arr > 0)):
+        raise InvalidParameterError(f"{name} must be finite and > 0{what}, got {value!r}")
+    return arr
+
+
 #: working precisions (decimal digits) accepted by the mpmath paths: below 20 the result is
 #: not a reference for float64 (tanh-sinh quadrature keeps a few digits less than its
 #: working precision, and the moments cancel more at extreme scales); above 100 one
@@ -288,6 +335,19 @@ def check_dps(dps: Any) -> int:
     return int(dps)
 
 
+def check_method_dps(dps: Any, method: str) -> int | None:
+    """Validate ``dps``, the digits of ``method="mpmath"``: its default (50) or a value in
+    :data:`DPS_RANGE` with that method; refused (InvalidParameterError) with any other
+    method, where it would have no effect.  Returns the digits, or None for other methods."""
+    if method == "mpmath":
+        return check_dps(50 if dps is None else dps)
+    if dps is not None:
+        raise InvalidParameterError(
+            f"dps = {dps!r} sets the digits of method='mpmath' only and has no effect with "
+            f"method={method!r}; drop it or use method='mpmath'")
+    return None
+
+
 #: supported range of the data scales (tau0, and the input part sqrt(sb) tau0 of tau):
 #: every moment of an activation growing at most quadratically stays far from float64
 #: overflow and underflow inside it
@@ -304,6 +364,64 @@ def check_scale(value: float, name: str, what: str = "") -> float:
             f"of data scales (the Gaussian moments would underflow or overflow float64); "
             f"rescale the data (X -> c X multiplies tau0 by c) into that range")
     return value
+
+
+def _check_variance_range(value: float, name: str, hint: str) -> None:
+    """sa, sb in SCALE_RANGE: outside, alpha2 ~ sa g2 alpha^2 under- or overflows float64
+    (a subnormal sa = 1e-320 would return alpha2 with three significant digits)."""
+    lo, hi = SCALE_RANGE
+    if not lo <= value <= hi:
+        raise InvalidParameterError(
+            f"{name} = {value:.3g} is outside the supported range [{lo:g}, {hi:g}] (the "
+            f"coefficients alpha2, alpha3 would underflow or overflow float64); {hint}")
+
+
+def check_variances(sa: Any, sb: Any = None) -> tuple[float, float]:
+    """Validate the weight variances (sa, sb) of a DEQ; sb defaults to 1 - sa.  Returns
+    floats.
+
+    Raises
+    ------
+    InvalidParameterError
+        sa is not in (0, 1) when sb is omitted, sa <= 0, sb <= 0, either is not a finite
+        number, or either (or 1 - sa) is outside :data:`SCALE_RANGE`.
+    """
+    try:
+        sa_f = float(sa)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"sa must be a number, got {sa!r}") from None
+    if not math.isfinite(sa_f) or sa_f <= 0:
+        raise InvalidParameterError(
+            f"sa (the variance of the recurrent weights A) must be finite and > 0, got {sa!r}")
+    _check_variance_range(sa_f, "sa", "the recurrent variance of a contracting DEQ is O(1)")
+    if sb is None:
+        if sa_f >= 1:
+            raise InvalidParameterError(
+                f"sa = {sa_f:g} >= 1 leaves no variance for the input weights (sb = 1 - sa); "
+                f"use sa in (0, 1) or pass sb explicitly")
+        _check_variance_range(1.0 - sa_f, "sb = 1 - sa", "use sa further from 1")
+        return sa_f, 1.0 - sa_f
+    try:
+        sb_f = float(sb)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"sb must be a number, got {sb!r}") from None
+    if not math.isfinite(sb_f) or sb_f <= 0:
+        raise InvalidParameterError(
+            f"sb (the variance of the input weights B) must be finite and > 0, got {sb!r}")
+    _check_variance_range(sb_f, "sb", "rescale the data instead (sb tau0^2 is what enters "
+                          "the fixed point)")
+    return sa_f, sb_f
+
+
+#: two weight variances are the same (a given result was computed at the requested sa, sb)
+#: when they differ by at most this, relative to max(1, |requested|)
+VARIANCE_MATCH_RTOL = 1e-12
+
+
+def same_variance(requested: float, given: float) -> bool:
+    """Whether ``given`` (the variance a result was computed with) matches ``requested``
+    to :data:`VARIANCE_MATCH_RTOL` relative to max(1, |requested|)."""
+    return not abs(requested - float(given)) > VARIANCE_MATCH_RTOL * max(1.0, abs(requested))
 
 
 def check_tolerance(tol: Any, name: str = "tol") -> float:
@@ -367,7 +485,7 @@ def check_memory(needed: float, budget: float, what: str,
             f"{budget / 2**20:,.0f} MiB (max_memory); {fix}")
 
 
-def check_bool(name: str, value: Any) -> bool:
+def check_bool(value: Any, name: str) -> bool:
     """Return ``value`` as a bool if it is True or False (numpy bools too), else raise
     InvalidParameterError (a flag is never guessed from a truthy value)."""
     if not isinstance(value, (bool, np.bool_)):

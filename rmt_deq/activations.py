@@ -15,10 +15,13 @@ nonlinearity phi:
 
 Activations are obtained by name with :func:`get_activation`, e.g. ``"relu"``,
 ``"leaky_relu:0.1"``, ``"hard_tanh:1,1"``, ``"polynomial:0,1,0.5"``, or wrapped from a user
-callable with :meth:`Activation.from_callable`.
+callable with :meth:`Activation.from_callable`.  A spec string is resolved once: the
+registry interns its Activation (the same object for the same spec), so what the engines
+cache per activation (moment tables, Taylor series) is shared by every use of the spec.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence, Union
@@ -28,16 +31,11 @@ import numpy as np
 from numpy.polynomial import polynomial as P
 from scipy import special
 
+from rmt_deq._validation import check_finite_real, check_positive_real
 from rmt_deq.errors import InvalidParameterError, UnknownActivationError
 
-__all__ = [
-    "Activation",
-    "PolyPiece",
-    "get_activation",
-    "register_activation",
-    "available_activations",
-    "ActivationLike",
-]
+__all__ = ["Activation", "PolyPiece", "piecewise_activation", "get_activation",
+           "register_activation", "available_activations", "ActivationLike"]
 
 ArrayFn = Callable[[np.ndarray], np.ndarray]
 
@@ -119,18 +117,11 @@ class Activation:
         return f"Activation({self.name!r})"
 
     @classmethod
-    def from_callable(
-        cls,
-        fn: ArrayFn,
-        *,
-        name: str | None = None,
-        derivative: ArrayFn | None = None,
-        kinks: Iterable[float] = (),
-        scale: float = 1.0,
-        mp_fn: Callable[[Any], Any] | None = None,
-        mp_derivative: Callable[[Any], Any] | None = None,
-        odd: bool = False,
-    ) -> "Activation":
+    def from_callable(cls, fn: ArrayFn, *, name: str | None = None,
+                      derivative: ArrayFn | None = None, kinks: Iterable[float] = (),
+                      scale: float = 1.0, mp_fn: Callable[[Any], Any] | None = None,
+                      mp_derivative: Callable[[Any], Any] | None = None,
+                      odd: bool = False) -> "Activation":
         """Wrap a user function phi (numpy in, numpy out) as an :class:`Activation`.
 
         Parameters
@@ -144,9 +135,8 @@ class Activation:
         derivative : callable, optional
             phi'.  If omitted it is computed by complex-step differentiation when ``fn``
             accepts complex input (exact to rounding for real-analytic phi), otherwise by a
-            Richardson-extrapolated central difference (about 1e-13 absolute accuracy for
-            phi of size 1 that bends on the scale 1, less where it oscillates); its error
-            is estimated (``d1_error``) and results that it would spoil raise
+            Richardson-extrapolated central difference, whose error is estimated
+            (``d1_error``): results that it would spoil raise
             :class:`~rmt_deq.errors.PrecisionLossError` rather than being returned.
         kinks : iterable of float
             Points where phi or a derivative jumps: quadrature is split there.  Omitting a
@@ -173,10 +163,13 @@ class Activation:
                 f"derivative must be a callable (phi' on float64 arrays) or None, got "
                 f"{type(derivative).__name__}")
         label = name or getattr(fn, "__name__", "custom")
-        kinks_t = tuple(sorted(float(k) for k in kinks))
+        try:
+            kinks_t = tuple(sorted(float(k) for k in kinks))
+        except (TypeError, ValueError):
+            kinks_t = (math.nan,)
         if not all(math.isfinite(k) for k in kinks_t):
-            raise InvalidParameterError("kinks must be finite numbers")
-        _check_positive("scale", scale)
+            raise InvalidParameterError(f"kinks must be finite numbers, got {kinks!r}")
+        check_positive_real(scale, "scale")
         phi = _as_float_fn(fn, label, "activation")
         _probe(phi)
         d1_error = None
@@ -187,10 +180,8 @@ class Activation:
             d1, d1_error = _numerical_derivative(fn, phi)
         if mp_fn is not None and mp_derivative is None:
             mp_derivative = lambda x, f=mp_fn: mp.diff(f, x)  # noqa: E731
-        return cls(
-            name=label, fn=phi, d1=d1, mp_fn=mp_fn, mp_d1=mp_derivative,
-            kinks=kinks_t, scale=float(scale), odd=odd, d1_error=d1_error,
-        )
+        return cls(name=label, fn=phi, d1=d1, mp_fn=mp_fn, mp_d1=mp_derivative,
+                   kinks=kinks_t, scale=float(scale), odd=odd, d1_error=d1_error)
 
 
 ActivationLike = Union[str, Activation, Callable[[np.ndarray], np.ndarray]]
@@ -309,17 +300,6 @@ def _numerical_derivative(fn: Callable, phi: ArrayFn) -> tuple[ArrayFn, ArrayFn 
 _EPS = float(np.finfo(float).eps)
 
 
-def _check_positive(what: str, value: float) -> None:
-    if not (isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(value)
-            and value > 0):
-        raise InvalidParameterError(f"{what} must be a finite positive number, got {value!r}")
-
-
-def _check_finite(what: str, value: float) -> None:
-    if not (isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(value)):
-        raise InvalidParameterError(f"{what} must be a finite number, got {value!r}")
-
-
 def _pieces_fn(pieces: Sequence[PolyPiece]) -> tuple[ArrayFn, ArrayFn, Callable, Callable]:
     """numpy and mpmath evaluators of a piecewise polynomial and of its derivative."""
     derivs = [P.polyder(np.array(pc.coeffs, float)) if len(pc.coeffs) > 1 else np.zeros(1)
@@ -359,9 +339,15 @@ def _pieces_fn(pieces: Sequence[PolyPiece]) -> tuple[ArrayFn, ArrayFn, Callable,
     return fn, d1, mp_fn, mp_d1
 
 
-def _piecewise_activation(name: str, pieces: Sequence[PolyPiece], *, fn: ArrayFn | None = None,
-                          d1: ArrayFn | None = None, odd: bool = False,
-                          params: tuple[float, ...] = (), scale: float = 1.0) -> Activation:
+def piecewise_activation(name: str, pieces: Sequence[PolyPiece], *, fn: ArrayFn | None = None,
+                         d1: ArrayFn | None = None, odd: bool = False,
+                         params: tuple[float, ...] = (), scale: float = 1.0) -> Activation:
+    """The :class:`Activation` of a piecewise polynomial (exact ``pieces``: closed-form
+    moments; kinks at the piece boundaries; mpmath evaluators built from the pieces).
+
+    ``fn``, ``d1`` replace the numpy evaluators built from the pieces (faster forms of the
+    same function, e.g. ``np.maximum(x, 0)`` for relu); they must agree with the pieces.
+    """
     pfn, pd1, mfn, md1 = _pieces_fn(pieces)
     kinks = tuple(pc.hi for pc in pieces[:-1])
     return Activation(name=name, fn=fn or pfn, d1=d1 or pd1, mp_fn=mfn, mp_d1=md1,
@@ -382,25 +368,26 @@ def _num(x: float) -> str:
 
 
 def _relu() -> Activation:
-    return _piecewise_activation(
+    return piecewise_activation(
         "relu", [PolyPiece(-_INF, 0.0, (0.0,)), PolyPiece(0.0, _INF, (0.0, 1.0))],
         fn=lambda x: np.maximum(x, 0.0), d1=lambda x: (x > 0).astype(float))
 
 
 def _leaky_relu(slope: float = 0.01) -> Activation:
-    _check_finite("leaky_relu slope", slope)
+    check_finite_real(slope, "leaky_relu slope")
     s = float(slope)
-    return _piecewise_activation(
-        f"leaky_relu:{_num(s)}", [PolyPiece(-_INF, 0.0, (0.0, s)), PolyPiece(0.0, _INF, (0.0, 1.0))],
+    return piecewise_activation(
+        f"leaky_relu:{_num(s)}",
+        [PolyPiece(-_INF, 0.0, (0.0, s)), PolyPiece(0.0, _INF, (0.0, 1.0))],
         fn=lambda x: np.where(x > 0, x, s * x), d1=lambda x: np.where(x > 0, 1.0, s),
         params=(s,))
 
 
 def _hard_tanh(a: float = 1.0, c: float = 1.0) -> Activation:
-    _check_finite("hard_tanh gain a", a)
-    _check_positive("hard_tanh clip level c", c)
+    check_finite_real(a, "hard_tanh gain a")
+    check_positive_real(c, "hard_tanh clip level c")
     a, c = float(a), float(c)
-    return _piecewise_activation(
+    return piecewise_activation(
         f"hard_tanh:{_num(a)},{_num(c)}",
         [PolyPiece(-_INF, -c, (-a * c,)), PolyPiece(-c, c, (0.0, a)), PolyPiece(c, _INF, (a * c,))],
         fn=lambda x: a * np.clip(x, -c, c), d1=lambda x: np.where(np.abs(x) < c, a, 0.0),
@@ -412,24 +399,23 @@ def _polynomial(*coeffs: float) -> Activation:
         raise UnknownActivationError(
             "polynomial needs its coefficients, lowest degree first, e.g. 'polynomial:0,1,0.5'")
     for c in coeffs:
-        _check_finite("polynomial coefficient", c)
+        check_finite_real(c, "polynomial coefficient")
     cs = tuple(float(c) for c in coeffs)
     arr = np.array(cs)
     odd = bool(np.all(arr[0::2] == 0))
-    act = _piecewise_activation(
+    return piecewise_activation(
         "polynomial:" + ",".join(_num(c) for c in cs), [PolyPiece(-_INF, _INF, cs)],
         fn=lambda x: P.polyval(x, arr),
         d1=lambda x: P.polyval(x, P.polyder(arr)) if len(arr) > 1 else np.zeros_like(x),
         odd=odd, params=cs)
-    return act
 
 
 def _quadratic(a: float = 0.0, b: float = 1.0) -> Activation:
     """phi(t) = a t + b t^2."""
-    _check_finite("quadratic a", a)
-    _check_finite("quadratic b", b)
+    check_finite_real(a, "quadratic a")
+    check_finite_real(b, "quadratic b")
     act = _polynomial(0.0, float(a), float(b))
-    return Activation(**{**act.__dict__, "name": f"quadratic:{_num(a)},{_num(b)}"})
+    return dataclasses.replace(act, name=f"quadratic:{_num(a)},{_num(b)}")
 
 
 def _tanh() -> Activation:
@@ -480,7 +466,7 @@ def _gelu() -> Activation:
 
 
 def _elu(alpha: float = 1.0) -> Activation:
-    _check_finite("elu alpha", alpha)
+    check_finite_real(alpha, "elu alpha")
     al = float(alpha)
     return Activation(
         f"elu:{_num(al)}", lambda x: np.where(x > 0, x, al * np.expm1(np.minimum(x, 0.0))),
@@ -507,20 +493,18 @@ def _softplus() -> Activation:
 
 
 _REGISTRY: dict[str, Callable[..., Activation]] = {
-    "relu": _relu,
-    "leaky_relu": _leaky_relu,
-    "hard_tanh": _hard_tanh,
-    "tanh": _tanh,
-    "erf": _erf,
-    "sigmoid": _sigmoid,
-    "swish": _swish,
-    "silu": _swish,
-    "gelu": _gelu,
-    "elu": _elu,
-    "softplus": _softplus,
-    "quadratic": _quadratic,
-    "polynomial": _polynomial,
+    "relu": _relu, "leaky_relu": _leaky_relu, "hard_tanh": _hard_tanh, "tanh": _tanh,
+    "erf": _erf, "sigmoid": _sigmoid, "swish": _swish, "silu": _swish, "gelu": _gelu,
+    "elu": _elu, "softplus": _softplus, "quadratic": _quadratic, "polynomial": _polynomial,
 }
+
+
+#: interned activations: (factory, exact bits of each parameter) -> Activation (keyed by
+#: the factory object: a replaced name cannot return a stale activation)
+_INTERNED: dict[tuple, Activation] = {}
+#: resolved spec strings -> (registry name, factory, Activation), used while the registry
+#: still maps the name to that factory
+_SPECS: dict[str, tuple[str, Callable[..., Activation], Activation]] = {}
 
 
 def available_activations() -> list[str]:
@@ -534,6 +518,8 @@ def register_activation(name: str, factory: Callable[..., Activation], *,
 
     ``factory`` must return an :class:`Activation` (e.g. built with
     :meth:`Activation.from_callable`); :func:`get_activation` checks that it does.
+    Replacing a name (``overwrite=True``) drops the interned activations, so the next
+    :func:`get_activation` builds from the new factory.
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise InvalidParameterError(f"activation name must be an identifier, got {name!r}")
@@ -545,6 +531,8 @@ def register_activation(name: str, factory: Callable[..., Activation], *,
             f"the factory registered as {name!r} must be callable (float parameters -> "
             f"Activation), got {type(factory).__name__}")
     _REGISTRY[name] = factory
+    _INTERNED.clear()
+    _SPECS.clear()
 
 
 def get_activation(spec: ActivationLike) -> Activation:
@@ -552,20 +540,32 @@ def get_activation(spec: ActivationLike) -> Activation:
 
     Spec strings are ``"name"`` or ``"name:p1,p2,..."`` (e.g. ``"leaky_relu:0.1"``,
     ``"hard_tanh:1,1"`` for a*clip(t,-c,c), ``"quadratic:a,b"`` for a t + b t^2,
-    ``"polynomial:c0,c1,c2"`` lowest degree first).
+    ``"polynomial:c0,c1,c2"`` lowest degree first).  The activation of a spec is built
+    once and interned: the same spec (up to case, spaces and the spelling of its numbers)
+    returns the same object, so resolving it again costs a dictionary lookup.  An
+    Activation is returned as is; a callable is wrapped by
+    :meth:`Activation.from_callable` (a new object per call).
 
     Raises
     ------
     UnknownActivationError
         Unknown name or unparsable parameters; the message lists the known names.
     """
+    if isinstance(spec, str):
+        hit = _SPECS.get(spec)
+        if hit is not None and _REGISTRY.get(hit[0]) is hit[1]:
+            return hit[2]
+        return _resolve_spec(spec)
     if isinstance(spec, Activation):
         return spec
     if callable(spec):
         return Activation.from_callable(spec)
-    if not isinstance(spec, str):
-        raise UnknownActivationError(
-            f"activation must be a name, an Activation or a callable, got {type(spec).__name__}")
+    raise UnknownActivationError(
+        f"activation must be a name, an Activation or a callable, got {type(spec).__name__}")
+
+
+def _resolve_spec(spec: str) -> Activation:
+    """Parse a spec string and return its interned Activation (built on first use)."""
     name, _, arg = spec.strip().partition(":")
     name = name.strip().lower().replace("-", "_")
     if name not in _REGISTRY:
@@ -579,14 +579,21 @@ def get_activation(spec: ActivationLike) -> Activation:
             raise UnknownActivationError(
                 f"cannot parse the parameters of {spec!r}: expected comma-separated numbers "
                 f"after the colon, e.g. 'leaky_relu:0.1'") from None
-    try:
-        act = _REGISTRY[name](*params)
-    except TypeError:
-        raise UnknownActivationError(
-            f"wrong number of parameters in {spec!r} for activation {name!r}") from None
-    if not isinstance(act, Activation):
-        raise UnknownActivationError(
-            f"the factory registered as {name!r} returned {type(act).__name__}, not an "
-            f"Activation; register a factory that returns one, e.g. "
-            f"lambda *p: Activation.from_callable(fn, name={name!r})")
+    factory = _REGISTRY[name]
+    # the exact bits of each parameter (-0.0 and 0.0 are different specs)
+    key = (factory,) + tuple(float.hex(v) for v in params)
+    act = _INTERNED.get(key)
+    if act is None:
+        try:
+            act = factory(*params)
+        except TypeError:
+            raise UnknownActivationError(
+                f"wrong number of parameters in {spec!r} for activation {name!r}") from None
+        if not isinstance(act, Activation):
+            raise UnknownActivationError(
+                f"the factory registered as {name!r} returned {type(act).__name__}, not an "
+                f"Activation; register a factory that returns one, e.g. "
+                f"lambda *p: Activation.from_callable(fn, name={name!r})")
+        _INTERNED[key] = act
+    _SPECS[spec] = (name, factory, act)
     return act

@@ -306,8 +306,8 @@ def _solution_lines(sol: Any) -> list[str]:
     c = sol.contraction
     lines.append(f"  contraction: tau map sa*g4/2 = {c['tau_map']:.4g}, sa*g1 = "
                  f"{c['alpha1']:.4g}, sa*E[phi'^2] = {c['deq_jacobian']:.4g}")
-    lines.append(f"  residual {sol.residual:.2e} (tolerance {sol.tolerance:.1e}) after "
-                 f"{sol.iterations} iterations; unique on [0, {sol.q_scan:.3g}]: "
+    lines.append(f"  residual {sol.report.residual:.2e} (tolerance {sol.report.tolerance:.1e}) after "
+                 f"{sol.report.iterations} iterations; unique on [0, {sol.q_scan:.3g}]: "
                  f"{sol.unique}")
     if sol.error_estimate:
         lines.append(f"  estimated relative error (moment precision) "

@@ -341,7 +341,7 @@ def spectral_distances(eigenvalues: Any, reference: Any, *, exclude: Any = None,
                 f"reference {type(reference).__name__} lacks {missing}: a predicted "
                 f"distribution needs {list(DISTRIBUTION_ATTRIBUTES)} (e.g. a BulkSpectrum)")
         m = W1_SUBDIVISIONS if subdivisions is None else check_positive_int(
-            "subdivisions", subdivisions)
+            subdivisions, "subdivisions")
         atom, atom_at = float(reference.atom), float(reference.atom_at)
         width = float(reference.width)
         if atom > 0:
@@ -456,7 +456,7 @@ def top_eigen_comparison(K: Any, K_ref: Any, k: int = 5, *,
         rel_floor, a non-symmetric matrix.
     """
     a, b = _pair(K, K_ref)
-    k = check_positive_int("k", k)
+    k = check_positive_int(k, "k")
     rel_floor = check_positive_finite(rel_floor, "rel_floor")
     if not rel_floor < 1:
         raise InvalidParameterError(f"rel_floor must be in (0, 1), got {rel_floor!r}")

@@ -13,8 +13,11 @@ import pytest
 from scipy import integrate
 
 from conftest import ACTIVATION_SPECS
-from rmt_deq.moments.bivariate import (PairExpectations, bivariate_expectation, gaussian_mean,
-                               has_closed_form, hermite_coefficients, one_dimensional_moments)
+from rmt_deq.moments.bivariate import bivariate_expectation
+from rmt_deq.moments.mehler import hermite_coefficients
+from rmt_deq.moments.pair_closed import has_closed_form
+from rmt_deq.moments.pairs import PairExpectations
+from rmt_deq.moments.scales import gaussian_mean, one_dimensional_moments
 from rmt_deq.errors import (ConvergenceError, InvalidParameterError, NoFixedPointError,
                             NonFiniteInputError, ShapeMismatchError, UnknownOptionError)
 from rmt_deq.fixed_point.four_equations import solve_four_equations

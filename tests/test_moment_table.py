@@ -10,7 +10,8 @@ from scipy import special
 
 from rmt_deq.activations import Activation, get_activation, register_activation
 from rmt_deq.errors import UnknownOptionError
-from rmt_deq.fixed_point.four_equations import _scan_uniqueness, solve_four_equations
+from rmt_deq.fixed_point._tau_root import scan_uniqueness
+from rmt_deq.fixed_point.four_equations import solve_four_equations
 from rmt_deq.moments.gaussian import gaussian_moments, mp_gaussian_moments, raw_moments
 from rmt_deq.moments.table import TABLE_TAU_RANGE, moment_table
 from rmt_deq.moments.series import series_for
@@ -132,13 +133,29 @@ def test_table_cache_shared_by_spec_not_by_name():
                                  rel=1e-14)
 
 
+def test_spec_strings_are_interned():
+    a = get_activation("leaky_relu:0.1")
+    assert get_activation("leaky_relu:0.10") is a and get_activation(" Leaky-ReLU:1e-1 ") is a
+    assert get_activation("leaky_relu:0.2") is not a
+    assert get_activation("silu") is get_activation("swish")     # one factory, same parameters
+    zero, minus = get_activation("leaky_relu:0"), get_activation("leaky_relu:-0")
+    assert zero is not minus and (zero.name, minus.name) == ("leaky_relu:0", "leaky_relu:-0")
+    assert get_activation(a) is a
+    f = np.tanh                                  # a callable is wrapped anew on each call
+    assert get_activation(f) is not get_activation(f)
+    assert moment_table(get_activation(f)) is not moment_table(get_activation(f))
+
+
 def test_reregistered_name_gets_a_new_table():
     register_activation("tmp_table_act", lambda: Activation(
         "tmp_table_act", np.tanh, lambda x: 1.0 - np.tanh(x) ** 2), overwrite=True)
     first = moment_table("tmp_table_act")
+    act = get_activation("tmp_table_act")
+    assert get_activation("tmp_table_act") is act
     register_activation("tmp_table_act", lambda: Activation(
         "tmp_table_act", special.expit, lambda x: special.expit(x) * special.expit(-x)),
         overwrite=True)
+    assert get_activation("tmp_table_act") is not act
     second = moment_table("tmp_table_act")
     assert second is not first
     m = gaussian_moments("tmp_table_act", 1.0, method="table")
@@ -170,13 +187,13 @@ def test_fallback_outside_the_range():
 def test_solver_outside_the_range_uses_quadrature():
     # tau* ~ 0.998 tau0 = 0.0449: between the series threshold and the table's lower end
     sol = solve_four_equations("tanh", 0.2, 0.045)
-    assert sol.method == "quadrature" and sol.residual <= 1e-13
+    assert sol.method == "quadrature" and sol.report.residual <= 1e-13
     ref = solve_four_equations("tanh", 0.2, 0.045, method="quadrature")
     eps = np.finfo(float).eps
     assert abs(sol.tau - ref.tau) <= 4 * eps * ref.tau
     assert abs(sol.alpha1 - ref.alpha1) <= 4 * eps * ref.alpha1
     small = solve_four_equations("tanh", 0.2, 0.02)     # tau* below the series threshold
-    assert small.method == "series" and small.residual <= 1e-13
+    assert small.method == "series" and small.report.residual <= 1e-13
 
 
 def test_raw_moments_refuse_table():
@@ -190,7 +207,7 @@ def test_default_solve_uses_table_and_agrees_with_quadrature(spec):
         sol = solve_four_equations(spec, sa, tau0)
         ref = solve_four_equations(spec, sa, tau0, method="quadrature")
         assert sol.method == "table" and ref.method == "quadrature"
-        assert sol.residual <= 1e-13 and sol.unique == ref.unique
+        assert sol.report.residual <= 1e-13 and sol.unique == ref.unique
         for k in ("tau", "alpha1", "alpha2", "alpha3", "alpha4"):
             a, b = getattr(sol, k), getattr(ref, k)
             assert abs(a - b) <= 2e-14 * max(abs(b), 1e-2), (spec, sa, tau0, k, a, b)
@@ -215,8 +232,8 @@ def test_table_scan_agrees_with_anchored_scan():
             sb = 1 - sa
             sol = solve_four_equations(spec, sa, tau0)
             q = sol.tau ** 2
-            u_tab, q_tab = _scan_uniqueness(act, sa, sb * tau0 ** 2, q, tab)
-            u_quad, q_quad = _scan_uniqueness(act, sa, sb * tau0 ** 2, q, None)
+            u_tab, q_tab = scan_uniqueness(act, sa, sb * tau0 ** 2, q, tab)
+            u_quad, q_quad = scan_uniqueness(act, sa, sb * tau0 ** 2, q, None)
             assert u_tab == u_quad and sol.unique == u_tab
             assert q_quad / 10 ** 0.2 <= q_tab <= q_quad
 
@@ -240,11 +257,11 @@ def test_lattice_scan_counts_sign_changes():
     act = get_activation("tanh")
     sa, c = 0.5, 0.5
     one = Synthetic(lambda t: np.ones_like(t))                  # f = 1 - q: one root
-    assert _scan_uniqueness(act, sa, c, 1.0, one)[0]
+    assert scan_uniqueness(act, sa, c, 1.0, one)[0]
     # f = 0.5 V0 + 0.5 - q with V0 = 2 q + bump: negative just above 1 and again past 30,
     # positive on a window around 10 -> three sign changes
     bump = Synthetic(lambda t: 2 * t ** 2 - 1.2 + 60 * np.exp(-np.log(t ** 2 / 10) ** 2))
-    unique, q_scan = _scan_uniqueness(act, sa, c, 1.0, bump)
+    unique, q_scan = scan_uniqueness(act, sa, c, 1.0, bump)
     assert not unique and q_scan <= 1e4
     f = sa * bump.scan_v0 + c - bump.scan_q
     assert np.count_nonzero(np.diff(np.sign(f[(bump.scan_q >= c) & (bump.scan_q <= 1e4)]))) >= 2

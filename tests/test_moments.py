@@ -16,6 +16,8 @@ import pytest
 from conftest import ACTIVATION_SPECS, mpmath_references, user_sine
 from rmt_deq.activations import Activation, get_activation
 from rmt_deq.errors import DivergentMomentError, InvalidParameterError
+from rmt_deq.moments.closed_forms import (_piecewise_raw_direct, homogeneous_degree,
+                                          piecewise_raw_moments)
 from rmt_deq.moments.gaussian import gaussian_expectation, gaussian_moments, mp_gaussian_moments
 
 TAUS = [0.05, 0.3, 1.0, 2.5, 7.0, 20.0]
@@ -80,6 +82,21 @@ def test_kink_split_matters():
     assert err_split < 1e-14 < err_unsplit
 
 
+def test_moment_arrays_are_read_only():
+    tau = np.array([0.5, 1.0, 3.0])
+    m = gaussian_moments("tanh", tau, with_errors=True)
+    with pytest.raises(ValueError, match="read-only"):
+        m.e1[0] = 0.0
+    with pytest.raises(ValueError, match="read-only"):
+        m.errors["e1"][0] = 0.0
+    with pytest.raises(TypeError):
+        m.errors["e1"] = np.zeros(3)
+    tau[0] = 2.0                      # the caller's array is not frozen (nor shared)
+    assert m.tau[0] == 0.5
+    d = m.to_dict()
+    assert d["e1"] == m.e1.tolist() and d["method"] == "quadrature" and "errors" not in d
+
+
 def test_gaussian_expectation_generic():
     # E[|tau xi|^3] = 2 sqrt(2/pi) tau^3
     val = gaussian_expectation(lambda x: np.abs(x) ** 3, 1.7, kinks=(0.0,))
@@ -104,8 +121,6 @@ def test_bad_tau(tau):
                                          ("hard_tanh:1,1", None), ("quadratic:1,0.5", None)])
 def test_homogeneous_shortcut_equals_direct_closed_form(spec, degree):
     """phi(t x) = t^k phi(x): the moments scaled from tau = 1 equal the direct closed form."""
-    from rmt_deq.moments.closed_forms import (_piecewise_raw_direct, homogeneous_degree,
-                                      piecewise_raw_moments)
     act = get_activation(spec)
     assert homogeneous_degree(act.pieces) == degree
     tau = np.geomspace(1e-3, 1e3, 13)

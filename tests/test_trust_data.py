@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import rmt_deq as rd
-from rmt_deq.moments.bivariate import PairExpectations
+from rmt_deq.moments.pairs import PairExpectations
 from rmt_deq.cli import main
 from rmt_deq.data.conventions import (SOURCE_MIXTURE, SOURCE_PLUGIN, SOURCE_POOLED,
                                  check_statistics, data_scale)

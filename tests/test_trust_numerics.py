@@ -22,13 +22,14 @@ import pytest
 from scipy import special
 
 from conftest import mpmath_references, reference_generator, user_sine
-from rmt_deq.fixed_point import four_equations as fixed_point
+from rmt_deq.fixed_point import _tau_root as tau_root
 from rmt_deq.fixed_point import high_precision as mp_reference
 from rmt_deq.activations import Activation, get_activation, register_activation
 from rmt_deq.cli import main as cli_main
 from rmt_deq.errors import (ConvergenceError, InvalidParameterError, NoFixedPointError,
                             PrecisionLossError, RmtDeqError, UnknownActivationError)
-from rmt_deq.fixed_point.four_equations import g2_zero_level, solve_four_equations
+from rmt_deq.fixed_point.accuracy import ACCURACY, g2_zero_level
+from rmt_deq.fixed_point.four_equations import solve_four_equations
 from rmt_deq.moments.gaussian import gaussian_moments, mp_gaussian_moments, raw_moments
 
 #: accuracy every returned grid result must meet (relative; alpha2, alpha3 see _errors).
@@ -131,7 +132,7 @@ def test_reported_bug_cases_are_accurate_or_raise():
     assert sol.tau == pytest.approx(math.sqrt(sb * t0 ** 2 / (1 - k)), rel=1e-13)
     assert sol.alpha1 == pytest.approx(sb / (1 - k), rel=1e-13)
     assert sol.alpha4 == pytest.approx(sb / (1 - k), rel=1e-13)
-    assert sol.residual <= sol.tolerance
+    assert sol.report.residual <= sol.report.tolerance
     # softplus: phi = log 2 + x/2 + x^2/8 + O(x^4): E[phi'] = 1/2, E[phi''] = 1/4, g4 = 1/2
     sol = solve_four_equations("softplus", sa, t0)
     k = sa / 4
@@ -227,22 +228,23 @@ def test_residual_failure_raises(monkeypatch):
     """If the moments at the root disagree with those the iteration used (simulated: the
     lean iteration's V0 off by 1e-6), the residual fails and ConvergenceError is raised
     with the history -- the result is never returned as converged."""
-    real = fixed_point.tau_map_terms
-    monkeypatch.setattr(fixed_point, "tau_map_terms",
+    real = tau_root.tau_map_terms
+    monkeypatch.setattr(tau_root, "tau_map_terms",
                         lambda act, tau: (real(act, tau)[0] * (1 + 1e-6), real(act, tau)[1]))
     with pytest.raises(ConvergenceError, match="residual") as info:
         solve_four_equations("tanh", 0.3, 1.0, method="quadrature")
     assert info.value.residuals
     # a tolerance loose enough for the perturbation is honoured (no error)
     sol = solve_four_equations("tanh", 0.3, 1.0, method="quadrature", tol=1e-5)
-    assert sol.residual <= sol.tolerance and sol.converged
+    assert sol.report.residual <= sol.report.tolerance and sol.report.converged
 
 
 def test_solution_reports_its_error_estimate():
     sol = solve_four_equations("tanh", 0.3, 1.0)
     assert set(sol.error_estimate) == set(KEYS)
-    assert all(0 <= v <= fixed_point.ACCURACY for v in sol.error_estimate.values())
-    assert sol.residual <= sol.tolerance and sol.to_dict()["converged"] is True
+    assert all(0 <= v <= ACCURACY for v in sol.error_estimate.values())
+    assert sol.report.residual <= sol.report.tolerance
+    assert sol.to_dict()["report"]["converged"] is True
 
 
 # ----------------------------------------------------------------------------------------
@@ -283,7 +285,7 @@ def test_mpmath_residual_is_checked_at_higher_precision(monkeypatch):
 
 def test_mpmath_options_are_honoured():
     ref = solve_four_equations("tanh", 0.3, 1.0, method="mpmath", dps=20)
-    assert 0 < ref.residual <= 1e-15 and ref.q_scan > 0 and ref.unique
+    assert 0 < ref.report.residual <= 1e-15 and ref.q_scan > 0 and ref.unique
     no_scan = solve_four_equations("tanh", 0.3, 1.0, method="mpmath", dps=20,
                                    check_uniqueness=False)
     assert no_scan.q_scan == 0.0 and no_scan.tau == ref.tau

@@ -341,8 +341,8 @@ def default_mixture(p: int, K: int = 2, rng: Any = 0) -> GaussianMixture:
     2a/(K sqrt p), so tr(C_a)/p = 1 + a/(K sqrt p): trace differences of order sqrt(p), as
     the regime requires (t_a = O(1)).  Equal proportions; ``rng`` seeds the mean directions.
     """
-    p = check_positive_int("p", p)
-    K = check_positive_int("K", K)
+    p = check_positive_int(p, "p")
+    K = check_positive_int(K, "K")
     gen = as_rng(rng)
     means = gen.standard_normal((K, p))
     means *= 3.0 / np.linalg.norm(means, axis=1, keepdims=True)

@@ -300,7 +300,7 @@ def plugin_statistics(X: Any, labels: Any, *,
     Xa = as_data_matrix(X)
     p, n = Xa.shape
     codes, classes = as_labels(labels, n, p=p)
-    check_choice("diag_estimator", diag_estimator, DIAG_ESTIMATORS)
+    check_choice(diag_estimator, "diag_estimator", DIAG_ESTIMATORS)
     return _plugin_estimate(Xa, codes, classes, diag_estimator)
 
 

@@ -125,7 +125,8 @@ from rmt_deq.design._moments import (_INV_SQRT_2PI, _Dual, _exp, _moments_hardta
 from rmt_deq.activations import Activation, ActivationLike, PolyPiece, get_activation
 from rmt_deq.errors import (InfeasibleDesignError, InvalidParameterError, InvalidRecordError,
                      RmtDeqError, ShapeMismatchError, UnknownOptionError)
-from rmt_deq.fixed_point.four_equations import FixedPointSolution, solve_four_equations
+from rmt_deq.fixed_point.four_equations import solve_four_equations
+from rmt_deq.fixed_point.solution import FixedPointSolution
 
 __all__ = [
     "TARGETS",
@@ -222,12 +223,12 @@ class DesignedLayer:
 
 def _pwlinear_activation(a: float, b: float) -> Activation:
     """sigma(t) = a t (t > 0), b t (t < 0), named ``enn_pwlinear:a,b`` (full precision)."""
-    from rmt_deq.activations import _piecewise_activation   # exact pieces -> closed forms
+    from rmt_deq.activations import piecewise_activation   # exact pieces -> closed forms
 
     a, b = float(a), float(b)
     if not (math.isfinite(a) and math.isfinite(b)):
         raise InvalidParameterError(f"piecewise-linear slopes must be finite, got {a!r}, {b!r}")
-    return _piecewise_activation(
+    return piecewise_activation(
         f"enn_pwlinear:{a!r},{b!r}",
         [PolyPiece(-math.inf, 0.0, (0.0, b)), PolyPiece(0.0, math.inf, (0.0, a))],
         fn=lambda x: np.where(x > 0, a * x, b * x),
@@ -258,14 +259,14 @@ def _hardtanh_activation(a: float, c: float) -> Activation:
 def _hardtanhlin_activation(a: float, c: float, b: float) -> Activation:
     """a clip(t, -c, c) + b t (three linear pieces), named ``enn_hardtanhlin:a,c,b`` (full
     precision)."""
-    from rmt_deq.activations import _piecewise_activation   # exact pieces -> closed forms
+    from rmt_deq.activations import piecewise_activation   # exact pieces -> closed forms
 
     a, c, b = float(a), float(c), float(b)
     if not (math.isfinite(a) and math.isfinite(b) and math.isfinite(c) and c > 0):
         raise InvalidParameterError(
             f"hard tanh + linear needs finite a, b and a clip level c > 0, got {a!r}, {c!r}, "
             f"{b!r}")
-    return _piecewise_activation(
+    return piecewise_activation(
         f"enn_hardtanhlin:{a!r},{c!r},{b!r}",
         [PolyPiece(-math.inf, -c, (-a * c, b)), PolyPiece(-c, c, (0.0, a + b)),
          PolyPiece(c, math.inf, (a * c, b))],
@@ -391,7 +392,7 @@ class DesignTarget:
     refine: bool = False
 
     def __post_init__(self) -> None:
-        check_choice("target", self.kind, TARGETS)
+        check_choice(self.kind, "target", TARGETS)
         if not isinstance(self.refine, bool):
             raise InvalidParameterError(f"refine must be True or False, got {self.refine!r}")
         if self.refine and self.kind != "ntk":
@@ -579,7 +580,7 @@ def design_target(activation: ActivationLike | FixedPointSolution, sa: float | N
     NoFixedPointError
         From the four-equation solve.
     """
-    check_choice("target", target, TARGETS)
+    check_choice(target, "target", TARGETS)
     if not isinstance(refine, bool):
         raise InvalidParameterError(f"refine must be True or False, got {refine!r}")
     if refine and target != "ntk":
@@ -710,7 +711,7 @@ def enn_equations(layers: Sequence[DesignedLayer], tau0: float, target: str = "c
         ``refine`` or ``enn_groups`` with a CK target, or ``refine`` with a layer kind that
         has no closed-form refined moments here (pwlinear, hermite).
     """
-    check_choice("target", target, TARGETS)
+    check_choice(target, "target", TARGETS)
     if not isinstance(refine, bool):
         raise InvalidParameterError(f"refine must be True or False, got {refine!r}")
     if refine and target != "ntk":
@@ -1288,7 +1289,7 @@ class ParametricFamily(DesignFamily):
     def __init__(self, sigma: Any, n_layers: int, theta0: Any, *, name: str = "custom",
                  param_names: Sequence[str] | None = None, derivative: Any = None,
                  kinks: Any = (), odd: bool = False) -> None:
-        self.n_layers = check_positive_int("n_layers", n_layers)
+        self.n_layers = check_positive_int(n_layers, "n_layers")
         sig = list(sigma) if isinstance(sigma, (list, tuple)) else [sigma] * self.n_layers
         if len(sig) != self.n_layers or not all(callable(s) for s in sig):
             raise InvalidParameterError(
@@ -1543,8 +1544,8 @@ class DesignedNetwork:
         -------
         tuple (Ws, v) with Ws a tuple of L matrices
         """
-        m = check_positive_int("width", width)
-        p = check_positive_int("p", p)
+        m = check_positive_int(width, "width")
+        p = check_positive_int(p, "p")
         gen = as_rng(rng)
         Ws = [gen.standard_normal((m, p))]
         for _ in range(1, self.L):
@@ -1986,8 +1987,8 @@ def design_network(target: DesignTarget, family: str | DesignFamily = "quadcubic
     if isinstance(tol, bool) or not (isinstance(tol, (int, float)) and math.isfinite(tol)
                                      and tol > 0):
         raise InvalidParameterError(f"tol must be a finite number > 0, got {tol!r}")
-    n_starts = check_positive_int("n_starts", options.get("n_starts", 12))
-    max_iter = check_positive_int("max_iter", options.get("max_iter", 100))
+    n_starts = check_positive_int(options.get("n_starts", 12), "n_starts")
+    max_iter = check_positive_int(options.get("max_iter", 100), "max_iter")
     strict = options.get("strict", True)
     if not isinstance(strict, bool):
         raise InvalidParameterError(f"strict must be True or False, got {strict!r}")

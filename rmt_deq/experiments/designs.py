@@ -25,7 +25,8 @@ from rmt_deq.design.core import (TARGETS, DesignedNetwork, DesignFamily, design_
 from rmt_deq.errors import InvalidParameterError
 from rmt_deq.experiments.harness import Record, SlopeFit, fitted_slopes, sweep_dimension
 from rmt_deq.experiments.surrogates import DEFAULT_PS
-from rmt_deq.fixed_point.four_equations import FixedPointSolution, solve_four_equations
+from rmt_deq.fixed_point.four_equations import solve_four_equations
+from rmt_deq.fixed_point.solution import FixedPointSolution
 from rmt_deq.kernels.ck_surrogate import mixture_ck_surrogate
 from rmt_deq.kernels.exact import exact_ck, exact_ntk
 from rmt_deq.kernels.ntk_surrogate import mixture_ntk_surrogate
@@ -207,7 +208,7 @@ def design_convergence(
     InfeasibleDesignError
         The family cannot match the target.
     """
-    check_choice("target", target, TARGETS)
+    check_choice(target, "target", TARGETS)
     if target != "ntk" and (ntk_groups is not None or refine):
         raise InvalidParameterError("ntk_groups and refine apply to target='ntk' only")
     act = get_activation(activation)
@@ -321,8 +322,8 @@ def sampled_comparison(net: DesignedNetwork, X: Any, *, width: int, realizations
         raise InvalidParameterError("sampled_comparison needs a CK design of a DEQ "
                                     "(design_target(activation, sa, ...))")
     Xa = as_data_matrix(X)
-    m = check_positive_int("width", width)
-    R = check_positive_int("realizations", realizations)
+    m = check_positive_int(width, "width")
+    R = check_positive_int(realizations, "realizations")
     gen = as_rng(rng)
     seed = int(gen.integers(2 ** 62))
     G_exp = _explicit_sampled_ck(net, Xa, m, R, gen)

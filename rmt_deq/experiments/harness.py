@@ -179,7 +179,7 @@ def sweep_dimension(
         raise InvalidParameterError(f"seed must be a non-negative integer, got {seed!r}")
     rows = []
     for p in ps:
-        p = check_positive_int("p", p)
+        p = check_positive_int(p, "p")
         mixture = default_mixture(p, K, rng=seed)
         sample = mixture.sample(int(round(ratio * p)), rng=seed + SAMPLE_SEED_OFFSET + p)
         row = compare(p, mixture, sample)

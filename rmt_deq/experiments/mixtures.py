@@ -32,7 +32,7 @@ def spike_mixture(p: int, seed: int = 0) -> GaussianMixture:
     """Two classes with well-separated spikes: orthogonal means of norms 2.5 and 4 (random
     directions from ``seed``), proportions 0.4/0.6, class 1 isotropic, class 2 with the
     two-valued diagonal covariance (1.5 / 0.5 + 2/sqrt(p) on the halves)."""
-    p = check_positive_int("p", p)
+    p = check_positive_int(p, "p")
     q, _ = np.linalg.qr(as_rng(seed).standard_normal((p, 2)))
     means = np.vstack([2.5 * q[:, 0], 4.0 * q[:, 1]])
     covs = np.vstack([np.ones(p), _two_valued(p)])
@@ -47,8 +47,8 @@ def bulk_mixture(p: int, kind: str, seed: int = 0) -> GaussianMixture:
     ``kind="diagonal"``: C_1 = diag(linspace(0.4, 1.6, p)) (p distinct variances), C_2 the
     two-valued covariance of :func:`spike_mixture`.
     """
-    p = check_positive_int("p", p)
-    check_choice("kind", kind, BULK_COVARIANCES)
+    p = check_positive_int(p, "p")
+    check_choice(kind, "kind", BULK_COVARIANCES)
     means = as_rng(seed).standard_normal((2, p))
     means *= 3.0 / np.linalg.norm(means, axis=1, keepdims=True)
     if kind == "isotropic":

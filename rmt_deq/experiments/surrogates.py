@@ -24,7 +24,8 @@ from rmt_deq.data.mixture import GaussianMixture, MixtureSample
 from rmt_deq.errors import InvalidParameterError
 from rmt_deq.experiments.harness import (Record, SlopeFit, fitted_slope, fitted_slopes,
                                          sweep_dimension)
-from rmt_deq.fixed_point.four_equations import check_variances, solve_four_equations
+from rmt_deq.fixed_point.four_equations import solve_four_equations
+from rmt_deq._validation import check_variances
 from rmt_deq.kernels.ck_surrogate import mixture_ck_surrogate
 from rmt_deq.kernels.exact import exact_ck, exact_ntk
 from rmt_deq.kernels.result import Kernel

@@ -18,12 +18,11 @@ from rmt_deq._validation import check_memory, check_positive_int, memory_budget
 from rmt_deq.activations import ActivationLike
 from rmt_deq.data.mixture import default_mixture
 from rmt_deq.errors import InvalidParameterError
-from rmt_deq.fixed_point.four_equations import FixedPointSolution
+from rmt_deq.fixed_point.solution import FixedPointSolution
 from rmt_deq.kernels.ck_surrogate import mixture_ck_surrogate
 from rmt_deq.kernels.exact import exact_ck
-from rmt_deq.metrics import relative_operator_distance
+from rmt_deq.metrics import relative_operator_distance, spectral_distances, SpectralDistances
 from rmt_deq.plotting import plot_spectrum, save_figure
-from rmt_deq.metrics import SpectralDistances, spectral_distances
 from rmt_deq.spectra.bulk import BulkSpectrum, kernel_bulk
 from rmt_deq.spectra.model import gram_model_from_mixture
 from rmt_deq.spectra.spikes import Spikes, isolated_eigenvalues
@@ -104,7 +103,7 @@ def _solution_report(sol: FixedPointSolution) -> list[str]:
     lines = [f"four equations: activation {sol.activation}, sa = {sol.sa:g}, "
              f"sb = {sol.sb:g}, tau0 = {sol.tau0:.6g}"]
     lines += [f"  {name:7s} = {getattr(sol, name): .12g}" for name in _REPORTED]
-    lines.append(f"  residual {sol.residual:.1e}, contraction sa*g1 = "
+    lines.append(f"  residual {sol.report.residual:.1e}, contraction sa*g1 = "
                  f"{sol.contraction['alpha1']:.3g}, unique: {sol.unique}")
     return lines
 
@@ -151,7 +150,7 @@ def run_demo(activation: ActivationLike = "relu", sa: float = 0.2, p: int = 400,
     OutputPathError
         ``out`` cannot be written (checked first).
     """
-    p = check_positive_int("p", p)
+    p = check_positive_int(p, "p")
     if p < DEMO_MIN_P:
         raise InvalidParameterError(
             f"the demo needs p >= {DEMO_MIN_P} (n = 0.8 p samples in two classes); got "

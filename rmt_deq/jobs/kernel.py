@@ -14,12 +14,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from rmt_deq._validation import as_data_matrix, as_labels, check_choice, check_groups
+from rmt_deq._validation import (as_data_matrix, as_labels, check_choice, check_groups,
+                                 check_variances)
 from rmt_deq.activations import Activation, ActivationLike, get_activation
 from rmt_deq.data.conventions import DataScale, check_statistics, data_scale
 from rmt_deq.data.mixture import GaussianMixture, MixtureSample
 from rmt_deq.errors import InvalidParameterError
-from rmt_deq.fixed_point.four_equations import check_variances
 from rmt_deq.kernels.ck_surrogate import mixture_ck_surrogate, plugin_ck_surrogate
 from rmt_deq.kernels.exact import NTK_GROUPS, exact_ck, exact_ntk
 from rmt_deq.kernels.ntk_surrogate import mixture_ntk_surrogate, plugin_ntk_surrogate
@@ -35,7 +35,7 @@ METHODS = ("exact", "surrogate", "sampled")
 
 def _check_kind_groups(kind: str, groups: Any) -> tuple[str, ...] | None:
     """Validate kind and groups together: groups apply to the NTK only (never ignored)."""
-    check_choice("kind", kind, KINDS)
+    check_choice(kind, "kind", KINDS)
     if kind == "ck":
         if groups is not None:
             raise InvalidParameterError(
@@ -172,7 +172,7 @@ def kernel_from_data(
     UnknownOptionError
         Unknown kind, method or NTK group.
     """
-    check_choice("method", method, METHODS)
+    check_choice(method, "method", METHODS)
     sel = _check_kind_groups(kind, groups)
     if method != "sampled" and sampling is not None:
         raise InvalidParameterError("sampling options are only used by method='sampled'")

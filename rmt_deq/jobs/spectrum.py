@@ -16,13 +16,13 @@ import numpy as np
 from rmt_deq._io import (DATA_ARRAYS, check_output_path, json_numeric_array, read_json,
                         read_npz)
 from rmt_deq._validation import (as_data_matrix, as_labels, check_choice, check_memory,
-                                 memory_budget)
+                                 check_variances, memory_budget)
 from rmt_deq.data.conventions import check_statistics, scale_note
 from rmt_deq.data.mixture import GaussianMixture
 from rmt_deq.data.statistics import build_V, compute_psi, plugin_statistics
 from rmt_deq.errors import (DataFileError, InvalidParameterError, ShapeMismatchError,
                             UnknownOptionError)
-from rmt_deq.fixed_point.four_equations import check_variances, solve_four_equations
+from rmt_deq.fixed_point.four_equations import solve_four_equations
 from rmt_deq.kernels.ck_surrogate import ck_surrogate_coefficients
 from rmt_deq.kernels.surrogate import SurrogateCoefficients
 from rmt_deq.kernels.ntk_surrogate import ntk_surrogate_coefficients
@@ -260,9 +260,9 @@ def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
     OutputPathError
         ``plot`` cannot be written (checked first).
     """
-    check_choice("kind", kind, ("ck", "ntk"))
+    check_choice(kind, "kind", ("ck", "ntk"))
     if data_covariance is not None:
-        check_choice("data_covariance", data_covariance, ("diagonal", "sample"))
+        check_choice(data_covariance, "data_covariance", ("diagonal", "sample"))
     if groups is not None and kind != "ntk":
         raise InvalidParameterError("groups applies to kind='ntk' only")
     if (mixture is None) == (data is None):

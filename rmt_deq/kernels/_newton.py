@@ -24,8 +24,9 @@ import numpy as np
 from rmt_deq._results import SolverReport
 from rmt_deq.activations import Activation
 from rmt_deq.errors import ConvergenceError, NoFixedPointError
-from rmt_deq.fixed_point.four_equations import FixedPointSolution
-from rmt_deq.moments.bivariate import PairExpectations, one_dimensional_moments
+from rmt_deq.fixed_point.solution import FixedPointSolution
+from rmt_deq.moments.scales import one_dimensional_moments
+from rmt_deq.moments.pairs import PairExpectations
 
 __all__ = ["NewtonOptions", "FixedPoint", "solve_diagonal", "solve_fixed_point"]
 

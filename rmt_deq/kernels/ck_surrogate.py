@@ -35,13 +35,13 @@ from rmt_deq._validation import check_bool, check_choice
 from rmt_deq.activations import ActivationLike
 from rmt_deq.data.mixture import GaussianMixture, MixtureSample
 from rmt_deq.data.statistics import MixtureStatistics
-from rmt_deq.fixed_point.four_equations import FixedPointSolution
+from rmt_deq.fixed_point.solution import FixedPointSolution
 from rmt_deq.kernels.result import Kernel
 from rmt_deq.kernels.surrogate import (T_CONVENTIONS, SurrogateCoefficients, SurrogateData,
                                        SurrogateDetails, check_statistics_type, check_tau0,
                                        labelled_data, mixture_data, plugin_data,
                                        resolve_solution, tau0_source)
-from rmt_deq.networks._centring import check_solution
+from rmt_deq.fixed_point.centring import check_solution
 
 __all__ = ["CK_FORMS", "ck_surrogate_coefficients", "ck_surrogate_matrix",
            "mixture_ck_surrogate", "plugin_ck_surrogate"]
@@ -110,11 +110,11 @@ def ck_surrogate_coefficients(solution: FixedPointSolution, stats: MixtureStatis
     UnknownOptionError
         unknown form / T_convention.
     """
-    check_choice("form", form, CK_FORMS)
-    check_choice("T_convention", T_convention, T_CONVENTIONS)
+    check_choice(form, "form", CK_FORMS)
+    check_choice(T_convention, "T_convention", T_CONVENTIONS)
     sol = check_solution(solution)
     check_statistics_type(stats)
-    check_tau0(sol, stats, check_bool("allow_tau0_mismatch", allow_tau0_mismatch))
+    check_tau0(sol, stats, check_bool(allow_tau0_mismatch, "allow_tau0_mismatch"))
     return _coefficients(sol, stats, form, T_convention)
 
 
@@ -204,8 +204,8 @@ def mixture_ck_surrogate(mixture: GaussianMixture, sample: MixtureSample,
         ``info`` a :class:`~rmt_deq.kernels.surrogate.SurrogateDetails` (``Sigma`` =
         Sigma~, ``coefficients["G"]`` and ``["Sigma"]``, V, psi, the statistics, notes).
     """
-    check_choice("T_convention", T_convention, T_CONVENTIONS)
-    allow = check_bool("allow_tau0_mismatch", allow_tau0_mismatch)
+    check_choice(T_convention, "T_convention", T_CONVENTIONS)
+    allow = check_bool(allow_tau0_mismatch, "allow_tau0_mismatch")
     data = mixture_data(mixture, sample)
     sol = resolve_solution(activation, sa, sb, solution, data.statistics)
     return _ck_kernel(data, sol, T_convention, allow)
@@ -238,8 +238,8 @@ def plugin_ck_surrogate(X: Any, labels: Any,
         As :func:`mixture_ck_surrogate`, with ``info.plugin`` the
         :class:`~rmt_deq.data.statistics.PluginEstimate`.
     """
-    check_choice("T_convention", T_convention, T_CONVENTIONS)
-    allow = check_bool("allow_tau0_mismatch", allow_tau0_mismatch)
+    check_choice(T_convention, "T_convention", T_CONVENTIONS)
+    allow = check_bool(allow_tau0_mismatch, "allow_tau0_mismatch")
     data = plugin_data(X, labels, diag_estimator)
     sol = resolve_solution(activation, sa, sb, solution, data.statistics)
     return _ck_kernel(data, sol, T_convention, allow)

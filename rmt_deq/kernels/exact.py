@@ -44,14 +44,15 @@ import numpy as np
 from rmt_deq._results import SolverReport, readonly
 from rmt_deq._validation import (as_data_matrix, check_choice, check_groups, check_memory,
                                  check_options, check_positive_int, check_tolerance,
-                                 check_workers, memory_budget)
+                                 check_variances, check_workers, memory_budget, same_variance)
 from rmt_deq.activations import ActivationLike, get_activation
 from rmt_deq.errors import InvalidParameterError, ShapeMismatchError, UnknownOptionError
-from rmt_deq.fixed_point.four_equations import FixedPointSolution, check_variances
+from rmt_deq.fixed_point.solution import FixedPointSolution
 from rmt_deq.kernels._newton import NewtonOptions, solve_fixed_point
 from rmt_deq.kernels.result import Kernel
-from rmt_deq.moments.bivariate import DEFAULT_KMAX, DEFAULT_TOL, METHODS, has_closed_form
-from rmt_deq.networks._centring import centring_solution, same_parameter
+from rmt_deq.moments.bivariate import DEFAULT_KMAX, DEFAULT_TOL, METHODS
+from rmt_deq.moments.pair_closed import has_closed_form
+from rmt_deq.fixed_point.centring import centring_solution
 
 __all__ = ["ExactDetails", "NTK_GROUPS", "PUBLISHED_GROUPS", "KERNEL_KINDS", "exact_kernels",
            "exact_ck", "exact_ntk", "published_ntk", "ntk_from_kernel"]
@@ -168,7 +169,7 @@ def _check_get(get: Any) -> tuple[str, ...]:
         raise UnknownOptionError(
             f"get must be a sequence of kernel names from {KERNEL_KINDS}, got {get!r}") from None
     for k in kinds:
-        check_choice("kernel", k, KERNEL_KINDS)
+        check_choice(k, "kernel", KERNEL_KINDS)
     if not kinds:
         raise InvalidParameterError(f"get selects at least one kernel from {KERNEL_KINDS}")
     return tuple(k for k in KERNEL_KINDS if k in kinds)
@@ -293,7 +294,7 @@ def exact_kernels(
         raise UnknownOptionError(f"unknown method {method!r}; choose one of {METHODS}")
     opts = NewtonOptions(method=method, tol=check_tolerance(tol, "tol"),
                   expectation_tol=check_tolerance(expectation_tol, "expectation_tol"),
-                  max_iter=check_positive_int("max_iter", max_iter), kmax=kmax,
+                  max_iter=check_positive_int(max_iter, "max_iter"), kmax=kmax,
                   workers=check_workers(workers))
     resolved = method
     if method == "auto":
@@ -397,7 +398,7 @@ def _given_ck(X: Any, activation: ActivationLike, sa: float, sb: float | None, c
     if Xv.shape[1] != ck.n:
         raise ShapeMismatchError(
             f"ck was computed for n = {ck.n} samples but X has {Xv.shape[1]} columns")
-    if not (same_parameter(sa_f, ck.info.sa) and same_parameter(sb_f, ck.info.sb)
+    if not (same_variance(sa_f, ck.info.sa) and same_variance(sb_f, ck.info.sb)
             and get_activation(activation).name == ck.solution.activation):
         raise InvalidParameterError("ck was computed for another activation, sa or sb")
     return ck

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from rmt_deq._validation import as_data_matrix, check_memory, memory_budget
-from rmt_deq.moments.bivariate import PairExpectations
+from rmt_deq.moments.pairs import PairExpectations
 from rmt_deq.data.conventions import data_scale
 from rmt_deq.errors import InvalidParameterError
 from rmt_deq.networks.explicit import (ExplicitNetwork, ExplicitScales, _as_network, _check_groups,

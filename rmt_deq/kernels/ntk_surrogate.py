@@ -68,18 +68,19 @@ from rmt_deq.activations import Activation, ActivationLike, get_activation
 from rmt_deq.data.mixture import GaussianMixture, MixtureSample
 from rmt_deq.data.statistics import MixtureStatistics
 from rmt_deq.errors import InvalidParameterError, ShapeMismatchError
-from rmt_deq.fixed_point.four_equations import FixedPointSolution
+from rmt_deq.fixed_point.solution import FixedPointSolution
 from rmt_deq.kernels.exact import NTK_GROUPS
 from rmt_deq.kernels.result import Kernel
 from rmt_deq.kernels.surrogate import (T_CONVENTIONS, SurrogateCoefficients, SurrogateData,
                                        SurrogateDetails, check_statistics_type, check_tau0,
                                        labelled_data, mixture_data, plugin_data,
                                        resolve_solution, tau0_source)
-from rmt_deq.moments.bivariate import (DEFAULT_KMAX, DEFAULT_TOL, METHODS as _PAIR_METHODS,
-                                       PairExpectations)
-from rmt_deq.moments.gaussian import GaussianMoments, gaussian_moments
+from rmt_deq.moments.bivariate import DEFAULT_KMAX, DEFAULT_TOL, METHODS as _PAIR_METHODS
+from rmt_deq.moments.pairs import PairExpectations
+from rmt_deq.moments.gaussian import gaussian_moments
+from rmt_deq.moments.result import GaussianMoments
 from rmt_deq.data.conventions import data_scale
-from rmt_deq.networks._centring import check_solution
+from rmt_deq.fixed_point.centring import check_solution
 
 __all__ = [
     "NTK_FORM",
@@ -184,7 +185,7 @@ class NTKCoefficients:
                      ) -> SurrogateCoefficients:
         """These coefficients as :class:`~rmt_deq.kernels.surrogate.SurrogateCoefficients`
         (``form="NTK"``; c1, A = D, c0), the input of the spectral code."""
-        check_choice("T_convention", T_convention, T_CONVENTIONS)
+        check_choice(T_convention, "T_convention", T_CONVENTIONS)
         return self._surrogate(check_statistics_type(stats), T_convention, sa, sb)
 
     def _surrogate(self, stats: MixtureStatistics, T_convention: str, sa: float = float("nan"),
@@ -217,8 +218,8 @@ class NTKCoefficients:
         ShapeMismatchError, NonFiniteInputError
             X or V not finite, V not n x (K+1).
         """
-        check_choice("T_convention", T_convention, T_CONVENTIONS)
-        refine = check_bool("refine", refine)
+        check_choice(T_convention, "T_convention", T_CONVENTIONS)
+        refine = check_bool(refine, "refine")
         sc = self._surrogate(check_statistics_type(stats), T_convention)
         Xa = as_data_matrix(X)
         Va = as_data_matrix(V, "V")
@@ -336,10 +337,10 @@ def ntk_surrogate_coefficients(solution: FixedPointSolution, stats: MixtureStati
     SurrogateCoefficients
         ``form="NTK"``.
     """
-    check_choice("T_convention", T_convention, T_CONVENTIONS)
+    check_choice(T_convention, "T_convention", T_CONVENTIONS)
     sol = check_solution(solution)
     check_statistics_type(stats)
-    check_tau0(sol, stats, check_bool("allow_tau0_mismatch", allow_tau0_mismatch))
+    check_tau0(sol, stats, check_bool(allow_tau0_mismatch, "allow_tau0_mismatch"))
     coef = ntk_group_coefficients(sol, groups)["total"]
     return coef._surrogate(stats, T_convention, sa=sol.sa, sb=sol.sb)
 
@@ -378,10 +379,10 @@ def ntk_surrogate_matrix(X: Any, labels: Any, solution: FixedPointSolution,
     ShapeMismatchError, NonFiniteInputError, InvalidParameterError, UnknownOptionError
         As :func:`rmt_deq.kernels.ck_surrogate.ck_surrogate_matrix`; an unknown group.
     """
-    check_choice("T_convention", T_convention, T_CONVENTIONS)
+    check_choice(T_convention, "T_convention", T_CONVENTIONS)
     sel = check_groups(groups, NTK_GROUPS)
-    refine = check_bool("refine", refine)
-    allow = check_bool("allow_tau0_mismatch", allow_tau0_mismatch)
+    refine = check_bool(refine, "refine")
+    allow = check_bool(allow_tau0_mismatch, "allow_tau0_mismatch")
     data = labelled_data(X, labels, stats, psi)
     sol = check_solution(solution)
     check_tau0(sol, stats, allow)
@@ -495,10 +496,10 @@ def mixture_ntk_surrogate(mixture: GaussianMixture, sample: MixtureSample,
     UnknownOptionError
         unknown group or T_convention.
     """
-    check_choice("T_convention", T_convention, T_CONVENTIONS)
+    check_choice(T_convention, "T_convention", T_CONVENTIONS)
     sel = check_groups(groups, NTK_GROUPS)
-    refine = check_bool("refine", refine)
-    allow = check_bool("allow_tau0_mismatch", allow_tau0_mismatch)
+    refine = check_bool(refine, "refine")
+    allow = check_bool(allow_tau0_mismatch, "allow_tau0_mismatch")
     data = mixture_data(mixture, sample)
     sol = resolve_solution(activation, sa, sb, solution, data.statistics)
     return _deq_kernel(data, sol, sel, T_convention, refine, allow)
@@ -531,10 +532,10 @@ def plugin_ntk_surrogate(X: Any, labels: Any,
         As :func:`mixture_ntk_surrogate`, with ``info.plugin`` the
         :class:`~rmt_deq.data.statistics.PluginEstimate`.
     """
-    check_choice("T_convention", T_convention, T_CONVENTIONS)
+    check_choice(T_convention, "T_convention", T_CONVENTIONS)
     sel = check_groups(groups, NTK_GROUPS)
-    refine = check_bool("refine", refine)
-    allow = check_bool("allow_tau0_mismatch", allow_tau0_mismatch)
+    refine = check_bool(refine, "refine")
+    allow = check_bool(allow_tau0_mismatch, "allow_tau0_mismatch")
     data = plugin_data(X, labels, diag_estimator)
     sol = resolve_solution(activation, sa, sb, solution, data.statistics)
     return _deq_kernel(data, sol, sel, T_convention, refine, allow)
@@ -682,7 +683,7 @@ def explicit_network_coefficients(activations: Sequence[ActivationLike], tau0: f
     """
     acts = _as_activation_list(activations)
     t0 = check_positive_finite(tau0, "tau0")
-    check_choice("method", method, ("auto", "closed", "quadrature", "mpmath"))
+    check_choice(method, "method", ("auto", "closed", "quadrature", "mpmath"))
     layers: list[ExplicitLayer] = []
     a1, a2, a3, a4, a5, tau = 1.0, 0.0, 0.0, 1.0, 0.0, t0
     for l, act in enumerate(acts, start=1):
@@ -759,8 +760,8 @@ def explicit_ntk_surrogate(mixture: GaussianMixture | None, sample: MixtureSampl
         ``network="explicit"``, ``info.network`` the layer coefficients, ``solution`` None;
         the CK surrogate is ``groups["v"]``.
     """
-    check_choice("T_convention", T_convention, T_CONVENTIONS)
-    refine = check_bool("refine", refine)
+    check_choice(T_convention, "T_convention", T_CONVENTIONS)
+    refine = check_bool(refine, "refine")
     if (mixture is None) != (sample is None):
         raise InvalidParameterError("give both mixture and sample, or neither (then X, labels)")
     if mixture is not None:
@@ -816,7 +817,7 @@ def exact_explicit_ntk(X: Any, activations: Sequence[ActivationLike], *,
     """Exact infinite-width CK and NTK of h_l = sigma_l(W_l h_{l-1})/sqrt(m), f = v^T h_L.
 
     K_0 = X^T X; K_l = E[sigma_{l,c}(u) sigma_{l,c}(v)] and Kdot_l = E[sigma_l'(u) sigma_l'(v)]
-    with (u, v) ~ N(0, K_{l-1}) (entrywise, :class:`rmt_deq.moments.bivariate.PairExpectations`),
+    with (u, v) ~ N(0, K_{l-1}) (entrywise, :class:`rmt_deq.moments.pairs.PairExpectations`),
     sigma_{l,c} = sigma_l - E[sigma_l(tau_{l-1} xi)] with the population scales tau_l of
     :func:`explicit_network_coefficients` at ``tau0``.  No fixed point: one pass per layer.
 
@@ -843,7 +844,7 @@ def exact_explicit_ntk(X: Any, activations: Sequence[ActivationLike], *,
     ExactExplicitNTK
     """
     Xa = as_data_matrix(X)
-    check_choice("method", method, _PAIR_METHODS)
+    check_choice(method, "method", _PAIR_METHODS)
     norms2 = np.sum(Xa * Xa, axis=0)
     if np.any(norms2 <= 0):
         raise InvalidParameterError("X has a zero column; every sample must be nonzero")

@@ -30,8 +30,9 @@ from rmt_deq.data._scale import SOURCE_MIXTURE, SOURCE_PLUGIN, SOURCE_SOLUTION, 
 from rmt_deq.data.mixture import GaussianMixture, MixtureSample
 from rmt_deq.data.statistics import MixtureStatistics, PluginEstimate, build_V, plugin_statistics
 from rmt_deq.errors import InvalidParameterError, ShapeMismatchError
-from rmt_deq.fixed_point.four_equations import FixedPointSolution, solve_four_equations
-from rmt_deq.networks._centring import check_solution
+from rmt_deq.fixed_point.four_equations import solve_four_equations
+from rmt_deq.fixed_point.solution import FixedPointSolution
+from rmt_deq.fixed_point.centring import check_solution
 
 __all__ = ["SurrogateCoefficients", "SurrogateData", "SurrogateDetails", "T_CONVENTIONS",
            "TAU0_RTOL", "mixture_data", "plugin_data", "labelled_data", "resolve_solution",

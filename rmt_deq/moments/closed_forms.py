@@ -13,24 +13,24 @@ probabilists' Hermite polynomials (He_1 = xi, He_2 = xi^2 - 1, He_3 = xi^3 - 3 x
     "He2_dphi2" E[He_2(xi) phi'(tau xi)^2]       (= tau^2 E[(phi'^2)''])
 
 For a piecewise polynomial every one of these is, through Stein's lemma and exact
-distributional derivatives, a finite sum of point terms at the breakpoints and of truncated
-Gaussian moments int_a^b xi^j pdf(xi) d xi, which are computed exactly (recursion on half-lines, a 40-point
-Gauss-Legendre rule -- exact for these polynomial-times-Gaussian integrands to rounding -- on
-finite pieces, avoiding the cancellation of the recursion on short intervals).
+distributional derivatives (docs/theory.md §3.4, §3.6), a finite sum of point terms at the
+breakpoints and of truncated Gaussian moments int_a^b xi^j pdf(xi) d xi, which are computed
+exactly (recursion on half-lines, a 40-point Gauss-Legendre rule -- exact for these
+polynomial-times-Gaussian integrands to rounding -- on finite pieces, avoiding the
+cancellation of the recursion on short intervals).
 """
 from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 from numpy.polynomial import hermite_e as He
 from numpy.polynomial import polynomial as P
 from scipy import special
 
-if TYPE_CHECKING:  # pragma: no cover
-    from rmt_deq.activations import PolyPiece
+from rmt_deq.activations import PolyPiece
 
 __all__ = ["RAW_KEYS", "CLOSED_FORMS", "truncated_normal_moments", "piecewise_raw_moments",
            "erf_raw_moments", "shifted_pieces"]
@@ -39,7 +39,10 @@ RAW_KEYS = ("phi", "He1_phi", "He2_phi", "He3_phi", "phi2", "He2_phi2", "dphi2",
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _EPS = float(np.finfo(float).eps)
-_GL_X, _GL_W = np.polynomial.legendre.leggauss(40)
+_GL_NODES = 40          # Gauss-Legendre nodes per unit panel of a finite piece
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(_GL_NODES)
+_XI_CLIP = 40.0         # beyond |xi| = 40 the Gaussian density is below 1e-300
+_ROUNDING = 8.0 * _EPS  # error of a moment, relative to its sum of |terms|
 _UNIT = [[0] * r + [1] for r in range(4)]  # He_r in the Hermite-e basis
 _HERMITE_MONO = [He.herme2poly(u) for u in _UNIT]  # He_r in the monomial basis
 
@@ -55,7 +58,7 @@ def truncated_normal_moments(a: float, b: float, jmax: int) -> np.ndarray:
         return out
     if math.isfinite(a) and math.isfinite(b):
         # composite Gauss-Legendre on unit panels, clipped where the Gaussian is < 1e-300
-        lo, hi = max(a, -40.0), min(b, 40.0)
+        lo, hi = max(a, -_XI_CLIP), min(b, _XI_CLIP)
         if lo >= hi:
             return out
         npan = max(1, int(math.ceil(hi - lo)))
@@ -175,7 +178,7 @@ def _absolute_moments(a: float, b: float, jmax: int) -> np.ndarray:
     return np.abs(truncated_normal_moments(a, b, jmax))
 
 
-def piecewise_raw_moments(pieces: Sequence["PolyPiece"], tau: np.ndarray,
+def piecewise_raw_moments(pieces: Sequence[PolyPiece], tau: np.ndarray,
                           with_error: bool = False) -> dict:
     """Exact raw moments (see module docstring) of a piecewise polynomial, for each tau.
 
@@ -206,13 +209,13 @@ def piecewise_raw_moments(pieces: Sequence["PolyPiece"], tau: np.ndarray,
             sc = scale[_RAW_FUNCTION[key]]
             out[key] = unit[key] * sc
             if with_error:
-                err[key] = (8.0 * _EPS * unit_mag[key]) * sc
+                err[key] = (_ROUNDING * unit_mag[key]) * sc
         if with_error:
             out["err"] = err
         return out
     out, mag = _piecewise_raw_direct(pieces, tau, with_error)
     if with_error:
-        out["err"] = {key: 8.0 * _EPS * mag[key] for key in RAW_KEYS}
+        out["err"] = {key: _ROUNDING * mag[key] for key in RAW_KEYS}
     return out
 
 
@@ -239,7 +242,7 @@ _RAW_FUNCTION = {"phi": "phi", "He1_phi": "phi", "He2_phi": "phi", "He3_phi": "p
 
 
 @lru_cache(maxsize=256)
-def homogeneous_degree(pieces: Sequence["PolyPiece"]) -> int | None:
+def homogeneous_degree(pieces: Sequence[PolyPiece]) -> int | None:
     """k if phi(t x) = t^k phi(x) for all t > 0 (pieces split only at 0, each a monomial
     of the same degree k >= 1), else None.  The ReLU family has k = 1."""
     degrees = set()

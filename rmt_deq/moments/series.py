@@ -18,18 +18,21 @@ truncation (the change of every moment between degree DEGREE - 6 and DEGREE) is 
 1e-17 of the moment's natural size, and where the series agrees with the quadrature engine
 within the quadrature's error estimate (a check that the coefficients describe phi: an
 activation with kinks, without ``mp_fn``, or failing this check gets no series).
+The moments of a series are computed by Stein's lemma on monomials (docs/theory.md §3.4).
 """
 from __future__ import annotations
 
 import math
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import mpmath as mp
 import numpy as np
 
+from rmt_deq._results import readonly
 from rmt_deq.activations import Activation
+from rmt_deq.moments._quadrature import quadrature_raw
 from rmt_deq.moments.closed_forms import RAW_KEYS
 
 __all__ = ["DEGREE", "TaylorSeries", "series_for", "series_raw"]
@@ -38,7 +41,13 @@ DEGREE = 30                 # Taylor degree of phi
 _TRUNC = 6                  # truncation estimate: degree DEGREE - _TRUNC against DEGREE
 _TAU_GRID = np.geomspace(0.04, 1e-6, 43)     # candidate thresholds, largest first
 _TRUNC_TOL = 1e-17          # admissible truncation, relative to a moment's natural size
+_TAYLOR_DPS = 40            # digits of mpmath.taylor (the coefficients are rounded to float64)
 _EPS = float(np.finfo(float).eps)
+_ROUNDING = 16.0 * _EPS     # rounding of a series moment, relative to the sum of |terms|
+#: the cross-check with quadrature: the series must agree within this multiple of the two
+#: engines' error estimates plus _CHECK_FLOOR of the moment's natural size
+_CHECK_FACTOR = 4.0
+_CHECK_FLOOR = 1e-14
 
 
 def _gaussian_monomials(n: int) -> np.ndarray:
@@ -59,26 +68,30 @@ for _n in range(4):
         _W[_n, _j] = math.perm(_j, _n) * _MOM[_j - _n]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TaylorSeries:
     """Taylor coefficients of an activation at 0 and the range the series serves.
 
     Attributes
     ----------
     coeffs : ndarray
-        a_0..a_DEGREE (float64).
+        a_0..a_DEGREE (float64, read-only).
     tau_max : float
         The series engine serves tau <= tau_max (0 when it is not used).
     reason : str
         Why the series is not used ("" when it is).
     """
 
-    coeffs: np.ndarray
+    coeffs: np.ndarray = field(repr=False)
     tau_max: float
     reason: str = ""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "coeffs", readonly(self.coeffs, float))
+
     @property
     def usable(self) -> bool:
+        """Whether the series engine serves any tau (tau_max > 0)."""
         return self.tau_max > 0
 
 
@@ -103,7 +116,7 @@ def _raw_from(a: np.ndarray, tau: np.ndarray, with_error: bool) -> dict:
             terms = q * np.exp(j * lt) * _W[n, : len(q)]     # q_j tau^j E[He_n xi^j]
         out[key] = terms.sum(axis=1)
         if with_error:
-            err[key] = 16.0 * _EPS * np.abs(terms).sum(axis=1)
+            err[key] = _ROUNDING * np.abs(terms).sum(axis=1)
 
     moment(p, 0, "phi")
     moment(p, 1, "He1_phi")
@@ -119,8 +132,8 @@ def _raw_from(a: np.ndarray, tau: np.ndarray, with_error: bool) -> dict:
 
 
 def series_raw(ts: TaylorSeries, tau: Any, with_error: bool = False) -> dict:
-    """Centred raw moments (as :func:`rmt_deq.moments.gaussian.moments_from_raw` reads them) of the
-    activation at each tau <= ``ts.tau_max``, shape of ``tau`` (1-d at least).
+    """Centred raw moments (as :func:`rmt_deq.moments.result.moments_from_raw` reads them)
+    of the activation at each tau <= ``ts.tau_max``, shape of ``tau`` (1-d at least).
 
     With ``with_error``, ``"err"`` holds the rounding (16 eps times the sum of |terms|) plus
     the truncation estimate (the change from degree DEGREE - 6 to DEGREE).
@@ -156,7 +169,7 @@ def _build(act: Activation) -> TaylorSeries:
     if act.kinks or act.pieces is not None or act.closed_form is not None:
         return TaylorSeries(empty, 0.0, "kinked or with closed forms")
     try:
-        with mp.workdps(40):
+        with mp.workdps(_TAYLOR_DPS):
             c = mp.taylor(act.mp_fn, mp.mpf(0), DEGREE)
         a = np.array([float(v) for v in c])
     except Exception as exc:  # noqa: BLE001 - a phi mpmath cannot expand gets no series
@@ -177,40 +190,30 @@ def _build(act: Activation) -> TaylorSeries:
         return TaylorSeries(a, 0.0, "the series does not converge fast enough at 1e-6")
     tau_max = float(_TAU_GRID[first])
     # cross-check against the quadrature engine at tau_max (coefficients describe phi)
-    from rmt_deq.moments.gaussian import _quadrature_raw
     t = np.array([tau_max])
-    quad = _quadrature_raw(act, t, with_error=True)
+    quad = quadrature_raw(act, t, with_error=True)
     ser = series_raw(TaylorSeries(a, tau_max), t, with_error=True)
     for key in RAW_KEYS:
         dq = float(quad[key][0] + (quad["p0"] - ser["p0"] if key == "phi" else 0.0))
-        tol = 4.0 * (float(quad["err"][key][0]) + float(ser["err"][key][0])) \
-            + 1e-14 * float(size[key][first])
+        tol = _CHECK_FACTOR * (float(quad["err"][key][0]) + float(ser["err"][key][0])) \
+            + _CHECK_FLOOR * float(size[key][first])
         if not abs(dq - float(ser[key][0])) <= tol:
             return TaylorSeries(a, 0.0, f"the series disagrees with quadrature at tau = "
                                         f"{tau_max:.3g} ({key})")
     return TaylorSeries(a, tau_max)
 
 
+#: the series by Activation object (weak: freed with it; the registry interns the
+#: activations of spec strings, so every use of a spec shares one entry)
 _SERIES: "weakref.WeakKeyDictionary[Activation, TaylorSeries]" = weakref.WeakKeyDictionary()
-_SPEC_SERIES: dict = {}
 
 
 def series_for(act: Activation) -> TaylorSeries | None:
-    """The (cached) usable :class:`TaylorSeries` of ``act``, or None when it has none.
-
-    Cached per Activation object and shared by the objects the registry builds for the
-    same spec (as the moment tables are).
-    """
+    """The (cached) usable :class:`TaylorSeries` of ``act``, or None when it has none."""
     if act.mp_fn is None or act.kinks or act.pieces is not None:
         return None
     ts = _SERIES.get(act)
     if ts is None:
-        from rmt_deq.moments.table import _registry_key
-        key = _registry_key(act)
-        ts = _SPEC_SERIES.get(key) if key is not None else None
-        if ts is None:
-            ts = _build(act)
-            if key is not None:
-                _SPEC_SERIES[key] = ts
+        ts = _build(act)
         _SERIES[act] = ts
     return ts if ts.usable else None

@@ -1,11 +1,16 @@
 """Engine "table": cached piecewise-Chebyshev interpolants of the Gaussian moments.
 
-Per activation, the nine moments of :class:`rmt_deq.moments.gaussian.GaussianMoments` are
-interpolated in s = log tau on TABLE_TAU_RANGE from the quadrature engine of
-:mod:`rmt_deq.moments.gaussian`, and validated against that engine at off-node points before use;
-an activation whose table fails validation is never served from it.  The four-equation
-solver uses the table for smooth activations (Newton steps, uniqueness scan, moments at the
-root); ``gaussian_moments(..., method="table")`` exposes it.
+Per activation, the nine moments of :class:`rmt_deq.moments.result.GaussianMoments` are
+interpolated in s = log tau on TABLE_TAU_RANGE from the quadrature engine
+(:mod:`rmt_deq.moments._quadrature`), and validated against that engine at off-node points
+before use; an activation whose table fails validation is never served from it.  The
+four-equation solver uses the table for smooth activations (Newton steps, uniqueness scan,
+moments at the root); ``gaussian_moments(..., method="table")`` exposes it.
+
+Tables are cached per Activation object (weakly: a table is freed with its activation).
+The registry interns the activation of a spec string (:func:`rmt_deq.activations.get_activation`
+returns the same object for the same spec), so every use of ``"tanh"`` shares one table,
+and re-registering a name gives a new activation, hence a new table.
 """
 from __future__ import annotations
 
@@ -19,12 +24,15 @@ import numpy as np
 
 from rmt_deq.activations import Activation, ActivationLike, get_activation
 from rmt_deq.errors import DivergentMomentError
-from rmt_deq.moments.gaussian import GaussianMoments, _numerical_raw, _quadrature_raw, moments_from_raw
+from rmt_deq.moments._engines import numerical_raw
+from rmt_deq.moments._quadrature import quadrature_raw
+from rmt_deq.moments.result import FIELDS, GaussianMoments, moments_from_raw
 
-__all__ = ["TABLE_TAU_RANGE", "MomentTable", "moment_table", "table_moments"]
+__all__ = ["TABLE_TAU_RANGE", "MomentTable", "moment_table", "table_moments",
+           "clear_table_cache"]
 
 TABLE_TAU_RANGE = (5e-2, 1e3)   # tau range covered by a moment table
-_TABLE_FIELDS = ("mean", "second", "V0", "e1", "e2", "e3", "h0", "h2", "g4")
+_TABLE_FIELDS = FIELDS
 _TABLE_PANELS = 21              # panels of equal width in s = log tau (0.47 each)
 _TABLE_DEGREES = (16, 24, 32)   # Chebyshev points per panel tried, in order
 _TABLE_REL_TOL = 2e-15          # validation: relative part of the admissible error
@@ -33,6 +41,8 @@ _TABLE_REL_TOL = 2e-15          # validation: relative part of the admissible er
 # interpolation error peaks
 _TABLE_PROBES = (1.0, 0.9238795325112867, 0.3826834323650898, 0.0, -0.3826834323650898,
                  -0.9238795325112867, -1.0)
+#: the uniqueness-scan lattice: tau_lo 10^(k / _SCAN_PER_DECADE) (5 points per decade of q)
+_SCAN_PER_DECADE = 10.0
 _EPS = float(np.finfo(float).eps)
 # pi to the precision of np.longdouble (np.longdouble(math.pi) would carry float64's 1e-16
 # error into every node angle, and j times it into cos(j theta))
@@ -76,6 +86,9 @@ class MomentTable:
         own error estimate to the admissible error at the validation points.
     reason : str
         Why the table is invalid or its range shortened ("" otherwise).
+    p0, d0 : float
+        phi(0) and phi'(0), the centring constants of the engines (NaN when the build
+        failed before evaluating them).
     """
 
     def __init__(self, act: Activation) -> None:
@@ -91,6 +104,7 @@ class MomentTable:
         self._tow = 2.0 / widths
         self._two_over_width = [float(v) for v in self._tow]
         self.valid, self.degree, self.max_error, self.reason = False, 0, math.inf, ""
+        self.p0 = self.d0 = math.nan
         self.scan_tau = self.scan_q = self.scan_v0 = np.zeros(0)
         self._scan_tau_list: list = []
         self._coef = np.zeros((_TABLE_PANELS, len(_TABLE_FIELDS), 1))
@@ -106,7 +120,7 @@ class MomentTable:
             probes = np.array(_TABLE_PROBES)
             tau_probe = edges[:-1, None] * np.exp(0.5 * (probes[None, :] + 1.0) * widths[:, None])
             ref, ref_err = self._direct(act, tau_probe, with_error=True)
-            self._p0, self._d0, self._kinked = p0, d0, bool(act.kinks)
+            self.p0, self.d0, self._kinked = p0, d0, bool(act.kinks)
             floor = self._noise_floor(ref, tau_probe, p0, d0, kinked=bool(act.kinks))
             admissible = _TABLE_REL_TOL * np.abs(ref) + floor
             with np.errstate(all="ignore"):
@@ -147,10 +161,10 @@ class MomentTable:
                                    f"(range starts there)")
                 # V0 on a fixed geometric lattice (10 points per decade of tau, i.e. 5 per
                 # decade of q = tau^2) for the solver's uniqueness scan
-                k = np.arange(int(math.floor(10.0 * math.log10(TABLE_TAU_RANGE[1]
-                                                               / TABLE_TAU_RANGE[0])
-                                             + 1e-9)) + 1)
-                lat = TABLE_TAU_RANGE[0] * 10.0 ** (k / 10.0)
+                decades = math.log10(TABLE_TAU_RANGE[1] / TABLE_TAU_RANGE[0])
+                # (+ 1e-9: the last point is kept despite the rounding of the logarithm)
+                k = np.arange(int(math.floor(_SCAN_PER_DECADE * decades + 1e-9)) + 1)
+                lat = TABLE_TAU_RANGE[0] * 10.0 ** (k / _SCAN_PER_DECADE)
                 self.scan_tau = lat[(lat >= self.tau_lo) & (lat <= self.tau_hi)]
                 self.scan_q = self.scan_tau ** 2
                 self.scan_v0 = self.v0(self.scan_tau)
@@ -166,7 +180,7 @@ class MomentTable:
         """The quadrature engine's fields at tau, stacked: shape (Q,) + tau.shape; and
         their error estimates (same shape) when ``with_error``."""
         flat = tau.reshape(-1)
-        m = moments_from_raw(_quadrature_raw(act, flat, with_error), flat, "quadrature")
+        m = moments_from_raw(quadrature_raw(act, flat, with_error), flat, "quadrature")
         shape = (len(_TABLE_FIELDS),) + tau.shape
         out = np.stack([np.asarray(getattr(m, f), dtype=float) for f in _TABLE_FIELDS])
         if not np.all(np.isfinite(out)):
@@ -249,7 +263,7 @@ class MomentTable:
     def errors(self, tau: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Error estimates of the fields ``values`` (shape (Q, N)) at tau (shape (N,)):
         ``error_factor`` times the admissible error of the validation."""
-        floor = self._noise_floor(values, tau, self._p0, self._d0, kinked=self._kinked)
+        floor = self._noise_floor(values, tau, self.p0, self.d0, kinked=self._kinked)
         return self.error_factor[:, None] * (_TABLE_REL_TOL * np.abs(values) + floor)
 
     def moments(self, tau: Any, with_errors: bool = False) -> GaussianMoments:
@@ -273,6 +287,7 @@ class MomentTable:
                                          for f, row in zip(_TABLE_FIELDS, v)}, method="table",
                                errors=errors)
 
+
 def _chebyshev_coefficients(vals: np.ndarray) -> np.ndarray:
     """Chebyshev coefficients from values at the n first-kind points, shape (P, Q, n).
 
@@ -291,99 +306,29 @@ def _chebyshev_coefficients(vals: np.ndarray) -> np.ndarray:
     return coef.astype(float)
 
 
-# tables by Activation object (weak: freed with the object), and by registry spec
+#: tables by Activation object (weak: freed with the object)
 _TABLES: "weakref.WeakKeyDictionary[Activation, MomentTable]" = weakref.WeakKeyDictionary()
-_SPEC_TABLES: dict = {}
-_STR_TABLES: dict = {}     # spec string -> (registry name, factory, table)
-
-
-def _same_callable(f: Any, g: Any, depth: int = 0) -> bool:
-    """True when f and g are provably the same function (same object, or same code with the
-    same captured values); False when unsure."""
-    if f is g:
-        return True
-    if depth > 3:
-        return False
-    cf, cg = getattr(f, "__code__", None), getattr(g, "__code__", None)
-    if cf is None or cf is not cg:
-        return False
-    if getattr(f, "__defaults__", None) != getattr(g, "__defaults__", None):
-        return False
-    clf, clg = f.__closure__ or (), g.__closure__ or ()
-    if len(clf) != len(clg):
-        return False
-    for a, b in zip(clf, clg):
-        va, vb = a.cell_contents, b.cell_contents
-        if va is vb:
-            continue
-        if isinstance(va, (int, float)) and type(va) is type(vb) and va == vb:
-            continue
-        if callable(va) and callable(vb) and _same_callable(va, vb, depth + 1):
-            continue
-        return False
-    return True
-
-
-def _registry_key(act: Activation) -> tuple | None:
-    """A cache key shared by every Activation the registry builds for ``act.name``.
-
-    ``get_activation(name)`` returns a new object per call; an object is recognised as the
-    registry's when the registry's fresh build has the same functions (code and captured
-    values), kinks, scale and parameters.  The key holds the factory, so re-registering a
-    name under ``overwrite=True`` cannot return a stale table.
-    """
-    from rmt_deq import activations as _acts
-    base = act.name.partition(":")[0]
-    factory = _acts._REGISTRY.get(base)
-    if factory is None:
-        return None
-    try:
-        ref = get_activation(act.name)
-    except Exception:  # noqa: BLE001 - a name that does not rebuild is simply not shared
-        return None
-    same = (ref.name == act.name and ref.kinks == act.kinks and ref.scale == act.scale
-            and ref.params == act.params and ref.pieces == act.pieces
-            and _same_callable(ref.fn, act.fn) and _same_callable(ref.d1, act.d1))
-    return ("registry", act.name, factory) if same else None
 
 
 def moment_table(activation: ActivationLike) -> MomentTable:
     """The (cached) :class:`MomentTable` of an activation; built on first request.
 
-    The cache lives in this process: per Activation object, and shared by all objects the
-    registry builds for the same spec (so ``"tanh"`` passed as a string reuses one table).
-    Check ``table.valid`` before use; an invalid table records ``reason``.
+    The cache lives in this process, per Activation object; a spec string resolves to the
+    registry's interned activation, so ``"tanh"`` reuses one table however often it is
+    passed.  Check ``table.valid`` before use; an invalid table records ``reason``.
     """
-    if isinstance(activation, str):
-        # a spec string: the registry builds the activation, so the table is shared by spec
-        # (the factory is part of the entry: re-registering the name invalidates it)
-        from rmt_deq import activations as _acts
-        hit = _STR_TABLES.get(activation)
-        if hit is not None and _acts._REGISTRY.get(hit[0]) is hit[1]:
-            return hit[2]
-        act = get_activation(activation)
-        key = _registry_key(act)
-        tab = _SPEC_TABLES.get(key) if key is not None else None
-        if tab is None:
-            tab = MomentTable(act)
-            if key is not None:
-                _SPEC_TABLES[key] = tab
-        if key is not None:
-            _STR_TABLES[activation] = (act.name.partition(":")[0], key[2], tab)
-        return tab
     act = get_activation(activation)
     tab = _TABLES.get(act)
-    if tab is not None:
-        return tab
-    key = _registry_key(act)
-    if key is not None:
-        tab = _SPEC_TABLES.get(key)
     if tab is None:
         tab = MomentTable(act)
-        if key is not None:
-            _SPEC_TABLES[key] = tab
-    _TABLES[act] = tab
+        _TABLES[act] = tab
     return tab
+
+
+def clear_table_cache() -> None:
+    """Forget every cached table (the next :func:`moment_table` builds again; for
+    measuring the one-off cost of a build)."""
+    _TABLES.clear()
 
 
 def table_moments(act: Activation, tau: np.ndarray, with_errors: bool = False
@@ -395,7 +340,7 @@ def table_moments(act: Activation, tau: np.ndarray, with_errors: bool = False
     inside = (flat >= tab.tau_lo) & (flat <= tab.tau_hi) if tab.valid else np.zeros(flat.size, bool)
     if np.all(inside):
         return tab.moments(tau, with_errors)
-    raw, used = _numerical_raw(act, flat[~inside], with_errors)
+    raw, used = numerical_raw(act, flat[~inside], with_errors)
     direct = moments_from_raw(raw, flat[~inside], used)
     if not np.any(inside):
         return GaussianMoments(

@@ -27,12 +27,13 @@ from typing import Any
 import numpy as np
 
 from rmt_deq._results import SolverReport
-from rmt_deq._validation import as_data_matrix, as_rng, check_positive_int, split_options
+from rmt_deq._validation import (as_data_matrix, as_rng, check_positive_int, check_variances,
+                                 split_options)
 from rmt_deq.activations import ActivationLike, get_activation
 from rmt_deq.errors import InvalidParameterError, ShapeMismatchError
-from rmt_deq.fixed_point.four_equations import FixedPointSolution, check_variances
+from rmt_deq.fixed_point.solution import FixedPointSolution
 from rmt_deq.networks._batched import DEQSystem, Elementwise, column_chunks
-from rmt_deq.networks._centring import centring_solution
+from rmt_deq.fixed_point.centring import centring_solution
 from rmt_deq.networks.solver import SolveRecord, SolverOptions
 from rmt_deq.networks.weights import check_dtype, check_family, weight_matrix
 
@@ -95,8 +96,8 @@ def sample_deq_weights(m: int, p: int, *, family: str = "gaussian", rng: Any = N
     -------
     DEQWeights
     """
-    m = check_positive_int("m", m)
-    p = check_positive_int("p", p)
+    m = check_positive_int(m, "m")
+    p = check_positive_int(p, "p")
     family = check_family(family)
     dt = check_dtype(dtype)
     gen = as_rng(rng)

@@ -31,7 +31,7 @@ import numpy as np
 
 from rmt_deq._validation import (as_data_matrix, check_groups, check_positive_finite, check_positive_int)
 from rmt_deq.activations import Activation, get_activation
-from rmt_deq.moments.bivariate import one_dimensional_moments
+from rmt_deq.moments.scales import one_dimensional_moments
 from rmt_deq.data.conventions import data_scale
 from rmt_deq.networks._batched import Elementwise
 from rmt_deq.errors import InvalidParameterError, ShapeMismatchError, UnknownOptionError
@@ -211,8 +211,8 @@ def sample_explicit_weights(network: Any, m: int, p: int, *, family: str = "gaus
     from rmt_deq._validation import as_rng
 
     net = _as_network(network)
-    m = check_positive_int("m", m)
-    p = check_positive_int("p", p)
+    m = check_positive_int(m, "m")
+    p = check_positive_int(p, "p")
     family = check_family(family)
     dt = check_dtype(dtype)
     gen = as_rng(rng)

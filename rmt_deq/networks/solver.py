@@ -81,14 +81,14 @@ class SolverOptions:
     chunk_size: int | None = None
 
     def __post_init__(self) -> None:
-        check_choice("solver method", self.method, SOLVER_METHODS)
+        check_choice(self.method, "solver method", SOLVER_METHODS)
         if self.tol is not None:
             object.__setattr__(self, "tol", check_tolerance(self.tol))
-        object.__setattr__(self, "max_iter", check_positive_int("max_iter", self.max_iter))
-        object.__setattr__(self, "memory", check_positive_int("memory", self.memory))
+        object.__setattr__(self, "max_iter", check_positive_int(self.max_iter, "max_iter"))
+        object.__setattr__(self, "memory", check_positive_int(self.memory, "memory"))
         if self.chunk_size is not None:
             object.__setattr__(self, "chunk_size",
-                               check_positive_int("chunk_size", self.chunk_size))
+                               check_positive_int(self.chunk_size, "chunk_size"))
 
     def tol_for(self, dtype: np.dtype) -> float:
         """The tolerance in working precision ``dtype`` (the default of the dtype if unset)."""
@@ -216,9 +216,9 @@ def solve_batched(
         No convergence within ``max_iter``, or a non-finite iterate under plain iteration;
         ``residuals`` holds the residual history.
     """
-    check_choice("solver method", method, SOLVER_METHODS)
-    max_iter = check_positive_int("max_iter", max_iter)
-    memory = check_positive_int("memory", memory)
+    check_choice(method, "solver method", SOLVER_METHODS)
+    max_iter = check_positive_int(max_iter, "max_iter")
+    memory = check_positive_int(memory, "memory")
     if x0.ndim != 2:
         raise ShapeMismatchError(f"x0 must be 2-D (m x k), got shape {x0.shape}")
     dt = x0.dtype

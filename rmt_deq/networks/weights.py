@@ -40,7 +40,7 @@ DTYPES = ("float64", "float32")
 
 def check_family(family: Any) -> str:
     """Return ``family`` if it is one of :data:`WEIGHT_FAMILIES`, else raise."""
-    return check_choice("weight family", family, WEIGHT_FAMILIES)
+    return check_choice(family, "weight family", WEIGHT_FAMILIES)
 
 
 def check_dtype(dtype: Any) -> np.dtype:
@@ -89,8 +89,8 @@ def weight_matrix(family: str, rows: int, cols: int | None = None, rng: Any = No
         Non-positive sizes, or ``"symmetric"`` for a non-square shape.
     """
     family = check_family(family)
-    rows = check_positive_int("rows", rows)
-    cols = rows if cols is None else check_positive_int("cols", cols)
+    rows = check_positive_int(rows, "rows")
+    cols = rows if cols is None else check_positive_int(cols, "cols")
     dt = check_dtype(dtype)
     gen = as_rng(rng)
     W = gen.standard_normal((rows, cols), dtype=dt)

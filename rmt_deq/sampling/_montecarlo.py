@@ -192,13 +192,13 @@ class MonteCarloOptions:
     progress: Callable[[SamplingProgress], Any] | None = None
 
     def __post_init__(self) -> None:
-        R = check_positive_int("realizations", self.realizations)
-        b = check_positive_int("batches", self.batches)
+        R = check_positive_int(self.realizations, "realizations")
+        b = check_positive_int(self.batches, "batches")
         if b < 2:
             raise InvalidParameterError("batches must be >= 2 (the error bar needs two)")
         b = min(b, R) if R >= 2 else 2
         conf = _check_unit_interval("confidence", self.confidence)
-        draws = check_positive_int("draws", self.draws)
+        draws = check_positive_int(self.draws, "draws")
         target = None
         if self.target_error is not None:
             try:
@@ -213,8 +213,7 @@ class MonteCarloOptions:
             raise InvalidParameterError(
                 "check_every sets how often the early stop is checked: it needs "
                 "target_error (or leave it out)")
-        every = b if self.check_every is None else check_positive_int("check_every",
-                                                                       self.check_every)
+        every = b if self.check_every is None else check_positive_int(self.check_every, "check_every")
         if self.progress is not None and not callable(self.progress):
             raise InvalidParameterError("progress must be a callable (or None)")
         for name, value in (("realizations", R), ("batches", b), ("confidence", conf),

@@ -61,16 +61,16 @@ import numpy as np
 
 from rmt_deq._io import json_ready
 from rmt_deq._validation import (as_data_matrix, check_bool, check_choice, check_data_range,
-                                 check_groups, check_memory, check_options,
-                                 check_positive_int, split_options)
+                                 check_groups, check_memory, check_options, check_positive_int,
+                                 check_variances, split_options)
 from rmt_deq.activations import ActivationLike, get_activation
 from rmt_deq.errors import ConvergenceError, InvalidParameterError
-from rmt_deq.fixed_point.four_equations import FixedPointSolution, check_variances
+from rmt_deq.fixed_point.solution import FixedPointSolution
 from rmt_deq.kernels.exact import NTK_GROUPS
 from rmt_deq.kernels.result import Kernel
-from rmt_deq.moments.bivariate import PairExpectations
+from rmt_deq.moments.pairs import PairExpectations
 from rmt_deq.networks._batched import DEQSystem, Elementwise, column_chunks
-from rmt_deq.networks._centring import centring_solution
+from rmt_deq.fixed_point.centring import centring_solution
 from rmt_deq.networks.deq import sample_deq_weights
 from rmt_deq.networks.solver import SolveRecord, SolverOptions
 from rmt_deq.sampling._montecarlo import (MonteCarloOptions, SamplerOptions, _kernel_result,
@@ -174,14 +174,14 @@ def _sample(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, 
     t_start = time.perf_counter()
     mc_kw, draw_kw, solver_kw = split_options(where, options, *_RECORDS)
     mc = MonteCarloOptions(**mc_kw)
-    cv = check_bool("control_variate", control_variate)
+    cv = check_bool(control_variate, "control_variate")
     if cv and ntk:
         raise InvalidParameterError("the control variate is implemented for the CK only")
     Xa = as_data_matrix(X)
     act = get_activation(activation)
     sa_f, sb_f = check_variances(sa, sb)
     sol, tau0_source = centring_solution(act, sa_f, sb_f, Xa, tau0, solution, labels)
-    m = check_positive_int("width", width)
+    m = check_positive_int(width, "width")
     draw = SamplerOptions(**draw_kw)
     dt = draw.dtype
     check_data_range(Xa, dt)
@@ -460,7 +460,7 @@ def sampled_kernel(X: Any, activation: ActivationLike, sa: float, sb: float | No
     Kernel
         ``matrix`` is the CK or the NTK (n x n).
     """
-    check_choice("kind", kind, KINDS)
+    check_choice(kind, "kind", KINDS)
     if kind == "ck" and groups is not None:
         raise InvalidParameterError(
             "groups selects NTK parameter groups: it applies to kind='ntk' only")

@@ -72,7 +72,7 @@ def _sample(X: Any, net: ExplicitNetwork, ntk: bool, names: tuple[str, ...],
     """Run the Monte-Carlo loop; ``names`` are the accumulated groups ("v" first)."""
     t_start = time.perf_counter()
     Xa = as_data_matrix(X)
-    m = check_positive_int("width", width)
+    m = check_positive_int(width, "width")
     family = check_family(family)
     dt = check_dtype(dtype)
     check_data_range(Xa, dt)

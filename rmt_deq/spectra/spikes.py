@@ -464,7 +464,7 @@ def observed_alignments(vectors: Any, labels: Any, K: int | None = None) -> np.n
     if not np.all(lab == np.round(lab)) or lab.min() < 0:
         raise InvalidParameterError("labels must be the integer classes 0..K-1")
     lab = lab.astype(np.int64)
-    K = int(lab.max()) + 1 if K is None else check_positive_int("K", K)
+    K = int(lab.max()) + 1 if K is None else check_positive_int(K, "K")
     if lab.max() >= K:
         raise InvalidParameterError(
             f"labels go up to {int(lab.max())} but K = {K}: labels must be in 0..K-1")

@@ -1,7 +1,7 @@
-"""The centring of phi that makes finite-width and infinite-width DEQ kernels comparable.
+"""The four-equation solution that fixes a DEQ's scale tau and the centring of phi.
 
 A DEQ of the package uses phi_c = phi - E[phi(tau xi)], centred at the fixed-point scale tau
-of the four-equation system solved at the data scale tau0 (docs/theory.md §1, §2).  The
+of the four-equation system solved at the data scale tau0 (docs/theory.md §2.2, §3.2).  The
 finite-width network (:mod:`rmt_deq.networks.deq`), its sampler (:mod:`rmt_deq.sampling.deq`)
 and the exact kernels (:mod:`rmt_deq.kernels.exact`) all take their centring from
 :func:`centring_solution`, so that the three are the same network.  The activation, sa, sb
@@ -13,22 +13,14 @@ from typing import Any
 
 import numpy as np
 
+from rmt_deq._validation import same_variance
 from rmt_deq.activations import Activation
 from rmt_deq.data._scale import SOURCE_SOLUTION, resolve_scale
 from rmt_deq.errors import InvalidParameterError
-from rmt_deq.fixed_point.four_equations import FixedPointSolution, solve_four_equations
+from rmt_deq.fixed_point.four_equations import solve_four_equations
+from rmt_deq.fixed_point.solution import FixedPointSolution
 
-__all__ = ["PARAMETER_RTOL", "same_parameter", "check_solution", "centring_solution"]
-
-#: relative tolerance (on the scale max(1, |value|)) within which a variance sa or sb
-#: recorded with a result (a four-equation solution, an exact kernel) counts as the one
-#: requested: rounding of the same value, never a different network
-PARAMETER_RTOL = 1e-12
-
-
-def same_parameter(requested: float, recorded: Any) -> bool:
-    """Whether ``recorded`` equals ``requested`` to :data:`PARAMETER_RTOL`."""
-    return abs(requested - float(recorded)) <= PARAMETER_RTOL * max(1.0, abs(requested))
+__all__ = ["check_solution", "centring_solution"]
 
 
 def check_solution(solution: Any) -> FixedPointSolution:
@@ -47,7 +39,7 @@ def centring_solution(act: Activation, sa: float, sb: float, X: np.ndarray, tau0
 
     tau0 follows :func:`rmt_deq.data.conventions.data_scale` (given, plug-in from
     ``labels``, or the stated fallback without labels) unless a ``solution`` is given,
-    which must be for the same activation, sa and sb (to :data:`PARAMETER_RTOL`).
+    which must be for the same activation, sa and sb (to :data:`rmt_deq._validation.VARIANCE_MATCH_RTOL`).
 
     Raises
     ------
@@ -62,7 +54,7 @@ def centring_solution(act: Activation, sa: float, sb: float, X: np.ndarray, tau0
                 "pass either tau0/labels or solution (which already fixes tau and the "
                 "centring)")
         for what, mine, theirs in (("sa", sa, solution.sa), ("sb", sb, solution.sb)):
-            if not same_parameter(mine, theirs):
+            if not same_variance(mine, theirs):
                 raise InvalidParameterError(
                     f"solution was computed with {what} = {float(theirs):g} but {what} = "
                     f"{mine:g} was requested")
