@@ -366,13 +366,14 @@ def test_explicit_sampled_kernels_converge_to_exact(data):
     errs = {}
     for m in (200, 1600):
         S = sampled_explicit_ntk(data, net, width=m, realizations=2, rng=3)
-        errs[m] = {g: _rel(S.groups[g], ex.ntk_groups[g]) for g in ("v", "W1", "W2")}
+        assert S.route == "sampled" and S.network == "explicit"
+        errs[m] = {g: _rel(S.groups[g], ex.groups[g]) for g in ("v", "W1", "W2")}
         errs[m]["ck"] = _rel(S.ck, ex.ck)
     for key in ("v", "W1", "W2", "ck"):
         # ~ m^{-1/2}: a factor sqrt(8) = 2.8 expected, 1.7 leaves room for the noise
         assert errs[1600][key] < errs[200][key] / 1.7, (key, errs)
     one = sampled_explicit_ntk(data, net, width=50, realizations=1, rng=4, groups=("W2",))
-    assert one.selected == ("W2",) and one.mc_error == math.inf
+    assert one.selected == ("W2",) and one.error["ntk"] == math.inf
 
 
 def test_sampler_reports_a_failed_realization_with_its_history(small):

@@ -2,26 +2,28 @@
 
 The network and its weights are described in :mod:`rmt_deq.networks.explicit`; the
 Monte-Carlo engine (batches, error bar, seeds) is :mod:`rmt_deq.sampling._montecarlo`,
-shared with the DEQ sampler.
+shared with the DEQ sampler (docs/theory.md §8).  Results are
+:class:`~rmt_deq.kernels.result.Kernel` with ``route="sampled"``: the averages, their
+operator-norm error bars in ``error`` and an :class:`ExplicitSamplingInfo` in ``info``.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 import numpy as np
 
 from rmt_deq._validation import (as_data_matrix, check_data_range, check_memory,
                                  check_positive_int, memory_budget)
-from rmt_deq.activations import get_activation
 from rmt_deq.data.conventions import data_scale
-from rmt_deq.networks.deq import _Elementwise
-from rmt_deq.sampling._montecarlo import (SampledKernel, SampledNTK, _kernel_result,
-                                         _MCSettings, _monte_carlo, _ntk_result, _seeds)
-from rmt_deq.networks.explicit import (ExplicitNetwork, ExplicitScales, _as_network, _check_groups,
-                                      _forward, explicit_scales, sample_explicit_weights)
+from rmt_deq.kernels.result import Kernel
+from rmt_deq.networks.explicit import (ExplicitNetwork, ExplicitScales, as_explicit_network,
+                                       elementwise_layers, explicit_scales, forward_pass,
+                                       sample_explicit_weights)
 from rmt_deq.networks.weights import check_dtype, check_family
+from rmt_deq.sampling._montecarlo import _MCSettings, _monte_carlo, _seeds
 
 __all__ = ["ExplicitSamplingInfo", "sampled_explicit_ck", "sampled_explicit_ntk"]
 
@@ -45,6 +47,9 @@ class ExplicitSamplingInfo:
     gemm_flops : float
     tau0_source : str
         Where tau0 came from (:func:`rmt_deq.data.conventions.data_scale`).
+    mc_error_relative : float
+        The error bar of the kernel's ``matrix`` (the NTK, else the CK) over its operator
+        norm (inf with a single realization).
     """
 
     width: int
@@ -63,6 +68,7 @@ class ExplicitSamplingInfo:
     elapsed: float
     gemm_flops: float
     tau0_source: str = ""
+    mc_error_relative: float = math.inf
 
 
 def _sample(X: Any, net: ExplicitNetwork, ntk: bool, names: tuple[str, ...],
@@ -85,7 +91,7 @@ def _sample(X: Any, net: ExplicitNetwork, ntk: bool, names: tuple[str, ...],
                  "lower batches, use float32, or raise max_memory")
     scale = data_scale(Xa, labels, tau0=tau0)
     scales = explicit_scales(net, scale.tau0)
-    elems = [_Elementwise(get_activation(a), dt) for a in net.activations]
+    elems = elementwise_layers(net, dt)
     Xd = Xa.astype(dt)
     XtX = Xa.T @ Xa
     children, seed = _seeds(rng, mc.R)
@@ -93,7 +99,7 @@ def _sample(X: Any, net: ExplicitNetwork, ntk: bool, names: tuple[str, ...],
 
     def realize(r: int) -> tuple[dict, int, None]:
         w = sample_explicit_weights(net, m, p, family=family, rng=children[r], dtype=dt)
-        H, delta = _forward(Xd, net, w.W, w.v, scales, elems, ntk)
+        H, delta = forward_pass(Xd, w.W, w.v, scales, elems, ntk)
         flops[0] += 2.0 * m * n * (p + (L - 1) * m) * (2 if ntk else 1) + 2.0 * m * n * n
         K = (H[-1].T @ H[-1]).astype(np.float64)
         parts = {"v": K}
@@ -110,15 +116,19 @@ def _sample(X: Any, net: ExplicitNetwork, ntk: bool, names: tuple[str, ...],
 
     acc, history, stopped = _monte_carlo(realize, names, early, n, mc, seed, t_start)
 
-    def info() -> ExplicitSamplingInfo:
+    def info(relative: float) -> ExplicitSamplingInfo:
         return ExplicitSamplingInfo(
             width=m, realizations=acc.R, requested=mc.R, family=family, dtype=dt.name,
             network=net, scales=scales, confidence=mc.confidence, batches=mc.batches,
             draws=mc.draws, stopped_early=stopped, target_error=mc.target,
             error_history=tuple(history), elapsed=time.perf_counter() - t_start,
-            gemm_flops=flops[0], tau0_source=scale.source)
+            gemm_flops=flops[0], tau0_source=scale.source, mc_error_relative=relative)
 
-    return acc, info, seed
+    def kernel(**fields: Any) -> Kernel:
+        return Kernel(route="sampled", network="explicit", tau0=scales.tau[0],
+                      tau0_source=scale.source, **fields)
+
+    return acc, info, kernel, seed
 
 
 def sampled_explicit_ck(
@@ -139,14 +149,14 @@ def sampled_explicit_ck(
     target_error: float | None = None,
     check_every: int | None = None,
     progress: Any = None,
-) -> SampledKernel:
+) -> Kernel:
     """Monte-Carlo average of the explicit network's CK Gram matrix H_L^T H_L.
 
     Parameters
     ----------
     X : array_like, shape (p, n)
         Data; X is p x n (columns are samples).
-    network : ExplicitNetwork or sequence of spec strings
+    network : ExplicitNetwork, or sequence of activations
     width : int
         m, the width of every hidden layer.
     (others)
@@ -157,15 +167,22 @@ def sampled_explicit_ck(
 
     Returns
     -------
-    SampledKernel
-        ``info`` is an :class:`ExplicitSamplingInfo`.
+    Kernel
+        ``route="sampled"``, ``network="explicit"``: ``ck`` the average, ``error["ck"]``
+        its error bar (a bound on ||ck - E ck||_2 holding with probability about
+        ``info.confidence``; inf with a single realization); ``info`` an
+        :class:`ExplicitSamplingInfo`.
     """
     mc = _MCSettings.make(realizations, batches, confidence, draws, target_error,
                           check_every, progress)
-    acc, info, seed = _sample(X, _as_network(network), False, ("v",), ("v",), width, family,
-                              rng, dtype, tau0, max_memory, mc, labels)
-    acc_ck = _RenamedAccumulator(acc, {"ck": "v"})
-    return _kernel_result(acc_ck, mc, seed, info)
+    acc, info, kernel, seed = _sample(X, as_explicit_network(network), False, ("v",), ("v",),
+                                      width, family, rng, dtype, tau0, max_memory, mc, labels)
+    err, nrm = acc.error(("v",), mc.confidence, mc.draws, seed)
+    return kernel(ck=acc.mean(("v",)), error={"ck": err}, info=info(_relative(err, nrm)))
+
+
+def _relative(err: float, nrm: float) -> float:
+    return err / nrm if nrm > 0 else math.inf
 
 
 def sampled_explicit_ntk(
@@ -187,45 +204,38 @@ def sampled_explicit_ntk(
     target_error: float | None = None,
     check_every: int | None = None,
     progress: Any = None,
-) -> SampledNTK:
+) -> Kernel:
     """Monte-Carlo average of the explicit network's empirical NTK, one group per layer.
 
     Parameters
     ----------
     groups : iterable of {"v", "W1", ..., "WL"}, optional
-        Groups summed into ``total`` (default: all).
+        Groups summed into ``ntk`` (default: all).
     (others)
         As in :func:`sampled_explicit_ck`.
 
     Returns
     -------
-    SampledNTK
-        ``groups`` keyed "v", "W1", ...; ``ck`` is the CK (group v); ``info`` an
-        :class:`ExplicitSamplingInfo`.
+    Kernel
+        ``ntk`` the average of the selected groups' sum, ``groups`` keyed "v", "W1", ...,
+        ``ck`` the CK (group v); ``error`` the error bars of "ntk", "ck" and each selected
+        group; ``info`` an :class:`ExplicitSamplingInfo`.
     """
     mc = _MCSettings.make(realizations, batches, confidence, draws, target_error,
                           check_every, progress)
-    net = _as_network(network)
-    sel = _check_groups(net, groups)
+    net = as_explicit_network(network)
+    sel = net.check_groups(groups)
     names = sel if "v" in sel else ("v",) + sel
-    acc, info, seed = _sample(X, net, True, names, sel, width, family, rng, dtype, tau0,
-                              max_memory, mc, labels)
-    key = {g: g for g in names}
-    key["ck"] = "v"
-    return _ntk_result(_RenamedAccumulator(acc, {"ck": "v"}), mc, seed, key, sel, info)
+    acc, info, kernel, seed = _sample(X, net, True, names, sel, width, family, rng, dtype,
+                                      tau0, max_memory, mc, labels)
 
+    def error(group_names: tuple[str, ...]) -> tuple[float, float]:
+        return acc.error(group_names, mc.confidence, mc.draws, seed)
 
-class _RenamedAccumulator:
-    """View of an accumulator under extra names (``alias -> stored name``)."""
-
-    def __init__(self, acc: Any, alias: Mapping[str, str]) -> None:
-        self._acc, self._alias = acc, dict(alias)
-
-    def _names(self, names: Iterable[str]) -> tuple[str, ...]:
-        return tuple(self._alias.get(k, k) for k in names)
-
-    def mean(self, names: Iterable[str]) -> np.ndarray:
-        return self._acc.mean(self._names(names))
-
-    def error(self, names: Iterable[str], *args: Any) -> tuple[float, float]:
-        return self._acc.error(self._names(names), *args)
+    parts = {g: acc.mean((g,)) for g in sel}
+    err, nrm = error(sel)
+    errors = {g: error((g,))[0] for g in sel} if len(sel) > 1 else {sel[0]: err}
+    errors["ck"] = errors["v"] if "v" in errors else error(("v",))[0]
+    errors["ntk"] = err
+    return kernel(ck=parts["v"] if "v" in parts else acc.mean(("v",)), ntk=acc.mean(sel),
+                  groups=parts, selected=sel, error=errors, info=info(_relative(err, nrm)))
