@@ -37,7 +37,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from rmt_deq import experiments
-from rmt_deq.design import core as dz  # noqa: E402
+from rmt_deq.design.targets import design_target
 
 
 def one_layer_bound(sa: float, n_max: int = 101) -> dict:
@@ -45,7 +45,7 @@ def one_layer_bound(sa: float, n_max: int = 101) -> dict:
     (tau0 = 1), against the DEQ's theta_slope."""
     from scipy.optimize import minimize
 
-    t = dz.design_target("tanh", sa, 1.0, target="ntk", refine=True)
+    t = design_target("tanh", sa, 1.0, target="ntk", refine=True)
     T1, Th, C5, Ts = t.values
     c1 = math.sqrt(T1 / 2.0)
     c3 = C5 / (math.sqrt(6.0) * c1)

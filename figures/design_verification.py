@@ -36,7 +36,8 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from rmt_deq import experiments
-from rmt_deq.design import core as dz  # noqa: E402
+from rmt_deq.design.solve import design_for_deq, design_network
+from rmt_deq.design.targets import design_target
 from rmt_deq.errors import InfeasibleDesignError  # noqa: E402
 
 ACTS = ("relu", "tanh", "swish", "gelu")
@@ -55,11 +56,11 @@ def residual_table() -> list:
         for sa in SAS:
             for fam in FAMILIES:
                 for tgt in TARGETS:
-                    target = dz.design_target(act, sa, 1.0, target=tgt)
+                    target = design_target(act, sa, 1.0, target=tgt)
                     t = time.perf_counter()
                     rec = {"activation": act, "sa": sa, "family": fam, "target": tgt}
                     try:
-                        net = dz.design_network(target, fam)
+                        net = design_network(target, fam)
                         rec.update(matched=True, residual=net.residual,
                                    relative_residual=net.relative_residual,
                                    params=dict(net.params),
@@ -101,7 +102,7 @@ def sampled(p: int = 200, width: int = 2000, realizations: int = 16) -> dict:
     tau0 = mix.statistics(data).tau0
     res = {}
     for act, fam in (("relu", "lrelu2"), ("tanh", "htanh1")):
-        net = dz.design_for_deq(act, 0.2, tau0, family=fam)
+        net = design_for_deq(act, 0.2, tau0, family=fam)
         t = time.perf_counter()
         r = experiments.sampled_comparison(net, data.X, width=width, realizations=realizations, rng=5)
         r["wall_s"] = time.perf_counter() - t

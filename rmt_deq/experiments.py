@@ -11,16 +11,20 @@ import numpy as np
 
 from rmt_deq._validation import as_data_matrix, as_rng, check_choice, check_positive_int
 from rmt_deq.activations import ActivationLike, get_activation
-from rmt_deq.design.core import (TARGETS, DesignedNetwork, DesignFamily, design_network,
-                                 design_target, get_family)
+from rmt_deq.design.families import DesignFamily, get_family
+from rmt_deq.design.network import DesignedNetwork
+from rmt_deq.design.solve import design_network
+from rmt_deq.design.targets import TARGETS, design_target
 from rmt_deq.errors import InvalidParameterError
 from rmt_deq.fixed_point.four_equations import solve_four_equations
 from rmt_deq.kernels.exact import exact_ck
 from rmt_deq.data.mixture import default_mixture
 from rmt_deq.kernels.ck_surrogate import mixture_ck_surrogate
 from rmt_deq.kernels.exact import exact_ntk
-from rmt_deq.kernels.ntk_surrogate import (_as_activation_list, exact_explicit_ntk,
-                                           explicit_ntk_surrogate, mixture_ntk_surrogate)
+from rmt_deq.kernels.explicit import exact_explicit_kernels
+from rmt_deq.kernels.explicit_surrogate import explicit_ntk_surrogate
+from rmt_deq.kernels.ntk_surrogate import mixture_ntk_surrogate
+from rmt_deq.networks.explicit import ExplicitNetwork
 from rmt_deq.sampling.deq import sampled_ck
 
 __all__ = ["relative_operator_error", "fitted_slope", "ck_surrogate_convergence",
@@ -159,23 +163,24 @@ def explicit_ntk_convergence(
     progress: Callable[[str], Any] | None = None,
 ) -> dict:
     """As :func:`ntk_surrogate_convergence` for an explicit network (groups "v" = the CK,
-    "W1".."WL", "total"), against :func:`exact_explicit_ntk`."""
+    "W1".."WL", "total"), against :func:`exact_explicit_kernels`."""
 
-    acts = _as_activation_list(activations)
+    net = ExplicitNetwork(activations)
+    acts = net.activations
     rows = []
     for p in ps:
         mix = default_mixture(int(p), K, rng=seed)
         data = mix.sample(int(round(ratio * p)), rng=seed + 1000 + int(p))
-        ex = exact_explicit_ntk(data.X, acts, tau0=mix.statistics(data).tau0,
-                                workers=workers)
+        ex = exact_explicit_kernels(data.X, net, tau0=mix.statistics(data).tau0,
+                                    workers=workers)
         exact = dict(ex.groups)
-        exact["total"] = ex.total
+        exact["total"] = ex.ntk
         rec: dict = {"p": int(p), "n": data.n,
-                     "norm_total": float(np.abs(np.linalg.eigvalsh(ex.total)).max())}
+                     "norm_total": float(np.abs(np.linalg.eigvalsh(ex.ntk)).max())}
         for key, refine in (("errors", False), ("errors_refined", True)):
-            sur = explicit_ntk_surrogate(mix, data, acts, refine=refine)
+            sur = explicit_ntk_surrogate(mix, data, net, refine=refine)
             approx = dict(sur.groups)
-            approx["total"] = sur.total
+            approx["total"] = sur.ntk
             rec[key] = _errors(exact, approx)
         rows.append(rec)
         if progress:
@@ -248,12 +253,12 @@ def design_convergence(
         net = design_network(tgt, family)
         if target == "ck":
             K_deq = exact_ck(data.X, act, sol.sa, sol.sb, solution=sol, workers=workers).G
-            K_enn = net.exact_kernels(data.X, groups=("v",), workers=workers).ck[-1]
+            K_enn = net.exact_kernels(data.X, groups=("v",), workers=workers).ck
             K_sur = mixture_ck_surrogate(mix, data, solution=sol).G
         else:
             K_deq = exact_ntk(data.X, act, sol.sa, sol.sb, solution=sol,
                               groups=tgt.ntk_groups, workers=workers).total
-            K_enn = net.exact_kernels(data.X, workers=workers).total
+            K_enn = net.exact_kernels(data.X, workers=workers).ntk
             K_sur = mixture_ntk_surrogate(mix, data, solution=sol, groups=tgt.ntk_groups,
                                           refine=refine).total
         rec = {"p": p, "n": data.n, "tau0": tau0,
@@ -326,7 +331,7 @@ def sampled_comparison(net: DesignedNetwork, X: Any, *, width: int, realizations
     deq = sampled_ck(Xa, sol.activation, sol.sa, sol.sb, width=m, realizations=R,
                      rng=seed, solution=sol, batches=min(R, 16))
     E_deq = exact_ck(Xa, sol.activation, sol.sa, sol.sb, solution=sol, workers=workers).G
-    E_enn = net.exact_kernels(Xa, groups=("v",), workers=workers).ck[-1]
+    E_enn = net.exact_kernels(Xa, groups=("v",), workers=workers).ck
     rel = relative_operator_error
     return {"width": m, "realizations": R,
             "enn_sampled_vs_deq_sampled": rel(deq.G, G_enn),

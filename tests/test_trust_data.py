@@ -242,7 +242,7 @@ def test_defaults_agree_across_exact_sampled_and_surrogate(labelled):
     enn = rd.exact_explicit_kernels(X, ["relu"], labels=y)
     for t0, src in ((ex.tau0, ex.tau0_source), (sam.info.tau0, sam.info.tau0_source),
                     (sur.tau0, sur.tau0_source), (ntk.ck.tau0, ntk.ck.tau0_source),
-                    (enn.scales.tau[0], enn.tau0_source)):
+                    (enn.tau0, enn.tau0_source)):
         assert src == SOURCE_PLUGIN
         assert t0 == pytest.approx(math.sqrt(t2), rel=1e-13)
 
