@@ -1,10 +1,10 @@
-"""Benchmark: designing an explicit network (rmt_deq.design.core) and running it.
+"""Benchmark: designing an explicit network (rmt_deq.design) and running it.
 
 Run:  OPENBLAS_NUM_THREADS=1 python benchmarks/bench_design.py [--quick] [--json]
 (benchmarks/bench_design.json is the --json output of one full run on a shared 2-core
 machine.)
 
-1. Solve time of :func:`rmt_deq.design.core.design_network` (the DEQ's four-equation solve is done
+1. Solve time of :func:`rmt_deq.design.solve.design_network` (the DEQ's four-equation solve is done
    beforehand and not counted; median and best of the repeats: on a shared machine the
    median carries other processes' load, the best is the intrinsic cost, as timeit
    reports), against a baseline written here as a script author would
@@ -32,7 +32,9 @@ import numpy as np
 from scipy import integrate, optimize
 
 from rmt_deq.data.mixture import default_mixture
-from rmt_deq.design import core as dz
+from rmt_deq.design.families import get_family
+from rmt_deq.design.solve import design_for_deq, design_network
+from rmt_deq.design.targets import design_target
 from rmt_deq.errors import InfeasibleDesignError
 from rmt_deq.experiments.manifest import start_run
 from rmt_deq.networks.deq import deq_forward, sample_deq_weights
@@ -134,7 +136,7 @@ def package_solve(family: str, target, repeats: int) -> dict:
     for _ in range(repeats):
         t = time.perf_counter()
         try:
-            net = dz.design_network(target, family)
+            net = design_network(target, family)
             ok = True
         except InfeasibleDesignError as e:
             net, ok = e.best, False
@@ -146,7 +148,7 @@ def package_solve(family: str, target, repeats: int) -> dict:
 
 def generic_start(family: str, target) -> np.ndarray:
     """A start that is not a closed-form solution: the family's last deterministic start."""
-    starts = dz.get_family(family).starts(target)
+    starts = get_family(family).starts(target)
     return np.array(starts[-1], dtype=float)
 
 
@@ -165,9 +167,9 @@ def forward_bench(m: int, p: int, n: int, repeats: int) -> dict:
     tau0 = mix.statistics(data).tau0
     out = {}
     for act, fam in (("relu", "lrelu2"), ("tanh", "htanh1")):
-        net = dz.design_for_deq(act, 0.2, tau0, family=fam)
+        net = design_for_deq(act, 0.2, tau0, family=fam)
         wd = sample_deq_weights(m, p, rng=2)
-        W, _ = net.sample_weights(m, p, rng=3)
+        W = net.sample_weights(m, p, rng=3)
         td, te, iters = [], [], None
         for _ in range(repeats):
             t = time.perf_counter()
@@ -195,7 +197,7 @@ def main() -> None:
     cases = CASES[::4] if args.quick else CASES
     rows = []
     for act, sa, fam, kind in cases + INFEASIBLE:
-        target = dz.design_target(act, sa, 1.0, target=kind)
+        target = design_target(act, sa, 1.0, target=kind)
         mine = package_solve(fam, target, repeats)
         base = baseline_solve(fam, target, generic_start(fam, target))
         rows.append({"activation": act, "sa": sa, "family": fam, "target": kind,

@@ -26,17 +26,17 @@
    * hermite  s(t) = a t + b (t^2 - q) + c (t^3 - 3 q t)  (quad2: c = 0; quadcubic2);
    * hardtanh s(t) = a clip(t, -c, c)  (htanh1).
 
-   They are checked equal (symbolically) to the expressions rmt_deq.design.core documents, and
-   rmt_deq.design.core's float implementations are compared with them at random points.
+   They are checked equal (symbolically) to the expressions rmt_deq.design._moments documents,
+   and its float implementations are compared with them at random points.
 
-3. Consequences used by rmt_deq.design.core:
+3. Consequences used by rmt_deq.design:
 
    * the scaling gauge: (s_1/lambda, s_2(lambda .)) is the same network; the two-layer
      recursion's four outputs are invariant under (a1, b1, a2, b2) -> (a1, b1, a2, b2) /
      lambda x (1, 1, lambda^2, lambda^2) for pwlinear and (1/lambda, 1/lambda, lambda,
      lambda^2) for hermite, so lrelu2 and quad2 have three effective parameters;
    * quad2's CK closed form: with a1 = 1, B = b1^2, a2^2 = T1, b2^2 = T3/2 - T1 B and the
-     cubic T1 B + (T3/2 - T1 B)(1 + 4 tau0^2 B)^2 = T2 (rmt_deq.design.core._Quadratic2.ck_cubic);
+     cubic T1 B + (T3/2 - T1 B)(1 + 4 tau0^2 B)^2 = T2 (the quad2 family's ck_cubic);
      the cubic term c2 of quadcubic2 changes tau_2^2 only;
    * positive homogeneity: a pwlinear layer has V0 = q g4/2, so a pwlinear ENN has
      tau_L^2 = tau0^2 alpha4_L (why lrelu2 reaches the homogeneous ReLU DEQ).
@@ -146,7 +146,7 @@ def family_moments(kind: str) -> dict:
 
 
 def stated_moments(kind: str) -> dict:
-    """The closed forms rmt_deq.design.core states (docstrings of _moments_*), q = tau^2."""
+    """The closed forms rmt_deq.design._moments states (docstrings of moments_*), q = tau^2."""
     q = tau ** 2
     if kind == "pwlinear":
         return {"g1": (a + b) ** 2 / 4, "g2": (a - b) ** 2 / (2 * sp.pi * q),
@@ -178,9 +178,9 @@ KINDS = ("pwlinear", "hermite", "hardtanh")
 
 
 def compare_with_package(n_points: int = 6, seed: int = 0) -> dict:
-    """Largest relative difference between rmt_deq.design.core's float moments and the derived
+    """Largest relative difference between rmt_deq.design._moments' float moments and the derived
     expressions, at random parameters and scales (per kind)."""
-    from rmt_deq.design import core as dz
+    from rmt_deq.design._moments import moments_hardtanh, moments_hermite, moments_pwlinear
 
     rng = np.random.default_rng(seed)
     worst = {}
@@ -194,11 +194,11 @@ def compare_with_package(n_points: int = 6, seed: int = 0) -> dict:
             av, bv, cv = rng.uniform(-1.5, 1.5, 3)
             cl, t = rng.uniform(0.2, 2.0), rng.uniform(0.2, 3.0)
             if kind == "pwlinear":
-                got = dz._moments_pwlinear(av, bv, t * t)
+                got = moments_pwlinear(av, bv, t * t)
             elif kind == "hermite":
-                got = dz._moments_hermite(av, bv, cv, t * t)
+                got = moments_hermite(av, bv, cv, t * t)
             else:
-                got = dz._moments_hardtanh(av, cl, t * t)
+                got = moments_hardtanh(av, cl, t * t)
             ref = [float(fns[k](av, bv, cv, cl, t)) for k in keys]
             scale = max(1.0, max(abs(r) for r in ref))
             err = max(err, max(abs(float(g) - r) for g, r in zip(got, ref)) / scale)
@@ -244,8 +244,8 @@ def gauge_residuals() -> dict:
 
 def quad2_closed_form() -> dict:
     """quad2 CK equations with a1 = 1: a2^2 = T1, b2^2 = T3/2 - T1 B, and the cubic in
-    B = b1^2 (compared with rmt_deq.design.core._Quadratic2.ck_cubic); c2 enters tau^2 only."""
-    from rmt_deq.design.core import _Quadratic2
+    B = b1^2 (compared with the quad2 family's ck_cubic); c2 enters tau^2 only."""
+    from rmt_deq.design.families import get_family
 
     B, A2s, D, T1, T2, T3, c2 = sp.symbols("B a2sq D T1 T2 T3 c2", real=True)
     b1, a2, b2 = sp.symbols("b1 a2 b2", real=True)
@@ -258,7 +258,7 @@ def quad2_closed_form() -> dict:
     s1 = sp.solve(sp.Eq(al[0], T1), A2s)[0]
     s3 = sp.solve(sp.Eq(al[2].subs(A2s, s1), T3), D)[0]
     cubic = sp.expand(al[1].subs({A2s: s1, D: s3}) - T2)
-    pkg = _Quadratic2.ck_cubic(T1, T2, T3, q0)
+    pkg = get_family("quad2").ck_cubic(T1, T2, T3, q0)
     poly = sp.Poly(cubic, B)
     pkg_poly = sp.Poly(sum(cf * B ** (3 - k) for k, cf in enumerate(pkg)), B)
     return {"a2sq": s1, "b2sq": s3, "cubic": cubic,

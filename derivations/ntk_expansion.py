@@ -34,7 +34,7 @@ Explicit networks (theory.md section 6): K_0 = X^T X, K_l = E[sigma_lc(u) sigma_
 Kdot_l = E[sigma_l'(u) sigma_l'(v)] at covariance K_{l-1} (moments of layer l at tau_{l-1}),
 Theta = K_L + sum_l K_{l-1} o Kdot_l o ... o Kdot_L.  The same expansion, done directly for
 L = 1, 2, 3 with independent symbols per layer, is compared with the layer recursion that
-rmt_deq.kernels.ntk_surrogate.explicit_network_coefficients implements.
+rmt_deq.kernels.explicit_surrogate.explicit_network_coefficients implements.
 """
 from __future__ import annotations
 
@@ -374,7 +374,7 @@ def enn_direct(L: int) -> dict:
 
 
 def enn_recursion(L: int) -> dict:
-    """The recursion of rmt_deq.kernels.ntk_surrogate.explicit_network_coefficients, in the layer
+    """The recursion of rmt_deq.kernels.explicit_surrogate.explicit_network_coefficients, in the layer
     symbols (g1 = m1^2, g2 = m2^2, e1 e3 = m1 m3)."""
     al = [(sp.Integer(1), sp.Integer(0), sp.Integer(0), sp.Integer(1), sp.Integer(0))]
     tsq = [tau0 ** 2]
@@ -444,7 +444,7 @@ def compare_enn_package(cases=ENN_CASES, tau0_value: float = 1.1) -> dict:
     """Max relative difference between the recursion in sympy (evaluated with moments at a
     tau chain computed here: tau_l^2 = V0 of layer l at tau_{l-1}) and the package."""
     from rmt_deq.moments.gaussian import gaussian_moments
-    from rmt_deq.kernels.ntk_surrogate import explicit_network_coefficients
+    from rmt_deq.kernels.explicit_surrogate import explicit_network_coefficients
     out = {}
     for acts in cases:
         L = len(acts)

@@ -34,7 +34,7 @@ import time
 import numpy as np
 from scipy.optimize import minimize
 
-from rmt_deq.design.core import design_target
+from rmt_deq.design.targets import design_target
 from rmt_deq.experiments.designs import design_convergence
 from rmt_deq.experiments.harness import SAMPLE_SEED_OFFSET
 from rmt_deq.experiments.manifest import portable_path, start_run

@@ -36,7 +36,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from rmt_deq.data.mixture import default_mixture
-from rmt_deq.design.core import design_for_deq, design_network, design_target
+from rmt_deq.design.solve import design_for_deq, design_network
+from rmt_deq.design.targets import design_target
 from rmt_deq.errors import InfeasibleDesignError
 from rmt_deq.experiments.designs import design_convergence, sampled_comparison
 from rmt_deq.experiments.harness import SAMPLE_SEED_OFFSET

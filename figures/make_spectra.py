@@ -1,7 +1,7 @@
 """Spectral figures (docs/theory.md §7): sampled Gram eigenvalues vs the prediction.
 
 For the CK and the NTK of a DEQ and of the shallow explicit network designed to match it
-(:func:`rmt_deq.design.core.design_for_deq`), each panel shows the histogram of the eigenvalues
+(:func:`rmt_deq.design.solve.design_for_deq`), each panel shows the histogram of the eigenvalues
 of the sampled (finite-width, Monte-Carlo averaged) kernel on one sample of a two-class
 mixture, the limiting density of the bulk predicted from the mixture statistics alone
 (:func:`rmt_deq.spectra.bulk.kernel_bulk`) and the predicted isolated eigenvalues
@@ -26,7 +26,7 @@ import time
 import numpy as np
 from matplotlib.figure import Figure
 
-from rmt_deq.design.core import design_for_deq
+from rmt_deq.design.solve import design_for_deq
 from rmt_deq.experiments.manifest import portable_path, start_run
 from rmt_deq.experiments.mixtures import spike_mixture
 from rmt_deq.fixed_point.four_equations import solve_four_equations
@@ -97,7 +97,7 @@ def main(argv=None):
                          f"DEQ NTK (groups v, A, B), m = {m}, R = {R_ntk}"))
             for target in ("ck", "ntk"):
                 net = design_for_deq(act, sa, stats.tau0, target=target)
-                enn = net.to_explicit()
+                enn = net.network
                 coefs = net.coefficients()
                 if target == "ck":
                     coef = coefs.ck.to_surrogate(stats)
@@ -107,7 +107,7 @@ def main(argv=None):
                         tau0=stats.tau0, batches=16).matrix)
                     R = R_ck
                 else:
-                    groups = net.enn_groups
+                    groups = net.explicit_groups
                     sel = coefs.total if groups is None else None
                     if sel is None:
                         sel = coefs.groups[groups[0]]

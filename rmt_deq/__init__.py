@@ -27,17 +27,18 @@ from rmt_deq.kernels.exact import (ExactDetails, exact_ck, exact_kernels, exact_
                                    published_ntk)
 from rmt_deq.jobs.kernel import kernel_from_data, sampled_kernel_from_data
 from rmt_deq.jobs.demo import run_demo
-from rmt_deq.kernels.ntk_surrogate import (ExactExplicitNTK, NTKCoefficients,
-                            exact_explicit_ntk, explicit_network_coefficients,
-                            explicit_ntk_surrogate, mixture_ntk_surrogate, ntk_group_coefficients,
-                            ntk_surrogate_coefficients, plugin_ntk_surrogate)
+from rmt_deq.kernels.ntk_surrogate import (NTKCoefficients, mixture_ntk_surrogate,
+                                           ntk_group_coefficients, ntk_surrogate_coefficients,
+                                           plugin_ntk_surrogate)
+from rmt_deq.kernels.explicit_surrogate import (explicit_network_coefficients,
+                                                explicit_ntk_surrogate)
 from rmt_deq.networks.weights import WEIGHT_FAMILIES, weight_matrix
 from rmt_deq.networks.deq import (DEQForward, DEQGradients, DEQWeights, deq_forward,
                   deq_gradients, sample_deq_weights)
 from rmt_deq.networks.solver import SolveRecord, SolverOptions, solve_batched
 from rmt_deq.networks.explicit import (ExplicitNetwork, explicit_forward,
                                        sample_explicit_weights)
-from rmt_deq.kernels.explicit import ExactExplicitKernels, exact_explicit_kernels
+from rmt_deq.kernels.explicit import exact_explicit_kernels
 from rmt_deq.sampling.explicit import sampled_explicit_ck, sampled_explicit_ntk
 from rmt_deq.sampling.deq import SamplingInfo, sampled_ck, sampled_kernel, sampled_ntk
 from rmt_deq.sampling._montecarlo import (MonteCarloOptions, SamplerOptions, SamplingProgress,
@@ -51,9 +52,11 @@ from rmt_deq.spectra.bulk import BulkSpectrum, kernel_bulk
 from rmt_deq.spectra.spikes import Spikes, isolated_eigenvalues, observed_alignments
 from rmt_deq.jobs.spectrum import load_mixture_spec, spectrum_report
 from rmt_deq.plotting import plot_spectrum
-from rmt_deq.design.core import (DesignedLayer, DesignedNetwork, DesignFamily, DesignTarget, ENNForward,
-                     ParametricFamily, design_for_deq, design_network, design_record,
-                     design_target, enn_equations, get_family, load_designed_network)
+from rmt_deq.design.families import DesignFamily, get_family
+from rmt_deq.design.parametric import ParametricFamily
+from rmt_deq.design.targets import DesignTarget, design_target, explicit_equations
+from rmt_deq.design.network import DesignedNetwork, load_designed_network
+from rmt_deq.design.solve import design_for_deq, design_network, design_record
 
 __version__ = "0.1.0"
 
@@ -70,10 +73,10 @@ __all__ = [
     "published_ntk", "kernel_from_data", "run_demo", "sampled_kernel_from_data",
     "NTKCoefficients", "ntk_group_coefficients", "ntk_surrogate_coefficients",
     "mixture_ntk_surrogate", "plugin_ntk_surrogate", "explicit_network_coefficients",
-    "explicit_ntk_surrogate", "ExactExplicitNTK", "exact_explicit_ntk",
+    "explicit_ntk_surrogate",
     "WEIGHT_FAMILIES", "weight_matrix", "DEQWeights", "DEQForward", "DEQGradients",
     "SolveRecord", "SolverOptions", "solve_batched", "sample_deq_weights", "deq_forward", "deq_gradients",
-    "ExplicitNetwork", "ExactExplicitKernels", "exact_explicit_kernels", "explicit_forward",
+    "ExplicitNetwork", "exact_explicit_kernels", "explicit_forward",
     "sample_explicit_weights", "sampled_explicit_ck", "sampled_explicit_ntk",
     "MonteCarloOptions", "SamplerOptions", "SamplingInfo", "SamplingProgress", "mc_error_bound",
     "sampled_ck", "sampled_ntk", "sampled_kernel",
@@ -84,9 +87,9 @@ __all__ = [
     "gram_support", "kernel_bulk", "spectral_distances", "stieltjes",
     "Spikes", "isolated_eigenvalues", "observed_alignments", "spectrum_report",
     "load_mixture_spec", "plot_spectrum",
-    "DesignTarget", "DesignFamily", "ParametricFamily", "DesignedLayer", "DesignedNetwork",
-    "ENNForward", "design_target", "design_network", "design_for_deq", "design_record",
-    "enn_equations", "get_family", "load_designed_network",
+    "DesignTarget", "DesignFamily", "ParametricFamily", "DesignedNetwork",
+    "design_target", "design_network", "design_for_deq", "design_record",
+    "explicit_equations", "get_family", "load_designed_network",
     "RmtDeqError", "InvalidParameterError", "InvalidRecordError", "MemoryBudgetError", "ShapeMismatchError", "NonFiniteInputError",
     "UnknownActivationError", "UnknownOptionError", "DivergentMomentError",
     "NoFixedPointError", "ConvergenceError", "InfeasibleDesignError", "DataFileError",

@@ -35,7 +35,8 @@ import numpy as np
 
 from rmt_deq import _io
 from rmt_deq._validation import DEFAULT_MAX_MEMORY
-from rmt_deq.design.core import FAMILIES as _DESIGN_FAMILIES, TARGETS as _DESIGN_TARGETS
+from rmt_deq.design.families import FAMILIES as _DESIGN_FAMILIES
+from rmt_deq.design.targets import TARGETS as _DESIGN_TARGETS
 from rmt_deq.errors import InvalidParameterError, RmtDeqError
 from rmt_deq.moments.gaussian import METHODS as _MOMENT_METHODS
 from rmt_deq.kernels.exact import NTK_GROUPS
@@ -478,7 +479,7 @@ def _cmd_spectrum(args: argparse.Namespace) -> int:
 
 
 def _cmd_design(args: argparse.Namespace) -> int:
-    from rmt_deq.design.core import design_for_deq
+    from rmt_deq.design.solve import design_for_deq
 
     if args.out:
         _io.check_output_path(args.out, "--out")

@@ -21,7 +21,8 @@ from rmt_deq.activations import Activation, get_activation
 from rmt_deq.cli import main
 from rmt_deq.fixed_point.four_equations import solve_four_equations
 from rmt_deq.moments.gaussian import gaussian_moments
-from rmt_deq.kernels.ntk_surrogate import explicit_network_coefficients, ntk_group_coefficients
+from rmt_deq.kernels.explicit_surrogate import explicit_network_coefficients
+from rmt_deq.kernels.ntk_surrogate import ntk_group_coefficients
 
 
 def _run(capsys, *argv):
@@ -85,7 +86,8 @@ def test_htanh1_ntk_json_params_mean_clip(capsys):
 def test_quad2_params_mean_centred_quadratics():
     # no DEQ of the common activations is reachable by quad2 (it misses tau), so the params'
     # meaning is checked on a target made from a known quad2 network
-    from rmt_deq.design.core import DesignTarget, design_network
+    from rmt_deq.design.solve import design_network
+    from rmt_deq.design.targets import DesignTarget
 
     tau0, (a1, b1, a2, b2) = 0.9, (1.0, 0.35, 0.8, 0.25)
     t1 = math.sqrt(float(gaussian_moments(f"polynomial:{-b1 * tau0 ** 2!r},{a1!r},{b1!r}",
@@ -125,9 +127,9 @@ def test_console_entry_point_status():
 
 
 def test_text_output_and_saved_network(capsys, tmp_path):
-    from rmt_deq.design.core import load_designed_network
+    from rmt_deq.design.network import load_designed_network
 
-    path = tmp_path / "enn.json"
+    path = tmp_path / "explicit.json"
     rc, out, err = _run(capsys, "--activation", "tanh", "--sa", "0.2", "--family", "htanh1",
                         "--out", str(path))
     assert rc == 0 and "residual" in out and "a1" in out

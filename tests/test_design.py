@@ -1,11 +1,12 @@
-"""Design of shallow explicit networks (theory.md section 6, rmt_deq.design.core).
+"""Design of shallow explicit networks (docs/theory.md §6, rmt_deq.design).
 
 Independent references used here, never the family's own closed forms:
 
 * the section 6 recursion written out below (:func:`_ck_recursion`) with the layer moments
   of :func:`rmt_deq.moments.gaussian.mp_gaussian_moments` (30-digit mpmath quadrature);
-* :func:`rmt_deq.kernels.ntk_surrogate.explicit_network_coefficients` (a second implementation of
-  the CK/NTK coefficient maps, moments by mpmath) for NTK designs;
+* :func:`rmt_deq.kernels.explicit_surrogate.explicit_network_coefficients` (the CK/NTK
+  coefficient maps fed with moments by mpmath, not the families' closed forms) for NTK
+  designs;
 * exact infinite-width kernels: the DEQ's fixed point (:mod:`rmt_deq.kernels.exact`) against the
   designed network's layer recursion of bivariate expectations;
 * :mod:`rmt_deq.networks.explicit` for the forward pass and the sampled Gram matrix;
@@ -23,12 +24,18 @@ from scipy import optimize
 
 from conftest import load_derivation
 from rmt_deq.experiments import designs as experiments
-from rmt_deq.design import core as dz
+from rmt_deq.design.families import FAMILIES, get_family
+from rmt_deq.design.layers import layer_moment_fn, make_layer
+from rmt_deq.design.network import DesignedNetwork, load_designed_network
+from rmt_deq.design.parametric import ParametricFamily
+from rmt_deq.design.solve import design_for_deq, design_network, design_record, equation_weights
+from rmt_deq.design.targets import (DesignTarget, REFINED_EQUATIONS, design_target,
+                                    explicit_equations)
 from rmt_deq.errors import (InfeasibleDesignError, InvalidParameterError, RmtDeqError,
                             ShapeMismatchError, UnknownOptionError)
 from rmt_deq.fixed_point.four_equations import solve_four_equations
 from rmt_deq.moments.gaussian import gaussian_moments, mp_gaussian_moments
-from rmt_deq.kernels.ntk_surrogate import explicit_network_coefficients
+from rmt_deq.kernels.explicit_surrogate import explicit_network_coefficients
 
 SAS = (0.1, 0.2, 0.3, 0.5)
 
@@ -84,7 +91,7 @@ MATCH_CK = ([("relu", s, "lrelu2") for s in SAS] + [("tanh", s, "htanh1") for s 
 @pytest.mark.parametrize("act,sa,family", MATCH_CK)
 def test_ck_design_matches_and_independent_recursion_agrees(act, sa, family):
     tau0 = 1.3
-    net = dz.design_for_deq(act, sa, tau0, family=family, target="ck")
+    net = design_for_deq(act, sa, tau0, family=family, target="ck")
     assert net.feasible and net.residual <= 1e-12
     T = _deq_ck_target(act, sa, tau0)
     np.testing.assert_allclose(net.target.values, T, rtol=1e-13, atol=0)
@@ -101,7 +108,7 @@ MATCH_NTK = ([("tanh", s, "htanh1") for s in SAS]
 
 @pytest.mark.parametrize("act,sa,family", MATCH_NTK)
 def test_ntk_design_matches_and_explicit_coefficients_agree(act, sa, family):
-    net = dz.design_for_deq(act, sa, 1.0, family=family, target="ntk")
+    net = design_for_deq(act, sa, 1.0, family=family, target="ntk")
     assert net.feasible and net.residual <= 1e-12
     method = "mpmath" if sa == 0.2 else "quadrature"
     tot = explicit_network_coefficients(net.activations, 1.0, method=method).total
@@ -120,7 +127,7 @@ def test_ntk_target_is_the_section5_total():
     V0 = (sol.tau ** 2 - sol.sb * 0.81) / sa
     want = (sol.alpha1 * g1 * (2 - sa * g1) / r, g2 * sol.alpha4 ** 2 / (4 * r * r),
             3 * g2 * sol.alpha1 ** 2 / (2 * r * r), V0 + sol.tau ** 2 * h0 / (1 - sa * h0))
-    tgt = dz.design_target("swish", 0.3, 0.9, target="ntk")
+    tgt = design_target("swish", 0.3, 0.9, target="ntk")
     np.testing.assert_allclose(tgt.values, want, rtol=1e-10)
 
 
@@ -134,8 +141,8 @@ def test_ntk_target_is_the_section5_total():
                                          ("hardtanh", {"a": 1.4, "c": 0.6})])
 @pytest.mark.parametrize("tau", [0.3, 1.0, 2.7])
 def test_layer_closed_moments_vs_mpmath(kind, params, tau):
-    layer = dz._make_layer(kind, params, tau)
-    fn = dz._layer_moment_fn(layer)
+    layer = make_layer(kind, params, tau)
+    fn = layer_moment_fn(layer)
     got = np.array([float(v) for v in fn(tau * tau)])
     m = mp_gaussian_moments(layer.activation, tau, dps=20)
     ref = np.array([float(m.g1), float(m.g2), float(m.g4), float(m.V0), float(m.h0)])
@@ -148,8 +155,8 @@ def test_layer_closed_moments_vs_mpmath(kind, params, tau):
                                            ("quad2", "ck"), ("quadcubic2", "ntk"),
                                            ("htanh1", "ntk")])
 def test_analytic_jacobian_matches_central_differences(family, target):
-    fam = dz.get_family(family)
-    tgt = dz.design_target("gelu", 0.3, 1.1, target=target)
+    fam = get_family(family)
+    tgt = design_target("gelu", 0.3, 1.1, target=target)
     x = np.array([0.3, 0.9, 0.4, 0.1][:len(fam.free_names)])
     if family == "lrelu2":
         x = np.array([-0.2, 1.1, 0.3])
@@ -157,19 +164,19 @@ def test_analytic_jacobian_matches_central_differences(family, target):
 
 
 def test_gauge_rescaling_leaves_the_network_unchanged():
-    net = dz.design_for_deq("relu", 0.3, 1.0, family="lrelu2")
+    net = design_for_deq("relu", 0.3, 1.0, family="lrelu2")
     p = net.params
     lam = 2.5       # sigma_1 / lam and sigma_2(lam .): the same network
     other = (("pwlinear", {"a": p["a1"] / lam, "b": p["b1"] / lam}),
              ("pwlinear", {"a": p["a2"] * lam, "b": p["b2"] * lam}))
     layers, t = [], 1.0
     for kind, lp in other:
-        layers.append(dz._make_layer(kind, lp, t))
+        layers.append(make_layer(kind, lp, t))
         t = layers[-1].tau_out
-    np.testing.assert_allclose(dz.enn_equations(layers, 1.0, "ck"), net.achieved,
+    np.testing.assert_allclose(explicit_equations(layers, 1.0, "ck"), net.achieved,
                                rtol=1e-14, atol=1e-16)
     X = np.random.default_rng(4).standard_normal((30, 12)) / math.sqrt(30)
-    W = net.sample_weights(50, 30, rng=5)[0]
+    W = net.sample_weights(50, 30, rng=5).W
     f1 = net.forward(X, W).features
     f2 = X
     for Wl, layer in zip(W, layers):
@@ -183,7 +190,7 @@ def test_gauge_rescaling_leaves_the_network_unchanged():
 @pytest.mark.parametrize("act", ["relu", "swish", "gelu"])
 def test_odd_family_for_non_odd_deq_says_why(act):
     with pytest.raises(InfeasibleDesignError) as ei:
-        dz.design_for_deq(act, 0.2, family="htanh1")
+        design_for_deq(act, 0.2, family="htanh1")
     e = ei.value
     assert e.failing_equation in ("alpha2", "alpha3")
     assert "odd" in str(e) and "two-layer family" in str(e)
@@ -193,7 +200,7 @@ def test_odd_family_for_non_odd_deq_says_why(act):
 
 def _independent_best_cost(family, T, tau0, starts, weights):
     """min over starts of sum (w (F - T))^2 by scipy least_squares, moments from
-    rmt_deq.moments.gaussian (the package's general engines, not rmt_deq.design.core's closed forms)."""
+    rmt_deq.moments.gaussian (the package's general engines, not rmt_deq.design's closed forms)."""
     def layers_of(x):
         x = [float(v) for v in x]
         if family == "quad2":
@@ -225,13 +232,13 @@ def _independent_best_cost(family, T, tau0, starts, weights):
 def test_two_layer_three_parameter_family_misses_tau(act, family):
     tau0 = 1.0
     with pytest.raises(InfeasibleDesignError) as ei:
-        dz.design_for_deq(act, 0.2, tau0, family=family)
+        design_for_deq(act, 0.2, tau0, family=family)
     e = ei.value
     assert e.failing_equation == "tau"
     assert "no point satisfies all four equations" in str(e)
     best = e.best
     T = np.array(best.target.values)
-    w = dz._weights(best.target)
+    w = equation_weights(best.target)
     cost = float(np.sum((w * (np.array(best.achieved) - T)) ** 2))
     assert e.residual == pytest.approx(np.max(np.abs(np.array(best.achieved) - T)), rel=1e-12)
     assert cost > 1e-6
@@ -246,9 +253,9 @@ def test_two_layer_three_parameter_family_misses_tau(act, family):
 
 
 def test_strict_false_returns_best_point():
-    net = dz.design_for_deq("relu", 0.2, family="quad2", strict=False)
+    net = design_for_deq("relu", 0.2, family="quad2", strict=False)
     assert not net.feasible and net.failing_equation == "tau"
-    rec = dz.design_record("relu", 0.2, family="quad2")
+    rec = design_record("relu", 0.2, family="quad2")
     assert rec["feasible"] is False and rec["failing_equation"] == "tau"
     assert rec["residual"] == pytest.approx(net.residual, rel=1e-12)
 
@@ -278,11 +285,12 @@ def test_exact_enn_kernel_approaches_exact_deq_kernel(act, family, target):
 def test_exact_kernels_agree_with_rmt_deq_explicit():
     from rmt_deq.kernels.explicit import exact_explicit_kernels
 
-    net = dz.design_for_deq("relu", 0.3, 1.0, family="lrelu2")
+    net = design_for_deq("relu", 0.3, 1.0, family="lrelu2")
     X = np.random.default_rng(2).standard_normal((40, 25)) / math.sqrt(40)
     mine = net.exact_kernels(X)
-    other = exact_explicit_kernels(X, net.to_explicit(), tau0=net.tau0)
-    np.testing.assert_allclose(mine.ck[-1], other.ck, rtol=1e-10, atol=1e-12)
+    # the same activations, not pinned: centrings computed by the generic 1-D moments
+    other = exact_explicit_kernels(X, net.activations, tau0=net.tau0)
+    np.testing.assert_allclose(mine.ck, other.ck, rtol=1e-10, atol=1e-12)
 
 
 # ----------------------------------------------------------------------------------------
@@ -292,29 +300,29 @@ def test_exact_kernels_agree_with_rmt_deq_explicit():
                                                ("htanh1", "tanh", "ntk"),
                                                ("quadcubic2", "gelu", "ck")])
 def test_json_round_trip(tmp_path, family, act, target):
-    net = dz.design_for_deq(act, 0.3, 1.2, family=family, target=target)
+    net = design_for_deq(act, 0.3, 1.2, family=family, target=target)
     path = tmp_path / "net.json"
     net.save(str(path))
-    back = dz.load_designed_network(str(path))
+    back = load_designed_network(str(path))
     assert back.family == net.family and dict(back.params) == dict(net.params)
     assert back.taus == net.taus and back.centrings == net.centrings
     assert back.achieved == net.achieved and back.residual == net.residual
     assert back.target.values == net.target.values and back.target.kind == target
-    assert json.loads(path.read_text())["format"] == "rmt_deq.design.core/1"
+    assert json.loads(path.read_text())["format"] == "rmt_deq.design/2"
     X = np.random.default_rng(0).standard_normal((20, 7))
-    W, _ = net.sample_weights(30, 20, rng=1)
+    W = net.sample_weights(30, 20, rng=1)
     np.testing.assert_array_equal(back.forward(X, W).features, net.forward(X, W).features)
 
 
 def test_json_rejects_corrupt_records():
-    net = dz.design_for_deq("relu", 0.2, family="lrelu2")
+    net = design_for_deq("relu", 0.2, family="lrelu2")
     d = net.to_dict()
     with pytest.raises(InvalidParameterError, match="format"):
-        dz.DesignedNetwork.from_dict({**d, "format": "other"})
+        DesignedNetwork.from_dict({**d, "format": "other"})
     bad = json.loads(json.dumps(d))
     bad["params"]["a2"] *= 1.01
     with pytest.raises(InvalidParameterError, match="do not follow from the parameters"):
-        dz.DesignedNetwork.from_dict(bad)
+        DesignedNetwork.from_dict(bad)
 
 
 @pytest.mark.parametrize("family,act,refine", [("lrelu2", "relu", False),
@@ -324,13 +332,13 @@ def test_json_rejects_corrupt_records():
 def test_forward_matches_rmt_deq_explicit_and_numpy_source(family, act, refine):
     from rmt_deq.networks.explicit import explicit_forward, sample_explicit_weights
 
-    net = dz.design_for_deq(act, 0.2, 0.9, family=family,
+    net = design_for_deq(act, 0.2, 0.9, family=family,
                             **({"target": "ntk", "refine": True} if refine else {}))
     p, n, m = 30, 11, 64
     X = 0.9 * np.random.default_rng(3).standard_normal((p, n)) / math.sqrt(p)
-    enet = net.to_explicit()
-    w = sample_explicit_weights(enet, m, p, rng=7)
-    ref = explicit_forward(X, enet, w, tau0=net.tau0).H[-1]
+    # the same activations, not pinned: centrings computed by the generic 1-D moments
+    w = sample_explicit_weights(net.network, m, p, rng=7)
+    ref = explicit_forward(X, net.activations, w, tau0=net.tau0).H[-1]
     mine = net.forward(X, w.W).features
     np.testing.assert_allclose(mine, ref, rtol=1e-12, atol=1e-14)
     ns: dict = {}
@@ -343,17 +351,17 @@ def test_sampled_gram_within_its_error_bar_of_the_exact_kernel():
     # Monte-Carlo, bounded by the sampler's own (99.9%) error bar
     from rmt_deq.sampling.explicit import sampled_explicit_ck
 
-    net = dz.design_for_deq("tanh", 0.3, 1.0, family="htanh1")
+    net = design_for_deq("tanh", 0.3, 1.0, family="htanh1")
     X = np.random.default_rng(5).standard_normal((40, 30)) / math.sqrt(40)
-    s = sampled_explicit_ck(X, net.to_explicit(), width=400, realizations=32, rng=9,
+    s = sampled_explicit_ck(X, net.network, width=400, realizations=32, rng=9,
                             tau0=net.tau0, confidence=0.999)
-    exact = net.exact_kernels(X, groups=("v",)).ck[-1]
+    exact = net.exact_kernels(X, groups=("v",)).ck
     err = float(np.abs(np.linalg.eigvalsh(s.ck - exact)).max())
     assert err <= s.error["ck"], (err, s.error["ck"])
 
 
 def test_sampled_comparison_runs_and_is_consistent():
-    net = dz.design_for_deq("relu", 0.2, 1.0, family="lrelu2")
+    net = design_for_deq("relu", 0.2, 1.0, family="lrelu2")
     X = np.random.default_rng(6).standard_normal((40, 24)) / math.sqrt(40)
     out = experiments.sampled_comparison(net, X, width=300, realizations=4, rng=3)
     for k in ("explicit_sampled_vs_deq_sampled", "explicit_sampled_vs_explicit_exact",
@@ -365,57 +373,57 @@ def test_sampled_comparison_runs_and_is_consistent():
 
 def test_parametric_family_matches_tanh_ck():
     # a user-given odd one-layer family a clip(t, -c, c): same network as htanh1
-    fam = dz.ParametricFamily(lambda t, th: th[0] * np.clip(t, -th[1], th[1]), 1,
+    fam = ParametricFamily(lambda t, th: th[0] * np.clip(t, -th[1], th[1]), 1,
                               [0.8, 1.5], name="myclip", param_names=("a", "c"),
                               kinks=lambda th: (-th[1], th[1]), odd=True)
-    net = dz.design_for_deq("tanh", 0.3, 1.0, family=fam, n_starts=4)
+    net = design_for_deq("tanh", 0.3, 1.0, family=fam, n_starts=4)
     assert net.feasible and net.relative_residual <= 1e-10
-    ref = dz.design_for_deq("tanh", 0.3, 1.0, family="htanh1")
+    ref = design_for_deq("tanh", 0.3, 1.0, family="htanh1")
     assert abs(abs(net.params["a1"]) - ref.params["a1"]) <= 1e-8 * ref.params["a1"]
     assert abs(abs(net.params["c1"]) - ref.params["c1"]) <= 1e-8 * ref.params["c1"]
     T = _deq_ck_target("tanh", 0.3)
     got = _ck_recursion(net.activations, 1.0, _quad_moments)
     assert np.max(np.abs(got - T)) <= 1e-10 * np.max(np.abs(T))
     with pytest.raises(InvalidParameterError, match="user-defined"):
-        dz.DesignedNetwork.from_dict(net.to_dict())
-    assert dict(dz.DesignedNetwork.from_dict(net.to_dict(), fam).params) == dict(net.params)
+        DesignedNetwork.from_dict(net.to_dict())
+    assert dict(DesignedNetwork.from_dict(net.to_dict(), fam).params) == dict(net.params)
     with pytest.raises(InfeasibleDesignError, match="odd"):
-        dz.design_for_deq("relu", 0.3, 1.0, family=fam)
+        design_for_deq("relu", 0.3, 1.0, family=fam)
 
 
 # ----------------------------------------------------------------------------------------
 # bad inputs
 # ----------------------------------------------------------------------------------------
 def test_bad_inputs():
-    tgt = dz.design_target("relu", 0.2)
+    tgt = design_target("relu", 0.2)
     with pytest.raises(UnknownOptionError, match="unknown design family"):
-        dz.design_network(tgt, "cubic9")
+        design_network(tgt, "cubic9")
     with pytest.raises(UnknownOptionError, match="unknown option"):
-        dz.design_network(tgt, "lrelu2", tolerance=1e-3)
+        design_network(tgt, "lrelu2", tolerance=1e-3)
     with pytest.raises(InvalidParameterError, match="tol"):
-        dz.design_network(tgt, "lrelu2", tol=-1.0)
+        design_network(tgt, "lrelu2", tol=-1.0)
     with pytest.raises(InvalidParameterError, match="DesignTarget"):
-        dz.design_network((1, 2, 3, 4), "lrelu2")
+        design_network((1, 2, 3, 4), "lrelu2")
     with pytest.raises(InvalidParameterError, match="NTK target only"):
-        dz.design_network(tgt, "lrelu2", enn_groups=("v",))
+        design_network(tgt, "lrelu2", explicit_groups=("v",))
     with pytest.raises(UnknownOptionError, match="group"):
-        dz.design_network(dz.design_target("tanh", 0.2, target="ntk"), "htanh1",
-                          enn_groups=("W7",))
+        design_network(design_target("tanh", 0.2, target="ntk"), "htanh1",
+                          explicit_groups=("W7",))
     with pytest.raises(RmtDeqError):
-        dz.design_target("relu", 0.2, target="cka")
+        design_target("relu", 0.2, target="cka")
     with pytest.raises(InvalidParameterError, match="4 finite values"):
-        dz.DesignTarget("ck", (1.0, 2.0, 3.0), 1.0)
+        DesignTarget("ck", (1.0, 2.0, 3.0), 1.0)
     with pytest.raises(InvalidParameterError, match="tau0"):
-        dz.DesignTarget("ck", (1.0, 0.1, 0.1, 1.0), -1.0)
+        DesignTarget("ck", (1.0, 0.1, 0.1, 1.0), -1.0)
     with pytest.raises(InvalidParameterError, match="sa is required"):
-        dz.design_target("relu")
+        design_target("relu")
     with pytest.raises(InvalidParameterError, match="not both"):
-        dz.design_target(solve_four_equations("relu", 0.2, 1.0), 0.2)
+        design_target(solve_four_equations("relu", 0.2, 1.0), 0.2)
     with pytest.raises(InvalidParameterError, match="> 0"):
-        dz._make_layer("hardtanh", {"a": 1.0, "c": 0.0}, 1.0)
+        make_layer("hardtanh", {"a": 1.0, "c": 0.0}, 1.0)
     with pytest.raises(UnknownOptionError):
-        dz._make_layer("spline", {}, 1.0)
-    net = dz.design_for_deq("relu", 0.2, family="lrelu2")
+        make_layer("spline", {}, 1.0)
+    net = design_for_deq("relu", 0.2, family="lrelu2")
     X = np.ones((5, 3))
     with pytest.raises(InvalidParameterError, match="width"):
         net.forward(X)
@@ -428,11 +436,11 @@ def test_bad_inputs():
     with pytest.raises(InvalidParameterError, match="identifier"):
         net.numpy_source("not valid")
     with pytest.raises(InvalidParameterError, match="sigma"):
-        dz.ParametricFamily(3.0, 2, [1.0])
+        ParametricFamily(3.0, 2, [1.0])
     with pytest.raises(InvalidParameterError, match="theta0"):
-        dz.ParametricFamily(lambda t, th: t, 2, [[1.0], [1.0], [1.0]])
+        ParametricFamily(lambda t, th: t, 2, [[1.0], [1.0], [1.0]])
     with pytest.raises(InvalidParameterError, match="CK design"):
-        experiments.sampled_comparison(dz.design_for_deq("tanh", 0.2, family="htanh1", target="ntk"),
+        experiments.sampled_comparison(design_for_deq("tanh", 0.2, family="htanh1", target="ntk"),
                               X, width=4)
 
 
@@ -481,7 +489,7 @@ def _refined_total_from_table(act, sa, tau0):
 
 
 def test_refined_target_is_the_refinement_table_total():
-    tgt = dz.design_target("tanh", 0.2, 1.1, target="ntk", refine=True)
+    tgt = design_target("tanh", 0.2, 1.1, target="ntk", refine=True)
     assert tgt.refine and tgt.equations == ("c1", "theta_diag", "c5", "theta_slope")
     np.testing.assert_allclose(tgt.values, _refined_total_from_table("tanh", 0.2, 1.1),
                                rtol=1e-10)
@@ -489,7 +497,7 @@ def test_refined_target_is_the_refinement_table_total():
 
 @pytest.mark.parametrize("sa", SAS)
 def test_refined_ntk_design_matches_and_explicit_coefficients_agree(sa):
-    net = dz.design_for_deq("tanh", sa, 1.0, family="htanhlin2", target="ntk", refine=True)
+    net = design_for_deq("tanh", sa, 1.0, family="htanhlin2", target="ntk", refine=True)
     assert net.feasible and net.residual <= 1e-12
     assert net.L == 2 and net.params["a1"] == 1.0 and net.params["a2"] > 0
     method = "mpmath" if sa == 0.2 else "quadrature"
@@ -506,8 +514,8 @@ def test_refined_ntk_design_matches_and_explicit_coefficients_agree(sa):
                                     {"a": 0.36, "c": 0.2, "b": -0.53}])
 @pytest.mark.parametrize("tau", [0.3, 1.0, 2.7])
 def test_hardtanhlin_closed_moments_vs_mpmath(params, tau):
-    layer = dz._make_layer("hardtanhlin", params, tau)
-    got = np.array([float(v) for v in dz._layer_moment_fn(layer, True)(tau * tau)])
+    layer = make_layer("hardtanhlin", params, tau)
+    got = np.array([float(v) for v in layer_moment_fn(layer, True)(tau * tau)])
     m = mp_gaussian_moments(layer.activation, tau, dps=20)
     ref = np.array([float(m.g1), float(m.g2), float(m.g4), float(m.V0), float(m.h0),
                     float(m.e1) * float(m.e3), float(m.h2)])
@@ -516,16 +524,16 @@ def test_hardtanhlin_closed_moments_vs_mpmath(params, tau):
     assert abs(float(m.mean)) <= 1e-14 and layer.centring == 0.0
     # a hard tanh layer's refined moments (b = 0) are the same expressions
     if params["b"] == 0.0:
-        ht = dz._make_layer("hardtanh", {"a": params["a"], "c": params["c"]}, tau)
-        got2 = np.array([float(v) for v in dz._layer_moment_fn(ht, True)(tau * tau)])
+        ht = make_layer("hardtanh", {"a": params["a"], "c": params["c"]}, tau)
+        got2 = np.array([float(v) for v in layer_moment_fn(ht, True)(tau * tau)])
         # two closed-form expressions of the same moments: a few ulps of their magnitude
         assert np.all(np.abs(got2 - got) <= 8 * np.finfo(float).eps * np.maximum(1.0, np.abs(got)))
 
 
 @pytest.mark.parametrize("refine", [False, True])
 def test_htanhlin2_analytic_jacobian_matches_central_differences(refine):
-    fam = dz.get_family("htanhlin2")
-    tgt = dz.design_target("tanh", 0.3, 1.1, target="ntk", refine=refine)
+    fam = get_family("htanhlin2")
+    tgt = design_target("tanh", 0.3, 1.1, target="ntk", refine=refine)
     x = np.array([0.2, 0.1, -0.4, -1.3, -0.5])
     _check_jacobian(fam, x, tgt)
 
@@ -549,58 +557,80 @@ def test_refined_design_exact_ntk_gap_shrinks_faster_than_htanh1():
 
 
 def test_refined_design_json_round_trip_and_cli_family(tmp_path):
-    net = dz.design_for_deq("tanh", 0.3, 1.2, family="htanhlin2", target="ntk", refine=True)
+    net = design_for_deq("tanh", 0.3, 1.2, family="htanhlin2", target="ntk", refine=True)
     path = tmp_path / "net.json"
     net.save(str(path))
-    back = dz.load_designed_network(str(path))
-    assert back.target.refine and back.target.equations == dz.REFINED_EQUATIONS
+    back = load_designed_network(str(path))
+    assert back.target.refine and back.target.equations == REFINED_EQUATIONS
     assert back.achieved == net.achieved and dict(back.params) == dict(net.params)
-    assert "htanhlin2" in dz.FAMILIES
-    ex = net.to_explicit()
-    assert all(a.startswith("enn_hardtanhlin:") for a in ex.activations)
+    assert "htanhlin2" in FAMILIES
+    assert [layer.kind for layer in net.network.layers] == ["hardtanhlin"] * 2
+    assert all(a.name.startswith("hardtanhlin:") for a in net.network.activations)
 
 
 def test_one_odd_layer_cannot_match_the_refined_tanh_target():
     # htanh1 has two parameters for four equations; the diagnosis names an equation
     with pytest.raises(InfeasibleDesignError) as ei:
-        dz.design_for_deq("tanh", 0.2, 1.0, family="htanh1", target="ntk", refine=True)
-    assert ei.value.failing_equation in dz.REFINED_EQUATIONS
+        design_for_deq("tanh", 0.2, 1.0, family="htanh1", target="ntk", refine=True)
+    assert ei.value.failing_equation in REFINED_EQUATIONS
 
 
 def test_refined_design_bad_inputs():
     with pytest.raises(InvalidParameterError, match="ntk"):
-        dz.design_target("tanh", 0.2, target="ck", refine=True)
+        design_target("tanh", 0.2, target="ck", refine=True)
     with pytest.raises(InvalidParameterError, match="odd"):
-        dz.design_target("relu", 0.2, target="ntk", refine=True)
+        design_target("relu", 0.2, target="ntk", refine=True)
     with pytest.raises(InvalidParameterError, match="True or False"):
-        dz.design_target("tanh", 0.2, target="ntk", refine=1)
-    tgt = dz.design_target("tanh", 0.2, target="ntk", refine=True)
+        design_target("tanh", 0.2, target="ntk", refine=1)
+    tgt = design_target("tanh", 0.2, target="ntk", refine=True)
     with pytest.raises(InvalidParameterError, match="odd family"):
-        dz.design_network(tgt, "lrelu2")
-    layer = dz._make_layer("pwlinear", {"a": 1.0, "b": 0.1}, 1.0)
+        design_network(tgt, "lrelu2")
+    layer = make_layer("pwlinear", {"a": 1.0, "b": 0.1}, 1.0)
     with pytest.raises(InvalidParameterError, match="refined"):
-        dz.enn_equations([layer], 1.0, "ntk", refine=True)
+        explicit_equations([layer], 1.0, "ntk", refine=True)
     with pytest.raises(InvalidParameterError, match="ntk"):
-        dz.enn_equations([layer], 1.0, "ck", refine=True)
+        explicit_equations([layer], 1.0, "ck", refine=True)
     with pytest.raises(InvalidParameterError, match="clip level"):
-        dz._make_layer("hardtanhlin", {"a": 1.0, "c": -1.0, "b": 0.0}, 1.0)
+        make_layer("hardtanhlin", {"a": 1.0, "c": -1.0, "b": 0.0}, 1.0)
 
 
 def test_parametric_odd_family_matches_refined_target():
     # the user-family (quadrature) path: two layers a clip(t, -c, c) + b t, no gauge fixed
-    fam = dz.ParametricFamily(
+    fam = ParametricFamily(
         lambda t, th: th[0] * np.clip(t, -th[1], th[1]) + th[2] * t, 2,
         [[1.0, 1.2, 0.06], [0.36, 0.2, 0.52]], name="cliplin", param_names=("a", "c", "b"),
         derivative=lambda t, th: np.where(np.abs(t) < th[1], th[0] + th[2], th[2]),
         kinks=lambda th: (-th[1], th[1]), odd=True)
-    net = dz.design_for_deq("tanh", 0.2, 1.0, family=fam, target="ntk", refine=True,
+    net = design_for_deq("tanh", 0.2, 1.0, family=fam, target="ntk", refine=True,
                             n_starts=3)
     assert net.feasible and net.relative_residual <= 1e-12
     # the same network through the closed-form hardtanhlin moments (not quadrature)
     p = net.params
-    l1 = dz._make_layer("hardtanhlin", {"a": p["a1"], "c": p["c1"], "b": p["b1"]}, 1.0)
-    l2 = dz._make_layer("hardtanhlin", {"a": p["a2"], "c": p["c2"], "b": p["b2"]},
+    l1 = make_layer("hardtanhlin", {"a": p["a1"], "c": p["c1"], "b": p["b1"]}, 1.0)
+    l2 = make_layer("hardtanhlin", {"a": p["a2"], "c": p["c2"], "b": p["b2"]},
                         l1.tau_out)
-    got = np.array(dz.enn_equations([l1, l2], 1.0, "ntk", refine=True))
+    got = np.array(explicit_equations([l1, l2], 1.0, "ntk", refine=True))
     T = np.array(net.target.values)
     assert np.max(np.abs(got - T)) <= 1e-10 * np.max(np.abs(T)), (got, T)
+
+
+# ----------------------------------------------------------------------------------------
+# the result object: read-only, with the solver's report
+# ----------------------------------------------------------------------------------------
+def test_design_result_is_read_only_and_reports_its_solve():
+    import dataclasses
+
+    net = design_for_deq("relu", 0.2, 1.0, family="lrelu2")
+    for mapping in (net.params, net.errors, net.relative_errors, net.diagnostics,
+                    net.layers[0].params):
+        with pytest.raises(TypeError):
+            mapping["x"] = 1.0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        net.residual = 0.0
+    rep = net.report
+    assert rep.converged is True and rep.tolerance == net.diagnostics["tol"]
+    assert rep.residual == net.relative_residual <= rep.tolerance
+    assert rep.iterations == net.diagnostics["iterations"] and rep.message == "matched"
+    bad = design_for_deq("relu", 0.2, family="quad2", strict=False)
+    assert bad.report.converged is False and bad.report.residual > bad.report.tolerance
+    assert bad.report.message == bad.diagnostics["message"] != "matched"

@@ -10,9 +10,11 @@ from rmt_deq.metrics import relative_operator_distance
 from rmt_deq.errors import InvalidParameterError, ShapeMismatchError, UnknownOptionError
 from rmt_deq.fixed_point.four_equations import solve_four_equations
 from rmt_deq.kernels.exact import exact_ntk, published_ntk
-from rmt_deq.kernels.ntk_surrogate import (NTKCoefficients, exact_explicit_ntk,
-                                           explicit_network_coefficients,
-                                           explicit_ntk_surrogate, mixture_ntk_surrogate,
+from rmt_deq.kernels.explicit import exact_explicit_kernels
+from rmt_deq.kernels.explicit_surrogate import (explicit_network_coefficients,
+                                                explicit_ntk_surrogate)
+from rmt_deq.kernels.ntk_surrogate import (NTKCoefficients,
+                                           mixture_ntk_surrogate,
                                            ntk_group_coefficients, ntk_surrogate_coefficients,
                                            ntk_surrogate_matrix, plugin_ntk_surrogate)
 from rmt_deq.experiments.surrogates import explicit_ntk_convergence, ntk_surrogate_convergence
@@ -191,12 +193,16 @@ def test_explicit_network_structure(case):
     assert one.groups["W1"].theta_diag == pytest.approx(m.h0 * 1.3 ** 2)
     sur = explicit_ntk_surrogate(mix, data, ["relu", "relu"], groups=("v", "W2"))
     assert sur.selected == ("v", "W2") and sur.solution is None and sur.info.network.L == 2
-    ex = exact_explicit_ntk(data.X, ["relu", "relu"], tau0=mix.statistics(data).tau0)
-    np.testing.assert_allclose(ex.total, ex.groups["v"] + ex.groups["W1"] + ex.groups["W2"],
+    assert sur.route == "surrogate" and sur.network == "explicit"
+    np.testing.assert_array_equal(sur.ck, sur.groups["v"])
+    ex = exact_explicit_kernels(data.X, ["relu", "relu"], tau0=mix.statistics(data).tau0)
+    np.testing.assert_allclose(ex.ntk, ex.groups["v"] + ex.groups["W1"] + ex.groups["W2"],
                                atol=1e-12)
     # NTK recursion Theta_l = K_l + Theta_{l-1} o Kdot_l
-    th1 = ex.ck[1] + ex.ck[0] * ex.dck[0]
-    np.testing.assert_allclose(ex.total, ex.ck[2] + th1 * ex.dck[1], atol=1e-12)
+    K, Kd = ex.info.layers, ex.info.derivatives
+    th1 = K[1] + K[0] * Kd[0]
+    np.testing.assert_allclose(ex.ntk, K[2] + th1 * Kd[1], atol=1e-12)
+    np.testing.assert_array_equal(ex.ck, K[2])
     pl = explicit_ntk_surrogate(None, None, ["relu"], X=data.X, labels=data.labels)
     assert pl.info.plugin is not None
 

@@ -403,7 +403,8 @@ def test_explicit_sampled_kernels_converge_to_exact(data):
     errs = {}
     for m in (200, 1600):
         S = sampled_explicit_ntk(data, net, width=m, realizations=2, rng=3)
-        errs[m] = {g: _rel(S.groups[g], ex.ntk_groups[g]) for g in ("v", "W1", "W2")}
+        assert S.route == "sampled" and S.network == "explicit"
+        errs[m] = {g: _rel(S.groups[g], ex.groups[g]) for g in ("v", "W1", "W2")}
         errs[m]["ck"] = _rel(S.ck, ex.ck)
     for key in ("v", "W1", "W2", "ck"):
         # ~ m^{-1/2}: a factor sqrt(8) = 2.8 expected, 1.7 leaves room for the noise

@@ -229,14 +229,14 @@ def test_info_equal_to_out_or_to_the_data_is_refused(files, tmp_path, capsys):
 def no_compute(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("computed before checking the output path")
-    import rmt_deq.design.core
+    import rmt_deq.design.solve
     import rmt_deq.jobs.demo
     import rmt_deq.jobs.kernel
     import rmt_deq.jobs.spectrum
     monkeypatch.setattr(rmt_deq.jobs.kernel, "kernel_from_data", boom)
     monkeypatch.setattr(rmt_deq.jobs.kernel, "sampled_kernel_from_data", boom)
     monkeypatch.setattr(rmt_deq.jobs.spectrum, "gram_model", boom)
-    monkeypatch.setattr(rmt_deq.design.core, "design_for_deq", boom)
+    monkeypatch.setattr(rmt_deq.design.solve, "design_for_deq", boom)
     monkeypatch.setattr(rmt_deq.jobs.demo, "default_mixture", boom)
 
 
@@ -452,7 +452,7 @@ def _choices(parser):
 
 
 def test_cli_choices_are_the_library_constants():
-    from rmt_deq.design import core as design
+    from rmt_deq.design import families, targets
     from rmt_deq.moments import gaussian as gaussian
     from rmt_deq.jobs import kernel as pipeline
     from rmt_deq.networks import weights as weights
@@ -463,7 +463,7 @@ def test_cli_choices_are_the_library_constants():
             ("kernel", "family"): weights.WEIGHT_FAMILIES,
             ("kernel", "dtype"): weights.DTYPES,
             ("spectrum", "kind"): pipeline.KINDS,
-            ("design", "family"): design.FAMILIES, ("design", "target"): design.TARGETS}
+            ("design", "family"): families.FAMILIES, ("design", "target"): targets.TARGETS}
     assert got == want
 
 

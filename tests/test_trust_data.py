@@ -243,7 +243,7 @@ def test_defaults_agree_across_exact_sampled_and_surrogate(labelled):
     enn = rd.exact_explicit_kernels(X, ["relu"], labels=y)
     for t0, src in ((ex.tau0, ex.tau0_source), (sam.tau0, sam.tau0_source),
                     (sur.tau0, sur.tau0_source), (ntk.tau0, ntk.tau0_source),
-                    (enn.scales.tau[0], enn.tau0_source)):
+                    (enn.tau0, enn.tau0_source)):
         assert src == SOURCE_PLUGIN
         assert t0 == pytest.approx(math.sqrt(t2), rel=1e-13)
 

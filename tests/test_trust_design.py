@@ -1,7 +1,7 @@
 """Trustworthiness of the design module: scale-free feasibility, saved records, extreme
 scales and options that must not be ignored.
 
-Independent references (never rmt_deq.design.core's own closed forms or its equation scales):
+Independent references (never rmt_deq.design's own closed forms or its equation scales):
 
 * the DEQ's target, rebuilt from the four-equation root tau with moments from
   :func:`rmt_deq.moments.gaussian.gaussian_moments` (``method="quadrature"``): section 3 of the
@@ -24,7 +24,11 @@ import numpy as np
 import pytest
 
 from rmt_deq.experiments import designs as experiments
-from rmt_deq.design import core as dz
+from rmt_deq.design.layers import make_layer
+from rmt_deq.design.network import DesignedNetwork, load_designed_network
+from rmt_deq.design.parametric import ParametricFamily
+from rmt_deq.design.solve import design_for_deq, design_network
+from rmt_deq.design.targets import DesignTarget, design_target, explicit_equations
 from rmt_deq.design.record import REQUIRED_KEYS
 from rmt_deq.activations import Activation
 from rmt_deq.cli import main
@@ -32,7 +36,7 @@ from rmt_deq.errors import (InfeasibleDesignError, InvalidParameterError, Invali
                             RmtDeqError, UnknownOptionError)
 from rmt_deq.fixed_point.four_equations import solve_four_equations
 from rmt_deq.moments.gaussian import gaussian_moments
-from rmt_deq.kernels.ntk_surrogate import explicit_network_coefficients
+from rmt_deq.kernels.explicit_surrogate import explicit_network_coefficients
 
 TAU0S = (1e-12, 1e-8, 1e-4, 1e-2, 1.0, 1e2, 1e4, 1e8, 1e12)
 SAS = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -82,7 +86,7 @@ def _layers(family, p, tau0):
     return [l1, l2]
 
 
-def _enn_values(family, p, tau0, kind):
+def _explicit_values(family, p, tau0, kind):
     acts = _layers(family, p, tau0)
     if kind == "ntk":
         tot = explicit_network_coefficients(acts, tau0, method="quadrature").total
@@ -114,7 +118,7 @@ def _grid_outcomes(act, family, kind):
     for sa in SAS:
         for tau0 in TAU0S:
             try:
-                net = dz.design_for_deq(act, sa, tau0, family=family, target=kind)
+                net = design_for_deq(act, sa, tau0, family=family, target=kind)
             except InfeasibleDesignError as e:
                 out[sa, tau0] = ("infeasible", e)
             except RmtDeqError as e:        # e.g. the DEQ has no accurate fixed point
@@ -134,7 +138,7 @@ def test_every_returned_design_is_accurate_and_every_inaccurate_one_raises(act, 
             continue
         net = obj if what == "matched" else obj.best
         T = _deq_target(act, sa, tau0, kind)
-        F = _enn_values(family, net.params, tau0, kind)
+        F = _explicit_values(family, net.params, tau0, kind)
         rel = _relative_errors(F, T, tau0)
         # the reported per-equation errors are what the independent computation finds
         assert np.all(np.abs(np.array(list(net.relative_errors.values())) - rel)
@@ -183,16 +187,16 @@ def test_relu_lrelu2_large_tau0_is_matched_exactly(capsys):
         assert set(d["relative_errors"]) == {"alpha1", "alpha2", "alpha3", "tau"}
         assert max(d["relative_errors"].values()) <= d["tol"] == TOL
         T = _deq_target("relu", 0.2, float(tau0), "ck")
-        F = _enn_values("lrelu2", d["params"], float(tau0), "ck")
+        F = _explicit_values("lrelu2", d["params"], float(tau0), "ck")
         assert _relative_errors(F, T, float(tau0)).max() <= ACCURATE
 
 
 def test_covariant_family_parameters_scale_with_tau0():
     # quadcubic2 for the (homogeneous) ReLU CK: b1 tau0, a2, b2 tau0, c2 tau0^2 and the
     # verdict are the same at every scale (sigma_1(lam s) = lam (s + lam b1 (s^2 - q)))
-    ref = dz.design_for_deq("relu", 0.2, 1.0, family="quadcubic2").params
+    ref = design_for_deq("relu", 0.2, 1.0, family="quadcubic2").params
     for tau0 in (1e-6, 3e-3, 7e2, 1e6):
-        p = dz.design_for_deq("relu", 0.2, tau0, family="quadcubic2").params
+        p = design_for_deq("relu", 0.2, tau0, family="quadcubic2").params
         got = (p["b1"] * tau0, p["a2"], p["b2"] * tau0, p["c2"] * tau0 ** 2)
         want = (ref["b1"], ref["a2"], ref["b2"], ref["c2"])
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=0)
@@ -201,7 +205,7 @@ def test_covariant_family_parameters_scale_with_tau0():
 def test_feasible_means_every_equation_holds_strict_false_reports_per_equation():
     # an infeasible design returned with strict=False: feasible is False exactly when some
     # equation's relative error exceeds tol, and the errors are reported per equation
-    net = dz.design_for_deq("relu", 0.2, 1e6, family="quad2", strict=False)
+    net = design_for_deq("relu", 0.2, 1e6, family="quad2", strict=False)
     rel = net.relative_errors
     assert set(rel) == set(net.target.equations)
     assert not net.feasible and max(rel.values()) > net.diagnostics["tol"]
@@ -227,7 +231,7 @@ def test_feasible_means_every_equation_holds_strict_false_reports_per_equation()
 def test_zero_target_is_measured_against_the_documented_floor():
     # alpha2 = alpha3 = 0 (odd target): relative to 1e-3 of the kernel scale, in the units
     # of tau0 (alpha2 multiplies a tau0^4 matrix, alpha1 a tau0^2 one)
-    tgt = dz.DesignTarget("ck", (0.5, 0.0, 0.0, 0.4 * 1e8), 1e4)
+    tgt = DesignTarget("ck", (0.5, 0.0, 0.0, 0.4 * 1e8), 1e4)
     err = tgt.relative_errors((0.5, 3e-9, 0.0, 0.4 * 1e8))
     # kernel scale / tau0^2 = max(0.5, 0.4) = 0.5; floor of alpha2 = 1e-3 * 0.5 / tau0^2
     assert err[1] == pytest.approx(3e-9 / (1e-3 * 0.5 / 1e8), rel=1e-12)
@@ -239,7 +243,7 @@ def test_zero_target_is_measured_against_the_documented_floor():
 # ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def saved_record():
-    return dz.design_for_deq("relu", 0.3, 1.2, family="lrelu2").to_dict()
+    return design_for_deq("relu", 0.3, 1.2, family="lrelu2").to_dict()
 
 
 def _write(tmp_path, d, name="net.json"):
@@ -253,7 +257,7 @@ def test_record_missing_key_names_key_and_file(tmp_path, saved_record):
     del d["params"]
     path = _write(tmp_path, d)
     with pytest.raises(InvalidRecordError) as ei:
-        dz.load_designed_network(path)
+        load_designed_network(path)
     msg = str(ei.value)
     assert "missing key 'params'" in msg and path in msg and "DesignedNetwork.save" in msg
 
@@ -262,7 +266,7 @@ def test_binary_file_is_not_a_record(tmp_path):
     path = tmp_path / "net.json"
     path.write_bytes(bytes(range(256)) * 4)
     with pytest.raises(InvalidRecordError) as ei:
-        dz.load_designed_network(str(path))
+        load_designed_network(str(path))
     msg = str(ei.value)
     assert "not UTF-8" in msg and str(path) in msg and "DesignedNetwork.save" in msg
 
@@ -279,7 +283,7 @@ def test_binary_file_is_not_a_record(tmp_path):
     (lambda d: d["layers"][1].__setitem__("tau_out", 3.0), "do not follow from the param"),
     (lambda d: d["target"].__setitem__("values", [1.0, 2.0]), "array of 4 numbers"),
     (lambda d: d["target"].__setitem__("kind", "cka"), "target.kind 'cka'"),
-    (lambda d: d.__setitem__("enn_groups", ["v"]), "enn_groups"),
+    (lambda d: d.__setitem__("explicit_groups", ["v"]), "explicit_groups"),
     (lambda d: d.__setitem__("feasible", False), "feasible"),
     (lambda d: d.__setitem__("achieved", [1.0, 1.0, 1.0, 1.0]), "achieved values"),
     (lambda d: d["diagnostics"].pop("tol"), "missing key 'tol' in diagnostics"),
@@ -291,33 +295,45 @@ def test_record_fields_are_validated(tmp_path, saved_record, edit, words):
     edit(d)
     path = _write(tmp_path, d)
     with pytest.raises(InvalidRecordError) as ei:
-        dz.load_designed_network(path)
+        load_designed_network(path)
     assert words in str(ei.value) and path in str(ei.value), str(ei.value)
 
 
 def test_record_text_and_file_problems(tmp_path, saved_record):
     path = tmp_path / "bad.json"
-    path.write_text('{"format": "rmt_deq.design.core/1", ')
+    path.write_text('{"format": "rmt_deq.design/2", ')
     with pytest.raises(InvalidRecordError, match="not valid JSON"):
-        dz.load_designed_network(str(path))
+        load_designed_network(str(path))
     path.write_text("[1, 2]")
     with pytest.raises(InvalidRecordError, match="an array"):
-        dz.load_designed_network(str(path))
+        load_designed_network(str(path))
     with pytest.raises(InvalidRecordError, match="cannot be read"):
-        dz.load_designed_network(str(tmp_path / "missing.json"))
+        load_designed_network(str(tmp_path / "missing.json"))
     with pytest.raises(InvalidRecordError, match="path"):
-        dz.load_designed_network(3)
+        load_designed_network(3)
     # a user family must be the one the record names
-    fam = dz.ParametricFamily(lambda t, th: th[0] * t, 2, [1.0], name="lin")
+    fam = ParametricFamily(lambda t, th: th[0] * t, 2, [1.0], name="lin")
     with pytest.raises(InvalidRecordError, match="family='lin' was passed"):
-        dz.DesignedNetwork.from_dict(saved_record, fam)
+        DesignedNetwork.from_dict(saved_record, fam)
     # the round trip still works, and a hand-written record without the derived keys too
-    back = dz.DesignedNetwork.from_dict(saved_record)
+    back = DesignedNetwork.from_dict(saved_record)
     assert back.feasible and back.relative_errors.keys() == {"alpha1", "alpha2", "alpha3",
                                                               "tau"}
     minimal = {k: saved_record[k] for k in REQUIRED_KEYS}
-    again = dz.DesignedNetwork.from_dict(json.loads(json.dumps(minimal)))
+    again = DesignedNetwork.from_dict(json.loads(json.dumps(minimal)))
     assert again.achieved == back.achieved
+
+
+def test_first_format_records_are_read(saved_record):
+    # a record of the first format names the network's NTK groups "enn_groups"
+    old = {("enn_groups" if k == "explicit_groups" else k): v
+           for k, v in json.loads(json.dumps(saved_record)).items()}
+    old["format"] = "rmt_deq.design.core/1"
+    back = DesignedNetwork.from_dict(old)
+    assert back.achieved == DesignedNetwork.from_dict(saved_record).achieved
+    assert dict(back.params) == saved_record["params"]
+    with pytest.raises(InvalidRecordError, match="unknown key"):
+        DesignedNetwork.from_dict({**old, "explicit_groups": None})
 
 
 # ----------------------------------------------------------------------------------------
@@ -335,11 +351,11 @@ def test_cli_extreme_tau0_is_a_clean_error(capsys, tau0):
 def test_design_is_independent_of_the_kernel_magnitude():
     # the part of an extreme sb (sb tau0^2 ~ 1e300) that is the design's: the same target
     # times 1e300 or 1e-300 is matched by the same network with layer 2 scaled by 1e150
-    base = dz.design_target("relu", 0.2, 1.0)
-    ref = dz.design_network(base, "lrelu2").params
+    base = design_target("relu", 0.2, 1.0)
+    ref = design_network(base, "lrelu2").params
     for k in (1e300, 1e-300):
-        tgt = dz.DesignTarget("ck", tuple(v * k for v in base.values), 1.0)
-        net = dz.design_network(tgt, "lrelu2")
+        tgt = DesignTarget("ck", tuple(v * k for v in base.values), 1.0)
+        net = design_network(tgt, "lrelu2")
         assert net.feasible and net.relative_residual <= 1e-14
         assert net.params["b1"] == pytest.approx(ref["b1"], rel=1e-12)
         assert net.params["a2"] == pytest.approx(ref["a2"] * math.sqrt(k), rel=1e-12)
@@ -347,26 +363,26 @@ def test_design_is_independent_of_the_kernel_magnitude():
 
 def test_unrepresentable_targets_are_clean_errors():
     with pytest.raises(InvalidParameterError, match="overflows float64"):
-        dz.DesignTarget("ck", (1.0, 1e300, 1e300, 1.0), 1e10)
+        DesignTarget("ck", (1.0, 1e300, 1e300, 1.0), 1e10)
     with pytest.raises(InvalidParameterError, match="no kernel to match"):
-        dz.DesignTarget("ck", (0.0, 0.0, 0.0, 0.0), 1.0)
+        DesignTarget("ck", (0.0, 0.0, 0.0, 0.0), 1.0)
     with pytest.raises(InvalidParameterError, match="outside the range of a design"):
-        dz.DesignTarget("ck", (1.0, 0.1, 0.1, 1.0), 1e-160)
+        DesignTarget("ck", (1.0, 0.1, 0.1, 1.0), 1e-160)
 
 
 @pytest.mark.parametrize("tau0", [1e-153, 1e153])
 def test_design_works_across_its_whole_range_of_tau0(tau0):
     # the ReLU CK target carried to tau0 by its scaling (alpha2, alpha3 ~ 1/tau0^2,
     # tau^2 ~ tau0^2); quadcubic2's parameters then span 1e-308 .. 1e304
-    base = dz.design_target("relu", 0.2, 1.0)
+    base = design_target("relu", 0.2, 1.0)
     q0 = tau0 * tau0
     v = base.values
-    tgt = dz.DesignTarget("ck", (v[0], v[1] / q0, v[2] / q0, v[3] * q0), tau0)
+    tgt = DesignTarget("ck", (v[0], v[1] / q0, v[2] / q0, v[3] * q0), tau0)
     for family in ("lrelu2", "quadcubic2"):
-        net = dz.design_network(tgt, family)
+        net = design_network(tgt, family)
         assert net.feasible and net.relative_residual <= 1e-14
     p = net.params
-    ref = dz.design_network(base, "quadcubic2").params
+    ref = design_network(base, "quadcubic2").params
     np.testing.assert_allclose((p["b1"] * tau0, p["b2"] * tau0, p["c2"] * q0),
                                (ref["b1"], ref["b2"], ref["c2"]), rtol=1e-10)
 
@@ -376,24 +392,24 @@ def test_design_works_across_its_whole_range_of_tau0(tau0):
 # ----------------------------------------------------------------------------------------
 def test_inapplicable_options_are_rejected():
     with pytest.raises(InvalidParameterError, match="ntk_groups applies to target='ntk'"):
-        dz.design_target("relu", 0.2, target="ck", ntk_groups=("v",))
+        design_target("relu", 0.2, target="ck", ntk_groups=("v",))
     with pytest.raises(InvalidParameterError, match="not both"):
-        dz.design_target(solve_four_equations("relu", 0.2, 1.0), tau0=2.0)
+        design_target(solve_four_equations("relu", 0.2, 1.0), tau0=2.0)
     with pytest.raises(UnknownOptionError, match="tolerance"):
-        dz.design_for_deq("relu", 0.2, family="lrelu2", tolerance=1e-3)
+        design_for_deq("relu", 0.2, family="lrelu2", tolerance=1e-3)
     with pytest.raises(InvalidParameterError, match="ntk"):
-        dz.design_for_deq("tanh", 0.2, family="htanhlin2", refine=True)
+        design_for_deq("tanh", 0.2, family="htanhlin2", refine=True)
     with pytest.raises(InvalidParameterError, match="odd family"):
-        dz.design_for_deq("tanh", 0.2, family="lrelu2", target="ntk", refine=True)
+        design_for_deq("tanh", 0.2, family="lrelu2", target="ntk", refine=True)
     with pytest.raises(InvalidParameterError, match="tol"):
-        dz.design_network(dz.design_target("relu", 0.2), "lrelu2", tol=True)
-    layer = dz._make_layer("pwlinear", {"a": 1.0, "b": 0.1}, 1.0)
-    with pytest.raises(InvalidParameterError, match="enn_groups applies"):
-        dz.enn_equations([layer], 1.0, "ck", enn_groups=("v",))
+        design_network(design_target("relu", 0.2), "lrelu2", tol=True)
+    layer = make_layer("pwlinear", {"a": 1.0, "b": 0.1}, 1.0)
+    with pytest.raises(InvalidParameterError, match="explicit_groups applies"):
+        explicit_equations([layer], 1.0, "ck", explicit_groups=("v",))
     with pytest.raises(InvalidParameterError, match="ntk_groups"):
-        dz.DesignTarget("ck", (1.0, 0.1, 0.1, 1.0), 1.0, ntk_groups=("v",))
+        DesignTarget("ck", (1.0, 0.1, 0.1, 1.0), 1.0, ntk_groups=("v",))
     with pytest.raises(InvalidParameterError, match="target='ntk' only"):
         experiments.design_convergence("relu", 0.2, ps=(20,), target="ck", ntk_groups=("v",))
-    net = dz.design_for_deq("relu", 0.2, family="lrelu2")
+    net = design_for_deq("relu", 0.2, family="lrelu2")
     with pytest.raises(UnknownOptionError, match="tau0"):
         net.exact_kernels(np.ones((4, 3)), tau0=2.0)

@@ -1,6 +1,7 @@
-"""Closed-form Gaussian moments of the design families' layer kinds, with forward-mode
-differentiation (a value and its gradient with respect to the free parameters), for the
-analytic Jacobians of :mod:`rmt_deq.design.core`.
+"""Closed-form Gaussian moments of the design families' layer kinds, valid for floats and
+for forward-mode dual numbers (:mod:`rmt_deq.design._dual`: a value and its gradient with
+respect to the free parameters), for the analytic Jacobians of the design
+(docs/theory.md §6.4, §6.7).
 
 Every moment is at input variance q = s^2, xi ~ N(0, 1), and returned as
 (g1, g2, g4, V0, h0) = (E[s']^2, E[s'']^2, E[(s_c^2)''], E[s_c^2], E[s'^2]); each is
@@ -11,98 +12,23 @@ tests/test_design.py).
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any
 
-import numpy as np
 from scipy.special import gammainc as _gammainc
 
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+from rmt_deq.design._dual import Dual, dual_sqrt, value
 
+__all__ = ["INV_SQRT_2PI", "moments_pwlinear", "moments_hermite", "moments_hardtanh",
+           "moments_hardtanhlin"]
 
-# ----------------------------------------------------------------------------------------
-# forward-mode differentiation (value + gradient), enough for the closed-form moments
-# ----------------------------------------------------------------------------------------
-class _Dual:
-    """A number with its gradient with respect to the free parameters."""
-
-    __slots__ = ("v", "g")
-
-    def __init__(self, v: float, g: np.ndarray) -> None:
-        self.v = v
-        self.g = g
-
-    def __add__(self, o: Any) -> "_Dual":
-        if isinstance(o, _Dual):
-            return _Dual(self.v + o.v, self.g + o.g)
-        return _Dual(self.v + o, self.g)
-
-    __radd__ = __add__
-
-    def __sub__(self, o: Any) -> "_Dual":
-        if isinstance(o, _Dual):
-            return _Dual(self.v - o.v, self.g - o.g)
-        return _Dual(self.v - o, self.g)
-
-    def __rsub__(self, o: Any) -> "_Dual":
-        return _Dual(o - self.v, -self.g)
-
-    def __neg__(self) -> "_Dual":
-        return _Dual(-self.v, -self.g)
-
-    def __mul__(self, o: Any) -> "_Dual":
-        if isinstance(o, _Dual):
-            return _Dual(self.v * o.v, self.g * o.v + o.g * self.v)
-        return _Dual(self.v * o, self.g * o)
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, o: Any) -> "_Dual":
-        if isinstance(o, _Dual):
-            inv = 1.0 / o.v
-            return _Dual(self.v * inv, (self.g - o.g * (self.v * inv)) * inv)
-        return _Dual(self.v / o, self.g / o)
-
-    def __rtruediv__(self, o: Any) -> "_Dual":
-        inv = 1.0 / self.v
-        return _Dual(o * inv, self.g * (-o * inv * inv))
-
-
-def _val(x: Any) -> float:
-    return x.v if isinstance(x, _Dual) else float(x)
-
-
-def _sqrt(x: Any) -> Any:
-    if isinstance(x, _Dual):
-        r = math.sqrt(x.v)
-        return _Dual(r, x.g * (0.5 / r))
-    return math.sqrt(x)
-
-
-def _exp(x: Any) -> Any:
-    if isinstance(x, _Dual):
-        e = math.exp(x.v)
-        return _Dual(e, x.g * e)
-    return math.exp(x)
-
-
-def _erf(x: Any) -> Any:
-    if isinstance(x, _Dual):
-        return _Dual(math.erf(x.v), x.g * (_TWO_OVER_SQRT_PI * math.exp(-x.v * x.v)))
-    return math.erf(x)
-
-
-def _seed(x: Sequence[float]) -> list[_Dual]:
-    """Independent variables: x_k with gradient e_k."""
-    eye = np.eye(len(x))
-    return [_Dual(float(v), eye[k]) for k, v in enumerate(x)]
+INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 # ----------------------------------------------------------------------------------------
 # closed-form moments of the layer kinds (all at input variance q = s^2)
 # returns (g1, g2, g4, V0, h0) = (E[s']^2, E[s'']^2, E[(s_c^2)''], E[s_c^2], E[s'^2])
 # ----------------------------------------------------------------------------------------
-def _moments_pwlinear(a: Any, b: Any, q: Any) -> tuple:
+def moments_pwlinear(a: Any, b: Any, q: Any) -> tuple:
     """sigma(t) = a t (t > 0), b t (t < 0): e1 = (a+b)/2, E[sigma''] = (a-b) pdf(0)/s,
     mean (a-b) s/sqrt(2 pi), E[sigma^2] = (a^2+b^2) q/2, E[sigma'^2] = (a^2+b^2)/2."""
     u, w = a + b, a - b
@@ -116,7 +42,7 @@ def _moments_pwlinear(a: Any, b: Any, q: Any) -> tuple:
     return g1, g2, g4, V0, h0
 
 
-def _moments_hermite(a: Any, b: Any, c: Any, q: Any) -> tuple:
+def moments_hermite(a: Any, b: Any, c: Any, q: Any) -> tuple:
     """sigma(t) = a t + b (t^2 - q) + c (t^3 - 3 q t) at its own input variance q (mean 0):
     e1 = a, e2 = 2b, V0 = a^2 q + 2 b^2 q^2 + 6 c^2 q^3,
     g4/2 = a^2 + 4 b^2 q + 18 c^2 q^2 + 6 a c q, h0 = a^2 + 4 b^2 q + 18 c^2 q^2.
@@ -132,7 +58,7 @@ def _moments_hermite(a: Any, b: Any, c: Any, q: Any) -> tuple:
         h0 = aa + 4.0 * BB
         g4 = 2.0 * h0
     else:
-        B = b * _sqrt(q)
+        B = b * dual_sqrt(q)
         C = c * q
         BB, CC = B * B, C * C
         V0 = q * (aa + 2.0 * BB + 6.0 * CC)
@@ -152,22 +78,22 @@ def _clip_terms(z: Any) -> tuple:
           when z is small, ~z^3 from two terms ~z)
         zphi = z pdf(z)
     """
-    zv = _val(z)
+    zv = value(z)
     x = zv * (1.0 / math.sqrt(2.0))
-    pdf = math.exp(-0.5 * zv * zv) * _INV_SQRT_2PI
+    pdf = math.exp(-0.5 * zv * zv) * INV_SQRT_2PI
     P, Q, K = math.erf(x), math.erfc(x), float(_gammainc(1.5, 0.5 * zv * zv))
     zphi = zv * pdf
-    if isinstance(z, _Dual):
+    if isinstance(z, Dual):
         g = z.g
-        return (_Dual(P, g * (2.0 * pdf)), _Dual(Q, g * (-2.0 * pdf)),
-                _Dual(K, g * (2.0 * zv * zv * pdf)), _Dual(zphi, g * ((1.0 - zv * zv) * pdf)))
+        return (Dual(P, g * (2.0 * pdf)), Dual(Q, g * (-2.0 * pdf)),
+                Dual(K, g * (2.0 * zv * zv * pdf)), Dual(zphi, g * ((1.0 - zv * zv) * pdf)))
     return P, Q, K, zphi
 
 
-def _moments_hardtanh(a: Any, c: Any, q: Any) -> tuple:
+def moments_hardtanh(a: Any, c: Any, q: Any) -> tuple:
     """sigma(t) = a clip(t, -c, c) (odd, mean 0); z = c/s and P, Q, K of
     :func:`_clip_terms`: e1 = a P, V0 = a^2 q (K + z^2 Q), g4 = 2 a^2 K, h0 = a^2 P."""
-    s = _sqrt(q)
+    s = dual_sqrt(q)
     z = c / s
     P, Q, K, _ = _clip_terms(z)
     aa = a * a
@@ -179,7 +105,7 @@ def _moments_hardtanh(a: Any, c: Any, q: Any) -> tuple:
     return g1, g2, g4, V0, h0
 
 
-def _moments_hardtanhlin(a: Any, c: Any, b: Any, q: Any) -> tuple:
+def moments_hardtanhlin(a: Any, c: Any, b: Any, q: Any) -> tuple:
     """sigma(t) = a clip(t, -c, c) + b t (odd, mean 0); z = c/s, phi = pdf(z) and P, Q,
     K = P - 2 z phi of :func:`_clip_terms`.  Returns (g1, g2, g4, V0, h0, e1 e3, h2) with
     (Stein's lemma and sigma'' = a (delta(t + c) - delta(t - c)))::
@@ -190,8 +116,8 @@ def _moments_hardtanhlin(a: Any, c: Any, b: Any, q: Any) -> tuple:
         g4 = 2 h0 + 2 E[sigma sigma''] = 2 h0 - 4 a (a + b) z phi
            = 2 a^2 K + 4 a b (P - z phi) + 2 b^2.
 
-    b = 0 is the hard tanh of :func:`_moments_hardtanh`."""
-    s = _sqrt(q)
+    b = 0 is the hard tanh of :func:`moments_hardtanh`."""
+    s = dual_sqrt(q)
     z = c / s
     P, Q, K, zpdf = _clip_terms(z)
     aa, ab = a * a, a * b

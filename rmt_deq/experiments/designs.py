@@ -20,8 +20,10 @@ from rmt_deq._results import frozen_mapping
 from rmt_deq._validation import as_data_matrix, as_rng, check_choice, check_positive_int
 from rmt_deq.activations import Activation, ActivationLike, get_activation
 from rmt_deq.data.mixture import GaussianMixture, MixtureSample
-from rmt_deq.design.core import (TARGETS, DesignedNetwork, DesignFamily, design_network,
-                                 design_target, get_family)
+from rmt_deq.design.families import DesignFamily, get_family
+from rmt_deq.design.network import DesignedNetwork
+from rmt_deq.design.solve import design_network
+from rmt_deq.design.targets import TARGETS, design_target
 from rmt_deq.errors import InvalidParameterError
 from rmt_deq.experiments.harness import Record, SlopeFit, fitted_slopes, sweep_dimension
 from rmt_deq.experiments.surrogates import DEFAULT_PS
@@ -64,8 +66,8 @@ def _explicit_kernel(net: DesignedNetwork, X: np.ndarray, target: str,
                      workers: int | None) -> np.ndarray:
     """The exact kernel of the designed network: its CK, or its NTK over all groups."""
     if target == "ck":
-        return net.exact_kernels(X, groups=("v",), workers=workers).ck[-1]
-    return net.exact_kernels(X, workers=workers).total
+        return net.exact_kernels(X, groups=("v",), workers=workers).ck
+    return net.exact_kernels(X, workers=workers).ntk
 
 
 def _explicit_sampled_ck(net: DesignedNetwork, X: np.ndarray, width: int,
@@ -175,7 +177,7 @@ def design_convergence(
     K is the CK G for ``target="ck"`` and the NTK summed over ``ntk_groups`` (DEQ) / all
     groups (explicit network) for ``target="ntk"``.  With ``refine`` (NTK, odd activation,
     odd family) the design matches the refined target of
-    :func:`rmt_deq.design.core.design_target` and the surrogate is the refined one (§5.3).
+    :func:`rmt_deq.design.targets.design_target` and the surrogate is the refined one (§5.3).
 
     Parameters
     ----------

@@ -19,18 +19,18 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from rmt_deq._results import frozen_mapping
-from rmt_deq.activations import Activation, ActivationLike, get_activation
+from rmt_deq.activations import ActivationLike, get_activation
 from rmt_deq.data.mixture import GaussianMixture, MixtureSample
-from rmt_deq.errors import InvalidParameterError
 from rmt_deq.experiments.harness import (Record, SlopeFit, fitted_slope, fitted_slopes,
                                          sweep_dimension)
 from rmt_deq.fixed_point.four_equations import solve_four_equations
 from rmt_deq._validation import check_variances
 from rmt_deq.kernels.ck_surrogate import mixture_ck_surrogate
 from rmt_deq.kernels.exact import exact_ck, exact_ntk
-from rmt_deq.kernels.result import Kernel
-from rmt_deq.kernels.ntk_surrogate import (exact_explicit_ntk, explicit_ntk_surrogate,
-                                           mixture_ntk_surrogate)
+from rmt_deq.kernels.explicit import exact_explicit_kernels
+from rmt_deq.kernels.explicit_surrogate import explicit_ntk_surrogate
+from rmt_deq.kernels.ntk_surrogate import mixture_ntk_surrogate
+from rmt_deq.networks.explicit import ExplicitNetwork
 from rmt_deq.metrics import operator_norm, relative_operator_distance
 
 __all__ = ["CKConvergenceRow", "CKConvergence", "ck_surrogate_convergence",
@@ -53,25 +53,13 @@ def _ntk_matrices(kernel: Any) -> dict[str, np.ndarray]:
     """Group -> matrix of an NTK result (exact or surrogate, DEQ or explicit network),
     its parameter groups in order, then "total" (their sum)."""
     out = dict(kernel.groups)
-    out["total"] = kernel.ntk if isinstance(kernel, Kernel) else kernel.total
+    out["total"] = kernel.ntk
     return out
 
 
 def _errors(exact: Mapping[str, np.ndarray], approx: Mapping[str, np.ndarray]) -> dict:
     """Group -> ||approx - exact|| / ||exact|| over the groups of ``exact``."""
     return {g: relative_operator_distance(approx[g], exact[g]) for g in exact}
-
-
-def _layer_activations(activations: Any) -> tuple[Activation, ...]:
-    """One activation per layer (a single activation is a one-layer network)."""
-    if isinstance(activations, (str, Activation)) or callable(activations):
-        activations = [activations]
-    try:
-        return tuple(get_activation(a) for a in activations)
-    except TypeError:
-        raise InvalidParameterError(
-            f"activations must be a sequence of activations (one per layer), got "
-            f"{activations!r}") from None
 
 
 # ----------------------------------------------------------------------------------------
@@ -346,7 +334,7 @@ def explicit_ntk_convergence(
 ) -> ExplicitNTKConvergence:
     """As :func:`ntk_surrogate_convergence` for an explicit network (docs/theory.md §6):
     groups "v" (the CK), "W1".."WL" and "total", against the exact NTK of
-    :func:`rmt_deq.kernels.ntk_surrogate.exact_explicit_ntk` at the sample's tau0.
+    :func:`rmt_deq.kernels.explicit.exact_explicit_kernels` at the sample's tau0.
 
     Parameters
     ----------
@@ -359,12 +347,13 @@ def explicit_ntk_convergence(
     -------
     ExplicitNTKConvergence
     """
-    acts = _layer_activations(activations)
+    net = ExplicitNetwork(activations)
+    acts = net.activations
 
     def compare(p: int, mixture: GaussianMixture, sample: MixtureSample) -> NTKConvergenceRow:
-        exact = _ntk_matrices(exact_explicit_ntk(
-            sample.X, acts, tau0=mixture.statistics(sample).tau0, workers=workers))
-        approx = [_ntk_matrices(explicit_ntk_surrogate(mixture, sample, acts, refine=refine))
+        exact = _ntk_matrices(exact_explicit_kernels(
+            sample.X, net, tau0=mixture.statistics(sample).tau0, workers=workers))
+        approx = [_ntk_matrices(explicit_ntk_surrogate(mixture, sample, net, refine=refine))
                   for refine in (False, True)]
         return _ntk_row(p, sample.n, exact, *approx)
 

@@ -40,7 +40,8 @@ Kdot_l = E[sigma_l'(u) sigma_l'(v)] at covariance K_{l-1},
 
     Theta = K_L (v) + sum_{l=1}^{L} K_{l-1} o Kdot_l o ... o Kdot_L   (group W_l),
 
-and the same expansion gives the layer recursion of :func:`explicit_network_coefficients`.
+and the same expansion gives the layer recursion of
+:func:`rmt_deq.kernels.explicit_surrogate.explicit_network_coefficients`.
 
 * :class:`NTKCoefficients` and :func:`ntk_group_coefficients` -- the scalar coefficients of
   each group (from the four-equation solution alone);
@@ -56,15 +57,13 @@ and the same expansion gives the layer recursion of :func:`explicit_network_coef
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from rmt_deq._validation import (as_data_matrix, check_bool, check_choice, check_groups,
-                                 check_positive_finite)
-from rmt_deq.activations import Activation, ActivationLike, get_activation
+from rmt_deq._validation import (as_data_matrix, check_bool, check_choice, check_groups)
+from rmt_deq.activations import ActivationLike
 from rmt_deq.data.mixture import GaussianMixture, MixtureSample
 from rmt_deq.data.statistics import MixtureStatistics
 from rmt_deq.errors import InvalidParameterError, ShapeMismatchError
@@ -75,11 +74,7 @@ from rmt_deq.kernels.surrogate import (T_CONVENTIONS, SurrogateCoefficients, Sur
                                        SurrogateDetails, check_statistics_type, check_tau0,
                                        labelled_data, mixture_data, plugin_data,
                                        resolve_solution, tau0_source)
-from rmt_deq.moments.bivariate import DEFAULT_KMAX, DEFAULT_TOL, METHODS as _PAIR_METHODS
-from rmt_deq.moments.pairs import PairExpectations
-from rmt_deq.moments.gaussian import gaussian_moments
 from rmt_deq.moments.result import GaussianMoments
-from rmt_deq.data.conventions import data_scale
 from rmt_deq.fixed_point.centring import check_solution
 
 __all__ = [
@@ -92,12 +87,6 @@ __all__ = [
     "assemble_ntk_surrogate",
     "mixture_ntk_surrogate",
     "plugin_ntk_surrogate",
-    "ExplicitLayer",
-    "ExplicitNetworkCoefficients",
-    "explicit_network_coefficients",
-    "explicit_ntk_surrogate",
-    "ExactExplicitNTK",
-    "exact_explicit_ntk",
 ]
 
 #: the ``form`` tag of the SurrogateCoefficients built here
@@ -403,7 +392,8 @@ def assemble_ntk_surrogate(data: SurrogateData, coefficients: Mapping[str, NTKCo
                            selected: Sequence[str], *, T_convention: str, refine: bool,
                            network: str = "deq", tau0: float,
                            solution: FixedPointSolution | None = None,
-                           network_coefficients: Any = None) -> Kernel:
+                           network_coefficients: Any = None,
+                           ck: NTKCoefficients | None = None) -> Kernel:
     """The NTK surrogate :class:`~rmt_deq.kernels.result.Kernel` of per-group coefficients.
 
     Parameters
@@ -424,6 +414,9 @@ def assemble_ntk_surrogate(data: SurrogateData, coefficients: Mapping[str, NTKCo
         The DEQ's four-equation solution (its sa, sb go into the SurrogateCoefficients).
     network_coefficients : optional
         An explicit network's layer coefficients (``info.network``).
+    ck : NTKCoefficients, optional
+        Coefficients of the CK (an explicit network's readout group "v"): when given, the
+        Kernel's ``ck`` is its surrogate matrix (selected in ``ntk`` or not).
 
     Returns
     -------
@@ -434,13 +427,18 @@ def assemble_ntk_surrogate(data: SurrogateData, coefficients: Mapping[str, NTKCo
     """
     sel = tuple(selected)
     mats, total = _group_matrices(data, coefficients, sel, T_convention, refine)
+    ck_matrix = None
+    if ck is not None:
+        ck_matrix = mats["v"] if "v" in mats else _group_matrices(
+            data, {"v": ck}, ("v",), T_convention, refine)[1]
     nan = float("nan")
     sa, sb = (nan, nan) if solution is None else (solution.sa, solution.sb)
     sc = {k: c._surrogate(data.statistics, T_convention, sa=sa, sb=sb)
           for k, c in coefficients.items()}
     info = SurrogateDetails.of(data, T_convention, sc, group_coefficients=coefficients,
                                refine=refine, network=network_coefficients)
-    return Kernel(route="surrogate", network=network, ntk=total, groups=mats, selected=sel,
+    return Kernel(route="surrogate", network=network, ck=ck_matrix, ntk=total, groups=mats,
+                  selected=sel,
                   tau0=float(tau0), tau0_source=tau0_source(tau0, data.statistics, data.plugin),
                   solution=solution, info=info)
 
@@ -542,335 +540,3 @@ def plugin_ntk_surrogate(X: Any, labels: Any,
 
 
 # ----------------------------------------------------------------------------------------
-# explicit networks (theory.md section 6)
-# ----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ExplicitLayer:
-    """Layer l of an explicit network: moments of sigma_l at its input scale, CK coefficients.
-
-    Attributes
-    ----------
-    activation : str
-        Canonical spec of sigma_l (uncentred; the network uses sigma_l - centring).
-    tau_in, tau_out : float
-        tau_{l-1} and tau_l = sqrt(E[sigma_{l,c}(tau_{l-1} xi)^2]).
-    centring : float
-        E[sigma_l(tau_{l-1} xi)].
-    alpha1, alpha2, alpha3, alpha4, alpha5 : float
-        CK coefficients of K_l: off the diagonal alpha1 P + alpha2 delta_i delta_j
-        + alpha3 P^2 + alpha5 P (delta_i + delta_j), on it tau_l^2 + alpha4 delta_i.
-    moments : GaussianMoments
-        All moments of sigma_l at tau_{l-1} (e1, e2, e3, h0, h2, g4, V0).
-    """
-
-    activation: str
-    tau_in: float
-    tau_out: float
-    centring: float
-    alpha1: float
-    alpha2: float
-    alpha3: float
-    alpha4: float
-    alpha5: float
-    moments: GaussianMoments = field(repr=False)
-
-
-@dataclass(frozen=True)
-class ExplicitNetworkCoefficients:
-    """Surrogate coefficients of an L-layer explicit network's CK and NTK.
-
-    Attributes
-    ----------
-    layers : tuple of ExplicitLayer
-    tau0 : float
-    ck : NTKCoefficients
-        The CK K_L (label "v": it is also the readout group of the NTK).
-    groups : dict of str -> NTKCoefficients
-        "v" (readout, = ck) and "W1".."WL" (K_{l-1} o Kdot_l o ... o Kdot_L).
-    total : NTKCoefficients
-        Sum of all groups.
-    """
-
-    layers: tuple
-    tau0: float
-    ck: NTKCoefficients
-    groups: Mapping[str, NTKCoefficients]
-    total: NTKCoefficients
-
-    @property
-    def L(self) -> int:
-        """Number of hidden layers."""
-        return len(self.layers)
-
-    @property
-    def group_names(self) -> tuple:
-        """("v", "W1", ..., "WL")."""
-        return ("v",) + tuple(f"W{l}" for l in range(1, self.L + 1))
-
-
-def _as_activation_list(activations: Any) -> list[Activation]:
-    if isinstance(activations, (str, Activation)) or callable(activations):
-        activations = [activations]
-    try:
-        acts = [get_activation(a) for a in activations]
-    except TypeError:
-        raise InvalidParameterError(
-            f"activations must be a sequence of activations (one per layer), got "
-            f"{activations!r}") from None
-    if not acts:
-        raise InvalidParameterError("an explicit network needs at least one layer")
-    return acts
-
-
-def _propagate(c: NTKCoefficients, layer: ExplicitLayer, prev_alpha1: float,
-               prev_alpha4: float) -> NTKCoefficients:
-    """Entrywise product of a kernel expansion with Kdot_l (derivations/ntk_expansion.py):
-    off the diagonal Kdot = g1 + g2 K_{l-1} + (e1 e3/2)(d_i + d_j), d = alpha4_{l-1} delta;
-    on it Kdot_ii = h0 + (h2/2) d_i."""
-    m = layer.moments
-    g1, g2 = float(m.g1), float(m.g2)
-    e1e3, h0, h2 = float(m.e1) * float(m.e3), float(m.h0), float(m.h2)
-    return NTKCoefficients(
-        label=c.label, tau0=c.tau0,
-        c1=g1 * c.c1, d2=g1 * c.d2, d3=g1 * c.d3 + g2 * prev_alpha1 * c.c1,
-        theta_diag=h0 * c.theta_diag,
-        c5=g1 * c.c5 + 0.5 * e1e3 * prev_alpha4 * c.c1,
-        theta_slope=h0 * c.theta_slope + 0.5 * h2 * prev_alpha4 * c.theta_diag)
-
-
-def explicit_network_coefficients(activations: Sequence[ActivationLike], tau0: float, *,
-                                  method: str = "auto") -> ExplicitNetworkCoefficients:
-    """CK and NTK surrogate coefficients of h_l = sigma_l(W_l h_{l-1})/sqrt(m), f = v^T h_L.
-
-    The CK recursion (theory.md section 6, with alpha5 the second-order refinement), moments
-    of sigma_l at tau_{l-1}, starting from alpha1 = alpha4 = 1, alpha2 = alpha3 = alpha5 = 0::
-
-        alpha1_l = g1 alpha1_{l-1}
-        alpha2_l = g1 alpha2_{l-1} + g2 alpha4_{l-1}^2/4
-        alpha3_l = g1 alpha3_{l-1} + g2 alpha1_{l-1}^2/2
-        alpha4_l = g4 alpha4_{l-1}/2
-        alpha5_l = g1 alpha5_{l-1} + e1 e3 alpha1_{l-1} alpha4_{l-1}/2
-        tau_l^2  = V0 = E[sigma_{l,c}(tau_{l-1} xi)^2]
-
-    The NTK group W_l is K_{l-1} multiplied entrywise by Kdot_l, ..., Kdot_L; each product
-    maps (c1, d2, d3, theta_diag, c5, theta_slope) by (moments of layer k)::
-
-        c1 -> g1 c1,  d2 -> g1 d2,  d3 -> g1 d3 + g2 alpha1_{k-1} c1,
-        theta_diag -> h0 theta_diag,  c5 -> g1 c5 + (e1 e3/2) alpha4_{k-1} c1,
-        theta_slope -> h0 theta_slope + (h2/2) alpha4_{k-1} theta_diag,
-
-    starting from K_{l-1} = (alpha1, alpha2, alpha3, tau^2, alpha5, alpha4)_{l-1} (for l = 1:
-    X^T X = (1, 0, 0, tau0^2, 0, 1)).  Equivalently Theta_l = K_l + Theta_{l-1} o Kdot_l.
-    Checked symbolically for L = 1, 2, 3 in derivations/ntk_expansion.py.
-
-    Parameters
-    ----------
-    activations : sequence of name, Activation or callable
-        sigma_1 .. sigma_L, uncentred (each is centred at its input scale tau_{l-1}).
-    tau0 : float
-        Data scale sqrt(tr C°/p) > 0.
-    method : {"auto", "closed", "quadrature", "mpmath"}
-        Moment engine (:func:`rmt_deq.moments.gaussian.gaussian_moments`).
-
-    Returns
-    -------
-    ExplicitNetworkCoefficients
-
-    Raises
-    ------
-    InvalidParameterError
-        tau0 not finite and > 0, no layer, or a layer whose output is constant (tau_l = 0).
-    """
-    acts = _as_activation_list(activations)
-    t0 = check_positive_finite(tau0, "tau0")
-    check_choice(method, "method", ("auto", "closed", "quadrature", "mpmath"))
-    layers: list[ExplicitLayer] = []
-    a1, a2, a3, a4, a5, tau = 1.0, 0.0, 0.0, 1.0, 0.0, t0
-    for l, act in enumerate(acts, start=1):
-        m = gaussian_moments(act, tau, method=method)
-        g1, g2, g4 = float(m.g1), float(m.g2), float(m.g4)
-        e1e3, V0 = float(m.e1) * float(m.e3), float(m.V0)
-        if not V0 > 0:
-            raise InvalidParameterError(
-                f"layer {l} ({act.name}) has E[sigma_c(tau xi)^2] = {V0:.3g} at tau = {tau:g}: "
-                f"its output is constant and the next layer's scale is zero")
-        b1 = g1 * a1
-        b2 = g1 * a2 + g2 * a4 ** 2 / 4
-        b3 = g1 * a3 + g2 * a1 ** 2 / 2
-        b4 = g4 * a4 / 2
-        b5 = g1 * a5 + e1e3 * a1 * a4 / 2
-        tau_out = math.sqrt(V0)
-        layers.append(ExplicitLayer(activation=act.name, tau_in=tau, tau_out=tau_out,
-                                    centring=float(m.mean), alpha1=b1, alpha2=b2, alpha3=b3,
-                                    alpha4=b4, alpha5=b5, moments=m))
-        a1, a2, a3, a4, a5, tau = b1, b2, b3, b4, b5, tau_out
-
-    def ck_of(l: int, label: str) -> NTKCoefficients:
-        if l == 0:
-            return NTKCoefficients(label, 1.0, 0.0, 0.0, t0 * t0, 0.0, 1.0, tau0=t0)
-        L_ = layers[l - 1]
-        return NTKCoefficients(label, L_.alpha1, L_.alpha2, L_.alpha3, L_.tau_out ** 2,
-                               L_.alpha5, L_.alpha4, tau0=t0)
-
-    L = len(layers)
-    groups: dict[str, NTKCoefficients] = {"v": ck_of(L, "v")}
-    for l in range(1, L + 1):
-        c = ck_of(l - 1, f"W{l}")
-        for k in range(l, L + 1):          # multiply by Kdot_k, k = l..L
-            prev = ck_of(k - 1, "")
-            c = _propagate(c, layers[k - 1], prev.c1, prev.theta_slope)
-        groups[f"W{l}"] = c
-    total = sum_coefficients(list(groups.values()), label="total")
-    return ExplicitNetworkCoefficients(layers=tuple(layers), tau0=t0, ck=groups["v"],
-                                       groups=groups, total=total)
-
-
-def explicit_ntk_surrogate(mixture: GaussianMixture | None, sample: MixtureSample | None,
-                           activations: Sequence[ActivationLike], *,
-                           X: Any = None, labels: Any = None,
-                           groups: Iterable[str] | None = None,
-                           T_convention: str = "uncentred", refine: bool = False,
-                           diag_estimator: str = "distribution_free",
-                           method: str = "auto") -> Kernel:
-    """NTK surrogate of an explicit network, on a mixture sample or on labelled data.
-
-    Give either (mixture, sample) (exact statistics and psi) or ``mixture=None,
-    sample=None`` with ``X=`` and ``labels=`` (plug-in statistics).
-
-    Parameters
-    ----------
-    mixture, sample : GaussianMixture, MixtureSample, or None
-    activations : sequence of name, Activation or callable
-        sigma_1 .. sigma_L (each centred at its input scale).
-    X : array_like, shape (p, n), optional
-        Labelled data for the plug-in route (columns are samples).
-    labels : array_like, shape (n,), optional
-    groups : iterable of {"v", "W1", ..., "WL"}, optional
-        Groups summed into ``total`` (default: all).
-    T_convention : {"uncentred", "centred"}
-    refine : bool
-    diag_estimator : {"distribution_free", "gaussian"}
-        Plug-in route only.
-    method : {"auto", "closed", "quadrature", "mpmath"}
-        Moment engine.
-
-    Returns
-    -------
-    Kernel
-        ``network="explicit"``, ``info.network`` the layer coefficients, ``solution`` None;
-        the CK surrogate is ``groups["v"]``.
-    """
-    check_choice(T_convention, "T_convention", T_CONVENTIONS)
-    refine = check_bool(refine, "refine")
-    if (mixture is None) != (sample is None):
-        raise InvalidParameterError("give both mixture and sample, or neither (then X, labels)")
-    if mixture is not None:
-        if X is not None or labels is not None:
-            raise InvalidParameterError("give (mixture, sample) or (X, labels), not both")
-        data = mixture_data(mixture, sample)
-    else:
-        if X is None or labels is None:
-            raise InvalidParameterError("give (mixture, sample) or X= and labels=")
-        data = plugin_data(X, labels, diag_estimator)
-    stats = data.statistics
-    net = explicit_network_coefficients(activations, stats.tau0, method=method)
-    sel = check_groups(net.group_names if groups is None else groups, net.group_names)
-    coefs = {g: net.groups[g] for g in sel}
-    coefs["total"] = sum_coefficients([coefs[g] for g in sel], label="+".join(sel))
-    return assemble_ntk_surrogate(data, coefs, sel, T_convention=T_convention, refine=refine,
-                                  network="explicit", tau0=net.tau0, network_coefficients=net)
-
-
-@dataclass(frozen=True, eq=False)
-class ExactExplicitNTK:
-    """Exact infinite-width kernels of an explicit network.
-
-    Attributes
-    ----------
-    total : ndarray, shape (n, n)
-        Sum of the selected groups.
-    groups : dict of str -> ndarray, shape (n, n)
-        "v" (K_L) and "W1".."WL" (K_{l-1} o Kdot_l o ... o Kdot_L), as selected.
-    selected : tuple of str
-    ck : tuple of ndarray
-        K_0 = X^T X, K_1, ..., K_L.
-    dck : tuple of ndarray
-        Kdot_1, ..., Kdot_L.
-    network : ExplicitNetworkCoefficients
-        The scales and centrings used (from tau0).
-    """
-
-    total: np.ndarray = field(repr=False)
-    groups: Mapping[str, np.ndarray] = field(repr=False)
-    selected: tuple
-    ck: tuple = field(repr=False)
-    dck: tuple = field(repr=False)
-    network: ExplicitNetworkCoefficients = field(repr=False)
-
-
-def exact_explicit_ntk(X: Any, activations: Sequence[ActivationLike], *,
-                       tau0: float | None = None, labels: Any = None,
-                       groups: Iterable[str] | None = None,
-                       method: str = "auto", tol: float = DEFAULT_TOL,
-                       kmax: int = DEFAULT_KMAX, workers: int | None = None
-                       ) -> ExactExplicitNTK:
-    """Exact infinite-width CK and NTK of h_l = sigma_l(W_l h_{l-1})/sqrt(m), f = v^T h_L.
-
-    K_0 = X^T X; K_l = E[sigma_{l,c}(u) sigma_{l,c}(v)] and Kdot_l = E[sigma_l'(u) sigma_l'(v)]
-    with (u, v) ~ N(0, K_{l-1}) (entrywise, :class:`rmt_deq.moments.pairs.PairExpectations`),
-    sigma_{l,c} = sigma_l - E[sigma_l(tau_{l-1} xi)] with the population scales tau_l of
-    :func:`explicit_network_coefficients` at ``tau0``.  No fixed point: one pass per layer.
-
-    Parameters
-    ----------
-    X : array_like, shape (p, n)
-        Data; columns are samples (nonzero).
-    activations : sequence of name, Activation or callable
-    tau0 : float, optional
-        Data scale sqrt(tr C°/p) fixing the centrings; default
-        :func:`rmt_deq.data.conventions.data_scale` (plug-in from ``labels``, else all samples
-        as one class), as for every kernel of the package.
-    labels : array_like, shape (n,), optional
-        Class labels, used only for the default tau0.
-    groups : iterable of {"v", "W1", ..., "WL"}, optional
-        Default: all.
-    method : {"auto", "closed", "mehler", "quadrature"}
-        Bivariate engine.
-    tol, kmax, workers :
-        As in :func:`rmt_deq.kernels.exact.exact_ck`.
-
-    Returns
-    -------
-    ExactExplicitNTK
-    """
-    Xa = as_data_matrix(X)
-    check_choice(method, "method", _PAIR_METHODS)
-    norms2 = np.sum(Xa * Xa, axis=0)
-    if np.any(norms2 <= 0):
-        raise InvalidParameterError("X has a zero column; every sample must be nonzero")
-    tau0 = data_scale(Xa, labels, tau0=tau0).tau0
-    acts = _as_activation_list(activations)
-    net = explicit_network_coefficients(acts, tau0)
-    sel = check_groups(net.group_names if groups is None else groups, net.group_names)
-    K = Xa.T @ Xa
-    cks, dcks = [K], []
-    for act, layer in zip(acts, net.layers):
-        engine = PairExpectations(act, np.diag(K).copy(), layer.centring,
-                                  method=method, tol=tol, kmax=kmax, workers=workers)
-        K, Kd = engine.evaluate(K)
-        cks.append(K)
-        dcks.append(Kd)
-    L = net.L
-    mats: dict[str, np.ndarray] = {}
-    for g in sel:
-        if g == "v":
-            mats[g] = cks[L].copy()
-        else:
-            l = int(g[1:])
-            M = cks[l - 1].copy()
-            for k in range(l, L + 1):
-                M *= dcks[k - 1]
-            mats[g] = M
-    total = sum(mats[g] for g in sel)
-    return ExactExplicitNTK(total=np.asarray(total), groups=mats, selected=sel,
-                            ck=tuple(cks), dck=tuple(dcks), network=net)

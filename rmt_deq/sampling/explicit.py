@@ -2,7 +2,9 @@
 
 The network and its weights are described in :mod:`rmt_deq.networks.explicit`; the
 Monte-Carlo engine (batches, error bar, seeds) is :mod:`rmt_deq.sampling._montecarlo`,
-shared with the DEQ sampler.
+shared with the DEQ sampler (docs/theory.md §8).  Results are
+:class:`~rmt_deq.kernels.result.Kernel` with ``route="sampled"``: the averages, their
+operator-norm error bars in ``error`` and an :class:`ExplicitSamplingInfo` in ``info``.
 """
 from __future__ import annotations
 
@@ -14,14 +16,13 @@ import numpy as np
 
 from rmt_deq._validation import (as_data_matrix, check_data_range, check_memory,
                                  check_positive_int, memory_budget)
-from rmt_deq.activations import get_activation
 from rmt_deq.data.conventions import data_scale
-from rmt_deq.networks._batched import Elementwise
 from rmt_deq.kernels.result import Kernel
+from rmt_deq.networks.explicit import (ExplicitNetwork, ExplicitScales, as_explicit_network,
+                                       elementwise_layers, explicit_scales, forward_pass,
+                                       sample_explicit_weights)
 from rmt_deq.sampling._montecarlo import (MonteCarloOptions, _kernel_result, _monte_carlo,
                                           _ntk_result, _seeds)
-from rmt_deq.networks.explicit import (ExplicitNetwork, ExplicitScales, _as_network, _check_groups,
-                                      _forward, explicit_scales, sample_explicit_weights)
 from rmt_deq.networks.weights import check_dtype, check_family
 
 __all__ = ["ExplicitSamplingInfo", "sampled_explicit_ck", "sampled_explicit_ntk"]
@@ -86,7 +87,7 @@ def _sample(X: Any, net: ExplicitNetwork, ntk: bool, names: tuple[str, ...],
                  "lower batches, use float32, or raise max_memory")
     scale = data_scale(Xa, labels, tau0=tau0)
     scales = explicit_scales(net, scale.tau0)
-    elems = [Elementwise(get_activation(a), dt) for a in net.activations]
+    elems = elementwise_layers(net, dt)
     Xd = Xa.astype(dt)
     XtX = Xa.T @ Xa
     children, seed = _seeds(rng, mc.realizations)
@@ -94,7 +95,7 @@ def _sample(X: Any, net: ExplicitNetwork, ntk: bool, names: tuple[str, ...],
 
     def realize(r: int) -> tuple[dict, int, None]:
         w = sample_explicit_weights(net, m, p, family=family, rng=children[r], dtype=dt)
-        H, delta = _forward(Xd, net, w.W, w.v, scales, elems, ntk)
+        H, delta = forward_pass(Xd, w.W, w.v, scales, elems, ntk)
         flops[0] += 2.0 * m * n * (p + (L - 1) * m) * (2 if ntk else 1) + 2.0 * m * n * n
         K = (H[-1].T @ H[-1]).astype(np.float64)
         parts = {"v": K}
@@ -147,7 +148,7 @@ def sampled_explicit_ck(
     ----------
     X : array_like, shape (p, n)
         Data; X is p x n (columns are samples).
-    network : ExplicitNetwork or sequence of spec strings
+    network : ExplicitNetwork, or sequence of activations
     width : int
         m, the width of every hidden layer.
     (others)
@@ -164,7 +165,7 @@ def sampled_explicit_ck(
     """
     mc = MonteCarloOptions(realizations, batches, confidence, draws, target_error,
                           check_every, progress)
-    acc, info, seed, scale = _sample(X, _as_network(network), False, ("v",), ("v",), width,
+    acc, info, seed, scale = _sample(X, as_explicit_network(network), False, ("v",), ("v",), width,
                                      family, rng, dtype, tau0, max_memory, mc, labels)
     acc_ck = _RenamedAccumulator(acc, {"ck": "v"})
     return _kernel_result(acc_ck, mc, seed, info, network="explicit", tau0=scale.tau0,
@@ -196,7 +197,7 @@ def sampled_explicit_ntk(
     Parameters
     ----------
     groups : iterable of {"v", "W1", ..., "WL"}, optional
-        Groups summed into ``total`` (default: all).
+        Groups summed into ``ntk`` (default: all).
     (others)
         As in :func:`sampled_explicit_ck`.
 
@@ -208,8 +209,8 @@ def sampled_explicit_ntk(
     """
     mc = MonteCarloOptions(realizations, batches, confidence, draws, target_error,
                           check_every, progress)
-    net = _as_network(network)
-    sel = _check_groups(net, groups)
+    net = as_explicit_network(network)
+    sel = net.check_groups(groups)
     names = sel if "v" in sel else ("v",) + sel
     acc, info, seed, scale = _sample(X, net, True, names, sel, width, family, rng, dtype,
                                      tau0, max_memory, mc, labels)
