@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from rmt_deq.errors import InvalidParameterError, MemoryBudgetError
-from rmt_deq.kernels._tiles import choose_tile, tiled_memory
+from rmt_deq.kernels._tiles import FIXED_BYTES, choose_tile, tiled_memory
 from rmt_deq.kernels.exact import exact_ck, exact_kernels, exact_ntk, ntk_from_kernel
 
 SA = 0.3
@@ -96,9 +96,26 @@ def test_a_small_budget_runs_in_tiles_within_it():
         tracemalloc.stop()
     assert b.info.tile == 20 and b.info.tiles == 6
     _close(a.ck, b.ck, ULPS * EPS)
-    # the estimate bounds the measured peak, the fixed allowance aside
     assert peak <= budget
     assert b.to_dict()["info"]["tile"] == 20
+
+
+@pytest.mark.parametrize("activation, method", [("relu", "closed"), ("tanh", "mehler")])
+def test_tiled_estimate_bounds_the_measured_peak_without_the_fixed_allowance(activation,
+                                                                           method):
+    n, p, tile = 400, 30, 50
+    X = np.random.default_rng(5).standard_normal((p, n)) / np.sqrt(p)
+    exact_kernels(X[:, :20], activation, SA, _tile=10)     # tables and rules built once
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        K = exact_kernels(X, activation, SA, get="ck", _tile=tile)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert K.info.tile == tile
+    # the output alone is a lower bound; the estimate less the fixed allowance an upper one
+    assert 8 * n * n <= peak <= tiled_memory(n, p, 1, tile, method) - FIXED_BYTES
 
 
 def test_a_budget_too_small_for_one_tile_is_refused_naming_the_fix():

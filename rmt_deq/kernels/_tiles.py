@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -32,7 +31,8 @@ from rmt_deq.fixed_point.solution import FixedPointSolution
 from rmt_deq.kernels._newton import NewtonOptions, linearised_start, prepare
 from rmt_deq.moments.pairs import PairExpectations
 
-__all__ = ["TILE_ARRAYS", "MIN_TILE", "MAX_TILE", "FIXED_BYTES", "tiled_memory",
+__all__ = ["TILE_ARRAYS", "MIN_TILE", "MAX_TILE", "FIXED_BYTES", "PER_SAMPLE_BYTES",
+           "PER_SAMPLE_BYTES_DEFAULT", "tiled_memory",
            "choose_tile", "ntk_groups", "Tiled", "solve_tiled"]
 
 #: live tile x tile float64 arrays while a tile is iterated (Sigma, its bound, X^T X, rho,
@@ -44,25 +44,34 @@ TILE_ARRAYS = 24
 MIN_TILE = 16
 #: the largest tile (beyond it the workspace grows without making the solve faster)
 MAX_TILE = 2048
-#: what does not grow like n^2 or tile^2: Hermite tables and quadrature rules built on a
+#: what does not grow with n or the tile: Hermite tables and quadrature rules built on a
 #: first call (the same allowance as the unblocked estimate)
 FIXED_BYTES = 64 * 2 ** 20
+#: bytes per sample of the pair engine and the O(n) vectors: the Mehler engine keeps each
+#: sample's activation values on its quadrature rule (measured with tracemalloc: at most
+#: about 67 KiB per sample for swish, 50 KiB for tanh), the others O(1) vectors
+PER_SAMPLE_BYTES = {"mehler": 80 * 1024}
+#: ... for the closed forms and the quadrature
+PER_SAMPLE_BYTES_DEFAULT = 1024
 
 
-def tiled_memory(n: int, p: int, outputs: int, tile: int) -> float:
+def tiled_memory(n: int, p: int, outputs: int, tile: int, method: str = "closed") -> float:
     """Upper estimate (bytes) of the peak of the tiled solve: ``outputs`` n x n float64
-    matrices, the tile workspace, X (and its float64 copy) and O(n) vectors."""
-    return 8.0 * (outputs * n * n + TILE_ARRAYS * tile * tile + 2 * p * n + 32 * n) \
-        + FIXED_BYTES
+    matrices, the tile workspace, X (and its float64 copy), the pair engine's per-sample
+    tables (``method``: "closed", "mehler" or "quadrature") and the fixed allowance."""
+    per_sample = PER_SAMPLE_BYTES.get(method, PER_SAMPLE_BYTES_DEFAULT)
+    return 8.0 * (outputs * n * n + TILE_ARRAYS * tile * tile + 2 * p * n) \
+        + per_sample * n + FIXED_BYTES
 
 
-def choose_tile(n: int, p: int, outputs: int, budget: float) -> int | None:
+def choose_tile(n: int, p: int, outputs: int, budget: float, method: str = "closed"
+                ) -> int | None:
     """The largest tile (at most :data:`MAX_TILE`, at most n) whose peak fits ``budget``;
     None when not even ``min(MIN_TILE, n)`` fits."""
     t = min(MAX_TILE, n)
-    left = budget - tiled_memory(n, p, outputs, 0)
+    left = budget - tiled_memory(n, p, outputs, 0, method)
     if left > 0:
-        t = min(t, int(math.isqrt(int(left // (8 * TILE_ARRAYS)))))
+        t = min(t, math.isqrt(int(left // (8 * TILE_ARRAYS))))
     else:
         t = 0
     return t if t >= min(MIN_TILE, n) else None

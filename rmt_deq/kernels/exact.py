@@ -165,16 +165,16 @@ def _plan_memory(n: int, p: int, method: str, outputs: int, max_memory: Any, wha
     if tile is None and _exact_ck_memory(n, p, method) <= budget:
         return 0
     if tile is None:
-        tile = choose_tile(n, p, outputs, budget)
+        tile = choose_tile(n, p, outputs, budget, method)
     if tile is None:
         smallest = min(MIN_TILE, n)
-        check_memory(tiled_memory(n, p, outputs, smallest), budget,
+        needed = tiled_memory(n, p, outputs, smallest, method)
+        check_memory(needed, budget,
                      f"{what} (n = {n}: in tiles, {outputs} n x n float64 output(s) and a "
                      f"{smallest} x {smallest} tile's workspace)",
-                     f"raise max_memory (bytes) to at least "
-                     f"{tiled_memory(n, p, outputs, smallest):.4g} if the machine has the "
-                     f"memory, use fewer samples, or ask for one kernel only (get)")
-    check_memory(tiled_memory(n, p, outputs, tile), budget,
+                     f"raise max_memory (bytes) to at least {needed:.4g} if the machine has "
+                     f"the memory, use fewer samples, or ask for one kernel only (get)")
+    check_memory(tiled_memory(n, p, outputs, tile, method), budget,
                  f"{what} (n = {n}: in tiles of {tile})", "use a smaller tile")
     return tile
 
