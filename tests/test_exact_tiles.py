@@ -62,6 +62,15 @@ def test_tiled_ntk_groups(groups):
         assert np.array_equal(b.groups[groups[0]], b.ntk)
     else:
         assert dict(b.groups) == {}
+    # exact_ntk keeps each group's matrix in tiles too, counted in the budget
+    n, p = X.shape[1], X.shape[0]
+    outputs = 2 + (len(groups) if len(groups) > 1 else 0)
+    c = exact_ntk(X, "relu", SA, groups=groups, max_memory=tiled_memory(n, p, outputs, 16))
+    assert c.info.tile == 16 and set(c.groups) == set(groups)
+    for g in groups:
+        _close(a.groups[g], c.groups[g], ULPS * EPS)
+    _close(a.ntk, c.ntk, ULPS * EPS)
+    _close(a.ck, c.ck, ULPS * EPS)
 
 
 def test_tiled_mehler_and_quadrature_engines():

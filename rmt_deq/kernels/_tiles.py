@@ -98,6 +98,7 @@ class Tiled:
 
     ck: np.ndarray | None
     ntk: np.ndarray | None
+    groups: dict[str, np.ndarray]
     report: SolverReport
     diagonal: SolverReport
     method: str
@@ -199,15 +200,19 @@ def _put(out: np.ndarray, rows: slice, cols: slice, block: np.ndarray) -> None:
 
 def solve_tiled(act: Activation, sa: float, sb: float, X: np.ndarray, norms2: np.ndarray,
                 sol: FixedPointSolution, opts: NewtonOptions, tile: int,
-                kinds: tuple[str, ...], selected: tuple[str, ...]) -> Tiled:
+                kinds: tuple[str, ...], selected: tuple[str, ...], keep_groups: bool = False
+                ) -> Tiled:
     """The exact kernels ``kinds`` ("ck", "ntk" summed over ``selected``) tile by tile
-    (see the module docstring); inputs validated by the caller, ``tile`` >= 1."""
+    (see the module docstring); inputs validated by the caller, ``tile`` >= 1.  With
+    ``keep_groups`` (and several groups) each group's NTK matrix is kept as well."""
     n = X.shape[1]
     tol, max_iter = opts.tol, opts.max_iter
     Sd, diag_report, engine = prepare(act, sa, sb, norms2, sol, opts)
     prob = _Problem(engine, X, Sd, sa, sb, float(sol.centring), opts, float(Sd.max()))
     ck = np.empty((n, n)) if "ck" in kinds else None
     ntk = np.empty((n, n)) if "ntk" in kinds else None
+    groups = {g: np.empty((n, n)) for g in selected} \
+        if keep_groups and ntk is not None and len(selected) > 1 else {}
     keep: np.ndarray = ck if ck is not None else ntk      # holds the iterates between passes
     tiles = _tile_slices(n, tile)
     history: list[float] = []
@@ -247,7 +252,10 @@ def solve_tiled(act: Activation, sa: float, sb: float, X: np.ndarray, norms2: np
             if ck is not None:
                 _put(ck, rows, cols, G)
             if ntk is not None:
-                _put(ntk, rows, cols, ntk_groups(G, D, XtX, sa, sb, selected)[1])
+                parts, total = ntk_groups(G, D, XtX, sa, sb, selected)
+                _put(ntk, rows, cols, total)
+                for g, out in groups.items():
+                    _put(out, rows, cols, parts[g])
 
     finish(K, restart=False)
     # a tile whose residual met tol at k_t may exceed it again at K (tol at the rounding
@@ -269,6 +277,8 @@ def solve_tiled(act: Activation, sa: float, sb: float, X: np.ndarray, norms2: np
                 f"sa = {sa:g}, n = {n}, {len(tiles)} tiles of {tile}) reached "
                 f"max|Sigma - sa G - sb X^T X| / max Sigma_ii <= {tol:g} in {len(history)} "
                 f"iterations")
-    return Tiled(ck=ck, ntk=ntk, report=report, diagonal=diag_report, method=engine.method,
+    if ntk is not None and len(selected) == 1:
+        groups = {selected[0]: ntk}
+    return Tiled(ck=ck, ntk=ntk, groups=groups, report=report, diagonal=diag_report, method=engine.method,
                  series_order=prob.series_order, quadrature_pairs=prob.quadrature_pairs,
                  tile=tile, tiles=len(tiles))

@@ -217,6 +217,7 @@ def exact_kernels(
     workers: int | None = None,
     max_memory: float | None = None,
     _tile: int | None = None,
+    _keep_groups: bool = False,
 ) -> Kernel:
     """Exact infinite-width CK and/or NTK of the DEQ for data X (docs/theory.md §2).
 
@@ -271,6 +272,9 @@ def exact_kernels(
         the tile's workspace); see the Returns for what a tiled result holds.
     _tile : int, optional
         Private: force the tiled solve with this tile size (for tests).
+    _keep_groups : bool
+        Private: keep each group's NTK matrix in tiles too (what :func:`exact_ntk` and
+        :func:`published_ntk` promise), counted in the memory budget.
 
     Returns
     -------
@@ -282,7 +286,7 @@ def exact_kernels(
         engine, the diagonal solve).  Solved in tiles (``info.tile`` > 0): ``info``'s
         Sigma, Gdot and X^T X are None, and ``groups`` holds the NTK of a single selected
         group only (the per-group matrices of several groups would each be another n x n
-        array; ``ntk`` is their sum).
+        array; ``ntk`` is their sum; :func:`exact_ntk` keeps them).
 
     Raises
     ------
@@ -330,7 +334,9 @@ def exact_kernels(
         resolved = "closed" if has_closed_form(act) else "mehler"
     if _tile is not None:
         _tile = check_positive_int(_tile, "_tile")
-    tile = _plan_memory(Xa.shape[1], Xa.shape[0], resolved, len(kinds), max_memory,
+    keep_groups = bool(_keep_groups) and len(sel) > 1
+    tile = _plan_memory(Xa.shape[1], Xa.shape[0], resolved,
+                        len(kinds) + (len(sel) if keep_groups else 0), max_memory,
                         "the exact Implicit-CK", _tile)
     norms2 = np.sum(Xa * Xa, axis=0)
     if np.any(norms2 <= 0):
@@ -340,13 +346,13 @@ def exact_kernels(
             f"every sample to be nonzero")
     sol, tau0_source = centring_solution(act, sa, sb, Xa, tau0, solution, labels)
     if tile:
-        tl = solve_tiled(act, sa, sb, Xa, norms2, sol, opts, tile, kinds, sel)
+        tl = solve_tiled(act, sa, sb, Xa, norms2, sol, opts, tile, kinds, sel, keep_groups)
         details = ExactDetails(Sigma=None, Gdot=None, XtX=None, sa=sa, sb=sb,
                                method=tl.method, series_order=tl.series_order,
                                quadrature_pairs=tl.quadrature_pairs, diagonal=tl.diagonal,
                                tile=tl.tile, tiles=tl.tiles)
         return Kernel(route="exact", network="deq", ck=tl.ck, ntk=tl.ntk,
-                      groups={sel[0]: tl.ntk} if len(sel) == 1 else {}, selected=sel,
+                      groups=tl.groups, selected=sel,
                       tau0=float(sol.tau0), tau0_source=tau0_source, report=tl.report,
                       solution=sol, info=details)
     fp = solve_fixed_point(act, sa, sb, Xa, norms2, sol, opts)
@@ -486,7 +492,9 @@ def exact_ntk(
     Returns
     -------
     Kernel
-        ``ntk`` (n x n), the per-group matrices in ``groups`` and the CK G in ``ck``.
+        ``ntk`` (n x n), the per-group matrices in ``groups`` and the CK G in ``ck``
+        (solved in tiles when the whole matrix exceeds ``max_memory``: the groups are kept
+        then too, each one more n x n array in the budget).
 
     Raises
     ------
@@ -500,7 +508,8 @@ def exact_ntk(
     check_options(options, _OPTIONS, "exact_ntk")
     if ck is not None:
         return ntk_from_kernel(_given_ck(X, activation, sa, sb, ck, options), sel)
-    return exact_kernels(X, activation, sa, sb, get=KERNEL_KINDS, groups=sel, **options)
+    return exact_kernels(X, activation, sa, sb, get=KERNEL_KINDS, groups=sel,
+                         _keep_groups=True, **options)
 
 
 def published_ntk(
