@@ -54,7 +54,7 @@ from rmt_deq.activations import ActivationLike, get_activation
 from rmt_deq.errors import InvalidParameterError, ShapeMismatchError, UnknownOptionError
 from rmt_deq.fixed_point.solution import FixedPointSolution
 from rmt_deq.kernels._newton import NewtonOptions, solve_fixed_point
-from rmt_deq.kernels._tiles import (MIN_TILE, choose_tile, ntk_groups, solve_tiled,
+from rmt_deq.kernels._tiles import (FIXED_BYTES, MIN_TILE, choose_tile, ntk_groups, solve_tiled,
                                    tiled_memory)
 from rmt_deq.kernels.result import Kernel
 from rmt_deq.moments.bivariate import DEFAULT_KMAX, DEFAULT_TOL, METHODS
@@ -147,7 +147,7 @@ class ExactDetails:
 _CK_PEAK_ARRAYS = {"closed": 16, "mehler": 16, "quadrature": 28}
 #: what does not grow like n^2 (bounded by the measurements at small n): the Hermite
 #: tables and quadrature rules built on a first call, the threads' row blocks of the series
-_CK_FIXED_BYTES = 64 * 2 ** 20
+_CK_FIXED_BYTES = FIXED_BYTES
 
 
 def _exact_ck_memory(n: int, p: int, method: str) -> float:
