@@ -279,6 +279,6 @@ def solve_tiled(act: Activation, sa: float, sb: float, X: np.ndarray, norms2: np
                 f"iterations")
     if ntk is not None and len(selected) == 1:
         groups = {selected[0]: ntk}
-    return Tiled(ck=ck, ntk=ntk, groups=groups, report=report, diagonal=diag_report, method=engine.method,
-                 series_order=prob.series_order, quadrature_pairs=prob.quadrature_pairs,
+    return Tiled(ck=ck, ntk=ntk, groups=groups, report=report, diagonal=diag_report,
+                 method=engine.method, series_order=prob.series_order, quadrature_pairs=prob.quadrature_pairs,
                  tile=tile, tiles=len(tiles))
