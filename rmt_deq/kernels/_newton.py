@@ -28,7 +28,8 @@ from rmt_deq.fixed_point.solution import FixedPointSolution
 from rmt_deq.moments.scales import one_dimensional_moments
 from rmt_deq.moments.pairs import PairExpectations
 
-__all__ = ["NewtonOptions", "FixedPoint", "solve_diagonal", "solve_fixed_point"]
+__all__ = ["NewtonOptions", "FixedPoint", "solve_diagonal", "prepare", "linearised_start",
+           "solve_fixed_point"]
 
 # ---- the diagonal solve
 #: the Newton start is at least this fraction of sb ||x_i||^2 (the root lies above it)
@@ -146,15 +147,13 @@ class NewtonOptions:
     workers: int | None
 
 
-def solve_fixed_point(act: Activation, sa: float, sb: float, X: np.ndarray,
-                      norms2: np.ndarray, sol: FixedPointSolution, opts: NewtonOptions
-                      ) -> FixedPoint:
-    """The Implicit-CK fixed point for validated inputs (see the module docstring)."""
+def prepare(act: Activation, sa: float, sb: float, norms2: np.ndarray,
+            sol: FixedPointSolution, opts: NewtonOptions
+            ) -> tuple[np.ndarray, SolverReport, PairExpectations]:
+    """The diagonal Sigma_ii (solved first: every pair needs it), its report, and the pair
+    engine at those variances; NoFixedPointError when sa E[phi'(u_i)^2] >= 1."""
     c = float(sol.centring)
-    XtX = X.T @ X
-    n = XtX.shape[0]
     tol, max_iter = opts.tol, opts.max_iter
-
     # ---- diagonal: scalar equations, started from the first-order prediction
     start = sol.tau ** 2 + sol.alpha4 * (norms2 - sol.tau0 ** 2)
     start = np.where(start > 0, start, sol.tau ** 2)
@@ -169,17 +168,41 @@ def solve_fixed_point(act: Activation, sa: float, sb: float, X: np.ndarray,
             f"sa E[phi'(u_i)^2] = {worst:.6g} >= 1 at sample {i} ({act.name!r}, sa = {sa:g}): "
             f"1 - sa Gdot vanishes, so the Implicit-CK fixed point is not unique and the NTK "
             f"diverges; reduce sa")
+    return Sd, diag_report, engine
 
-    # ---- off-diagonal: Newton on the whole matrix, started from the linearised equation
-    s = np.sqrt(Sd)
+
+def linearised_start(engine: PairExpectations, sa: float, sb: float, c: float,
+                     XtX: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
+    """The off-diagonal Newton start on the block ``rows`` x ``cols`` of Sigma (the
+    linearised equation, clipped to |Sigma_ij| <= sqrt(Sigma_ii Sigma_jj)); ``XtX`` is that
+    block of X^T X.  The caller sets Sigma_ii on a block of the diagonal."""
+    s = engine.s
     mom = engine.moments                                  # certified 1-D moments at s
     c0 = mom["mean"] - c                                  # E[phi_c(u_i)]
     e1 = mom["e1"]                                        # E[phi'(u_i)]
-    denom = 1.0 - sa * np.multiply.outer(e1, e1)
-    Sigma = (sa * np.multiply.outer(c0, c0) + sb * XtX) / np.where(
+    denom = 1.0 - sa * np.multiply.outer(e1[rows], e1[cols])
+    Sigma = (sa * np.multiply.outer(c0[rows], c0[cols]) + sb * XtX) / np.where(
         denom > LINEARISED_DENOM_MIN, denom, 1.0)
-    ss = np.multiply.outer(s, s)
+    ss = np.multiply.outer(s[rows], s[cols])
     np.clip(Sigma, -ss, ss, out=Sigma)
+    return Sigma
+
+
+def solve_fixed_point(act: Activation, sa: float, sb: float, X: np.ndarray,
+                      norms2: np.ndarray, sol: FixedPointSolution, opts: NewtonOptions
+                      ) -> FixedPoint:
+    """The Implicit-CK fixed point for validated inputs (see the module docstring)."""
+    c = float(sol.centring)
+    XtX = X.T @ X
+    n = XtX.shape[0]
+    tol, max_iter = opts.tol, opts.max_iter
+    Sd, diag_report, engine = prepare(act, sa, sb, norms2, sol, opts)
+
+    # ---- off-diagonal: Newton on the whole matrix, started from the linearised equation
+    s = np.sqrt(Sd)
+    everything = slice(None)
+    Sigma = linearised_start(engine, sa, sb, c, XtX, everything, everything)
+    ss = np.multiply.outer(s, s)
     np.fill_diagonal(Sigma, Sd)
     scale = float(Sd.max())
     history: list[float] = []

@@ -33,6 +33,11 @@ Every route returns a :class:`~rmt_deq.kernels.result.Kernel` (``route="exact"``
 is G, ``ntk`` the sum of the selected groups, ``report`` the off-diagonal Newton
 iteration, ``solution`` the four-equation solution of the centring, and ``info`` an
 :class:`ExactDetails` (Sigma, Gdot, X^T X, the engine, the diagonal solve).
+
+When the whole-matrix iteration would exceed ``max_memory``, the same iteration runs in
+tiles (:mod:`rmt_deq.kernels._tiles`): the result then holds only the requested n x n
+output(s), ``ck`` and/or ``ntk`` (Sigma, Gdot and X^T X are not kept, nor the per-group
+matrices of a multi-group NTK).  Measurements: docs/exact_kernels.md.
 """
 from __future__ import annotations
 
@@ -49,6 +54,8 @@ from rmt_deq.activations import ActivationLike, get_activation
 from rmt_deq.errors import InvalidParameterError, ShapeMismatchError, UnknownOptionError
 from rmt_deq.fixed_point.solution import FixedPointSolution
 from rmt_deq.kernels._newton import NewtonOptions, solve_fixed_point
+from rmt_deq.kernels._tiles import (FIXED_BYTES, MIN_TILE, choose_tile, ntk_groups, solve_tiled,
+                                   tiled_memory)
 from rmt_deq.kernels.result import Kernel
 from rmt_deq.moments.bivariate import DEFAULT_KMAX, DEFAULT_TOL, METHODS
 from rmt_deq.moments.pair_closed import has_closed_form
@@ -75,12 +82,13 @@ class ExactDetails:
 
     Attributes
     ----------
-    Sigma : ndarray, shape (n, n)
-        Preactivation covariance at the fixed point, Sigma = sa G + sb X^T X.
-    Gdot : ndarray, shape (n, n)
-        E[phi'(u_i) phi'(u_j)] (uncentred derivative) at the same Sigma.
-    XtX : ndarray, shape (n, n)
-        The input Gram matrix X^T X.
+    Sigma : ndarray, shape (n, n), or None
+        Preactivation covariance at the fixed point, Sigma = sa G + sb X^T X (None when
+        computed in tiles).
+    Gdot : ndarray, shape (n, n), or None
+        E[phi'(u_i) phi'(u_j)] (uncentred derivative) at the same Sigma (None in tiles).
+    XtX : ndarray, shape (n, n), or None
+        The input Gram matrix X^T X (None in tiles).
     sa, sb : float
         The weight variances of the fixed point.
     method : str
@@ -93,28 +101,41 @@ class ExactDetails:
         The bracketed Newton solve of the diagonal (the residual is the largest
         |F(Sigma_ii)| / Sigma_ii; a sample whose Newton step reached the rounding level of
         Sigma_ii stops there, which the message says).
+    tile : int
+        The tile size when the fixed point was solved in tiles (0: the whole matrix at
+        once); the tiles' pairs are the unblocked numbers to a few ulps (the Mehler
+        series: to ``expectation_tol``), see :mod:`rmt_deq.kernels._tiles`.
+    tiles : int
+        The number of tiles (of the upper triangle; 0 for the whole matrix).
     """
 
-    Sigma: np.ndarray = field(repr=False)
-    Gdot: np.ndarray = field(repr=False)
-    XtX: np.ndarray = field(repr=False)
+    Sigma: np.ndarray | None = field(repr=False)
+    Gdot: np.ndarray | None = field(repr=False)
+    XtX: np.ndarray | None = field(repr=False)
     sa: float
     sb: float
     method: str
     series_order: int
     quadrature_pairs: int
     diagonal: SolverReport
+    tile: int = 0
+    tiles: int = 0
 
     def __post_init__(self) -> None:
         for name in ("Sigma", "Gdot", "XtX"):
-            object.__setattr__(self, name, readonly(getattr(self, name), dtype=float))
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, readonly(getattr(self, name), dtype=float))
 
     def to_dict(self) -> dict:
-        """JSON-ready summary: the variances, the engine and the diagonal solve."""
-        return {"sa": self.sa, "sb": self.sb, "method": self.method,
-                "series_order": int(self.series_order),
-                "quadrature_pairs": int(self.quadrature_pairs),
-                "diagonal": self.diagonal.to_dict()}
+        """JSON-ready summary: the variances, the engine and the diagonal solve (and the
+        tiles, when the fixed point was solved in tiles)."""
+        d = {"sa": self.sa, "sb": self.sb, "method": self.method,
+             "series_order": int(self.series_order),
+             "quadrature_pairs": int(self.quadrature_pairs),
+             "diagonal": self.diagonal.to_dict()}
+        if self.tile:
+            d.update(tile=int(self.tile), tiles=int(self.tiles))
+        return d
 
 
 # ----------------------------------------------------------------------------------------
@@ -126,7 +147,7 @@ class ExactDetails:
 _CK_PEAK_ARRAYS = {"closed": 16, "mehler": 16, "quadrature": 28}
 #: what does not grow like n^2 (bounded by the measurements at small n): the Hermite
 #: tables and quadrature rules built on a first call, the threads' row blocks of the series
-_CK_FIXED_BYTES = 64 * 2 ** 20
+_CK_FIXED_BYTES = FIXED_BYTES
 
 
 def _exact_ck_memory(n: int, p: int, method: str) -> float:
@@ -135,28 +156,27 @@ def _exact_ck_memory(n: int, p: int, method: str) -> float:
     return 8.0 * (arrays * n * n + 2 * p * n) + _CK_FIXED_BYTES
 
 
-def _check_kernel_memory(n: int, p: int, method: str, max_memory: Any, what: str) -> None:
-    """Refuse up front an exact kernel whose working set exceeds the budget."""
-    arrays = _CK_PEAK_ARRAYS.get(method, max(_CK_PEAK_ARRAYS.values()))
-    check_memory(_exact_ck_memory(n, p, method), memory_budget(max_memory),
-                 f"{what} (n = {n}: about {arrays} n x n float64 arrays)",
-                 "use fewer samples, or raise max_memory (bytes) if the machine has the "
-                 "memory")
-
-
-def _ntk_groups(G: np.ndarray, Gdot: np.ndarray, XtX: np.ndarray, sa: float, sb: float,
-                selected: tuple[str, ...]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The selected NTK groups and their sum (docs/theory.md §2)."""
-    gain = 1.0 / (1.0 - sa * Gdot)
-    parts: dict[str, np.ndarray] = {}
-    for g in selected:
-        if g == "v":
-            parts[g] = np.array(G)
-        elif g == "A":
-            parts[g] = sa * G * Gdot * gain
-        else:
-            parts[g] = sb * XtX * Gdot * gain
-    return parts, np.asarray(sum(parts.values()))
+def _plan_memory(n: int, p: int, method: str, outputs: int, max_memory: Any, what: str,
+                 tile: int | None) -> int:
+    """0 when the whole-matrix iteration fits ``max_memory``, else the tile size of the
+    tiled solve (``tile`` forces one); MemoryBudgetError when not even a smallest tile
+    fits."""
+    budget = memory_budget(max_memory)
+    if tile is None and _exact_ck_memory(n, p, method) <= budget:
+        return 0
+    if tile is None:
+        tile = choose_tile(n, p, outputs, budget, method)
+    if tile is None:
+        smallest = min(MIN_TILE, n)
+        needed = tiled_memory(n, p, outputs, smallest, method)
+        check_memory(needed, budget,
+                     f"{what} (n = {n}: in tiles, {outputs} n x n float64 output(s) and a "
+                     f"{smallest} x {smallest} tile's workspace)",
+                     f"raise max_memory (bytes) to at least {needed:.4g} if the machine has "
+                     f"the memory, use fewer samples, or ask for one kernel only (get)")
+    check_memory(tiled_memory(n, p, outputs, tile, method), budget,
+                 f"{what} (n = {n}: in tiles of {tile})", "use a smaller tile")
+    return tile
 
 
 def _check_get(get: Any) -> tuple[str, ...]:
@@ -196,6 +216,8 @@ def exact_kernels(
     kmax: int = DEFAULT_KMAX,
     workers: int | None = None,
     max_memory: float | None = None,
+    _tile: int | None = None,
+    _keep_groups: bool = False,
 ) -> Kernel:
     """Exact infinite-width CK and/or NTK of the DEQ for data X (docs/theory.md §2).
 
@@ -244,7 +266,15 @@ def exact_kernels(
         most 8).
     max_memory : float, optional
         Bytes the computation may use (default 2 GiB); checked before anything of size
-        n x n is allocated, against an estimate of the peak working set.
+        n x n is allocated, against an estimate of the peak working set.  When the
+        whole-matrix iteration would exceed it, the fixed point is solved in tiles that
+        fit (the peak is then the requested output(s), one n x n float64 matrix each, plus
+        the tile's workspace); see the Returns for what a tiled result holds.
+    _tile : int, optional
+        Private: force the tiled solve with this tile size (for tests).
+    _keep_groups : bool
+        Private: keep each group's NTK matrix in tiles too (what :func:`exact_ntk` and
+        :func:`published_ntk` promise), counted in the memory budget.
 
     Returns
     -------
@@ -253,7 +283,10 @@ def exact_kernels(
         and ``selected``; ``tau0`` and ``tau0_source``; ``report`` (the off-diagonal
         Newton iteration, converged to ``tol``); ``solution`` (the four-equation solution
         of the centring); ``info`` an :class:`ExactDetails` (Sigma, Gdot, X^T X, the
-        engine, the diagonal solve).
+        engine, the diagonal solve).  Solved in tiles (``info.tile`` > 0): ``info``'s
+        Sigma, Gdot and X^T X are None, and ``groups`` holds the NTK of a single selected
+        group only (the per-group matrices of several groups would each be another n x n
+        array; ``ntk`` is their sum; :func:`exact_ntk` keeps them).
 
     Raises
     ------
@@ -265,7 +298,7 @@ def exact_kernels(
     UnknownOptionError
         Unknown method, kernel name or NTK group.
     MemoryBudgetError
-        The estimated working set exceeds ``max_memory``.
+        Not even the tiled solve with the smallest tile fits ``max_memory``.
     NoFixedPointError
         sa E[phi'(u_i)^2] >= 1 for some sample (then 1 - sa Gdot vanishes somewhere and the
         off-diagonal equations lose uniqueness), or the diagonal equation has no root.
@@ -299,8 +332,12 @@ def exact_kernels(
     resolved = method
     if method == "auto":
         resolved = "closed" if has_closed_form(act) else "mehler"
-    _check_kernel_memory(Xa.shape[1], Xa.shape[0], resolved, max_memory,
-                         "the exact Implicit-CK")
+    if _tile is not None:
+        _tile = check_positive_int(_tile, "_tile")
+    keep_groups = bool(_keep_groups) and len(sel) > 1
+    tile = _plan_memory(Xa.shape[1], Xa.shape[0], resolved,
+                        len(kinds) + (len(sel) if keep_groups else 0), max_memory,
+                        "the exact Implicit-CK", _tile)
     norms2 = np.sum(Xa * Xa, axis=0)
     if np.any(norms2 <= 0):
         zero = np.flatnonzero(norms2 <= 0)
@@ -308,11 +345,21 @@ def exact_kernels(
             f"X has {zero.size} zero column(s) (first: {int(zero[0])}); the Implicit-CK needs "
             f"every sample to be nonzero")
     sol, tau0_source = centring_solution(act, sa, sb, Xa, tau0, solution, labels)
+    if tile:
+        tl = solve_tiled(act, sa, sb, Xa, norms2, sol, opts, tile, kinds, sel, keep_groups)
+        details = ExactDetails(Sigma=None, Gdot=None, XtX=None, sa=sa, sb=sb,
+                               method=tl.method, series_order=tl.series_order,
+                               quadrature_pairs=tl.quadrature_pairs, diagonal=tl.diagonal,
+                               tile=tl.tile, tiles=tl.tiles)
+        return Kernel(route="exact", network="deq", ck=tl.ck, ntk=tl.ntk,
+                      groups=tl.groups, selected=sel,
+                      tau0=float(sol.tau0), tau0_source=tau0_source, report=tl.report,
+                      solution=sol, info=details)
     fp = solve_fixed_point(act, sa, sb, Xa, norms2, sol, opts)
     details = ExactDetails(Sigma=fp.Sigma, Gdot=fp.Gdot, XtX=fp.XtX, sa=sa, sb=sb,
                            method=fp.method, series_order=fp.series_order,
                            quadrature_pairs=fp.quadrature_pairs, diagonal=fp.diagonal)
-    parts, total = _ntk_groups(fp.G, fp.Gdot, fp.XtX, sa, sb, sel) if sel else ({}, None)
+    parts, total = ntk_groups(fp.G, fp.Gdot, fp.XtX, sa, sb, sel) if sel else ({}, None)
     return Kernel(route="exact", network="deq", ck=fp.G if "ck" in kinds else None,
                   ntk=total, groups=parts, selected=sel, tau0=float(sol.tau0),
                   tau0_source=tau0_source, report=fp.report, solution=sol, info=details)
@@ -370,7 +417,11 @@ def ntk_from_kernel(kernel: Kernel, groups: Iterable[str] = NTK_GROUPS) -> Kerne
     sel = check_groups(groups, NTK_GROUPS)
     _check_exact(kernel)
     d: ExactDetails = kernel.info
-    parts, total = _ntk_groups(kernel.ck, d.Gdot, d.XtX, d.sa, d.sb, sel)
+    if d.Gdot is None:
+        raise InvalidParameterError(
+            "this exact CK was solved in tiles and keeps no Gdot or X^T X to build the NTK "
+            "from; compute both at once with exact_kernels(..., get=('ck', 'ntk'))")
+    parts, total = ntk_groups(kernel.ck, d.Gdot, d.XtX, d.sa, d.sb, sel)
     return kernel.replace(ntk=total, groups=parts, selected=sel)
 
 
@@ -441,7 +492,9 @@ def exact_ntk(
     Returns
     -------
     Kernel
-        ``ntk`` (n x n), the per-group matrices in ``groups`` and the CK G in ``ck``.
+        ``ntk`` (n x n), the per-group matrices in ``groups`` and the CK G in ``ck``
+        (solved in tiles when the whole matrix exceeds ``max_memory``: the groups are kept
+        then too, each one more n x n array in the budget).
 
     Raises
     ------
@@ -455,7 +508,8 @@ def exact_ntk(
     check_options(options, _OPTIONS, "exact_ntk")
     if ck is not None:
         return ntk_from_kernel(_given_ck(X, activation, sa, sb, ck, options), sel)
-    return exact_kernels(X, activation, sa, sb, get=KERNEL_KINDS, groups=sel, **options)
+    return exact_kernels(X, activation, sa, sb, get=KERNEL_KINDS, groups=sel,
+                         _keep_groups=True, **options)
 
 
 def published_ntk(

@@ -211,15 +211,64 @@ class PairExpectations:
                 self._fill_quadrature(rho, iu, ju, G, D)
         return G, D
 
+    def _quadrature_values(self, kind: str, iu: np.ndarray, ju: np.ndarray, r: np.ndarray
+                           ) -> np.ndarray:
+        """E[f(u_i) f(u_j)] by 2-D quadrature for the pairs (iu, ju) at correlations r."""
+        d = self.diag_phi if kind == "phi" else self.diag_dphi
+        scale = np.sqrt(np.abs(d[iu] * d[ju]))
+        scale = np.where(scale > 0, scale, 1.0)
+        return quad_pairs(self.act, kind, self.centring, self.s[iu], self.s[ju], r, scale,
+                          self.tol)
+
     def _fill_quadrature(self, rho: np.ndarray, iu: np.ndarray, ju: np.ndarray,
                          G: np.ndarray, D: np.ndarray) -> None:
-        su, sv, r = self.s[iu], self.s[ju], rho[iu, ju]
-        for kind, out, d in (("phi", G, self.diag_phi), ("dphi", D, self.diag_dphi)):
-            scale = np.sqrt(np.abs(d[iu] * d[ju]))
-            scale = np.where(scale > 0, scale, 1.0)
-            vals = quad_pairs(self.act, kind, self.centring, su, sv, r, scale, self.tol)
+        r = rho[iu, ju]
+        for kind, out in (("phi", G), ("dphi", D)):
+            vals = self._quadrature_values(kind, iu, ju, r)
             out[iu, ju] = vals
             out[ju, iu] = vals
+
+    def _mehler_tile(self, rho: np.ndarray, rows: slice, cols: slice, on_diagonal: bool
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """The Mehler series on one tile, its order from the tile's largest |rho|; pairs
+        beyond the reach of kmax by 2-D quadrature (as :meth:`_mehler` per row block)."""
+        absr = np.abs(rho)
+        if on_diagonal:
+            np.fill_diagonal(absr, 0.0)
+        amax = float(absr.max()) if absr.size else 0.0
+        cut = 1.0
+        for kind in KINDS:
+            if self._order_for(kind, amax) < 0:
+                cut = min(cut, float(self._limits[kind][-1]))
+        far = absr > cut if cut < 1.0 else None
+        if far is not None:
+            absr[far] = 0.0
+        bmax = float(absr.max()) if absr.size else 0.0
+        out = []
+        orders = []
+        for kind in KINDS:
+            K = max(self._order_for(kind, bmax), 0)
+            orders.append(K)
+            CT = self._CT[kind]
+            acc = np.multiply.outer(CT[K, rows], CT[K, cols])
+            tmp = np.empty_like(acc)
+            for k in range(K - 1, -1, -1):
+                acc *= rho
+                np.multiply.outer(CT[k, rows], CT[k, cols], out=tmp)
+                acc += tmp
+            out.append(acc)
+        self.last_order = max(orders)
+        self.last_quadrature_pairs = 0
+        if far is not None:
+            if on_diagonal:
+                far = np.triu(far, 1)
+            li, lj = np.nonzero(far)
+            self.last_quadrature_pairs = int(li.size)
+            if li.size:
+                iu, ju = li + rows.start, lj + cols.start
+                for kind, acc in zip(KINDS, out):
+                    acc[li, lj] = self._quadrature_values(kind, iu, ju, rho[li, lj])
+        return out[0], out[1]
 
     # --- public -----------------------------------------------------------------------
     def evaluate(self, Sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -248,4 +297,52 @@ class PairExpectations:
             self.last_order, self.last_quadrature_pairs = 0, int(iu.size)
         np.fill_diagonal(G, self.diag_phi)
         np.fill_diagonal(D, self.diag_dphi)
+        return G, D
+
+    def evaluate_tile(self, Sigma: np.ndarray, rows: slice, cols: slice
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """G and Gdot on one tile ``rows`` x ``cols`` of the covariance.
+
+        Parameters
+        ----------
+        Sigma : ndarray, shape (len(rows), len(cols))
+            The covariances Sigma_ij of the tile.
+        rows, cols : slice
+            Contiguous index ranges (step 1, explicit start); ``rows == cols`` is a tile on
+            the diagonal, whose diagonal entries are ignored (set to the variances).
+
+        Returns
+        -------
+        G, Gdot : ndarray, shape (len(rows), len(cols))
+            Each pair (i, j) by the same elementwise formulas as :meth:`evaluate`: the
+            closed forms and the quadrature give the same numbers to a few ulps; the Mehler
+            series takes its order from the tile's largest |rho| (not the row block's), so
+            it agrees to the certified ``tol``.  On a diagonal tile only the upper triangle
+            (i < j) is meant (the quadrature fills nothing below it).
+        """
+        S = np.asarray(Sigma, float)
+        rho = S / np.multiply.outer(self.s[rows], self.s[cols])
+        np.clip(rho, -1.0, 1.0, out=rho)
+        on_diagonal = rows == cols
+        if on_diagonal:
+            np.fill_diagonal(rho, 1.0)
+        if self.method == "closed":
+            res = closed_pair_expectations(self.act, self.centring, self.s[rows, None],
+                                           self.s[None, cols], rho)
+            G, D = res["phi"], res["dphi"]
+            self.last_order, self.last_quadrature_pairs = 0, 0
+        elif self.method == "mehler":
+            G, D = self._mehler_tile(rho, rows, cols, on_diagonal)
+        else:
+            G = np.zeros(rho.shape)
+            D = np.zeros(rho.shape)
+            li, lj = np.nonzero(np.triu(np.ones(rho.shape, bool), 1) if on_diagonal
+                                else np.ones(rho.shape, bool))
+            iu, ju = li + rows.start, lj + cols.start
+            G[li, lj] = self._quadrature_values("phi", iu, ju, rho[li, lj])
+            D[li, lj] = self._quadrature_values("dphi", iu, ju, rho[li, lj])
+            self.last_order, self.last_quadrature_pairs = 0, int(li.size)
+        if on_diagonal:
+            np.fill_diagonal(G, self.diag_phi[rows])
+            np.fill_diagonal(D, self.diag_dphi[rows])
         return G, D
