@@ -77,6 +77,9 @@ _ROUNDING = 1e-13
 #: most draws in one chunk
 _CHUNK_BYTES = 2 ** 23
 _MAX_CHUNK = 16
+#: when a single matrix exceeds the cache budget, draws are still formed a few at a time
+#: (up to these bytes), so that forming reads the b batch deviations once per few draws
+_FORM_BYTES = 2 ** 27
 
 
 def sign_draws(gen: np.random.Generator, b: int, draws: int) -> np.ndarray:
@@ -203,7 +206,10 @@ def certified_sign_norms(flat: np.ndarray, eps: np.ndarray, n: int, gen: np.rand
     delta = FAILURE_PROBABILITY / D
     t = float(special.betaincinv(0.5, 0.5 * (n - 1), delta))
     limit = 1.0 / t
-    chunk = int(max(1, min(_MAX_CHUNK, D, _CHUNK_BYTES // (8 * n * n))))
+    size = 8 * n * n
+    chunk = int(max(1, min(_MAX_CHUNK, D, _CHUNK_BYTES // size)))
+    if chunk == 1:
+        chunk = int(max(1, min(4, D, _FORM_BYTES // size)))
     gram = flat @ flat.T                      # <Delta_i, Delta_j>: ||E_d||_F^2 = eps G eps
     fro_all = np.sqrt(np.maximum(np.einsum("di,ij,dj->d", eps, gram, eps), 0.0))
     floor = _ROUNDING * float(np.sum(np.sqrt(np.maximum(np.diag(gram), 0.0))))
