@@ -362,26 +362,50 @@ def _sampled_summary(res: Any, kind: str, out: str, shape: tuple) -> str:
 
 
 class _ProgressBar:
-    """Text progress bar for sampled kernels, redrawn in place on a stream."""
+    """Text progress bar for sampled kernels, redrawn in place on a stream.
+
+    The realizations fill the bar up to R/(R + 1); the final error bars (phase "error
+    bar", counted in bootstrap sign draws) fill the last step, so the bar is full only
+    when the whole computation is.
+    """
 
     def __init__(self, stream, width: int = 30) -> None:
         self.stream, self.width = stream, width
+        self._open = 0                       # length of the line being redrawn, 0 if none
+        self._phase_start = 0.0
 
     def __call__(self, p) -> None:
-        frac = p.realization / p.realizations
-        done = int(round(self.width * frac))
-        eta = p.elapsed / p.realization * (p.realizations - p.realization)
-        err = "" if p.relative_error is None else f"  rel. MC error {p.relative_error:.2e}"
-        self.stream.write(f"\r[{'#' * done}{'.' * (self.width - done)}] "
-                          f"{p.realization}/{p.realizations}  {p.elapsed:6.1f}s  "
-                          f"eta {eta:6.1f}s{err}")
-        if p.realization == p.realizations:
-            self.stream.write("\n")
+        if p.phase == "error bar":
+            if p.draws_done == 0:
+                self._phase_start = p.elapsed
+            f = 1.0 if p.draws_total == 0 else p.draws_done / p.draws_total
+            frac = (p.realization + f) / (p.realization + 1)
+            spent = p.elapsed - self._phase_start
+            eta = f"{spent / f * (1.0 - f):6.1f}s" if f > 0 else "     ?"
+            text = (f"{p.realization}/{p.realizations}  error bar {p.draws_done}/"
+                    f"{p.draws_total} sign draws  {p.elapsed:6.1f}s  eta {eta}")
+            finished = p.draws_done == p.draws_total
+        else:
+            frac = p.realization / (p.realizations + 1)
+            eta = p.elapsed / p.realization * (p.realizations - p.realization)
+            err = "" if p.relative_error is None else f"  rel. MC error {p.relative_error:.2e}"
+            text = (f"{p.realization}/{p.realizations}  {p.elapsed:6.1f}s  "
+                    f"eta {eta:6.1f}s{err}")
+            finished = False
+        done = int(self.width * frac)            # full only when everything is done
+        line = f"[{'#' * done}{'.' * (self.width - done)}] {text}"
+        self.stream.write("\r" + line.ljust(self._open))
+        self._open = len(line)
+        if finished:
+            self.close()
         self.stream.flush()
 
     def close(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
+        """End the line being redrawn (nothing if there is none)."""
+        if self._open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open = 0
 
 
 def _sampled_given(args: argparse.Namespace) -> list[str]:

@@ -73,6 +73,10 @@ def test_sampled_ntk_float32_info_and_progress(npz, tmp_path, capsys, family):
     assert math.isclose(d["mc_error"], lib.error["ntk"])
     err = capsys.readouterr().err
     assert "3/3" in err and "[" in err                     # the progress bar was drawn
+    # it covers the error bars too (3 of them: ntk, v, A): full once, at their end
+    full = [seg for seg in err.split("\r") if "[" + "#" * 30 + "]" in seg]
+    assert len(full) == 1 and "error bar 600/600 sign draws" in full[0]
+    assert "error bar 0/600 sign draws" in err
 
 
 def test_sampled_early_stop_and_single_realization(npz, tmp_path):

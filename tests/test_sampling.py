@@ -13,6 +13,9 @@ from rmt_deq.errors import (ConvergenceError, InvalidParameterError, ShapeMismat
                             UnknownOptionError)
 from rmt_deq.sampling.deq import sampled_ck, sampled_kernel, sampled_ntk
 from rmt_deq.kernels.result import Kernel
+from rmt_deq.sampling import _bootstrap
+from rmt_deq.sampling._bootstrap import (NORM_RTOL, bootstrap_bound, certified_sign_norms,
+                                         exact_sign_norms, sign_draws)
 from rmt_deq.sampling._montecarlo import MonteCarloOptions, SamplerOptions, mc_error_bound
 from rmt_deq.networks.weights import WEIGHT_FAMILIES, weight_matrix
 
@@ -256,13 +259,77 @@ def test_mc_error_bound_on_known_gaussian_matrices():
         mc_error_bound(S[:1], [per])
 
 
+def _batch_deviations(rng, b, n, spike=0.0):
+    """Delta_j = S_j - mean for b batch sums of symmetric Gaussian matrices (+ a random
+    rank-one spike of size ``spike`` per batch, for a separated top eigenvalue)."""
+    S = rng.standard_normal((b, n, n))
+    S = (S + S.transpose(0, 2, 1)) / 2
+    if spike:
+        u = rng.standard_normal(n)
+        u /= np.linalg.norm(u)
+        S += spike * rng.standard_normal(b)[:, None, None] * np.outer(u, u)[None]
+    return S - S.mean(axis=0)
+
+
+@pytest.mark.parametrize("n, spike", [(90, 0.0), (90, 30.0), (20, 0.0)])
+def test_certified_norms_within_their_stated_tolerance(n, spike):
+    """Each certified sign-sum norm lies in [||E||, (1 + NORM_RTOL) ||E||] (the guarantee
+    of the stopping rule; dense eigenvalues as reference, bounded by rounding), so the
+    error bar lies between the dense one and (1 + NORM_RTOL) times it."""
+    rng = np.random.default_rng(n + int(spike))
+    b = 8
+    Delta = _batch_deviations(rng, b, n, spike)
+    gen = np.random.default_rng(7)
+    eps = sign_draws(gen, b, 60)
+    flat = Delta.reshape(b, -1)
+    exact = exact_sign_norms(flat, eps, n)
+    nu = certified_sign_norms(flat, eps, n, gen)
+    # rounding: a few hundred ulps of the sum of magnitudes sum_j ||Delta_j||_F (equal
+    # signs give an exact zero whose computed norm is rounding noise)
+    atol = 1e-13 * sum(np.linalg.norm(Delta[j]) for j in range(b))
+    assert np.all(nu >= exact - atol)
+    assert np.all(nu <= exact * (1 + NORM_RTOL) + atol)
+    counts = np.full(b, 2.0)
+    kw = dict(confidence=0.9, draws=60, rng=3)
+    dense = bootstrap_bound(Delta, counts, exact=True, **kw)
+    fast = bootstrap_bound(Delta, counts, **kw)
+    atol *= math.sqrt(b / (b - 1.0)) / counts.sum() * 2       # the bar's scale factors
+    assert dense - atol <= fast <= dense * (1 + NORM_RTOL) + atol
+
+
+def test_certified_norms_fallback_and_zero_sums(monkeypatch):
+    """Sign sums not certified within the step limit are decomposed densely (exact);
+    identical batches give a zero error bar (up to rounding)."""
+    rng = np.random.default_rng(11)
+    b, n = 6, 40
+    Delta = _batch_deviations(rng, b, n)
+    gen = np.random.default_rng(1)
+    eps = sign_draws(gen, b, 10)
+    flat = Delta.reshape(b, -1)
+    monkeypatch.setattr(_bootstrap, "MAX_LANCZOS_STEPS", 3)      # too few to certify
+    nu = certified_sign_norms(flat, eps, n, gen)
+    exact = exact_sign_norms(flat, eps, n)
+    assert np.allclose(nu, exact, rtol=1e-12, atol=0)
+    monkeypatch.undo()
+    S = np.repeat(rng.standard_normal((1, n, n)), b, axis=0)
+    S = S + S.transpose(0, 2, 1)
+    bound, norm = mc_error_bound(S, np.ones(b), draws=20, rng=0)
+    assert 0.0 <= bound <= 1e-12 * norm            # zero, up to rounding of the mean
+
+
 def test_early_stop_progress_and_chunking(small):
     seen = []
     S = sampled_ck(small, "relu", 0.3, width=80, realizations=40, batches=4, rng=2,
                    target_error=10.0, progress=seen.append)
     assert S.info.stopped_early and S.info.realizations == 4
-    assert [e.realization for e in seen] == [1, 2, 3, 4]
-    assert seen[-1].relative_error is not None and S.info.error_history[0][0] == 4
+    real = [e for e in seen if e.phase == "realizations"]
+    assert [e.realization for e in real] == [1, 2, 3, 4]
+    assert real[-1].relative_error is not None and S.info.error_history[0][0] == 4
+    # then the final error bar: its sign draws counted up to the total, in order, last
+    bar = seen[len(real):]
+    assert bar and all(e.phase == "error bar" and e.realization == 4 for e in bar)
+    assert [e.draws_done for e in bar] == sorted(e.draws_done for e in bar)
+    assert bar[0].draws_done == 0 and bar[-1].draws_done == bar[-1].draws_total == 200
     T = sampled_ck(small, "relu", 0.3, width=80, realizations=4, batches=4, rng=2)
     assert np.array_equal(S.matrix, T.matrix)
     C = sampled_ck(small, "relu", 0.3, width=80, realizations=4, batches=4, rng=2,

@@ -4,7 +4,10 @@ Realizations r = 0, 1, ... each draw their weights from the r-th child of one
 ``numpy.random.SeedSequence`` (spawned lazily, so a huge realization budget costs nothing up
 front) and return their kernel matrices; the engine keeps per-batch sums, stops early once
 the Monte-Carlo error bar meets a target, and turns the batch means into an operator-norm
-error bar (:func:`mc_error_bound`).  The samplers' options are dataclasses shared by all of
+error bar (:func:`mc_error_bound`, the multiplier bootstrap of
+:mod:`rmt_deq.sampling._bootstrap`).  The ``progress`` callback hears of every realization
+and then of the final error bars (phase "error bar"), so that a progress display covers
+the whole computation.  The samplers' options are dataclasses shared by all of
 them: :class:`MonteCarloOptions` (how to average) and :class:`SamplerOptions` (what to
 draw, in which precision, within which memory); results are
 :class:`~rmt_deq.kernels.result.Kernel` with ``route="sampled"`` (:func:`_kernel_result`,
@@ -18,20 +21,21 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
-from scipy import special
 
 from rmt_deq._validation import as_rng, check_positive_int, memory_budget
 from rmt_deq.errors import InvalidParameterError
 from rmt_deq.kernels.result import Kernel
 from rmt_deq.metrics import symmetric_operator_norm
 from rmt_deq.networks.weights import check_dtype, check_family
+from rmt_deq.sampling._bootstrap import bootstrap_bound
 
 __all__ = ["SamplingProgress", "MonteCarloOptions", "SamplerOptions", "mc_error_bound"]
 
 
 @dataclass(frozen=True)
 class SamplingProgress:
-    """Passed to the ``progress`` callback after each realization.
+    """Passed to the ``progress`` callback after each realization, then while the final
+    error bars are computed.
 
     Attributes
     ----------
@@ -41,26 +45,54 @@ class SamplingProgress:
         Realizations requested (the most that will run).
     elapsed : float
         Seconds since the start.
-    forward_iterations : int
-        Forward-solver iterations of this realization.
+    forward_iterations : int or None
+        Forward-solver iterations of this realization (None in the error-bar phase).
     adjoint_iterations : int or None
-        Adjoint-solver iterations (NTK only).
+        Adjoint-solver iterations (NTK only; None in the error-bar phase).
     relative_error : float or None
         The Monte-Carlo error estimate relative to ||mean||, when it was computed after
         this realization (early-stopping checks), else None.
+    phase : {"realizations", "error bar"}
+        "realizations" after each realization; "error bar" once they are done, while the
+        error bars of the result are computed: one event before the first sign draw,
+        one after each chunk of draws, the last with ``draws_done == draws_total`` (a
+        single event with both 0 when there is no error bar to compute, R < 2).
+    draws_done, draws_total : int
+        Error-bar phase: bootstrap sign draws done, and to do over all the error bars of
+        the result (``draws`` per error bar); 0 in the realizations phase.
     """
 
     realization: int
     realizations: int
     elapsed: float
-    forward_iterations: int
+    forward_iterations: int | None
     adjoint_iterations: int | None
     relative_error: float | None
+    phase: str = "realizations"
+    draws_done: int = 0
+    draws_total: int = 0
 
 
 def mc_error_bound(batch_sums: np.ndarray, counts: Any, *, confidence: float = 0.95,
                    draws: int = 200, rng: Any = 0) -> tuple[float, float]:
     """Operator-norm Monte-Carlo error bar of a mean from batch sums.
+
+    What it estimates: with M the mean of R = sum_j n_j realizations and
+    Delta_j = S_j - n_j M, the ``confidence``-quantile over ``draws`` random sign vectors
+    eps of ||sum_j eps_j Delta_j||_2 sqrt(b/(b-1)) / R (a multiplier bootstrap of the law
+    of ||M - E M||_2), times t_{b-1}/z at the two-sided level (1 + confidence)/2 (the
+    Student correction for a scale estimated from b batches; docs/theory.md §8).
+
+    Guarantee: each sign-sum norm comes from Lanczos iteration with a certified stop
+    (:mod:`rmt_deq.sampling._bootstrap`): it lies in [||E||, (1 + NORM_RTOL) ||E||], the
+    lower end for all draws at once except with probability FAILURE_PROBABILITY (over
+    the random start vectors); a sign sum that is not certified within
+    MAX_LANCZOS_STEPS steps is decomposed densely.  So the returned bound lies between
+    the bootstrap bound with exact norms and (1 + NORM_RTOL) times it (up to rounding),
+    with NORM_RTOL = 0.02 and FAILURE_PROBABILITY = 1e-3.  The bound is deterministic
+    given ``rng``; it is a statistical bar, not a worst-case one: its coverage is the
+    claimed ``confidence`` approximately, for batches that are independent and large
+    enough for their sums to be near-Gaussian.
 
     Parameters
     ----------
@@ -73,7 +105,7 @@ def mc_error_bound(batch_sums: np.ndarray, counts: Any, *, confidence: float = 0
     draws : int
         Random sign vectors of the multiplier bootstrap.
     rng : int or Generator
-        Seed of the signs (the bound is deterministic given it).
+        Seed of the signs and of the Lanczos start vectors.
 
     Returns
     -------
@@ -81,6 +113,11 @@ def mc_error_bound(batch_sums: np.ndarray, counts: Any, *, confidence: float = 0
         The error bar (absolute, operator norm).
     norm : float
         ||mean||_2.
+
+    Raises
+    ------
+    InvalidParameterError
+        Fewer than two batches, or an empty one.
     """
     S = np.asarray(batch_sums, float)
     cnt = np.asarray(counts, float)
@@ -91,29 +128,20 @@ def mc_error_bound(batch_sums: np.ndarray, counts: Any, *, confidence: float = 0
     M = S.sum(axis=0) / R
     norm = symmetric_operator_norm(M)
     Delta = S - cnt[:, None, None] * M[None]
-    gen = as_rng(rng)
-    scale = math.sqrt(b / (b - 1.0)) / R
-    flat = Delta.reshape(b, -1)
-    norms = np.empty(draws)
-    for d in range(draws):
-        eps = gen.choice(np.array([-1.0, 1.0]), size=b)
-        E = (eps @ flat).reshape(M.shape)
-        norms[d] = symmetric_operator_norm(E) * scale
-    q = float(np.quantile(norms, confidence))
-    two_sided = 0.5 * (1.0 + confidence)
-    q *= float(special.stdtrit(b - 1, two_sided) / special.ndtri(two_sided))
-    return q, norm
+    return bootstrap_bound(Delta, cnt, confidence=confidence, draws=draws, rng=rng), norm
 
 
 class _Accumulator:
     """Batch sums of named n x n matrices, realization r in batch r mod b."""
 
-    def __init__(self, names: Iterable[str], n: int, batches: int) -> None:
+    def __init__(self, names: Iterable[str], n: int, batches: int,
+                 t_start: float = 0.0) -> None:
         self.names = tuple(names)
         self.b = batches
         self.S = {k: np.zeros((batches, n, n)) for k in self.names}
         self.counts = np.zeros(batches, dtype=np.int64)
         self.R = 0
+        self.t_start = t_start
 
     def add(self, parts: Mapping[str, np.ndarray]) -> None:
         j = self.R % self.b
@@ -132,15 +160,51 @@ class _Accumulator:
     def mean(self, names: Iterable[str]) -> np.ndarray:
         return self.sums(names).sum(axis=0) / self.R
 
-    def error(self, names: Iterable[str], confidence: float, draws: int,
-              seed: int) -> tuple[float, float]:
+    def error(self, names: Iterable[str], confidence: float, draws: int, seed: int,
+              on_chunk: Callable[[int], Any] | None = None) -> tuple[float, float]:
+        """(error bar, ||mean||) as :func:`mc_error_bound` of the used batches;
+        ``on_chunk(k)`` hears of every chunk of k sign draws done."""
         used = int(min(self.R, self.b))
         if used < 2:
             M = self.mean(names)
             return math.inf, symmetric_operator_norm(M)
-        return mc_error_bound(self.sums(names)[:used], self.counts[:used],
-                              confidence=confidence, draws=draws,
-                              rng=np.random.default_rng([seed, self.R]))
+        S = self.sums(names)[:used]                  # owned: Delta is formed in place
+        cnt = self.counts[:used].astype(float)
+        M = S.sum(axis=0) / float(cnt.sum())
+        norm = symmetric_operator_norm(M)
+        S -= cnt[:, None, None] * M[None]
+        return bootstrap_bound(S, cnt, confidence=confidence, draws=draws,
+                               rng=np.random.default_rng([seed, self.R]),
+                               on_chunk=on_chunk), norm
+
+
+class _ErrorBarProgress:
+    """Reports the final error bars of a result to ``mc.progress`` (phase "error bar")."""
+
+    def __init__(self, mc: MonteCarloOptions, acc: Any, bars: int) -> None:
+        self.mc, self.acc = mc, acc
+        self.total = bars * mc.draws if min(acc.R, mc.batches) >= 2 else 0
+        self.done = 0
+        if self.total:
+            self._emit()
+
+    def _emit(self) -> None:
+        if self.mc.progress is not None:
+            self.mc.progress(SamplingProgress(
+                realization=self.acc.R, realizations=self.mc.realizations,
+                elapsed=time.perf_counter() - self.acc.t_start, forward_iterations=None,
+                adjoint_iterations=None, relative_error=None, phase="error bar",
+                draws_done=self.done, draws_total=self.total))
+
+    def __call__(self, k: int) -> None:
+        self.done += k
+        if self.done < self.total:
+            self._emit()
+
+    def finish(self) -> None:
+        """The last event (done == total)."""
+        self.done = self.total
+        self._emit()
 
 
 def _check_unit_interval(name: str, x: Any) -> float:
@@ -272,7 +336,7 @@ def _monte_carlo(realize: Callable[[int], tuple[dict, int, int | None]],
     ``realize(r)`` returns (parts: name -> n x n matrix, forward iterations, adjoint
     iterations or None).
     """
-    acc = _Accumulator(names, n, mc.batches)
+    acc = _Accumulator(names, n, mc.batches, t_start)
     history: list[tuple[int, float]] = []
     for r in range(mc.realizations):
         parts, it_f, it_a = realize(r)
@@ -340,7 +404,9 @@ def _kernel_result(acc: _Accumulator, mc: MonteCarloOptions, seed: int,
                    info: Callable[[], Any], *, network: str, tau0: float, tau0_source: str,
                    solution: Any = None) -> Kernel:
     """The sampled CK (accumulated under "ck") as a Kernel, with its error bar."""
-    err, nrm = acc.error(("ck",), mc.confidence, mc.draws, seed)
+    report = _ErrorBarProgress(mc, acc, 1)
+    err, nrm = acc.error(("ck",), mc.confidence, mc.draws, seed, report)
+    report.finish()
     return Kernel(route="sampled", network=network, ck=acc.mean(("ck",)), tau0=tau0,
                   tau0_source=tau0_source, error={"ck": err},
                   error_relative={"ck": _relative(err, nrm)}, solution=solution, info=info())
@@ -351,8 +417,11 @@ def _ntk_result(acc: _Accumulator, mc: MonteCarloOptions, seed: int, key: Mappin
                 tau0_source: str, solution: Any = None) -> Kernel:
     """The sampled NTK as a Kernel; ``key`` maps group names (and "ck") to accumulator
     names.  Error bars: "ntk" (the sum of ``sel``), each selected group, and "ck"."""
+    report = _ErrorBarProgress(mc, acc, 1 + (len(sel) if len(sel) > 1 else 0)
+                               + (0 if "v" in sel else 1))
+
     def error(names: tuple[str, ...]) -> tuple[float, float]:
-        return acc.error(names, mc.confidence, mc.draws, seed)
+        return acc.error(names, mc.confidence, mc.draws, seed, report)
 
     parts = {g: acc.mean((key[g],)) for g in sel}
     total = acc.mean(tuple(key[g] for g in sel))
@@ -364,6 +433,7 @@ def _ntk_result(acc: _Accumulator, mc: MonteCarloOptions, seed: int, key: Mappin
         bars[sel[0]] = (err, nrm)
     ck = parts["v"] if "v" in parts else acc.mean((key.get("ck", "ck"),))
     bars["ck"] = bars["v"] if "v" in bars else error((key.get("ck", "ck"),))
+    report.finish()
     return Kernel(route="sampled", network=network, ck=ck, ntk=total, groups=parts,
                   selected=sel, tau0=tau0, tau0_source=tau0_source,
                   error={k: e for k, (e, _) in bars.items()},

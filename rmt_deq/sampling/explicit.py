@@ -226,6 +226,14 @@ class _RenamedAccumulator:
     def __init__(self, acc: Any, alias: Mapping[str, str]) -> None:
         self._acc, self._alias = acc, dict(alias)
 
+    @property
+    def R(self) -> int:
+        return self._acc.R
+
+    @property
+    def t_start(self) -> float:
+        return self._acc.t_start
+
     def _names(self, names: Iterable[str]) -> tuple[str, ...]:
         return tuple(self._alias.get(k, k) for k in names)
 

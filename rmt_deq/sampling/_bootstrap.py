@@ -1,0 +1,260 @@
+"""The multiplier bootstrap behind the samplers' operator-norm error bars (docs/theory.md §8).
+
+With batch sums S_j (n_j realizations each, b batches) and the mean M, the matrices
+Delta_j = S_j - n_j M carry the Monte-Carlo fluctuation.  The error bar is the
+``confidence``-quantile over random signs eps of ||sum_j eps_j Delta_j||_2 sqrt(b/(b-1)) / R,
+times t_{b-1}/z (:func:`bootstrap_bound`).  Its cost is the operator norm of every sign sum
+E = sum_j eps_j Delta_j (``draws`` of them, n x n, symmetric).  They are computed here by
+Lanczos iteration with a certified stopping rule (:func:`certified_sign_norms`) instead of a
+dense eigendecomposition each (:func:`exact_sign_norms`, kept as the reference).
+
+The certificate
+---------------
+Lanczos from a start vector q drawn uniformly on the unit sphere builds, after k steps,
+the orthonormal polynomials pi_0 = 1, pi_1, ..., pi_k of the spectral measure of q
+(recurrence beta_i pi_{i+1}(x) = (x - alpha_i) pi_i(x) - beta_{i-1} pi_{i-1}(x) with the
+Lanczos coefficients), and pi_i(E) q is the i-th Lanczos vector.  Let lambda* be an
+eigenvalue of largest modulus (|lambda*| = ||E||) and u* a unit eigenvector of it.  For the
+polynomial p = sum_i pi_i(lambda*) pi_i,
+
+    (u*.q)^2 p(lambda*)^2 <= ||p(E) q||^2 = sum_i pi_i(lambda*)^2,
+
+so ``K_k(lambda*) = sum_{i<=k} pi_i(lambda*)^2 <= 1/(u*.q)^2``.  (u*.q)^2 follows the
+Beta(1/2, (n-1)/2) law whatever E is, so with probability at least 1 - delta it is >= t, the
+delta-quantile of that law, and then K_k(lambda*) <= 1/t.  K_k is non-decreasing in |x|
+outside the range of the Ritz values (every pi_i has its zeros inside it), so any level
+nu >= the largest |Ritz value| with K_k(nu) > 1/t and K_k(-nu) > 1/t is an upper bound:
+||E|| <= nu, except with probability delta.  The largest |Ritz value| theta is a lower
+bound, always.  The iteration stops at the first check where nu = (1 + NORM_RTOL) theta
+passes, and returns the smallest level of a grid on [theta, (1 + NORM_RTOL) theta] that
+passes.  Hence, per sign sum and up to rounding (the Lanczos basis is fully
+reorthogonalized),
+
+    ||E|| <= nu <= (1 + NORM_RTOL) ||E||     (the left inequality with probability
+                                               >= 1 - delta, the right one always).
+
+With delta = FAILURE_PROBABILITY / draws, all the draws of one error bar are upper bounds
+at once except with probability FAILURE_PROBABILITY.  The quantile (linear interpolation
+of order statistics) is non-decreasing and positively homogeneous in the values, so the
+error bar lies between the one computed with exact norms and (1 + NORM_RTOL) times it.
+A sign sum that is not certified within :data:`MAX_LANCZOS_STEPS` steps falls back to a
+dense eigendecomposition (exact).  The start vectors are drawn from the bootstrap's own
+generator, after the signs: the bound is deterministic given its seed.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+from scipy import special
+
+from rmt_deq._validation import as_rng
+from rmt_deq.errors import InvalidParameterError
+
+__all__ = ["NORM_RTOL", "FAILURE_PROBABILITY", "MAX_LANCZOS_STEPS", "bootstrap_bound",
+           "certified_sign_norms", "exact_sign_norms", "sign_draws"]
+
+#: relative accuracy of each certified sign-sum norm: ||E|| <= nu <= (1 + NORM_RTOL) ||E||
+#: (far below the statistical spread of a bootstrap error bar from a few batches)
+NORM_RTOL = 0.02
+#: probability that any sign-sum norm of one error bar is under-estimated (delta per draw is
+#: this divided by the number of draws)
+FAILURE_PROBABILITY = 1e-3
+#: Lanczos steps after which a sign sum still uncertified is decomposed densely
+MAX_LANCZOS_STEPS = 160
+#: Lanczos steps before the first certificate check, and between checks (a check costs
+#: O(k) small vector operations; the certificate rarely passes before this)
+_FIRST_CHECK = 16
+_CHECK_EVERY = 4
+#: grid levels between theta and (1 + NORM_RTOL) theta: the returned level exceeds the
+#: smallest certifiable one by at most NORM_RTOL / (_GRID - 1) relative
+_GRID = 17
+#: a sign sum with ||E||_F below this times sum_j ||Delta_j||_F is rounding noise of an exact
+#: zero (equal signs: the Delta_j sum to zero) and gets norm 0
+_ROUNDING = 1e-13
+#: bytes of sign-sum matrices iterated on together (about what stays in cache), and the
+#: most draws in one chunk
+_CHUNK_BYTES = 2 ** 23
+_MAX_CHUNK = 16
+#: when a single matrix exceeds the cache budget, draws are still formed a few at a time
+#: (up to these bytes), so that forming reads the b batch deviations once per few draws
+_FORM_BYTES = 2 ** 27
+
+
+def sign_draws(gen: np.random.Generator, b: int, draws: int) -> np.ndarray:
+    """``draws`` Rademacher sign vectors of length b (rows), one ``gen.choice`` each."""
+    pm = np.array([-1.0, 1.0])
+    return np.array([gen.choice(pm, size=b) for _ in range(draws)]).reshape(draws, b)
+
+
+def exact_sign_norms(flat: np.ndarray, eps: np.ndarray, n: int) -> np.ndarray:
+    """||sum_j eps_dj Delta_j||_2 for each row d of eps by dense eigendecomposition (the
+    reference of :func:`certified_sign_norms`); ``flat`` is Delta reshaped to (b, n*n)."""
+    out = np.empty(eps.shape[0])
+    for d in range(eps.shape[0]):
+        w = np.linalg.eigvalsh((eps[d] @ flat).reshape(n, n))
+        out[d] = max(abs(w[0]), abs(w[-1]))
+    return out
+
+
+def _christoffel(lam: np.ndarray, alpha: np.ndarray, beta: np.ndarray, k: int) -> np.ndarray:
+    """K_k(lam) = sum_{i<=k} pi_i(lam)^2 for lam of shape (c, P); alpha, beta (c, >= k).
+
+    Overflow gives inf (the level passes); a zero beta gives inf or nan (nan fails).
+    """
+    p_prev = np.zeros_like(lam)
+    p = np.ones_like(lam)
+    K = np.ones_like(lam)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for i in range(k):
+            nxt = (lam - alpha[:, i, None]) * p
+            if i:
+                nxt -= beta[:, i - 1, None] * p_prev
+            nxt /= beta[:, i, None]
+            p_prev, p = p, nxt
+            K += p * p
+    return K
+
+
+def _passes(lam: np.ndarray, alpha: np.ndarray, beta: np.ndarray, k: int,
+            limit: float) -> np.ndarray:
+    """Whether K_k(lam) > limit and K_k(-lam) > limit, elementwise over lam (c, P)."""
+    K = _christoffel(np.concatenate([lam, -lam], axis=1), alpha, beta, k)
+    P = lam.shape[1]
+    return (K[:, :P] > limit) & (K[:, P:] > limit)
+
+
+def _tridiagonal_extremes(alpha: np.ndarray, beta: np.ndarray, k: int) -> np.ndarray:
+    """Smallest and largest eigenvalue of each k x k Lanczos matrix, shape (c, 2)."""
+    c = alpha.shape[0]
+    T = np.zeros((c, k, k))
+    i = np.arange(k)
+    T[:, i, i] = alpha[:, :k]
+    T[:, i[:-1], i[1:]] = beta[:, :k - 1]
+    T[:, i[1:], i[:-1]] = beta[:, :k - 1]
+    w = np.linalg.eigvalsh(T)
+    return np.stack([w[:, 0], w[:, -1]], axis=1)
+
+
+def _lanczos_norms(E: np.ndarray, gen: np.random.Generator, limit: float) -> np.ndarray:
+    """Certified norms of the symmetric matrices E (c, n, n), NaN where not certified
+    within min(n, MAX_LANCZOS_STEPS) steps; ``limit`` = 1/t (module docstring)."""
+    c, n, _ = E.shape
+    kmax = min(n, MAX_LANCZOS_STEPS)
+    Q = np.zeros((c, kmax + 1, n))
+    q = gen.standard_normal((c, n))
+    Q[:, 0] = q / np.linalg.norm(q, axis=1, keepdims=True)
+    alpha = np.zeros((c, kmax))
+    beta = np.zeros((c, kmax))
+    out = np.full(c, np.nan)
+    active = np.ones(c, dtype=bool)
+    levels = 1.0 + NORM_RTOL * np.arange(1, _GRID) / (_GRID - 1)
+    for k in range(kmax):
+        Qk = Q[:, :k + 1]
+        if active.all():
+            w = np.matmul(E, Q[:, k, :, None])[..., 0]
+        else:                                # certified draws stop costing matrix products
+            w = np.zeros((c, n))
+            for i in np.flatnonzero(active):
+                np.dot(E[i], Q[i, k], out=w[i])
+        h = np.matmul(Qk, w[..., None])
+        alpha[:, k] = h[:, k, 0]
+        # full reorthogonalization, twice (classical Gram-Schmidt, "twice is enough")
+        w -= np.matmul(Qk.transpose(0, 2, 1), h)[..., 0]
+        w -= np.matmul(Qk.transpose(0, 2, 1), np.matmul(Qk, w[..., None]))[..., 0]
+        beta[:, k] = np.linalg.norm(w, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            Q[:, k + 1] = np.where(beta[:, k, None] > 0, w / beta[:, k, None], 0.0)
+        steps = k + 1
+        if steps != kmax and (steps < _FIRST_CHECK or (steps - _FIRST_CHECK) % _CHECK_EVERY):
+            continue
+        idx = np.flatnonzero(active)
+        a, bt = alpha[idx], beta[idx]
+        ext = _tridiagonal_extremes(a, bt, steps)
+        theta = np.maximum(-ext[:, 0], ext[:, 1])
+        grid = theta[:, None] * levels[None, :]
+        # the smallest level from which every grid level passes (K_k is monotone there);
+        # certified when the top level, (1 + NORM_RTOL) theta, passes
+        good = np.logical_and.accumulate(_passes(grid, a, bt, steps, limit)[:, ::-1],
+                                         axis=1)[:, ::-1]
+        ok = good[:, -1]
+        if ok.any():
+            out[idx[ok]] = grid[ok, np.argmax(good[ok], axis=1)]
+            active[idx[ok]] = False
+        if not active.any():
+            break
+    return out
+
+
+def certified_sign_norms(flat: np.ndarray, eps: np.ndarray, n: int, gen: np.random.Generator,
+                         on_chunk: Callable[[int], Any] | None = None) -> np.ndarray:
+    """Upper bounds nu_d of ||E_d||_2, E_d = sum_j eps_dj Delta_j, for each row d of eps.
+
+    ``flat`` is Delta reshaped to (b, n*n).  Guarantee (module docstring): up to rounding,
+    nu_d <= (1 + NORM_RTOL) ||E_d|| always, and nu_d >= ||E_d|| for every d at once except
+    with probability FAILURE_PROBABILITY over the start vectors (drawn from ``gen``).
+    ``on_chunk(k)`` is called after each chunk of k draws.
+    """
+    D = eps.shape[0]
+    out = np.empty(D)
+    if n == 1:
+        out[:] = np.abs(eps @ flat[:, 0])
+        if on_chunk is not None:
+            on_chunk(D)
+        return out
+    delta = FAILURE_PROBABILITY / D
+    t = float(special.betaincinv(0.5, 0.5 * (n - 1), delta))
+    limit = 1.0 / t
+    size = 8 * n * n
+    chunk = int(max(1, min(_MAX_CHUNK, D, _CHUNK_BYTES // size)))
+    if chunk == 1:
+        chunk = int(max(1, min(4, D, _FORM_BYTES // size)))
+    gram = flat @ flat.T                      # <Delta_i, Delta_j>: ||E_d||_F^2 = eps G eps
+    fro_all = np.sqrt(np.maximum(np.einsum("di,ij,dj->d", eps, gram, eps), 0.0))
+    floor = _ROUNDING * float(np.sum(np.sqrt(np.maximum(np.diag(gram), 0.0))))
+    for start in range(0, D, chunk):
+        rows = eps[start:start + chunk]
+        E = (rows @ flat).reshape(-1, n, n)
+        fro = fro_all[start:start + len(rows)]
+        nu = np.zeros(len(rows))
+        live = fro > floor
+        if live.any():
+            nu[live] = _lanczos_norms(E[live] if not live.all() else E, gen, limit)
+        for i in np.flatnonzero(live & ~np.isfinite(nu)):      # not certified: dense
+            w = np.linalg.eigvalsh(E[i])
+            nu[i] = max(abs(w[0]), abs(w[-1]))
+        out[start:start + len(rows)] = nu
+        if on_chunk is not None:
+            on_chunk(len(rows))
+    return out
+
+
+def bootstrap_bound(Delta: np.ndarray, counts: np.ndarray, *, confidence: float, draws: int,
+                    rng: Any, exact: bool = False,
+                    on_chunk: Callable[[int], Any] | None = None) -> float:
+    """The error bar from the batch deviations Delta_j = S_j - n_j M (b, n, n).
+
+    The ``confidence``-quantile over ``draws`` sign vectors of
+    ||sum_j eps_j Delta_j|| sqrt(b/(b-1)) / R, times t_{b-1}/z at the two-sided level
+    (1 + confidence)/2.  Norms certified (:func:`certified_sign_norms`) or, with
+    ``exact=True`` (the reference), by dense eigendecompositions; the signs are the same.
+    ``Delta`` is not modified; ``counts`` are the n_j (float).
+    """
+    b, n = Delta.shape[0], Delta.shape[1]
+    if b < 2:
+        raise InvalidParameterError("the error bar needs at least two non-empty batches")
+    gen = as_rng(rng)
+    eps = sign_draws(gen, b, draws)
+    flat = Delta.reshape(b, -1)
+    if exact:
+        norms = exact_sign_norms(flat, eps, n)
+        if on_chunk is not None:
+            on_chunk(draws)
+    else:
+        norms = certified_sign_norms(flat, eps, n, gen, on_chunk)
+    R = float(np.sum(counts))
+    norms *= math.sqrt(b / (b - 1.0)) / R
+    q = float(np.quantile(norms, confidence))
+    two_sided = 0.5 * (1.0 + confidence)
+    return q * float(special.stdtrit(b - 1, two_sided) / special.ndtri(two_sided))
