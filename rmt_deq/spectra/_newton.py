@@ -21,7 +21,8 @@ import numpy as np
 from rmt_deq.errors import ConvergenceError
 from rmt_deq.spectra.model import GramModel
 
-__all__ = ["residual_jacobian", "fixed_point", "stieltjes_class", "newton", "solve_points"]
+__all__ = ["residual_jacobian", "fixed_point", "stieltjes_class", "newton", "solve_points",
+           "herglotz_floor", "solve_sweep"]
 
 #: relative Newton tolerance on the unknowns (on the step, at the target Im z)
 NEWTON_TOL = 1e-13
@@ -55,26 +56,49 @@ ETA_LAST_STEP = 10.0
 ETA_REACHED = 1e-12
 #: the Stieltjes-class test (Im u >= 0, Im(z u) >= 0) allows this relative round-off
 STIELTJES_RTOL = 1e-9
+#: solve_sweep: Newton evaluations allowed at one point before it falls back to the Im z
+#: continuation, and how many previous points the predictor extrapolates from (a
+#: polynomial of degree one less)
+SWEEP_MAX_ITER = 10
+SWEEP_NODES = 3
+#: solve_sweep: once a step is below SWEEP_CHORD_STEP (relative), the next evaluation
+#: reuses the Jacobian (a chord step: the Jacobian changes by about that much), as long as
+#: the steps keep shrinking by at least SWEEP_CHORD_RATE
+SWEEP_CHORD_STEP = 1e-6
+SWEEP_CHORD_RATE = 0.1
+#: herglotz_floor: the measures of the unknowns live on [0, scale]; the floor is computed
+#: for [0, HERGLOTZ_SUPPORT * scale] (a weaker bound, safe if the scale were not a strict
+#: bound) and then multiplied by HERGLOTZ_MARGIN (room for round-off)
+HERGLOTZ_SUPPORT = 2.0
+HERGLOTZ_MARGIN = 0.5
 #: floor of the magnitudes that divide
 _TINY = 1e-300
 
 
-def residual_jacobian(model: GramModel, u: np.ndarray, z: np.ndarray, form: str
-                       ) -> tuple[np.ndarray, np.ndarray, tuple]:
+def residual_jacobian(model: GramModel, u: np.ndarray, z: np.ndarray, form: str, *,
+                      jacobian: bool = True, mean: bool = False
+                      ) -> tuple[np.ndarray, np.ndarray | None, tuple]:
+    """The residual F(u) of the equations in the unknown ``form`` at the points z, its
+    Jacobian dF/du (None without ``jacobian``) and (tr(C_a Y)/p, tr(Y)/p, M^T Y M or None)
+    of the same evaluation (the derived quantities of a solution)."""
     r = model.ratios
     K = model.K
     eye = np.eye(K)
+    J = None
     if form == "delta":
         w = 1.0 / (1.0 + u)
-        first, sec, trace, _ = model.moments(r * w, -z)
+        first, sec, trace, mq = model.moments(r * w, -z, second=jacobian, mean=mean)
         F = u - first
-        J = eye - sec * (r * w * w)[:, None, :]
+        if jacobian:
+            J = eye - sec * (r * w * w)[:, None, :]
     else:
-        first, sec, trace, _ = model.moments(r * u, np.ones_like(z))
+        first, sec, trace, mq = model.moments(r * u, np.ones_like(z), second=jacobian,
+                                              mean=mean)
         sz = first - z[:, None]
         F = u * sz - 1.0
-        J = eye * sz[:, :, None] - u[:, :, None] * sec * r[None, None, :]
-    return F, J, (first, trace)
+        if jacobian:
+            J = eye * sz[:, :, None] - u[:, :, None] * sec * r[None, None, :]
+    return F, J, (first, trace, mq)
 
 
 def fixed_point(model: GramModel, u: np.ndarray, z: np.ndarray, form: str, iters: int,
@@ -205,3 +229,136 @@ def solve_points(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str,
                 [float(v) for v in rt[~good][:5]])
         todo = cur > eta * reached
     return u, last_step, evals
+
+
+def herglotz_floor(model: GramModel, z: np.ndarray, form: str) -> np.ndarray:
+    """A lower bound, shape (N, K), of Im u_a(z) for the solution at the points z.
+
+    Each unknown is the Stieltjes transform of a positive measure on [0, scale]: g_a (n <
+    p_eff) of a probability measure (a diagonal entry of the co-resolvent), delta_a (n >=
+    p_eff) of a measure of mass tr(C_a)/p (tr(C_a (X X^T - z)^{-1})/p).  Hence
+    Im u_a(x + i eta) = eta * integral dmu_a(l)/|l - z|^2 >= eta * mass_a / D^2 with
+    D^2 = max over l in [0, S] of |l - z|^2 = max(x^2, (S - x)^2) + eta^2.  The bound is
+    computed with S = HERGLOTZ_SUPPORT * scale and multiplied by HERGLOTZ_MARGIN.  A root
+    of the equations below it is not the solution: next to a support edge the spurious
+    root (the other sheet of the square-root branch point) has Im u of the opposite sign,
+    which the relative round-off allowance of :func:`stieltjes_class` cannot see at
+    Im z = 1e-10 scale.
+    """
+    S = HERGLOTZ_SUPPORT * model.scale
+    x, eta = z.real, z.imag
+    D2 = np.maximum(x * x, (S - x) ** 2) + eta * eta
+    mass = np.ones(model.K) if form == "g" else np.asarray(model.traces, dtype=float)
+    return HERGLOTZ_MARGIN * (eta / D2)[:, None] * mass[None, :]
+
+
+def _extrapolate(nodes: list, x: float) -> np.ndarray:
+    """The polynomial through the (x_j, u_j) of ``nodes`` (distinct x_j), at x."""
+    xs = [n[0] for n in nodes]
+    out = np.zeros_like(nodes[0][1])
+    for j, (xj, uj) in enumerate(nodes):
+        lj = 1.0
+        for k, xk in enumerate(xs):
+            if k != j:
+                lj *= (x - xk) / (xj - xk)
+        out = out + lj * uj
+    return out
+
+
+def _sweep_point(model: GramModel, u0: np.ndarray, z: complex, form: str, uscale: float,
+                 mean: bool, history: list) -> tuple:
+    """Newton at the single point z from the predictor u0.
+
+    Returns (ok, u, relative step, evaluations, first, trace, mean quadratic).  ``ok``
+    when the relative Newton step computed *at the returned u* is below NEWTON_TOL within
+    SWEEP_MAX_ITER evaluations and u passes :func:`stieltjes_class` and
+    :func:`herglotz_floor`; the first, trace and mean quadratic are those of that same
+    evaluation, so the returned point's residual is the one that was tested.
+    """
+    zz = np.array([z])
+    u = u0[None, :].copy()
+    J = None
+    prev = math.inf
+    floor = herglotz_floor(model, zz, form)
+    for it in range(1, SWEEP_MAX_ITER + 1):
+        need_j = J is None
+        F, Jn, (first, trace, mq) = residual_jacobian(model, u, zz, form, jacobian=need_j,
+                                                      mean=mean)
+        if need_j:
+            J = Jn
+        try:
+            step = np.linalg.solve(J, F[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            return False, u[0], math.inf, it, None, None, None
+        rel = float(np.max(np.abs(step) / (np.abs(u) + uscale)))
+        history.append(rel if math.isfinite(rel) else math.inf)
+        if not math.isfinite(rel):
+            return False, u[0], math.inf, it, None, None, None
+        if rel <= NEWTON_TOL:
+            ok = bool(stieltjes_class(u, zz)[0]) and bool(np.all(u.imag >= floor))
+            return ok, u[0], rel, it, first[0], trace[0], None if mq is None else mq[0]
+        if rel > SWEEP_CHORD_STEP or (not need_j and rel > SWEEP_CHORD_RATE * prev):
+            J = None         # far from the root, or the reused Jacobian stopped contracting
+        prev = rel
+        u = u - step
+    return False, u[0], math.inf, SWEEP_MAX_ITER, None, None, None
+
+
+def solve_sweep(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str, mean: bool,
+                history: list) -> tuple:
+    """Solve at z = x + i eta (eta > 0) by continuation along x (docs/theory.md §7.3).
+
+    For the dense backend, where every evaluation costs a p x p inverse per point.  The
+    points are visited in order of (eta, x); the first point of each run of equal eta is
+    solved by :func:`solve_points` (Im z continuation from the scale), every later one by
+    Newton at its own z from the polynomial extrapolation of the previous SWEEP_NODES
+    solutions, reusing the Jacobian of its first evaluation while the steps contract.  A
+    point is accepted only when the relative Newton step at the returned unknowns is below
+    NEWTON_TOL and they pass :func:`stieltjes_class` and :func:`herglotz_floor` (the
+    spurious root next to a support edge fails the latter); otherwise, and where Newton
+    does not reach NEWTON_TOL within SWEEP_MAX_ITER evaluations (next to an edge), the
+    point is solved by :func:`solve_points`, with its guarantees.
+
+    Returns
+    -------
+    (u, last_step, evals, first, trace, meanq, continued)
+        The unknowns (N, K); the final relative Newton step of each point; the number of
+        evaluations (each of one point or of a batch); tr(C_a Y)/p (N, K), tr(Y)/p (N,)
+        and M^T Y M (N, K, K) (or None) at the returned unknowns; the number of points
+        solved by Im z continuation.
+    """
+    N, K = x.shape[0], model.K
+    uscale = STEP_FLOOR if form == "delta" else STEP_FLOOR / model.scale
+    u = np.empty((N, K), dtype=complex)
+    last = np.empty(N)
+    first = np.empty((N, K), dtype=complex)
+    trace = np.empty(N, dtype=complex)
+    mq = np.empty((N, K, K), dtype=complex) if mean else None
+    evals = 0
+    continued = 0
+    nodes: list = []
+    run_eta = None
+    for i in np.lexsort((x, eta)):
+        if eta[i] != run_eta:
+            nodes, run_eta = [], eta[i]
+        ok = False
+        if nodes:
+            u0 = (nodes[-1][1] if nodes[-1][0] == x[i] else _extrapolate(nodes, x[i]))
+            ok, ui, st, e, f, tr, m = _sweep_point(model, u0, x[i] + 1j * eta[i], form,
+                                                   uscale, mean, history)
+            evals += e
+        if not ok:
+            us, ls, e = solve_points(model, x[i:i + 1], eta[i:i + 1], form, history)
+            ui, st = us[0], float(ls[0])
+            _, _, (f, tr, m) = residual_jacobian(model, us, x[i:i + 1] + 1j * eta[i:i + 1],
+                                                 form, jacobian=False, mean=mean)
+            f, tr, m = f[0], tr[0], None if m is None else m[0]
+            evals += e + 1
+            continued += 1
+        u[i], last[i], first[i], trace[i] = ui, st, f, tr
+        if mean:
+            mq[i] = m
+        if nodes and nodes[-1][0] == x[i]:
+            nodes.pop()             # a repeated point: the nodes keep distinct x
+        nodes = (nodes + [(float(x[i]), ui)])[-SWEEP_NODES:]
+    return u, last, evals, first, trace, mq, continued
