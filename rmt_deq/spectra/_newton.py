@@ -60,7 +60,7 @@ STIELTJES_RTOL = 1e-9
 #: continuation, and how many previous points the predictor extrapolates from (a
 #: polynomial of degree one less)
 SWEEP_MAX_ITER = 10
-SWEEP_NODES = 3
+SWEEP_NODES = 5
 #: solve_sweep: once a step is below SWEEP_CHORD_STEP (relative), the next evaluation
 #: reuses the Jacobian (a chord step: the Jacobian changes by about that much), as long as
 #: the steps keep shrinking by at least SWEEP_CHORD_RATE
