@@ -36,6 +36,7 @@ from rmt_deq._validation import as_real_array
 from rmt_deq.data.mixture import GaussianMixture, MixtureSample
 from rmt_deq.errors import InvalidParameterError, ShapeMismatchError
 from rmt_deq.spectra._box_expansion import BoxExpansion, box_expansion
+from rmt_deq.spectra._fullcov import dense_moments
 
 __all__ = ["GramModel", "gram_model", "gram_model_from_mixture", "CHUNK_ENTRIES",
            "EXPANSION_MIN_U", "EXPANSION_ORDER", "EXPANSION_BOXES", "EXPANSION_TOL",
@@ -247,29 +248,10 @@ class GramModel:
 
     def _dense_moments(self, coeff: np.ndarray, shift: np.ndarray, second: bool,
                        mean: bool) -> tuple:
-        """:meth:`moments` of the dense backend: one p x p inverse per point."""
-        N, K, p = coeff.shape[0], self.K, self.p
-        first = np.empty((N, K), dtype=complex)
-        trace = np.empty(N, dtype=complex)
-        sec = np.empty((N, K, K), dtype=complex) if second else None
-        mq = np.zeros((N, K, K), dtype=complex) if mean else None
-        eye = np.eye(p)
-        for i in range(N):
-            Mi = shift[i] * eye + np.tensordot(coeff[i], self.covs, axes=1)
-            Y = np.linalg.inv(Mi)
-            Y = 0.5 * (Y + Y.T)
-            trace[i] = np.trace(Y) / p
-            YC = [Y @ self.covs[a] for a in range(K)]
-            for a in range(K):
-                first[i, a] = np.trace(YC[a]) / p
-            if second:
-                for a in range(K):
-                    for b in range(a, K):
-                        v = np.sum(YC[a] * YC[b].T) / p
-                        sec[i, a, b] = sec[i, b, a] = v
-            if mean and self.means is not None:
-                mq[i] = self.means @ Y @ self.means.T
-        return first, sec, trace, mq
+        """:meth:`moments` of the dense backend: one p x p complex inverse per point,
+        points batched (:func:`~rmt_deq.spectra._fullcov.dense_moments`)."""
+        return dense_moments(self.covs, self.means, coeff, shift, second, mean,
+                             CHUNK_ENTRIES)
 
     def to_dict(self) -> dict:
         """JSON-ready summary (not the covariances): p, n, sizes, K, backend, basis,

@@ -17,6 +17,12 @@ the grid), lowering Im z geometrically from the spectral scale to ``eta_min`` (d
 :data:`ETA_MIN_REL` times the scale) with warm starts (docs/theory.md §7.3); the unknown is
 delta when n >= p and g when n < p (each stays finite at z = 0).  The density of X^T X is
 Im m(x + i0)/pi; when n > p there is in addition an atom of mass 1 - p/n at 0.
+
+Non-commuting full covariances (the dense backend, one p x p inverse per point and
+evaluation) are instead continued along the grid at the target Im z, each point
+warm-started by extrapolation from its neighbours, with the Im z continuation as the
+fallback wherever that is not safe (:func:`rmt_deq.spectra._newton.solve_sweep`); their
+unknowns are those at which the final Newton step was computed.
 """
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ import numpy as np
 from rmt_deq._results import SolverReport, readonly
 from rmt_deq._validation import as_real_array, check_memory, check_positive_finite, memory_budget
 from rmt_deq.errors import ConvergenceError, InvalidParameterError, NonFiniteInputError
+from rmt_deq.spectra._newton import NEWTON_TOL, STAGNATION_STEP, solve_points, solve_sweep
 from rmt_deq.spectra.model import CHUNK_ENTRIES, GramModel
 
 __all__ = ["StieltjesSolution", "stieltjes", "gram_density", "gram_support",
@@ -36,38 +43,6 @@ __all__ = ["StieltjesSolution", "stieltjes", "gram_density", "gram_support",
 
 #: default smallest imaginary part, relative to the spectral scale of the model
 ETA_MIN_REL = 1e-10
-#: relative Newton tolerance on the unknowns (on the step, at the target Im z)
-_NEWTON_TOL = 1e-13
-#: relative Newton tolerance on the intermediate levels of the Im z continuation
-_LEVEL_TOL = 1e-7
-#: a step below this (relative) that no longer halves is accepted as converged: round-off
-#: stagnation next to a support edge, where the Jacobian is nearly singular
-_STAGNATION_STEP = 1e-7
-#: "no longer halving": the step is at least this fraction of the previous one
-_STAGNATION_RATIO = 0.5
-#: floor of |u| in the relative step, in units of the unknown (delta is dimensionless, g is
-#: divided by the scale)
-_STEP_FLOOR = 1e-6
-#: Newton iterations at the starting level Im z = scale, and per continuation level
-_START_MAX_ITER = 30
-_LEVEL_MAX_ITER = 12
-#: plain fixed-point iterations bringing the large-|z| guess into Newton's basin, and the
-#: relative change at which they stop
-_WARMUP_ITERS = 200
-_WARMUP_TOL = 1e-3
-#: Im z continuation: first ratio of consecutive levels; after a success the ratio r
-#: becomes max(r^1.5, smallest ratio), after a failure sqrt(r); the solve gives up when r
-#: exceeds the last value
-_ETA_RATIO_START = 0.05
-_ETA_RATIO_GROWTH = 1.5
-_ETA_RATIO_SMALLEST = 1e-3
-_ETA_RATIO_GIVE_UP = 0.999
-#: a level is replaced by the target when it would leave a last step of less than this factor
-_ETA_LAST_STEP = 10.0
-#: relative tolerance of "Im z has reached its target"
-_ETA_REACHED = 1e-12
-#: the Stieltjes-class test (Im u >= 0, Im(z u) >= 0) allows this relative round-off
-_STIELTJES_RTOL = 1e-9
 #: smallest number of points per chunk with the box expansion
 _MIN_EXPANSION_CHUNK = 16
 #: gram_density: points below -_NEGATIVE_X * scale are outside the spectrum (0 is inside
@@ -134,9 +109,10 @@ class StieltjesSolution:
         The Newton solve: ``residual`` is the largest final relative Newton step over the
         points (at the target Im z), held to ``tolerance`` = 1e-7 (every point stops with a
         step below 1e-13, or, next to a support edge, when the step stagnates below 1e-7:
-        ``message`` says how many); ``iterations`` counts Newton evaluations (all points of
-        a batch as one, every continuation level); ``history`` is the largest relative
-        step over the active points after each of them.
+        ``message`` says how many, and how the points were solved); ``iterations`` counts
+        Newton evaluations (all points of a batch as one, every continuation level);
+        ``history`` is the largest relative step over the active points after each of
+        them.  A step above the tolerance at any point raises instead.
     """
 
     z: np.ndarray
@@ -149,154 +125,6 @@ class StieltjesSolution:
     mean_quadratic: np.ndarray | None
     unknown: str
     report: SolverReport
-
-
-def _residual_jacobian(model: GramModel, u: np.ndarray, z: np.ndarray, form: str
-                       ) -> tuple[np.ndarray, np.ndarray, tuple]:
-    r = model.ratios
-    K = model.K
-    eye = np.eye(K)
-    if form == "delta":
-        w = 1.0 / (1.0 + u)
-        first, sec, trace, _ = model.moments(r * w, -z)
-        F = u - first
-        J = eye - sec * (r * w * w)[:, None, :]
-    else:
-        first, sec, trace, _ = model.moments(r * u, np.ones_like(z))
-        sz = first - z[:, None]
-        F = u * sz - 1.0
-        J = eye * sz[:, :, None] - u[:, :, None] * sec * r[None, None, :]
-    return F, J, (first, trace)
-
-
-def _fixed_point(model: GramModel, u: np.ndarray, z: np.ndarray, form: str, iters: int,
-                 tol: float) -> np.ndarray:
-    """Plain fixed-point iteration (robust at Im z of the order of the scale), until the
-    relative change is below ``tol`` (a loose ``tol`` only brings Newton into its basin)."""
-    r = model.ratios
-    for _ in range(iters):
-        if form == "delta":
-            first, _, _, _ = model.moments(r / (1.0 + u), -z, second=False)
-            new = first
-        else:
-            first, _, _, _ = model.moments(r * u, np.ones_like(z), second=False)
-            new = 1.0 / (first - z[:, None])
-        if np.all(np.abs(new - u) <= tol * (np.abs(new) + _TINY)):
-            return new
-        u = new
-    return u
-
-
-def _valid(u: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """Stieltjes-class check: Im u >= 0 and Im(z u) >= 0 (both up to round-off)."""
-    au = np.abs(u)
-    zu = z[:, None] * u
-    tol = _STIELTJES_RTOL
-    ok = (u.imag >= -tol * au) & (zu.imag >= -tol * np.abs(zu))
-    return np.all(ok & np.isfinite(u), axis=1)
-
-
-def _newton(model: GramModel, u0: np.ndarray, z: np.ndarray, form: str, max_iter: int,
-            uscale: float, tol: Any, history: list
-            ) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]:
-    """Undamped Newton from u0; returns (u, converged, evaluations, last residual, last
-    relative step); appends the largest relative step after each evaluation to
-    ``history``.
-
-    A point has converged when its relative step falls below ``tol`` (``_NEWTON_TOL`` at
-    the target Im z; looser on the intermediate levels of the continuation, whose solutions
-    only serve as warm starts), or when the step stagnates at round-off level (below
-    ``_STAGNATION_STEP`` and no longer halving), which happens next to a support edge where
-    the Jacobian is nearly singular.
-    """
-    u = u0.copy()
-    N = z.shape[0]
-    tol = np.broadcast_to(np.asarray(tol, dtype=float), (N,))
-    conv = np.zeros(N, dtype=bool)
-    res = np.full(N, np.inf)
-    prev = np.full(N, np.inf)
-    active = np.arange(N)
-    evals = 0
-    for _ in range(max_iter):
-        if active.size == 0:
-            break
-        F, J, _ = _residual_jacobian(model, u[active], z[active], form)
-        evals += 1
-        try:
-            step = np.linalg.solve(J, F[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            step = np.full_like(F, np.nan)
-        res[active] = np.max(np.abs(F), axis=1)
-        u[active] -= step
-        rel = np.max(np.abs(step) / (np.abs(u[active]) + uscale), axis=1)
-        small = (rel <= tol[active]) | ((rel <= _STAGNATION_STEP)
-                                        & (rel >= _STAGNATION_RATIO * prev[active]))
-        prev[active] = rel
-        bad = ~np.isfinite(rel)
-        finite = rel[~bad]
-        history.append(float(finite.max()) if finite.size else math.inf)
-        conv[active[small]] = True
-        u[active[bad]] = np.nan
-        active = active[~(small | bad)]
-    return u, conv, evals, res, prev
-
-
-def _solve_points(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str,
-                  history: list) -> tuple[np.ndarray, np.ndarray, int]:
-    """Solve at z = x + i eta (eta > 0) by lowering Im z from the scale with warm starts.
-
-    Returns the unknowns, the final relative Newton step of each point and the number of
-    Newton evaluations."""
-    N = x.shape[0]
-    s = model.scale
-    uscale = _STEP_FLOOR if form == "delta" else _STEP_FLOOR / s
-    eta0 = np.maximum(eta, s)
-    z0 = x + 1j * eta0
-    reached = 1.0 + _ETA_REACHED
-    # initial guess from the large-|z| expansion, then fixed point, then Newton
-    if form == "delta":
-        u = -(model.traces[None, :] / z0[:, None]).astype(complex)
-    else:
-        u = (-1.0 / z0[:, None]) * np.ones((1, model.K), dtype=complex)
-    u = _fixed_point(model, u, z0, form, _WARMUP_ITERS, _WARMUP_TOL)
-    final = eta0 <= eta * reached
-    u, conv, evals, res, step = _newton(model, u, z0, form, _START_MAX_ITER, uscale,
-                                        np.where(final, _NEWTON_TOL, _LEVEL_TOL), history)
-    ok = conv & _valid(u, z0)
-    if not np.all(ok):
-        i = int(np.flatnonzero(~ok)[0])
-        raise ConvergenceError(
-            f"the equations of docs/theory.md §7.2 did not converge at the starting point "
-            f"z = {z0[i]:.6g} (Im z = scale)", [float(res[i])])
-    last_step = np.where(final, step, np.nan)
-    cur = eta0.copy()
-    ratio = np.full(N, _ETA_RATIO_START)
-    todo = cur > eta * reached
-    while np.any(todo):
-        idx = np.flatnonzero(todo)
-        new_eta = cur[idx] * ratio[idx]
-        # land on the target instead of leaving a last step of less than a decade
-        new_eta = np.where(new_eta < _ETA_LAST_STEP * eta[idx], eta[idx], new_eta)
-        zt = x[idx] + 1j * new_eta
-        final = new_eta <= eta[idx] * reached
-        ut, ct, e, rt, st = _newton(model, u[idx], zt, form, _LEVEL_MAX_ITER, uscale,
-                                    np.where(final, _NEWTON_TOL, _LEVEL_TOL), history)
-        evals += e
-        good = ct & _valid(ut, zt)
-        gi, bi = idx[good], idx[~good]
-        u[gi] = ut[good]
-        cur[gi] = new_eta[good]
-        last_step[gi] = np.where(final[good], st[good], np.nan)
-        ratio[gi] = np.maximum(ratio[gi] ** _ETA_RATIO_GROWTH, _ETA_RATIO_SMALLEST)
-        ratio[bi] = np.sqrt(ratio[bi])
-        if np.any(ratio[bi] > _ETA_RATIO_GIVE_UP):
-            i = int(bi[np.argmax(ratio[bi])])
-            raise ConvergenceError(
-                f"the equations of docs/theory.md §7.2 could not be continued towards the "
-                f"real axis at x = {x[i]:.8g} (Im z = {cur[i]:.3g}, target {eta[i]:.3g})",
-                [float(v) for v in rt[~good][:5]])
-        todo = cur > eta * reached
-    return u, last_step, evals
 
 
 def stieltjes(model: GramModel, z: Any, *, eta_min: float | None = None,
@@ -355,32 +183,24 @@ def _eta_min(model: GramModel, eta_min: Any) -> float:
     return check_positive_finite(eta_min, "eta_min")
 
 
-def _solve(model: GramModel, zz: np.ndarray, eta_min: float, mean_quadratic: bool
-           ) -> StieltjesSolution:
-    """:func:`stieltjes` on validated input (finite complex zz, eta_min > 0)."""
-    lower = zz.imag < 0
-    x = zz.real.copy()
-    eta = np.abs(zz.imag)
-    eta = np.where(eta > 0, eta, eta_min)
-    form = model.unknown
-    N = x.shape[0]
-    K = model.K
+def _solve_batched(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str,
+                   mean_quadratic: bool, history: list) -> tuple:
+    """The diagonal backend's solve: every point by Im z continuation, vectorised over
+    chunks of points, then one more evaluation for the derived quantities.  Returns (u,
+    last relative step, evaluations, tr(C_a Y)/p, tr(Y)/p, M^T Y M or None)."""
+    N, K = x.shape[0], model.K
     u = np.empty((N, K), dtype=complex)
     last_step = np.empty(N)
-    history: list = []
     evals = 0
     chunk = max(1, CHUNK_ENTRIES // max(1, model.n_distinct * max(1, K)))
     if model.expansion is not None:
         chunk = max(_MIN_EXPANSION_CHUNK, CHUNK_ENTRIES // model.expansion.entries_per_point())
-    if model.backend == "dense":
-        chunk = 1
     for start in range(0, N, chunk):
         sl = slice(start, start + chunk)
-        u[sl], last_step[sl], e = _solve_points(model, x[sl], eta[sl], form, history)
+        u[sl], last_step[sl], e = solve_points(model, x[sl], eta[sl], form, history)
         evals += e
     zs = x + 1j * eta
     r = model.ratios
-    n, p = model.n, model.p
     # derived quantities (one more evaluation, also the means' quadratic form)
     first = np.empty((N, K), dtype=complex)
     trace = np.empty(N, dtype=complex)
@@ -396,6 +216,31 @@ def _solve(model: GramModel, zz: np.ndarray, eta_min: float, mean_quadratic: boo
         first[sl], trace[sl] = f, tr
         if mean_quadratic:
             mq[sl] = m
+    return u, last_step, evals, first, trace, mq
+
+
+def _solve(model: GramModel, zz: np.ndarray, eta_min: float, mean_quadratic: bool
+           ) -> StieltjesSolution:
+    """:func:`stieltjes` on validated input (finite complex zz, eta_min > 0)."""
+    lower = zz.imag < 0
+    x = zz.real.copy()
+    eta = np.abs(zz.imag)
+    eta = np.where(eta > 0, eta, eta_min)
+    form = model.unknown
+    N = x.shape[0]
+    history: list = []
+    if model.backend == "dense":
+        # one p x p inverse per point and evaluation: continuation along the grid
+        u, last_step, evals, first, trace, mq, continued = solve_sweep(
+            model, x, eta, form, mean_quadratic, history)
+        method = (f"Newton continued along the grid at {N - continued} points and with Im z "
+                  f"continuation at {continued}")
+    else:
+        u, last_step, evals, first, trace, mq = _solve_batched(model, x, eta, form,
+                                                               mean_quadratic, history)
+        method = f"Newton with Im z continuation at {N} points"
+    zs = x + 1j * eta
+    n, p = model.n, model.p
     if form == "delta":
         delta = u
         g = -1.0 / (zs[:, None] * (1.0 + delta))
@@ -426,20 +271,27 @@ def _solve(model: GramModel, zz: np.ndarray, eta_min: float, mean_quadratic: boo
         z=readonly(out[0]), delta=readonly(out[1]), g=readonly(out[2]),
         m_gram=readonly(out[3]), m_gram_from_g=readonly(out[4]), m_cov=readonly(out[5]),
         m_cov_kept=readonly(out[6]), mean_quadratic=None if mq is None else readonly(mq),
-        unknown=form, report=_report(last_step, evals, history, N))
+        unknown=form, report=_report(last_step, evals, history, N, method))
 
 
-def _report(last_step: np.ndarray, evals: int, history: list, N: int) -> SolverReport:
-    """The SolverReport of a converged solve at N points (final relative steps given)."""
+def _report(last_step: np.ndarray, evals: int, history: list, N: int, method: str
+            ) -> SolverReport:
+    """The SolverReport of a solve at N points (final relative steps given); a step above
+    the tolerance at any point raises instead (a report always says converged)."""
     worst = float(np.max(last_step)) if N else 0.0
-    stagnated = int(np.sum(last_step > _NEWTON_TOL))
+    if not worst <= STAGNATION_STEP:
+        i = int(np.argmax(np.where(np.isfinite(last_step), last_step, np.inf)))
+        raise ConvergenceError(
+            f"the equations of docs/theory.md §7.2 did not converge at point {i}: final "
+            f"relative Newton step {worst:.3g} above the tolerance {STAGNATION_STEP:g}",
+            [float(v) for v in history[-5:]])
+    stagnated = int(np.sum(last_step > NEWTON_TOL))
     how = (f"; {stagnated} next to a support edge stopped when the step stagnated below "
-           f"{_STAGNATION_STEP:g}" if stagnated else "")
+           f"{STAGNATION_STEP:g}" if stagnated else "")
     return SolverReport(
-        converged=True, residual=worst, tolerance=_STAGNATION_STEP, iterations=evals,
+        converged=True, residual=worst, tolerance=STAGNATION_STEP, iterations=evals,
         history=tuple(history),
-        message=f"Newton with Im z continuation at {N} points: relative step below "
-                f"{_NEWTON_TOL:g} at {N - stagnated}{how}")
+        message=f"{method}: relative step below {NEWTON_TOL:g} at {N - stagnated}{how}")
 
 
 def _ac_density(model: GramModel, sol: StieltjesSolution) -> np.ndarray:
