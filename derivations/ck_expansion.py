@@ -1,4 +1,4 @@
-"""The second-order expansion behind the RMT surrogate (theory.md section 4).
+"""The second-order expansion behind the RMT surrogate (docs/theory.md §4).
 
 Setting: (u_i, u_j) centred Gaussian with Var u_i = tau^2 + d_i, Var u_j = tau^2 + d_j,
 Cov = S, all of d_i, d_j, S = O(eps); phi_c = phi - m_0 with m_k = E[phi^(k)(tau xi)].
@@ -19,7 +19,7 @@ Result (derived by sympy series in eps):
   (e1 e3 / 2)(d_i + d_j) S_ij.  As a matrix (i != j) it is (e1 e3/2)(D S + S D) with
   D = diag(d_i) and S the off-diagonal part of Sigma: ||D S + S D|| <= 2 max_i |d_i| ||S||
   = O(sqrt(log p / p)) because d_i = O(p^{-1/2}) (with Gaussian tails) and ||S|| = O(1):
-  it vanishes in operator norm (slowly; cf. the kappa term of theory.md section 5).  The
+  it vanishes in operator norm (slowly; cf. the kappa term of docs/theory.md §5).  The
   kept terms do not vanish: (g2/4) d d^T is rank one with ||d||^2 = sum_i d_i^2 = O(n/p),
   and S o S (entrywise) carries the O(1) block (x_i.x_j)^2 ~ tr(C_a C_b)/p^2.  Every
   O(eps^3) entry is O(p^{-3/2}), so those matrices have Frobenius norm O(n p^{-3/2}) -> 0.

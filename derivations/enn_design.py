@@ -1,4 +1,4 @@
-"""Shallow explicit networks and their design (theory.md section 6), derived with sympy.
+"""Shallow explicit networks and their design (docs/theory.md §6), derived with sympy.
 
 1. The layer recursion.  Layer l sees a kernel K_{l-1} whose entries, on mixture data, are
    (with P = x_i.x_j = O(eps) off the diagonal and delta_i = ||x_i||^2 - tau0^2 = O(eps))
@@ -9,7 +9,7 @@
    K_l = E[sigma_c(u_i) sigma_c(u_j)] is expanded by derivations/ck_expansion.py
    (Mehler + heat equation) and the coefficients of eps P, eps^2 delta_i delta_j and
    eps^2 P^2 are collected; the diagonal is V0 + (g4/2) d_i.  Result (checked equal to
-   theory.md section 6 by :func:`recursion_residuals`)::
+   docs/theory.md §6 by :func:`recursion_residuals`)::
 
        alpha1' = g1 alpha1,  alpha2' = g1 alpha2 + g2 alpha4^2/4,
        alpha3' = g1 alpha3 + g2 alpha1^2/2,  alpha4' = (g4/2) alpha4,  tau'^2 = V0.
@@ -91,7 +91,7 @@ def derived_recursion() -> dict:
 
 
 def theory_recursion() -> dict:
-    """theory.md section 6."""
+    """docs/theory.md §6."""
     return {"alpha1": g1 * A1, "alpha2": g1 * A2 + g2 * A4 ** 2 / 4,
             "alpha3": g1 * A3 + g2 * A1 ** 2 / 2, "alpha4": g4 * A4 / 2, "tau2": V0}
 
@@ -274,7 +274,7 @@ def homogeneity_residual() -> sp.Expr:
 
 
 def main() -> None:
-    print("recursion (derived - theory.md section 6):", recursion_residuals())
+    print("recursion (derived - docs/theory.md §6):", recursion_residuals())
     print("dropped P(delta_i + delta_j) coefficient:", dropped_term())
     for kind in KINDS:
         print(f"{kind}: derived - stated moments:", moment_residuals(kind))

@@ -1,4 +1,4 @@
-"""The four-equation system (theory.md section 3) by coefficient matching.
+"""The four-equation system (docs/theory.md §3) by coefficient matching.
 
 Off the diagonal Sigma_ij = sa G_ij + sb x_i.x_j with G_ij expanded as in
 derivations/ck_expansion.py.  With P = x_i.x_j = O(eps) (i != j), delta_i = ||x_i||^2 - tau0^2
@@ -66,7 +66,7 @@ def matched_alphas() -> dict:
 
 
 def theory_alphas() -> dict:
-    """theory.md section 3 (alpha4 kept as a symbol in alpha2)."""
+    """docs/theory.md §3 (alpha4 kept as a symbol in alpha2)."""
     r = 1 - sa * g1
     return {"alpha1": sb / r, "alpha2": sa * g2 * a4 ** 2 / (4 * r),
             "alpha3": sa * g2 * (sb / r) ** 2 / (2 * r),
@@ -148,7 +148,7 @@ def main() -> None:
     m = matched_alphas()
     for k in ("alpha1", "alpha2", "alpha3", "alpha5"):
         print(f"{k} = {m[k]}")
-    print("matched = theory.md (alpha1..alpha3; alpha5 is the dropped term):",
+    print("matched = docs/theory.md (alpha1..alpha3; alpha5 is the dropped term):",
           all(v == 0 for v in matching_residuals().values()))
     cf = relu_closed_form()
     print("ReLU: tau^2 =", cf["tau2"], "| g4 =", cf["g4"])

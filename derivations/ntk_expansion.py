@@ -1,4 +1,4 @@
-"""The NTK surrogate (theory.md section 5) by the same entrywise expansion as the CK.
+"""The NTK surrogate (docs/theory.md §5) by the same entrywise expansion as the CK.
 
 Setting (as in ck_expansion.py / four_equations.py): P = x_i.x_j = O(eps) for i != j,
 delta_i = ||x_i||^2 - tau0^2 = O(eps), d_i = Sigma_ii - tau^2 = alpha4 delta_i, and off the
@@ -6,7 +6,7 @@ diagonal the matched CK ansatz
 
     Sigma_ij = alpha1 P + alpha2 delta_i delta_j + alpha3 P^2 + alpha5 P (delta_i + delta_j).
 
-The NTK groups of theory.md section 2 are entrywise functions of G, Gdot and X^T X:
+The NTK groups of docs/theory.md §2 are entrywise functions of G, Gdot and X^T X:
 
     v: G,   A: sa G Gdot/(1 - sa Gdot),   B: sb (X^T X) Gdot/(1 - sa Gdot),
     published (v + A): G/(1 - sa Gdot).
@@ -26,11 +26,11 @@ G_ii = V0 + (g4/2) d_i, Gdot_ii = h0 + (h2/2) d_i (heat equation with h = phi_c^
 h = phi'^2), ||x_i||^2 = tau0^2 + delta_i, giving theta_diag and the refinement slope
 theta_slope (Theta_ii = theta_diag + theta_slope delta_i + O(eps^2)).
 
-The coefficients are compared symbolically with the table of theory.md section 5, and
+The coefficients are compared symbolically with the table of docs/theory.md §5, and
 numerically with rmt_deq.kernels.ntk_surrogate.  The Gdot series is checked against an own 2-D
 quadrature (remainder ratios), like ck_expansion.numeric_check.
 
-Explicit networks (theory.md section 6): K_0 = X^T X, K_l = E[sigma_lc(u) sigma_lc(v)] and
+Explicit networks (docs/theory.md §6): K_0 = X^T X, K_l = E[sigma_lc(u) sigma_lc(v)] and
 Kdot_l = E[sigma_l'(u) sigma_l'(v)] at covariance K_{l-1} (moments of layer l at tau_{l-1}),
 Theta = K_L + sum_l K_{l-1} o Kdot_l o ... o Kdot_L.  The same expansion, done directly for
 L = 1, 2, 3 with independent symbols per layer, is compared with the layer recursion that
@@ -195,10 +195,10 @@ def derived_coefficients() -> dict:
 
 
 # ----------------------------------------------------------------------------------------
-# the claims: theory.md section 5 table and the refinement table of rmt_deq.kernels.ntk_surrogate
+# the claims: docs/theory.md §5 table and the refinement table of rmt_deq.kernels.ntk_surrogate
 # ----------------------------------------------------------------------------------------
 def theory_table() -> dict:
-    """theory.md section 5 (alpha1 = sb/r, alpha2 = sa g2 alpha4^2/(4 r), tau^2 =
+    """docs/theory.md §5 (alpha1 = sb/r, alpha2 = sa g2 alpha4^2/(4 r), tau^2 =
     sa V0 + sb tau0^2 substituted), in terms of e1, e2 (g1 = e1^2, g2 = e2^2)."""
     G1, G2 = e1 ** 2, e2 ** 2
     r = 1 - sa * G1
@@ -410,7 +410,7 @@ def enn_recursion(L: int) -> dict:
 
 
 def theory_ck_recursion(L: int) -> dict:
-    """theory.md section 6 CK recursion (alpha1..alpha4, tau^2) for comparison."""
+    """docs/theory.md §6 CK recursion (alpha1..alpha4, tau^2) for comparison."""
     a = [(1, 0, 0, 1)]
     for l in range(1, L + 1):
         s = layer_symbols(l)
@@ -422,7 +422,7 @@ def theory_ck_recursion(L: int) -> dict:
 
 
 def enn_residuals(L: int) -> dict:
-    """direct - recursion for every group and coefficient; direct CK - theory.md section 6;
+    """direct - recursion for every group and coefficient; direct CK - docs/theory.md §6;
     and the non-surrogate monomials (must be none)."""
     d, r = enn_direct(L), enn_recursion(L)
     out = {}
@@ -481,7 +481,7 @@ def main() -> None:
             print(f"   {c:11s} = {sp.factor(d[g][c])}")
     res = table_residuals(d)
     bad = [k for k, v in res.items() if v != 0]
-    print("derived = theory.md section 5 table (c1, d2, d3, theta_diag), = refinement table "
+    print("derived = docs/theory.md §5 table (c1, d2, d3, theta_diag), = refinement table "
           "(c5, theta_slope), published G/(1 - sa Gdot) = v + A:", not bad, bad or "")
     for name, t in NUMERIC_CASES:
         r = numeric_dphi_check(name, t)
@@ -493,7 +493,7 @@ def main() -> None:
     for L in (1, 2, 3):
         r = enn_residuals(L)
         bad = [k for k, v in r.items() if v != 0]
-        print(f"explicit network L = {L}: direct expansion = recursion and theory.md section 6:",
+        print(f"explicit network L = {L}: direct expansion = recursion and docs/theory.md §6:",
               not bad, bad or "")
     for acts, err in compare_enn_package().items():
         print(f"package explicit_network_coefficients vs sympy {acts}: max rel diff {err:.1e}")

@@ -1,4 +1,4 @@
-"""Stein / Hermite identities and the heat equation in tau^2 (theory.md section 3).
+"""Stein / Hermite identities and the heat equation in tau^2 (docs/theory.md §3).
 
 Claims proved here (xi ~ N(0, 1), He_k the probabilists' Hermite polynomials, f of
 polynomial growth together with the derivatives used, derivatives in the distributional

@@ -4,7 +4,7 @@ meaning), infeasible targets, bad input.
 The meaning of ``params`` is checked independently: the activations are rebuilt from the
 printed numbers exactly as the families are defined (lrelu2: sigma_l(t) = max(a_l t, b_l t);
 quad2: a_l t + b_l (t^2 - tau_{l-1}^2); htanh1: a1 clip(t, -c1, c1)) and pushed through the
-theory.md section 6 recursion with moments from rmt_deq.moments.gaussian (quadrature), then compared
+docs/theory.md §6 recursion with moments from rmt_deq.moments.gaussian (quadrature), then compared
 with the DEQ's four-equation solution.
 """
 from __future__ import annotations

@@ -210,4 +210,4 @@ def test_scripts_run_standalone():
     out = subprocess.run([sys.executable, str(DERIV / "four_equations.py")],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "matched = theory.md (alpha1..alpha3; alpha5 is the dropped term): True" in out.stdout
+    assert "matched = docs/theory.md (alpha1..alpha3; alpha5 is the dropped term): True" in out.stdout

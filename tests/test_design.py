@@ -118,7 +118,7 @@ def test_ntk_design_matches_and_explicit_coefficients_agree(act, sa, family):
 
 
 def test_ntk_target_is_the_section5_total():
-    # theory.md section 5, "total" row, from the four-equation solution
+    # docs/theory.md §5, "total" row, from the four-equation solution
     sol = solve_four_equations("swish", 0.3, 0.9)
     m = gaussian_moments("swish", sol.tau, method="mpmath")
     g1, g2, h0 = float(m.g1), float(m.g2), float(m.h0)

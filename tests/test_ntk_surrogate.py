@@ -183,7 +183,7 @@ def test_explicit_network_structure(case):
     mix, data, _ = case
     net = explicit_network_coefficients(["relu", "tanh"], 1.0)
     assert net.L == 2 and net.group_names == ("v", "W1", "W2")
-    # one layer: the CK coefficients are the moments of theory.md section 6
+    # one layer: the CK coefficients are the moments of docs/theory.md §6
     one = explicit_network_coefficients("relu", 1.3)
     m = one.layers[0].moments
     assert one.ck.c1 == pytest.approx(m.g1) and one.ck.d3 == pytest.approx(m.g2 / 2)

@@ -106,7 +106,7 @@ def test_isotropic_density_is_marchenko_pastur(n):
 
 @pytest.mark.parametrize("n", [300, 900])
 def test_identity_m_equals_sum_of_class_g(n):
-    """m_{X^TX} from the trace of Qbar equals sum_a (n_a/n) g_a (theory.md §7)."""
+    """m_{X^TX} from the trace of Qbar equals sum_a (n_a/n) g_a (docs/theory.md §7)."""
     p = 400
     model = gram_model(two_profiles(p), [n // 3, n - n // 3])
     z = np.array([0.3 + 0.2j, 1.0 + 1e-3j, 2.5 + 1e-6j, -0.5 + 0.1j, 4.0 + 2.0j])
