@@ -12,6 +12,7 @@ Independent references used here:
 """
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -21,8 +22,13 @@ from rmt_deq.data.labelled import (labelled_data, load_digits, load_labelled_dat
                                    normalise_data, train_test_split)
 from rmt_deq.errors import (DataFileError, InvalidParameterError, NonFiniteInputError,
                             ShapeMismatchError, UnknownOptionError)
+from rmt_deq.data.mixture import default_mixture
+from rmt_deq.generalization.curves import curve
 from rmt_deq.generalization.equivalent import rf_ridge_equivalent, solve_delta
+from rmt_deq.generalization.experiment import generalization_experiment
+from rmt_deq.generalization.problem import mixture_problem
 from rmt_deq.generalization.ridge import class_targets, ridge_scores
+from rmt_deq.jobs.generalization import generalization_report
 
 
 # ----------------------------------------------------------------------------------------
@@ -223,10 +229,6 @@ def test_digits_loader():
 # the experiment and the job
 # ----------------------------------------------------------------------------------------
 def test_report_keys_and_kernel_consistency():
-    import json
-
-    from rmt_deq.jobs.generalization import generalization_report
-
     rng = np.random.default_rng(5)
     p = 40
     means = np.zeros((2, p))
@@ -244,3 +246,21 @@ def test_report_keys_and_kernel_consistency():
         generalization_report("relu", 0.2, ridge=0.5)
     with pytest.raises(InvalidParameterError, match="seeds"):
         generalization_report("relu", 0.2, mixture=spec, seeds=1)
+
+
+def test_experiment_grid_and_curves():
+    prob = mixture_problem(default_mixture(32, 3), 48, 30, rng=2)
+    res = generalization_experiment(prob, "tanh", 0.3, widths=(16, 40), ridges=(0.1, 1.0),
+                                    seeds=2)
+    c = curve(res, "deq_rf", "width", ridge=1.0)
+    np.testing.assert_array_equal(c.x, [16.0, 40.0])
+    assert np.all(np.isfinite(c.predicted_exact)) and np.all(c.observed_se >= 0)
+    k = curve(res, "ntk_kernel", "ridge")
+    assert np.all(np.isnan(k.predicted_exact)) and np.all(k.observed_se == 0)
+    # kernel ridge is deterministic: one "seed", standard errors 0
+    assert res.observed_for("ck_kernel", 0.1).seeds == 1
+    with pytest.raises(InvalidParameterError, match="no width"):
+        curve(res, "ck_kernel", "width")
+    with pytest.raises(UnknownOptionError):
+        generalization_experiment(prob, "tanh", 0.3, methods=("mlp",))
+    json.dumps(res.to_dict(), allow_nan=False)
