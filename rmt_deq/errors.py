@@ -18,6 +18,7 @@ __all__ = [
     "InconsistentDataError",
     "NonFiniteInputError",
     "DataFileError",
+    "MissingDependencyError",
     "OutputPathError",
     "OutputWriteError",
     "UnknownActivationError",
@@ -83,6 +84,12 @@ class DataFileError(RmtDeqError, ValueError):
     """An input file (a data ``.npz``, a mixture ``SPEC.json``) cannot be read, is not in
     the expected format, or lacks / has extra entries; the message names the file, what it
     is and what it should be."""
+
+
+class MissingDependencyError(RmtDeqError, ImportError):
+    """An optional dependency needed for this one feature is not installed (for instance
+    scikit-learn for the built-in digits data); the message names the package and the
+    ``pip install`` command that provides it."""
 
 
 class OutputPathError(RmtDeqError, ValueError):

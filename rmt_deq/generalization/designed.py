@@ -1,0 +1,73 @@
+"""The one adapter to the designed explicit network (docs/theory.md §6).
+
+Everything this layer needs from :mod:`rmt_deq.design` goes through
+:func:`designed_explicit`: the design of a shallow network whose CK surrogate equals the
+DEQ's, its random features at width m, and its exact infinite-width CK.  When the design
+package changes, only this function changes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from rmt_deq._results import frozen_mapping
+from rmt_deq.activations import ActivationLike, get_activation
+from rmt_deq.design.solve import design_for_deq
+
+__all__ = ["DesignedExplicit", "designed_explicit", "DEFAULT_FAMILIES"]
+
+#: the design family per DEQ activation: an exact CK match with the fewest layers
+#: (docs/theory.md §6.7); other activations use the general ``quadcubic2``
+DEFAULT_FAMILIES = {"relu": "lrelu2", "tanh": "htanh1"}
+_GENERAL_FAMILY = "quadcubic2"
+
+
+@dataclass(frozen=True, eq=False)
+class DesignedExplicit:
+    """A designed explicit network, as this layer uses it.
+
+    Attributes
+    ----------
+    family : str
+    relative_residual : float
+        Largest relative error of the four matched CK quantities (the designed network's
+        CK surrogate equals the DEQ's to this accuracy).
+    features : callable (X, width, rng) -> ndarray (m, n)
+        h_L of a network with unit-variance Gaussian weights drawn from ``rng``.
+    exact_ck : callable (X) -> ndarray (n, n)
+        The infinite-width CK K_L.
+    record : mapping
+        The design's JSON-ready record.
+    """
+
+    family: str
+    relative_residual: float
+    features: Callable[[np.ndarray, int, Any], np.ndarray] = field(repr=False)
+    exact_ck: Callable[[np.ndarray], np.ndarray] = field(repr=False)
+    record: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+
+def designed_explicit(activation: ActivationLike, sa: float, tau0: float,
+                      sb: float | None = None, family: str | None = None) -> DesignedExplicit:
+    """Design the explicit network matching the DEQ's CK at the data scale tau0.
+
+    Raises
+    ------
+    InfeasibleDesignError
+        The family cannot match this DEQ (from the design solver).
+    """
+    name = get_activation(activation).name
+    fam = family if family is not None else DEFAULT_FAMILIES.get(name, _GENERAL_FAMILY)
+    net = design_for_deq(activation, sa, tau0, sb, family=fam, target="ck")
+
+    def features(X: np.ndarray, width: int, rng: Any) -> np.ndarray:
+        return np.asarray(net.forward(X, width=width, rng=rng).features)
+
+    def exact_ck(X: np.ndarray) -> np.ndarray:
+        return np.asarray(net.exact_kernels(X, groups=("v",)).ck)
+
+    return DesignedExplicit(family=fam, relative_residual=float(net.relative_residual),
+                            features=features, exact_ck=exact_ck,
+                            record=frozen_mapping(net.record(), arrays=False))
