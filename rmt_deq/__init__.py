@@ -4,6 +4,8 @@ Data flow: activation -> Gaussian moments -> fixed point (four equations) -> sur
 kernels -> spectra, with exact infinite-width kernels, sampling and design beside them.
 Convention everywhere: a data matrix X is p x n (columns are samples).
 """
+from importlib import metadata as _metadata
+
 from rmt_deq.activations import Activation, available_activations, get_activation, register_activation
 from rmt_deq.errors import (ConvergenceError, DataFileError, DivergentMomentError,
                      InfeasibleDesignError, InvalidParameterError, InvalidRecordError,
@@ -58,7 +60,10 @@ from rmt_deq.design.targets import DesignTarget, design_target, explicit_equatio
 from rmt_deq.design.network import DesignedNetwork, load_designed_network
 from rmt_deq.design.solve import design_for_deq, design_network, design_record
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("rmt_deq")
+except _metadata.PackageNotFoundError:   # a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "Activation", "available_activations", "get_activation", "register_activation",
