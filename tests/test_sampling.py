@@ -10,7 +10,7 @@ import rmt_deq as rd
 from rmt_deq.networks.deq import DEQWeights, deq_forward, deq_gradients, sample_deq_weights
 from rmt_deq.networks.solver import SolverOptions, solve_batched
 from rmt_deq.errors import (ConvergenceError, InvalidParameterError, ShapeMismatchError,
-                            UnknownOptionError)
+                            UnknownOptionError, NonFiniteInputError)
 from rmt_deq.sampling.deq import sampled_ck, sampled_kernel, sampled_ntk
 from rmt_deq.kernels.result import Kernel
 from rmt_deq.sampling import _bootstrap
@@ -427,7 +427,7 @@ def test_metrics_against_scipy_and_definitions():
     assert set(d) >= {"operator", "frobenius", "ks", "wasserstein1", "top_alignments"}
     with pytest.raises(ShapeMismatchError):
         relative_operator_distance(K, K_ref[:5, :5])
-    with pytest.raises(rd.NonFiniteInputError):
+    with pytest.raises(NonFiniteInputError):
         ks_distance(np.array([1.0, np.nan]), b)
     with pytest.raises(InvalidParameterError):
         ks_distance(N, K_ref)                          # eigenvalues of a non-symmetric K

@@ -155,7 +155,7 @@ class ExplicitLayer:
         if self.kind == "custom" and not self.params:
             raise InvalidParameterError(
                 f"layer activation {self.activation.name!r} is code, not a spec: it has no "
-                f"JSON form; use a registry spec (rmt_deq.register_activation) instead")
+                f"JSON form; use a registry spec (rmt_deq.activations.register_activation) instead")
         d: dict = {"kind": self.kind}
         if self.kind == "activation":
             d["activation"] = self.activation.name
@@ -284,7 +284,7 @@ class ExplicitNetwork:
                 raise InvalidParameterError(
                     f"layer activation {layer.activation.name!r} is code, not a spec: the "
                     f"network has no JSON form; use registry specs "
-                    f"(rmt_deq.register_activation) or the design record of its family")
+                    f"(rmt_deq.activations.register_activation) or the design record of its family")
         return {"layers": [layer.to_dict() for layer in self.layers]}
 
     @classmethod
