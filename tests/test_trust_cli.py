@@ -417,7 +417,7 @@ def test_sampling_options_need_method_sampled(files, tmp_path, capsys, extra):
 
 
 def test_inapplicable_options_rejected(files, tmp_path, capsys):
-    s, mix = files["sample"], files["mix"]
+    s = files["sample"]
     with pytest.raises(InvalidParameterError, match="kind='ntk' only"):
         kernel_from_data(s.X, "tanh", 0.3, kind="ck", groups=("v",))
     with pytest.raises(InvalidParameterError, match="kind='ntk' only"):
