@@ -315,7 +315,11 @@ def write_text(path: Any, text: str, what: str = "output") -> str:
 def write_figure(fig: Any, path: Any, dpi: int = 130, what: str = "figure") -> str:
     """Write a matplotlib figure in the format of the path's suffix, atomically."""
     fmt = figure_format(_as_path(path, what, OutputPathError), what)
-    return _atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi), what,
+    # no creation date in the file: the same figure gives the same bytes on every run
+    metadata = {"pdf": {"CreationDate": None}, "svg": {"Date": None},
+                "ps": {"CreationDate": None}, "eps": {"CreationDate": None}}.get(fmt)
+    extra = {} if metadata is None else {"metadata": metadata}
+    return _atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi, **extra), what,
                          figure=True)
 
 

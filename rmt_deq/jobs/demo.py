@@ -193,8 +193,9 @@ def run_demo(activation: ActivationLike = "relu", sa: float = 0.2, p: int = 400,
     if out:
         ax = plot_spectrum(
             bulk, spikes, eigenvalues=ev_exact, label="exact Implicit-CK G",
-            title=f"{sol.activation}, sa = {sa:g}, p = {p}, n = {sample.n}: "
-                  f"KS {dist.ks:.3f}, W1/width {dist.w1_relative:.4f}")
+            title=f"{sol.activation} DEQ, $\\sigma_a^2$ = {sa:g}, p = {p}, n = {sample.n}\n"
+                  f"bulk: Kolmogorov-Smirnov distance {dist.ks:.3f},\n"
+                  f"Wasserstein-1 distance {dist.w1_relative:.4f} bulk widths")
         save_figure(ax.figure, out)
         figure = str(out)
         say(f"wrote {out}")
