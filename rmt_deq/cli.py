@@ -8,6 +8,8 @@ Commands (``rmt-deq COMMAND --help`` for each one's options):
 * ``spectrum``: the limiting eigenvalue spectrum of the CK or NTK without sampling:
   density, atom, support, isolated eigenvalues (§7);
 * ``design``: a shallow explicit network matching a DEQ's CK or NTK (§6);
+* ``generalization``: ridge regression on DEQ and designed-network features and kernels,
+  observed and predicted without training (docs/generalization.md);
 * ``demo``: a default case solved and drawn (four equations, exact CK, predicted spectrum).
 
 ``rmt-deq --version`` prints the package version (from the installed package's metadata).
@@ -40,6 +42,7 @@ from rmt_deq.design.targets import TARGETS as _DESIGN_TARGETS
 from rmt_deq.errors import InvalidParameterError, RmtDeqError
 from rmt_deq.moments.gaussian import METHODS as _MOMENT_METHODS
 from rmt_deq.kernels.exact import NTK_GROUPS
+from rmt_deq.jobs.generalization import add_generalization_parser
 from rmt_deq.jobs.kernel import KINDS, METHODS as _KERNEL_METHODS
 from rmt_deq.networks.weights import DTYPES as _WEIGHT_DTYPES, WEIGHT_FAMILIES
 
@@ -260,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true",
                    help="print one JSON object (family, residual, params, ...)")
     g.add_argument("--out", default=None, help="also save the designed network (JSON file)")
+
+    add_generalization_parser(sub, [deq], _real)
 
     d = sub.add_parser("demo", help="solve a default case and write a spectral figure")
     d.add_argument("--activation", default="relu", help=_ACT_HELP)
@@ -530,6 +535,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_generalization(args: argparse.Namespace) -> int:
+    from rmt_deq.jobs.generalization import run_generalization
+
+    return run_generalization(args, print)
+
+
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -548,7 +559,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with np.errstate(all="ignore"):
             return {"solve": _cmd_solve, "kernel": _cmd_kernel, "demo": _cmd_demo,
-                    "spectrum": _cmd_spectrum, "design": _cmd_design}[args.command](args)
+                    "spectrum": _cmd_spectrum, "design": _cmd_design,
+                    "generalization": _cmd_generalization}[args.command](args)
     except RmtDeqError as exc:
         print(f"{where}: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
         return 2

@@ -264,3 +264,35 @@ def test_experiment_grid_and_curves():
     with pytest.raises(UnknownOptionError):
         generalization_experiment(prob, "tanh", 0.3, methods=("mlp",))
     json.dumps(res.to_dict(), allow_nan=False)
+
+
+def test_generalization_command(tmp_path, capsys):
+    from rmt_deq.cli import main
+
+    p = 40
+    means = np.zeros((2, p))
+    means[0, 0], means[1, 0] = 1.5, -1.5
+    spec = tmp_path / "mix.json"
+    spec.write_text(json.dumps({"means": means.tolist(), "covs": np.ones((2, p)).tolist(),
+                                "sizes": [40, 40]}))
+    fig = tmp_path / "gen.pdf"
+    argv = ["generalization", "--activation", "tanh", "--sa", "0.3", "--mixture", str(spec),
+            "--ridge", "0.5", "--width", "32", "--seeds", "2"]
+    assert main([*argv, "--json", "--plot", str(fig)]) == 0
+    out = json.loads(capsys.readouterr().out,
+                     parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
+    direct = generalization_report("tanh", 0.3, mixture=str(spec), ridge=0.5, width=32,
+                                   seeds=2)
+    for part in ("predicted", "observed"):
+        assert set(out[part]) == {"deq_rf", "enn_rf", "ck_kernel", "ntk_kernel"}
+        for k, v in out[part].items():
+            for s, x in v.items():
+                assert x == pytest.approx(direct[part][k][s], rel=1e-12, abs=1e-15)
+    assert fig.read_bytes()[:4] == b"%PDF" and out["figure"].endswith("gen.pdf")
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert "deq_rf" in table and "ntk_kernel" in table
+    # a bad choice and a bad figure path: exit 2, one line, nothing computed
+    assert main([*argv, "--methods", "deq_rf,svm"]) == 2
+    assert "svm" in capsys.readouterr().err
+    assert main([*argv, "--plot", str(tmp_path / "no" / "f.png")]) == 2

@@ -129,3 +129,109 @@ def generalization_report(activation: Any, sa: float, sb: float | None = None, *
                      "data_seed": data_seed},
         "timing": dict(res.timing),
         "design": None if res.design is None else dict(res.design)})
+
+
+# =======================================================================================
+# command line: ``rmt-deq generalization``
+# =======================================================================================
+def add_generalization_parser(sub: Any, parents: list, real: Any) -> None:
+    """Register ``rmt-deq generalization`` on the CLI's sub-parsers (``parents``: the
+    DEQ options; ``real``: the CLI's finite-float type)."""
+    g = sub.add_parser(
+        "generalization", parents=parents,
+        help="predicted and observed errors of ridge regression on DEQ features and kernels",
+        description=(
+            "Ridge regression on (a) random features of sampled DEQs of width --width, "
+            "(b) random features of the designed explicit network of the same width, "
+            "(c) the exact CK and (d) the exact NTK (kernel ridge), over --seeds weight "
+            "draws; beside the observed train/test MSE and accuracy (mean and standard "
+            "error), the errors predicted without training: the deterministic equivalent "
+            "from the class statistics through the surrogates, and from the exact kernel "
+            "(docs/generalization.md).  Labels are +-1 for two classes, one-vs-rest "
+            "otherwise.  X is p x n (columns are samples)."))
+    src = g.add_mutually_exclusive_group(required=True)
+    src.add_argument("--mixture", help="SPEC.json of a Gaussian mixture (means, covs, sizes "
+                                       "of the whole sample, split into train and test)")
+    src.add_argument("--data", help="'digits' (optional extra [data]) or a labelled .npz "
+                                    "(X p x n, labels), .npy or .csv file")
+    g.add_argument("--ridge", type=real, required=True, help="ridge lambda > 0 (Gram scale)")
+    g.add_argument("--width", type=int, default=1024, help="width m of the random features")
+    g.add_argument("--seeds", type=int, default=10, help="weight draws (>= 2; default 10)")
+    g.add_argument("--classes", default=None,
+                   help="with --data: comma-separated labels to keep (e.g. 0,1)")
+    g.add_argument("--test-fraction", type=real, default=0.5,
+                   help="share of the columns held out (default 0.5)")
+    g.add_argument("--tau0", type=real, default=None,
+                   help="with --data: the normalisation, mean squared column norm tau0^2 "
+                        "(default 1)")
+    g.add_argument("--methods", default=",".join(METHODS),
+                   help=f"comma-separated learners from {','.join(METHODS)} (default all)")
+    g.add_argument("--family", default=None, help="design family of the explicit network "
+                                                  "(default: the best feasible)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the weights (default 0)")
+    g.add_argument("--data-seed", type=int, default=0,
+                   help="seed of the sample and the split (default 0)")
+    g.add_argument("--json", action="store_true", help="print one strict JSON object")
+    g.add_argument("--plot", default=None,
+                   help="figure of predicted vs observed test MSE (format from the suffix)")
+
+
+def _classes(text: str | None) -> tuple | None:
+    if text is None:
+        return None
+    out = []
+    for c in text.split(","):
+        c = c.strip()
+        if c:
+            try:
+                out.append(int(c))
+            except ValueError:
+                out.append(c)
+    return tuple(out)
+
+
+def generalization_lines(report: dict) -> list[str]:
+    """The report as a table: one row per learner, predicted beside observed."""
+    s = report["settings"]
+    rows = [f"{s['activation']} DEQ, sa = {s['sa']:g}, sb = {s['sb']:g}: ridge {s['ridge']:g}, "
+            f"width {int(s['width'])}, {int(s['seeds'])} seeds",
+            f"{'learner':<11} {'test MSE observed':>22} {'predicted':>10} {'(exact K)':>10} "
+            f"{'accuracy observed':>22} {'predicted':>10}"]
+    for k, o in report["observed"].items():
+        pr = report["predicted"].get(k, {})
+        ex = report["predicted_exact_kernel"].get(k, {})
+
+        def f(v: Any, w: int = 10) -> str:
+            return f"{v:>{w}.4g}" if v is not None else f"{'-':>{w}}"
+        rows.append(f"{k:<11} {o['test_mse']:>11.4g} ± {o['test_mse_se']:<8.2g} "
+                    f"{f(pr.get('test_mse'))} {f(ex.get('test_mse'))} "
+                    f"{o['test_accuracy']:>11.4g} ± {o['test_accuracy_se']:<8.2g} "
+                    f"{f(pr.get('test_accuracy'))}")
+    return rows
+
+
+def run_generalization(args: Any, echo: Any) -> int:
+    """``rmt-deq generalization``: check the output path, run, print (JSON or table)."""
+    from rmt_deq import _io
+    from rmt_deq.plotting import plot_generalization, save_figure
+
+    if args.plot:
+        _io.check_output_path(args.plot, "--plot", figure=True)
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    report = generalization_report(
+        args.activation, args.sa, args.sb, mixture=args.mixture, data=args.data,
+        classes=_classes(args.classes), ridge=args.ridge, width=args.width,
+        seeds=args.seeds, test_fraction=args.test_fraction, tau0=args.tau0,
+        data_seed=args.data_seed, seed=args.seed, methods=methods,
+        explicit_family=args.family)
+    if args.plot:
+        ax = plot_generalization(report, title=(
+            f"{report['settings']['activation']} DEQ, ridge {args.ridge:g}, "
+            f"width m = {args.width}"))
+        report["figure"] = save_figure(ax.figure, args.plot)
+    if args.json:
+        echo(_io.dumps(report))
+    else:
+        for line in generalization_lines(report):
+            echo(line)
+    return 0

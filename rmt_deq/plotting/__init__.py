@@ -11,11 +11,12 @@ from typing import Any
 
 from rmt_deq._io import write_figure
 from rmt_deq.plotting.convergence import plot_error_vs_dimension
+from rmt_deq.plotting.generalization import plot_generalization
 from rmt_deq.plotting.spectra import outlier_eigenvalues, plot_spectrum
 from rmt_deq.plotting.style import (COLUMN_WIDTH, FULL_WIDTH, PALETTE, journal_style,
                                     new_figure, styled)
 
-__all__ = ["plot_error_vs_dimension", "plot_spectrum", "outlier_eigenvalues", "save_figure",
+__all__ = ["plot_error_vs_dimension", "plot_generalization", "plot_spectrum", "outlier_eigenvalues", "save_figure",
            "journal_style", "new_figure", "PALETTE", "COLUMN_WIDTH", "FULL_WIDTH"]
 
 
