@@ -174,7 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
             "DEQs (width --width, --realizations weight draws from --family) and reports "
             "its Monte-Carlo error bar.  --out is written exactly as named, in .npy "
             "format."))
-    k.add_argument("--data", required=True, help="input .npz file (X, labels[, means, covs])")
+    k.add_argument("--data", required=True,
+                   help="input .npz file (X, labels[, means, covs]), or 'digits' (the "
+                        "handwritten digits, normalised to mean squared column norm 1; "
+                        "optional extra [data])")
     k.add_argument("--tau0", type=_real, default=None,
                    help="data scale tau0 = sqrt(tr C°/p) (exact and sampled kernels); default: "
                         "from means/covs when given, else the plug-in estimate from the "
@@ -452,6 +455,7 @@ def _cmd_kernel_sampled(args: argparse.Namespace, data: dict) -> int:
 
 
 def _cmd_kernel(args: argparse.Namespace) -> int:
+    from rmt_deq.data.labelled import data_arrays
     from rmt_deq.jobs.kernel import kernel_from_data
 
     given = _sampled_given(args)
@@ -465,7 +469,7 @@ def _cmd_kernel(args: argparse.Namespace) -> int:
         _io.check_output_path(args.info, "--info")
     _io.check_distinct_outputs({"--out": args.out, "--info": args.info},
                                inputs={"--data": args.data})
-    data = _io.read_npz(args.data, "--data")
+    data = data_arrays(args.data, "--data")
     if args.method == "sampled":
         return _cmd_kernel_sampled(args, data)
     K = kernel_from_data(data["X"], args.activation, args.sa, args.sb,

@@ -296,3 +296,18 @@ def test_generalization_command(tmp_path, capsys):
     assert main([*argv, "--methods", "deq_rf,svm"]) == 2
     assert "svm" in capsys.readouterr().err
     assert main([*argv, "--plot", str(tmp_path / "no" / "f.png")]) == 2
+
+
+def test_kernel_command_on_the_builtin_digits(tmp_path):
+    pytest.importorskip("sklearn")
+    from rmt_deq.cli import main
+    from rmt_deq.data.labelled import load_labelled_data
+    from rmt_deq.kernels.exact import exact_ck
+
+    out = tmp_path / "K.npy"
+    assert main(["kernel", "--data", "digits", "--activation", "tanh", "--sa", "0.3",
+                 "--out", str(out)]) == 0
+    d = load_labelled_data("digits")
+    K = np.load(out)
+    ref = exact_ck(d.X, "tanh", 0.3, labels=d.labels).matrix
+    assert np.linalg.norm(K - ref, 2) <= 1e-12 * np.linalg.norm(ref, 2)

@@ -30,14 +30,14 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from rmt_deq._io import json_ready
+from rmt_deq._io import json_ready, read_npz
 from rmt_deq._results import readonly
 from rmt_deq._validation import as_data_matrix, as_labels, as_rng, check_positive_finite
 from rmt_deq.data.files import read_labelled_file
 from rmt_deq.errors import InvalidParameterError, MissingDependencyError, ShapeMismatchError
 
 __all__ = ["Normalisation", "LabelledData", "labelled_data", "normalise_data",
-           "load_digits", "load_labelled_data", "train_test_split", "BUILTIN_DATA",
+           "load_digits", "load_labelled_data", "data_arrays", "train_test_split", "BUILTIN_DATA",
            "MIN_CLASS_SIZE"]
 
 #: the built-in data sets
@@ -272,6 +272,28 @@ def load_labelled_data(source: Any, *, classes: Iterable[Any] | None = None,
         X, labels = _select(as_data_matrix(X), np.asarray(labels), classes, name)
     data = labelled_data(X, labels, source=name)
     return data if tau0 is None else normalise_data(data, tau0)
+
+
+def data_arrays(source: Any, what: str = "data", *,
+                required: Iterable[str] = ("X",)) -> dict:
+    """The arrays of a data argument: a built-in data set by name, or an ``.npz`` file.
+
+    ``"digits"`` gives ``{"X": ..., "labels": ...}``: the handwritten digits (optional extra
+    ``[data]``), centred and scaled to mean squared column norm 1 (:func:`normalise_data`),
+    X p x n (columns are samples), labels the digit of each column.  Any other value is
+    read as an ``.npz`` file by :func:`rmt_deq._io.read_npz` with the given required arrays.
+
+    Raises
+    ------
+    MissingDependencyError
+        ``"digits"`` without scikit-learn.
+    DataFileError, ...
+        From :func:`rmt_deq._io.read_npz`.
+    """
+    if isinstance(source, str) and source in BUILTIN_DATA:
+        d = load_labelled_data(source)
+        return {"X": d.X, "labels": d.labels}
+    return read_npz(source, what, required=tuple(required))
 
 
 def train_test_split(data: LabelledData, test_fraction: float = 0.5, *,
