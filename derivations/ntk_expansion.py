@@ -38,6 +38,7 @@ rmt_deq.kernels.explicit_surrogate.explicit_network_coefficients implements.
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 
@@ -176,10 +177,12 @@ def read_diag(expr: sp.Expr) -> dict:
             "theta_slope": sp.simplify(e.coeff(eps, 1).coeff(dlt_i, 1))}
 
 
+@functools.lru_cache(maxsize=None)
 def derived_coefficients() -> dict:
     """{group: {coefficient: expr}} for v, A, B, total, published (v + A computed as
     G/(1 - sa Gdot) directly), plus ``"_other"`` (non-surrogate monomials per group) and
-    ``"_symmetry"`` (c5 - c5_j per group)."""
+    ``"_symmetry"`` (c5 - c5_j per group).  Cached: one derivation per process (do not
+    modify the result)."""
     off, diag = offdiag_groups(), diagonal_groups()
     res, other, sym = {}, {}, {}
     for g in GROUPS + ("published",):
@@ -423,9 +426,10 @@ def theory_ck_recursion(L: int) -> dict:
     return {"alpha1": a[L][0], "alpha2": a[L][1], "alpha3": a[L][2], "alpha4": a[L][3]}
 
 
+@functools.lru_cache(maxsize=None)
 def enn_residuals(L: int) -> dict:
     """direct - recursion for every group and coefficient; direct CK - docs/theory.md §6;
-    and the non-surrogate monomials (must be none)."""
+    and the non-surrogate monomials (must be none).  Cached (do not modify the result)."""
     d, r = enn_direct(L), enn_recursion(L)
     out = {}
     for g, coefs in r["groups"].items():

@@ -163,3 +163,12 @@ def test_python_dash_m_version_is_the_package_version():
         assert package_version() == metadata.version("rmt_deq") == rmt_deq.__version__
     except metadata.PackageNotFoundError:     # a source tree never installed
         pass
+
+
+@pytest.mark.slow
+def test_every_derivation_passes_its_checks():
+    """All six checks, as ``rmt-deq derivations`` runs them (the other tests of the
+    derivations test their parts; this one holds each module's check() itself)."""
+    results = job.run_derivations()
+    assert [r.name for r in results] == list(job.derivation_names())
+    assert [(r.name, r.message) for r in results if not r.passed] == []
