@@ -11,10 +11,17 @@ is -1/4: delta'(2x) = delta'(x)/4), and ``integrate(y*DiracDelta(y - b, 1)*w(y),
 is off by b w'(b)-type terms.  :func:`gauss_pair` therefore applies the definition
 <delta^(n)(y - b), g> = (-1)^n g^(n)(b) itself and only asks sympy for integrals of
 smooth functions over intervals.
+
+Each derivation module also declares its registry entry, a :class:`Derivation`: a short
+name, what it proves, and ``check()``, which runs every claim of the module and raises
+:class:`AssertionError` naming the first claim that fails (explicit raises, so ``python -O``
+cannot drop them); checks print nothing.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
+from typing import Callable, Hashable, Iterable, Mapping
 
 import sympy as sp
 
@@ -204,3 +211,41 @@ def is_zero(expr: sp.Expr) -> bool:
     if e == 0:
         return True
     return sp.simplify(sp.expand_func(e)) == 0
+
+
+def nonzero(residuals: Mapping) -> list:
+    """Keys of ``residuals`` whose value is not symbolically zero (empty when all vanish)."""
+    return [k for k, v in residuals.items() if not is_zero(v)]
+
+
+def require(condition: bool, claim: str) -> None:
+    """Raise AssertionError(``claim``) unless ``condition`` holds (survives ``python -O``)."""
+    if not condition:
+        raise AssertionError(claim)
+
+
+def require_zero(residuals: Mapping, claim: str) -> None:
+    """Raise AssertionError naming ``claim`` and the keys whose residual is not zero."""
+    bad = nonzero(residuals)
+    if bad:
+        raise AssertionError(f"{claim}: nonzero residual for {bad}")
+
+
+def require_below(errors: Iterable[tuple[Hashable, float]], tol: float, claim: str) -> None:
+    """Raise AssertionError naming ``claim`` and the (key, error) pairs not below ``tol``
+    (a NaN error fails)."""
+    bad = [(k, e) for k, e in errors if not e < tol]
+    if bad:
+        raise AssertionError(f"{claim}: error not below {tol:g} for "
+                             + ", ".join(f"{k} ({e:.3g})" for k, e in bad))
+
+
+@dataclasses.dataclass(frozen=True)
+class Derivation:
+    """A registry entry: ``name`` (the module's name), ``proves`` (one line, in words of the
+    mathematics) and ``check`` (runs every claim; raises AssertionError on the first that
+    fails; prints nothing)."""
+
+    name: str
+    proves: str
+    check: Callable[[], None]

@@ -50,10 +50,12 @@ import sympy as sp
 
 try:
     from . import ck_expansion as ck
-    from ._common import integrate_linear, is_zero, tau, y
+    from ._common import (Derivation, integrate_linear, is_zero, require, require_below,
+                          require_zero, tau, y)
 except ImportError:  # run as a script
     import ck_expansion as ck
-    from _common import integrate_linear, is_zero, tau, y
+    from _common import (Derivation, integrate_linear, is_zero, require, require_below,
+                         require_zero, tau, y)
 
 eps = ck.eps
 P, dlt_i, dlt_j = sp.symbols("P delta_i delta_j", real=True)
@@ -271,6 +273,35 @@ def homogeneity_residual() -> sp.Expr:
     """V0 - q g4/2 for a pwlinear layer: zero."""
     m = family_moments("pwlinear")
     return sp.simplify(m["V0"] - tau ** 2 * m["g4"] / 2)
+
+
+def check(tol: float = 1e-14) -> None:
+    """Every claim above: the section-6 recursion, the families' closed-form moments, the
+    scaling gauge, quad2's cubic (c2 acting on tau only) and pwlinear homogeneity (exact
+    zeros), and rmt_deq.design._moments' float moments within ``tol`` (relative to
+    max(1, |moment|)) of the derived ones.  Raises AssertionError naming the first claim
+    that fails."""
+    rec = recursion_residuals()
+    require(all(v == 0 for v in rec.values()),
+            f"section-6 recursion from the second-order expansion: {rec}")
+    for kind in KINDS:
+        require_zero(moment_residuals(kind), f"{kind}: derived = stated closed-form moments")
+    require_below(compare_with_package().items(), tol,
+                  "rmt_deq.design._moments float moments against the derived ones")
+    gauge = gauge_residuals()
+    require(all(v == 0 for vs in gauge.values() for v in vs),
+            f"scaling gauge leaves the two-layer outputs unchanged: {gauge}")
+    q = quad2_closed_form()
+    require(q["cubic_minus_package"] == 0, "quad2 CK cubic = the quad2 family's ck_cubic")
+    require(q["c2_changes_alphas"] == [0, 0, 0] and q["c2_changes_tau"] != 0,
+            "quadcubic2's c2 changes tau_2^2 only")
+    require(homogeneity_residual() == 0, "pwlinear layer: V0 = q g4/2")
+
+
+DERIVATION = Derivation(
+    "enn_design",
+    "the explicit-network layer recursion and the design families' closed-form moments",
+    check)
 
 
 def main() -> None:

@@ -32,8 +32,10 @@ import sympy as sp
 
 try:
     from . import ck_expansion as ck
+    from ._common import Derivation, require_below, require_zero
 except ImportError:  # run as a script
     import ck_expansion as ck
+    from _common import Derivation, require_below, require_zero
 
 sa, sb = ck.sa, ck.sb
 M = ck.M
@@ -141,6 +143,26 @@ def compare_solver(acts=("tanh", "swish", "erf", "quadratic:1,0.2", "leaky_relu:
         out[act] = {"alpha_rel_err": max(errs), "tau_residual": tau_res,
                     "alpha5": float(m["alpha5"].subs(sub))}
     return out
+
+
+def check(tol: float = 1e-13) -> None:
+    """Every claim above: coefficient matching gives the alphas of the theory (exact
+    zeros), and the ReLU closed forms and the matched formulas agree with the solver (and
+    its tau equation holds) to a relative error below ``tol``.  Raises AssertionError
+    naming the first claim that fails."""
+    require_zero(matching_residuals(), "coefficient matching gives alpha1..alpha3 (and alpha5)")
+    require_below([("relu", compare_relu())], tol, "ReLU closed forms against the solver")
+    res = compare_solver()
+    require_below([(act, r["alpha_rel_err"]) for act, r in res.items()], tol,
+                  "matched alphas against the solver")
+    require_below([(act, r["tau_residual"]) for act, r in res.items()], tol,
+                  "tau equation at the solver's tau (independent quadrature)")
+
+
+DERIVATION = Derivation(
+    "four_equations",
+    "the four equations: tau and alpha1..alpha4 by coefficient matching, against the solver",
+    check)
 
 
 def main() -> None:

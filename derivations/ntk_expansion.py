@@ -38,6 +38,7 @@ rmt_deq.kernels.explicit_surrogate.explicit_network_coefficients implements.
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 
@@ -46,9 +47,11 @@ import sympy as sp
 try:
     from . import ck_expansion as ck
     from . import four_equations as fe
+    from ._common import Derivation, require, require_below
 except ImportError:  # run as a script
     import ck_expansion as ck
     import four_equations as fe
+    from _common import Derivation, require, require_below
 
 eps, di, dj, S, M = ck.eps, ck.di, ck.dj, ck.S, ck.M
 sa, sb = ck.sa, ck.sb
@@ -174,10 +177,12 @@ def read_diag(expr: sp.Expr) -> dict:
             "theta_slope": sp.simplify(e.coeff(eps, 1).coeff(dlt_i, 1))}
 
 
+@functools.lru_cache(maxsize=None)
 def derived_coefficients() -> dict:
     """{group: {coefficient: expr}} for v, A, B, total, published (v + A computed as
     G/(1 - sa Gdot) directly), plus ``"_other"`` (non-surrogate monomials per group) and
-    ``"_symmetry"`` (c5 - c5_j per group)."""
+    ``"_symmetry"`` (c5 - c5_j per group).  Cached: one derivation per process (do not
+    modify the result)."""
     off, diag = offdiag_groups(), diagonal_groups()
     res, other, sym = {}, {}, {}
     for g in GROUPS + ("published",):
@@ -421,9 +426,10 @@ def theory_ck_recursion(L: int) -> dict:
     return {"alpha1": a[L][0], "alpha2": a[L][1], "alpha3": a[L][2], "alpha4": a[L][3]}
 
 
+@functools.lru_cache(maxsize=None)
 def enn_residuals(L: int) -> dict:
     """direct - recursion for every group and coefficient; direct CK - docs/theory.md §6;
-    and the non-surrogate monomials (must be none)."""
+    and the non-surrogate monomials (must be none).  Cached (do not modify the result)."""
     d, r = enn_direct(L), enn_recursion(L)
     out = {}
     for g, coefs in r["groups"].items():
@@ -467,6 +473,40 @@ def compare_enn_package(cases=ENN_CASES, tau0_value: float = 1.1) -> dict:
                 worst = max(worst, abs(v - getattr(ref, c)) / scale)
         out[acts] = worst
     return out
+
+
+def check(tol: float = 1e-12) -> None:
+    """Every claim above: the expansion has only surrogate monomials and a symmetric c5,
+    the derived coefficients equal the section-5 and refinement tables and the published
+    G/(1 - sa Gdot) is v + A (exact zeros), the Gdot series remainders have halving ratios
+    in (3.7, 4.3) and (7.5, 8.5), the explicit-network recursion is the direct expansion for
+    L = 1, 2, 3, and the package's coefficients agree to a relative error below ``tol``.
+    Raises AssertionError naming the first claim that fails."""
+    d = derived_coefficients()
+    require(all(len(o) == 0 for o in d["_other"].values()),
+            f"only surrogate monomials off the diagonal: {d['_other']}")
+    require(all(v == 0 for v in d["_symmetry"].values()), "c5 symmetric in (i, j)")
+    bad = [k for k, v in table_residuals(d).items() if v != 0]
+    require(not bad, f"derived = section-5 table, refinement table and published: {bad}")
+    for name, t in NUMERIC_CASES:
+        r = numeric_dphi_check(name, t)
+        require(all(3.7 < v < 4.3 for v in r["ratios1"])
+                and all(7.5 < v < 8.5 for v in r["ratios2"]),
+                f"Gdot series remainder orders for {name} (tau = {t}): {r}")
+    require_below(compare_package(d).items(), tol,
+                  "package ntk_group_coefficients against the derivation")
+    for L in (1, 2, 3):
+        bad = [k for k, v in enn_residuals(L).items() if v != 0]
+        require(not bad, f"explicit network L = {L}: direct expansion = recursion: {bad}")
+    require_below(compare_enn_package().items(), tol,
+                  "package explicit_network_coefficients against the derivation")
+
+
+DERIVATION = Derivation(
+    "ntk_expansion",
+    "the NTK surrogate coefficients per parameter group and the explicit-network NTK "
+    "recursion",
+    check)
 
 
 def main() -> None:

@@ -33,10 +33,12 @@ import time
 
 import sympy as sp
 
-try:  # imported as the package derivations.stein
-    from ._common import E_He, E_y, He, ddiff, is_zero, pdf, tau, x, y
+try:  # imported as a package (rmt_deq_derivations.stein)
+    from ._common import (Derivation, E_He, E_y, He, ddiff, is_zero, pdf, require,
+                          require_below, require_zero, tau, x, y)
 except ImportError:  # run as a script: python derivations/stein.py
-    from _common import E_He, E_y, He, ddiff, is_zero, pdf, tau, x, y
+    from _common import (Derivation, E_He, E_y, He, ddiff, is_zero, pdf, require,
+                         require_below, require_zero, tau, x, y)
 
 f = sp.Function("f")
 g = sp.Function("g")
@@ -245,6 +247,38 @@ def tau_map_numeric(activations=("tanh", "swish", "relu", "erf"), q: float = 1.3
 
 
 # ----------------------------------------------------------------------------------------
+def check() -> None:
+    """Every claim above (symbolic ones as exact zeros; the package's tau-map derivative to
+    a relative error below 1e-9); raises AssertionError naming the first that fails."""
+    require_zero(rodrigues(8), "Rodrigues He_k pdf = (-1)^k pdf^(k), k <= 8")
+    require_zero(package_hermite(), "the package's He_1..He_3 are sympy's")
+    rr = rodrigues_recurrence_symbolic_k()
+    require_zero({"symbolic": rr["symbolic"], "R0": rr["R0"]},
+                 "Rodrigues recurrence for symbolic k")
+    require_zero(rr["He"], "He_k satisfies the Rodrigues recurrence, k <= 10")
+    require(is_zero(stein_induction_step()), "Stein induction step (symbolic k)")
+    require_zero(chain_rule(3), "chain rule d^k/dx^k f(tau x) = tau^k f^(k), k <= 3")
+    require(boundary_limits() == (0, 0), "x^n exp(-x^2/2) -> 0 at +-oo")
+    for k, res in integration_by_parts(3).items():
+        require(is_zero(res["dB_minus_integrand"]) and res["boundary_polynomial_times_pdf"],
+                f"k-fold integration by parts, k = {k}")
+    require_zero(stein_on_family(3), "Stein identity on the test functions, k = 1..3")
+    require_zero(centred_square(), "E[(phi_c^2)''] = E[He2 phi_c^2]/tau^2 and the g4 assembly")
+    require(is_zero(heat_equation_integrand()), "heat equation integrand identity")
+    require_zero(heat_on_family(), "heat equation and E[He2 f] = tau dE[f]/dtau on the family")
+    require_zero(heat_series(), "heat series E[h(sqrt(tau^2 + d) xi)]")
+    require_zero(tau_map_derivative(), "d V0/d(tau^2) = g4/2 (symbolic)")
+    require_below(tau_map_numeric().items(), 1e-9,
+                  "d V0/d(tau^2) = g4/2 against the package's moments (finite difference)")
+
+
+DERIVATION = Derivation(
+    "stein",
+    "Stein's lemma E[He_k(xi) f(tau xi)] = tau^k E[f^(k)(tau xi)] (every k) and the heat "
+    "equation in tau^2",
+    check)
+
+
 def main() -> None:
     t0 = time.time()
     ok = lambda d: all(is_zero(v) for v in d.values())  # noqa: E731

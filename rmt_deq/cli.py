@@ -10,7 +10,9 @@ Commands (``rmt-deq COMMAND --help`` for each one's options):
 * ``design``: a shallow explicit network matching a DEQ's CK or NTK (§6);
 * ``generalization``: ridge regression on DEQ and designed-network features and kernels,
   observed and predicted without training (docs/generalization.md);
-* ``demo``: a default case solved and drawn (four equations, exact CK, predicted spectrum).
+* ``demo``: a default case solved and drawn (four equations, exact CK, predicted spectrum);
+* ``derivations``: the sympy derivations' checks, a pass/fail table (needs sympy; exit
+  status 1 when one fails).
 
 ``rmt-deq --version`` prints the package version (from the installed package's metadata).
 
@@ -279,6 +281,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--max-memory", type=_bytes, default=None,
                    help=f"memory budget of the demo's data and kernels (e.g. 8G; default "
                         f"{_MEMORY_DEFAULT})")
+
+    dv = sub.add_parser("derivations", help="run the sympy derivations' checks (needs sympy) "
+                                            "and print a pass/fail table")
+    dv.add_argument("--only", nargs="+", action="extend", metavar="NAME", default=None,
+                    help="run only these derivations (names as in the table; an unknown "
+                         "one is refused with the list)")
+    dv.add_argument("--json", action="store_true",
+                    help="print one JSON list (name, status, seconds, proves, message)")
     return ap
 
 
@@ -545,6 +555,16 @@ def _cmd_generalization(args: argparse.Namespace) -> int:
     return run_generalization(args, print)
 
 
+def _cmd_derivations(args: argparse.Namespace) -> int:
+    from rmt_deq.jobs.derivations import run_derivations
+
+    results = run_derivations(args.only,
+                              echo=None if args.json else lambda s: print(s, flush=True))
+    if args.json:
+        _print_json([r.record() for r in results])
+    return 0 if all(r.passed for r in results) else 1
+
+
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -564,7 +584,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with np.errstate(all="ignore"):
             return {"solve": _cmd_solve, "kernel": _cmd_kernel, "demo": _cmd_demo,
                     "spectrum": _cmd_spectrum, "design": _cmd_design,
-                    "generalization": _cmd_generalization}[args.command](args)
+                    "generalization": _cmd_generalization,
+                    "derivations": _cmd_derivations}[args.command](args)
     except RmtDeqError as exc:
         print(f"{where}: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
         return 2

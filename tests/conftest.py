@@ -57,17 +57,16 @@ def reference_generator():
     return sys.modules[name]
 
 
-#: the repository's derivations/ folder (sympy scripts the tests execute)
+#: the repository's derivations/ folder (sympy scripts the tests execute; installed as the
+#: package rmt_deq_derivations)
 DERIVATIONS = pathlib.Path(__file__).resolve().parents[1] / "derivations"
 
 
 def load_derivation(name: str):
-    """Import derivations.<name> from the repository without touching sys.path."""
-    if "derivations" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "derivations", DERIVATIONS / "__init__.py",
-            submodule_search_locations=[str(DERIVATIONS)])
-        pkg = importlib.util.module_from_spec(spec)
-        sys.modules["derivations"] = pkg
-        spec.loader.exec_module(pkg)
-    return importlib.import_module(f"derivations.{name}")
+    """Import rmt_deq_derivations.<name> from the repository's derivations/ folder, with
+    the loader that ``rmt-deq derivations`` uses."""
+    from rmt_deq.jobs.derivations import load_derivations
+
+    pkg = load_derivations()
+    assert pathlib.Path(pkg.__file__).resolve().parent == DERIVATIONS, pkg.__file__
+    return importlib.import_module(f"{pkg.__name__}.{name}")
