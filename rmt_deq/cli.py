@@ -4,10 +4,12 @@ Commands (``rmt-deq COMMAND --help`` for each one's options):
 
 * ``solve``: the four-equation system (tau, alpha1..alpha4) of a DEQ (docs/theory.md §3);
 * ``kernel``: the CK or NTK matrix of a DEQ on a data file, exact (§2.2, §2.3), by the
-  surrogates (§4, §5) or sampled at finite width (§8);
+  surrogates (§4, §5) or sampled at finite width (§8); or of a saved designed network
+  (``--network``), exact or sampled;
 * ``spectrum``: the limiting eigenvalue spectrum of the CK or NTK without sampling:
   density, atom, support, isolated eigenvalues (§7);
-* ``design``: a shallow explicit network matching a DEQ's CK or NTK (§6);
+* ``design``: a shallow explicit network matching a DEQ's CK or NTK (§6), saved as JSON
+  (``--out``) or as a PyTorch module source (``--torch``);
 * ``generalization``: ridge regression on DEQ and designed-network features and kernels,
   observed and predicted without training (docs/generalization.md);
 * ``demo``: a default case solved and drawn (four equations, exact CK, predicted spectrum);
@@ -118,11 +120,12 @@ class _Version(argparse.Action):
         parser.exit(0)
 
 
-def _deq_options() -> argparse.ArgumentParser:
-    """Parent parser of the options that name a DEQ (solve, kernel, spectrum, design)."""
+def _deq_options(required: bool = True) -> argparse.ArgumentParser:
+    """Parent parser of the options that name a DEQ (solve, kernel, spectrum, design);
+    ``required=False`` where another model may be named instead (kernel --network)."""
     deq = argparse.ArgumentParser(add_help=False)
-    deq.add_argument("--activation", required=True, help=_ACT_HELP)
-    deq.add_argument("--sa", type=_real, required=True,
+    deq.add_argument("--activation", required=required, help=_ACT_HELP)
+    deq.add_argument("--sa", type=_real, required=required,
                      help="variance of recurrent weights A")
     deq.add_argument("--sb", type=_real, default=None,
                      help="variance of input weights B (default 1 - sa)")
@@ -159,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "unique on all of [0, inf))")
 
     k = sub.add_parser(
-        "kernel", parents=[deq],
+        "kernel", parents=[_deq_options(required=False)],
         help="compute a kernel matrix on data",
         description=(
             "Compute a kernel on the columns of X.  FILE.npz holds X (p x n, columns are "
@@ -174,8 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
             "--kind ntk it is the NTK of f = v^T z summed over --groups.  --method "
             "surrogate is the CK or NTK surrogate; --method sampled averages finite-width "
             "DEQs (width --width, --realizations weight draws from --family) and reports "
-            "its Monte-Carlo error bar.  --out is written exactly as named, in .npy "
-            "format."))
+            "its Monte-Carlo error bar.  --network FILE (a design saved by rmt-deq design "
+            "--out) gives the CK K_L or NTK of that explicit network instead of a DEQ's, "
+            "--method exact or sampled, with the centrings of its design tau0.  --out is "
+            "written exactly as named, in .npy format."))
+    k.add_argument("--network", default=None,
+                   help="designed network (JSON from rmt-deq design --out) instead of a DEQ; "
+                        "not with --activation, --sa, --sb, --tau0")
     k.add_argument("--data", required=True,
                    help="input .npz file (X, labels[, means, covs]), or 'digits' (the "
                         "handwritten digits, normalised to mean squared column norm 1; "
@@ -186,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "labels, else all samples as one class")
     k.add_argument("--kind", choices=KINDS, default="ck")
     k.add_argument("--method", choices=_KERNEL_METHODS, default="exact")
-    k.add_argument("--groups", default=None, help=_GROUPS_HELP)
+    k.add_argument("--groups", default=None,
+                   help=_GROUPS_HELP + "; with --network from v,W1,...,WL")
     k.add_argument("--out", required=True, help="output file (n x n, .npy format)")
     smp = k.add_argument_group("sampled kernels (--method sampled only)")
     smp.add_argument("--width", type=int, default=None, help="network width m (required)")
@@ -194,8 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"independent weight draws averaged (default "
                           f"{_SAMPLED_DEFAULTS['realizations']})")
     smp.add_argument("--family", choices=WEIGHT_FAMILIES, default=None,
-                     help=f"family of the recurrent weights A (default "
-                          f"{_SAMPLED_DEFAULTS['family']})")
+                     help=f"family of the recurrent weights A; with --network of W_2..W_L "
+                          f"(default {_SAMPLED_DEFAULTS['family']})")
     smp.add_argument("--seed", type=int, default=None,
                      help=f"seed (same seed and options give the same matrix; default "
                           f"{_SAMPLED_DEFAULTS['seed']})")
@@ -268,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true",
                    help="print one JSON object (family, residual, params, ...)")
     g.add_argument("--out", default=None, help="also save the designed network (JSON file)")
+    g.add_argument("--torch", default=None,
+                   help="also write the network as a PyTorch nn.Module source file "
+                        "(DesignedNetwork.torch_source; writing it needs no torch)")
 
     add_generalization_parser(sub, [deq], _real)
 
@@ -438,15 +450,20 @@ def _sampled_given(args: argparse.Namespace) -> list[str]:
     return given
 
 
-def _cmd_kernel_sampled(args: argparse.Namespace, data: dict) -> int:
-    from rmt_deq.jobs.kernel import sampled_kernel_from_data
-
+def _sampled_settings(args: argparse.Namespace) -> tuple[dict, Any]:
+    """The sampled-kernel options with their defaults, and the progress bar (or None)."""
     if args.width is None:
         raise InvalidParameterError("--method sampled needs --width M (the network width)")
     opt = {name: (_SAMPLED_DEFAULTS[name] if getattr(args, name) is None
                   else getattr(args, name)) for name in _SAMPLED_DEFAULTS}
     show = sys.stderr.isatty() if args.progress is None else args.progress
-    bar = _ProgressBar(sys.stderr) if show else None
+    return opt, (_ProgressBar(sys.stderr) if show else None)
+
+
+def _cmd_kernel_sampled(args: argparse.Namespace, data: dict) -> int:
+    from rmt_deq.jobs.kernel import sampled_kernel_from_data
+
+    opt, bar = _sampled_settings(args)
     res = sampled_kernel_from_data(
         data["X"], args.activation, args.sa, args.sb, labels=data.get("labels"),
         means=data.get("means"), covs=data.get("covs"), tau0=args.tau0, kind=args.kind,
@@ -464,10 +481,64 @@ def _cmd_kernel_sampled(args: argparse.Namespace, data: dict) -> int:
     return 0
 
 
+def _kernel_model(args: argparse.Namespace) -> None:
+    """Exactly one model: a DEQ (--activation and --sa) or a designed network (--network),
+    with only the options that apply to it."""
+    if args.network is not None:
+        deq_only = [flag for flag, given in (
+            ("--activation", args.activation is not None), ("--sa", args.sa is not None),
+            ("--sb", args.sb is not None), ("--tau0", args.tau0 is not None),
+            ("--method surrogate", args.method == "surrogate"),
+            ("--control-variate", args.control_variate)) if given]
+        if deq_only:
+            raise InvalidParameterError(
+                f"--network conflicts with {', '.join(deq_only)}: a designed network is "
+                f"used as designed (its layers and the centrings of its design tau0), "
+                f"--method exact or sampled; give either --network FILE or a DEQ "
+                f"(--activation, --sa, ...)")
+    elif args.activation is None or args.sa is None:
+        missing = [f for f, v in (("--activation", args.activation), ("--sa", args.sa))
+                   if v is None]
+        raise InvalidParameterError(
+            f"name the model: a DEQ needs both --activation and --sa (missing "
+            f"{' and '.join(missing)}), or give --network FILE (a designed network)")
+
+
+def _cmd_kernel_network(args: argparse.Namespace, data: dict) -> int:
+    from rmt_deq.jobs.kernel import network_kernel_from_data
+
+    sampling = seed = bar = None
+    if args.method == "sampled":
+        opt, bar = _sampled_settings(args)
+        seed = opt["seed"]
+        sampling = dict(width=args.width, realizations=opt["realizations"],
+                        family=opt["family"], rng=seed, dtype=opt["dtype"],
+                        target_error=args.target_error, confidence=opt["confidence"],
+                        progress=bar)
+    res = network_kernel_from_data(
+        data["X"], args.network, labels=data.get("labels"), means=data.get("means"),
+        covs=data.get("covs"), kind=args.kind, method=args.method,
+        groups=_groups(args.groups), sampling=sampling)
+    if bar is not None and res.kernel.info.stopped_early:
+        bar.close()
+    _io.write_npy(args.out, res.matrix, "--out")
+    if args.info:
+        _io.write_json(args.info, {**res.record(), "network": args.network, "seed": seed},
+                       "--info")
+    net, scale = res.network, res.data_scale
+    head = (_sampled_summary(res.kernel, args.kind, args.out, res.matrix.shape)
+            if args.method == "sampled" else
+            f"wrote {args.out}: {args.kind} (exact), shape {res.matrix.shape}")
+    print(f"{head}; designed network {net.family} at tau0 = {net.tau0:g}, data tau0 = "
+          f"{scale.tau0:.4g} ({scale.source})", file=sys.stderr)
+    return 0
+
+
 def _cmd_kernel(args: argparse.Namespace) -> int:
     from rmt_deq.data.labelled import data_arrays
     from rmt_deq.jobs.kernel import kernel_from_data
 
+    _kernel_model(args)
     given = _sampled_given(args)
     if args.method != "sampled" and given:
         raise InvalidParameterError(
@@ -478,8 +549,10 @@ def _cmd_kernel(args: argparse.Namespace) -> int:
     if args.info is not None:
         _io.check_output_path(args.info, "--info")
     _io.check_distinct_outputs({"--out": args.out, "--info": args.info},
-                               inputs={"--data": args.data})
+                               inputs={"--data": args.data, "--network": args.network})
     data = data_arrays(args.data, "--data")
+    if args.network is not None:
+        return _cmd_kernel_network(args, data)
     if args.method == "sampled":
         return _cmd_kernel_sampled(args, data)
     K = kernel_from_data(data["X"], args.activation, args.sa, args.sb,
@@ -524,19 +597,24 @@ def _cmd_spectrum(args: argparse.Namespace) -> int:
 def _cmd_design(args: argparse.Namespace) -> int:
     from rmt_deq.design.solve import design_for_deq
 
-    if args.out:
-        _io.check_output_path(args.out, "--out")
+    for flag, path in (("--out", args.out), ("--torch", args.torch)):
+        if path:
+            _io.check_output_path(path, flag)
+    _io.check_distinct_outputs({"--out": args.out, "--torch": args.torch})
     net = design_for_deq(args.activation, args.sa, args.tau0, args.sb, family=args.family,
                          target=args.target, refine=args.refine)
     if args.out:
         net.save(args.out)
+    if args.torch:
+        net.save_torch(args.torch)
     if args.json:
         _print_json(net.record())
         return 0
     for line in _design_lines(net, args.target):
         print(line)
-    if args.out:
-        print(f"wrote {args.out}", file=sys.stderr)
+    for path in (args.out, args.torch):
+        if path:
+            print(f"wrote {path}", file=sys.stderr)
     return 0
 
 

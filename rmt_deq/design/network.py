@@ -5,8 +5,9 @@ A design result holds the designed :class:`~rmt_deq.networks.explicit.ExplicitNe
 its parameters, the network's four values against the target's (per-equation absolute and
 relative errors, docs/theory.md §6.4), the verdict, and the solver's
 :class:`~rmt_deq._results.SolverReport`.  It runs the network (a plain numpy forward pass,
-or a stand-alone numpy function of it), gives its exact kernels and surrogate
-coefficients, and saves to / loads from JSON (:mod:`rmt_deq.design.record`).
+or a stand-alone numpy function of it), writes it out as a PyTorch module
+(:mod:`rmt_deq.design.torch_export`), gives its exact kernels and surrogate coefficients,
+and saves to / loads from JSON (:mod:`rmt_deq.design.record`).
 """
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from rmt_deq._io import write_json
+from rmt_deq._io import write_json, write_text
 from rmt_deq._results import SolverReport, frozen_mapping
 from rmt_deq._validation import as_data_matrix, check_options, check_positive_int
 from rmt_deq.design.families import DesignFamily
 from rmt_deq.design.record import FORMAT, check_record, parse_record_text, read_record_file
 from rmt_deq.design.targets import DesignTarget, explicit_equations, unit_scaled
+from rmt_deq.design.torch_export import torch_source
 from rmt_deq.errors import InvalidParameterError, InvalidRecordError, RmtDeqError
 from rmt_deq.kernels.explicit import exact_explicit_kernels
 from rmt_deq.kernels.explicit_surrogate import (ExplicitNetworkCoefficients,
@@ -201,7 +203,10 @@ class DesignedNetwork:
 
     def forward(self, X: Any, weights: Any = None, *, width: int | None = None,
                 rng: Any = None) -> ExplicitForward:
-        """Plain numpy forward pass h_l = sigma_{l,c}(W_l h_{l-1})/sqrt(m), h_0 = x.
+        """Plain numpy forward pass h_l = (sigma_l(W_l h_{l-1}) - c_l)/sqrt(m), h_0 = x.
+
+        The centrings c_l are those of the design data scale ``tau0`` whatever the data
+        (the network is used as designed).
 
         Parameters
         ----------
@@ -209,23 +214,62 @@ class DesignedNetwork:
             Data; columns are samples.
         weights : ExplicitWeights or sequence of L arrays, optional
             W_1 (m x p), W_2 .. W_L (m x m) with unit-variance entries (the 1/sqrt(m)
-            scalings are applied here).  Default: drawn from ``rng`` at ``width``.
+            scalings are applied here).  Default: drawn at ``width`` from ``rng``.
         width : int, optional
-            Width m when the weights are drawn.
-        rng : int or Generator, optional
+            Width m of the drawn weights (required without ``weights``; not with them).
+        rng : int or numpy.random.Generator, optional
+            Seed or generator of the drawn weights (W_1..W_L, then v, as
+            :meth:`sample_weights`): the same seed gives the same weights; None draws fresh
+            entropy.  Not with ``weights``.
 
         Returns
         -------
         ExplicitForward
             ``H`` = (h_1, ..., h_L), ``features`` = h_L (m x n), ``gram`` the CK Gram
             matrix features.T @ features.
+
+        Raises
+        ------
+        InvalidParameterError
+            Neither weights nor a width; weights together with a width or rng (they would
+            be ignored); a bad rng.
+        ShapeMismatchError
+            Weights of the wrong number or shapes.
         """
         Xa = as_data_matrix(X)
         if weights is None:
             if width is None:
                 raise InvalidParameterError("give weights or a width to draw them at")
             weights = self.sample_weights(width, Xa.shape[0], rng)
+        elif width is not None or rng is not None:
+            raise InvalidParameterError(
+                "width and rng choose weights to draw; with given weights they do not apply: "
+                "drop them, or drop weights to draw new ones")
         return explicit_forward(Xa, self.network, weights, tau0=self.tau0)
+
+    def torch_source(self, class_name: str = "DesignedNetwork") -> str:
+        """Python source of a PyTorch ``nn.Module`` of this network (text only: torch is
+        not imported here).
+
+        The module holds the widths, unit-variance weights drawn at init and the
+        designed constants at full precision, and its ``forward`` computes this
+        network's :meth:`forward` (same activations, centrings and 1/sqrt(m) scaling)
+        with rows as samples: x (n, p) -> h_L (n, m); ``readout`` gives f = v^T h_L
+        (:func:`rmt_deq.design.torch_export.torch_source`).
+
+        Raises
+        ------
+        InvalidParameterError
+            ``class_name`` is not a Python identifier; a layer whose activation has no
+            torch expression (a user family's, named in the message).
+        """
+        return torch_source(self, class_name)
+
+    def save_torch(self, path: str, class_name: str = "DesignedNetwork") -> str:
+        """Write :meth:`torch_source` to exactly ``path``, atomically (a failed write
+        leaves a previous file unchanged); returns the path written."""
+        src = self.torch_source(class_name)
+        return write_text(path, src, what="PyTorch module")
 
     def numpy_source(self, function_name: str = "designed_features") -> str:
         """Python source of a self-contained numpy function of this network.
@@ -275,6 +319,48 @@ class DesignedNetwork:
         are passed on: groups, method, tol, kmax, workers, max_memory."""
         check_options(options, _EXACT_OPTIONS, "DesignedNetwork.exact_kernels")
         return exact_explicit_kernels(X, self.network, tau0=self.tau0, **options)
+
+    def ck(self, X: Any, **options: Any) -> np.ndarray:
+        """The exact infinite-width CK K_L of this network on X (the ``ck`` of
+        :meth:`exact_kernels`).
+
+        Parameters
+        ----------
+        X : array_like, shape (p, n)
+            Data; columns are samples.
+        **options
+            method, tol, kmax, workers, max_memory (as :meth:`exact_kernels`).
+
+        Returns
+        -------
+        ndarray, shape (n, n)
+            float64, a new (writable) array.
+        """
+        if "groups" in options:
+            raise InvalidParameterError("groups select NTK parameter groups; use ntk(X, "
+                                        "groups=...) for them, and drop groups for the CK")
+        return np.array(self.exact_kernels(X, **options).ck, dtype=np.float64)
+
+    def ntk(self, X: Any, groups: Any = None, **options: Any) -> np.ndarray:
+        """The exact infinite-width NTK of f = v^T h_L on X, summed over ``groups`` (the
+        ``ntk`` of :meth:`exact_kernels`).
+
+        Parameters
+        ----------
+        X : array_like, shape (p, n)
+            Data; columns are samples.
+        groups : iterable of {"v", "W1", ..., "WL"}, optional
+            Parameter groups summed (default all).
+        **options
+            method, tol, kmax, workers, max_memory (as :meth:`exact_kernels`).
+
+        Returns
+        -------
+        ndarray, shape (n, n)
+            float64, a new (writable) array.
+        """
+        return np.array(self.exact_kernels(X, groups=groups, **options).ntk,
+                        dtype=np.float64)
 
     # -- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict:

@@ -1,36 +1,51 @@
-"""The kernel jobs: the CK or NTK of a DEQ on a data file (``rmt-deq kernel``).
+"""The kernel jobs: the CK or NTK of a DEQ, or of a designed network, on a data file
+(``rmt-deq kernel``).
 
-:func:`kernel_from_data` computes the kernel exactly (docs/theory.md §2.2, §2.3), by the
+:func:`kernel_from_data` computes a DEQ's kernel exactly (docs/theory.md §2.2, §2.3), by the
 surrogates (§4, §5) or by sampling finite-width DEQs (§8); :func:`sampled_kernel_from_data`
 is the sampled route with its error bar.  Both validate their inputs in one place
 (:func:`_resolve_data`) and fix the data scale the same way, so their kernels are directly
-comparable.  Nothing here prints.
+comparable.  :func:`network_kernel_from_data` is the kernel of a saved designed explicit
+network (docs/theory.md §6), exact by the layer recursion or sampled at finite width, on
+the same data files.  Nothing here prints.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from rmt_deq._validation import (as_data_matrix, as_labels, check_choice, check_groups,
-                                 check_variances)
+                                 check_options, check_variances)
 from rmt_deq.activations import Activation, ActivationLike, get_activation
 from rmt_deq.data.conventions import DataScale, check_statistics, data_scale
 from rmt_deq.data.mixture import GaussianMixture, MixtureSample
+from rmt_deq.design.network import DesignedNetwork, load_designed_network
 from rmt_deq.errors import InvalidParameterError
 from rmt_deq.kernels.ck_surrogate import mixture_ck_surrogate, plugin_ck_surrogate
 from rmt_deq.kernels.exact import NTK_GROUPS, exact_ck, exact_ntk
 from rmt_deq.kernels.ntk_surrogate import mixture_ntk_surrogate, plugin_ntk_surrogate
+from rmt_deq.kernels.result import Kernel
 from rmt_deq.sampling.deq import sampled_kernel
+from rmt_deq.sampling.explicit import sampled_explicit_ck, sampled_explicit_ntk
 
-__all__ = ["kernel_from_data", "sampled_kernel_from_data", "KINDS", "METHODS"]
+__all__ = ["kernel_from_data", "sampled_kernel_from_data", "network_kernel_from_data",
+           "NetworkKernel", "KINDS", "METHODS", "NETWORK_METHODS"]
 
 #: the kernels a job computes: the CK G or the NTK
 KINDS = ("ck", "ntk")
 #: how :func:`kernel_from_data` computes them
 METHODS = ("exact", "surrogate", "sampled")
+#: how :func:`network_kernel_from_data` computes a designed network's kernel
+NETWORK_METHODS = ("exact", "sampled")
+#: options of the explicit-network sampler that a designed network's sampled kernel passes
+#: on (:func:`rmt_deq.sampling.explicit.sampled_explicit_ck`)
+_NETWORK_SAMPLING = ("width", "realizations", "family", "rng", "dtype", "max_memory",
+                     "batches", "confidence", "draws", "target_error", "check_every",
+                     "progress")
 
 
 def _check_kind_groups(kind: str, groups: Any) -> tuple[str, ...] | None:
@@ -60,16 +75,35 @@ def _mixture_from_arrays(X: np.ndarray, codes: np.ndarray, means: Any,
 
 
 @dataclass(frozen=True)
-class _DataInputs:
-    """The validated inputs the kernel jobs share."""
+class _Columns:
+    """The validated data of a kernel job and its class information."""
 
     X: np.ndarray
-    act: Activation
-    sa: float
-    sb: float
     codes: np.ndarray | None
     means: Any
     covs: Any
+
+
+@dataclass(frozen=True)
+class _DataInputs(_Columns):
+    """The validated inputs the DEQ kernel jobs share."""
+
+    act: Activation
+    sa: float
+    sb: float
+
+
+def _resolve_columns(Xa: np.ndarray, labels: Any, means: Any, covs: Any) -> _Columns:
+    """Validate the class information of validated data: labels of the n columns, means
+    and covs both or neither and only with labels."""
+    if (means is None) != (covs is None):
+        raise InvalidParameterError("give both means and covs (exact statistics) or neither")
+    codes = None
+    if labels is not None:
+        codes, _ = as_labels(labels, Xa.shape[1], p=Xa.shape[0])
+    if means is not None and codes is None:
+        raise InvalidParameterError("means/covs need labels to know each column's class")
+    return _Columns(X=Xa, codes=codes, means=means, covs=covs)
 
 
 def _resolve_data(X: Any, activation: ActivationLike, sa: Any, sb: Any, labels: Any,
@@ -80,14 +114,9 @@ def _resolve_data(X: Any, activation: ActivationLike, sa: Any, sb: Any, labels: 
     Xa = as_data_matrix(X)
     act = get_activation(activation)
     sa_f, sb_f = check_variances(sa, sb)
-    if (means is None) != (covs is None):
-        raise InvalidParameterError("give both means and covs (exact statistics) or neither")
-    codes = None
-    if labels is not None:
-        codes, _ = as_labels(labels, Xa.shape[1], p=Xa.shape[0])
-    if means is not None and codes is None:
-        raise InvalidParameterError("means/covs need labels to know each column's class")
-    return _DataInputs(X=Xa, act=act, sa=sa_f, sb=sb_f, codes=codes, means=means, covs=covs)
+    c = _resolve_columns(Xa, labels, means, covs)
+    return _DataInputs(X=c.X, codes=c.codes, means=c.means, covs=c.covs, act=act, sa=sa_f,
+                       sb=sb_f)
 
 
 # adapters: the only places that read the kernels' result fields
@@ -209,7 +238,7 @@ def _surrogate_matrix(d: _DataInputs, kind: str, sel: Any) -> np.ndarray:
     return _ntk_matrix(plugin_ntk_surrogate(d.X, d.codes, d.act, d.sa, d.sb, groups=sel))
 
 
-def _data_scale(d: _DataInputs, tau0: Any) -> DataScale:
+def _data_scale(d: _Columns, tau0: Any) -> DataScale:
     """The data scale of :func:`rmt_deq.data.conventions.data_scale` with its source: tau0
     if given, else the exact mixture statistics (labels with means/covs, checked against X
     by :func:`rmt_deq.data.conventions.check_statistics`), the plug-in estimate (labels
@@ -270,3 +299,192 @@ def sampled_kernel_from_data(
     sel = _check_kind_groups(kind, groups)
     d = _resolve_data(X, activation, sa, sb, labels, means, covs)
     return _sampled(d, kind, sel, tau0, options)
+
+
+# ----------------------------------------------------------------------------------------
+# the kernel of a designed explicit network
+# ----------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class NetworkKernel:
+    """The CK or NTK of a designed network on data (:func:`network_kernel_from_data`).
+
+    Attributes
+    ----------
+    matrix : ndarray, shape (n, n)
+        ``kind="ck"``: K_L, the kernel of the last hidden layer; ``kind="ntk"``: the NTK of
+        f = v^T h_L summed over the selected groups (read-only, float64).
+    kind : {"ck", "ntk"}
+    method : {"exact", "sampled"}
+    kernel : Kernel
+        The full result: ``route="exact"`` (the layer recursion, its layers in ``info``) or
+        ``route="sampled"`` (the Monte-Carlo average, its error bars in ``error`` and
+        ``error_relative``, an ExplicitSamplingInfo in ``info``).  Its ``tau0`` is the
+        network's design data scale.
+    network : DesignedNetwork
+    data_scale : DataScale
+        The data's own scale (exact mixture statistics with means/covs, the plug-in
+        estimate with labels, else all samples as one class;
+        :func:`rmt_deq.data.conventions.data_scale`).  The kernel does not depend on it:
+        the network keeps the centrings of the data scale it was designed at
+        (``network.tau0``), as its forward pass does.  It says whether the data are at the
+        scale the design's match to its DEQ holds for.
+    """
+
+    matrix: np.ndarray = field(repr=False)
+    kind: str
+    method: str
+    kernel: Kernel = field(repr=False)
+    network: DesignedNetwork = field(repr=False)
+    data_scale: DataScale
+
+    @property
+    def error(self) -> float | None:
+        """The Monte-Carlo error bar of ``matrix`` (operator norm, at the sampler's
+        confidence) for ``method="sampled"``; None for the exact kernel."""
+        return self.kernel.error[self.kind] if self.method == "sampled" else None
+
+    @property
+    def error_relative(self) -> float | None:
+        """``error`` relative to the operator norm of ``matrix`` (None when exact)."""
+        return self.kernel.error_relative[self.kind] if self.method == "sampled" else None
+
+    def record(self) -> dict:
+        """JSON-ready description: the network, the data scales, and for a sampled kernel
+        the Monte-Carlo error bar and the sampler's settings."""
+        net = self.network
+        d = {"kind": self.kind, "method": self.method, "family": net.family,
+             "params": {k: float(v) for k, v in net.params.items()}, "depth": net.L,
+             "network_tau0": net.tau0, "data_tau0": self.data_scale.tau0,
+             "data_tau0_source": self.data_scale.source,
+             "shape": list(self.matrix.shape)}
+        if self.kind == "ntk":
+            d["groups"] = list(self.kernel.selected)
+        if self.method == "sampled":
+            info = self.kernel.info
+            d.update(width=info.width, realizations=info.realizations,
+                     requested=info.requested, weight_family=info.family, dtype=info.dtype,
+                     mc_error=self.error, mc_error_relative=self.error_relative,
+                     confidence=info.confidence, stopped_early=info.stopped_early,
+                     elapsed_s=info.elapsed)
+            if self.kind == "ntk":
+                d["group_errors"] = {k: e for k, e in self.kernel.error.items()
+                                     if k not in ("ntk", "ck")}
+        return d
+
+
+def _as_designed(network: Any) -> DesignedNetwork:
+    """A DesignedNetwork, or one loaded from a path (InvalidRecordError naming the file)."""
+    if isinstance(network, DesignedNetwork):
+        return network
+    if isinstance(network, (str, os.PathLike)):
+        return load_designed_network(os.fspath(network))
+    raise InvalidParameterError(
+        f"network must be a DesignedNetwork or the path of a saved one (DesignedNetwork.save, "
+        f"rmt-deq design --out), got {type(network).__name__}")
+
+
+def network_kernel_from_data(
+    X: Any,
+    network: Any,
+    *,
+    labels: Any = None,
+    means: Any = None,
+    covs: Any = None,
+    kind: str = "ck",
+    method: str = "exact",
+    groups: Sequence[str] | None = None,
+    sampling: Mapping[str, Any] | None = None,
+) -> NetworkKernel:
+    """The CK or NTK of a designed explicit network on data X, exact or sampled.
+
+    The network is used as designed: its layers, parameters and centrings are those of
+    the data scale it was designed at (``network.tau0``), exactly as
+    :meth:`DesignedNetwork.forward` runs it, so the exact kernel is
+    :meth:`DesignedNetwork.exact_kernels` on X and the sampled one averages that forward
+    pass over weight draws (docs/theory.md §6.1, §8).
+
+    Parameters
+    ----------
+    X : array_like, shape (p, n)
+        Data; columns are samples.
+    network : DesignedNetwork, str or os.PathLike
+        A designed network, or the JSON file it was saved to (``rmt-deq design --out``,
+        :meth:`DesignedNetwork.save`).
+    labels, means, covs : array_like, optional
+        As in :func:`kernel_from_data` (same validation).  They set only the data's own
+        scale, reported in ``data_scale`` next to the network's design scale; the kernel
+        does not depend on them.
+    kind : {"ck", "ntk"}
+        ``"ck"``: K_L; ``"ntk"``: the NTK of f = v^T h_L summed over ``groups``.
+    method : {"exact", "sampled"}
+        ``"exact"``: the infinite-width layer recursion
+        (:func:`rmt_deq.kernels.explicit.exact_explicit_kernels`).  ``"sampled"``: the
+        Monte-Carlo average over finite-width networks
+        (:func:`rmt_deq.sampling.explicit.sampled_explicit_ck` / ``sampled_explicit_ntk``)
+        with its operator-norm error bar.
+    groups : sequence of {"v", "W1", ..., "WL"}, optional
+        NTK groups (default all); kind="ntk" only.
+    sampling : mapping, optional
+        ``method="sampled"`` only: the sampler's options, ``width`` required;
+        realizations, family (of the square weights W_2..W_L; "orthogonal" also makes
+        W_1 a partial isometry), rng, dtype, max_memory, batches, confidence, draws,
+        target_error, check_every, progress.
+
+    Returns
+    -------
+    NetworkKernel
+        ``.matrix`` (n x n, float64), ``.error`` (the Monte-Carlo error bar when
+        sampled), ``.kernel`` the full result, ``.data_scale`` the data's own scale.
+
+    Raises
+    ------
+    InvalidRecordError
+        ``network`` names a file that is not a valid saved design.
+    InvalidParameterError
+        method="surrogate"; groups with kind="ck"; sampling options with method="exact",
+        or without a width; a data scale, labels or the DEQ control variate in the
+        sampling options; bad data or class information (as :func:`kernel_from_data`).
+    UnknownOptionError
+        Unknown kind, method, NTK group or sampling option.
+    """
+    if method == "surrogate":
+        raise InvalidParameterError(
+            "a designed network's kernel is computed exactly or sampled (method='exact' or "
+            "'sampled'); the surrogate route is for DEQ kernels")
+    check_choice(method, "method", NETWORK_METHODS)
+    check_choice(kind, "kind", KINDS)
+    net = _as_designed(network)
+    if kind == "ck" and groups is not None:
+        raise InvalidParameterError(
+            "groups select NTK parameter groups and apply to kind='ntk' only; drop groups "
+            "for the CK")
+    sel = net.network.check_groups(groups) if kind == "ntk" else None
+    if method == "exact" and sampling is not None:
+        raise InvalidParameterError("sampling options are only used by method='sampled'")
+    d = _resolve_columns(as_data_matrix(X), labels, means, covs)
+    scale = _data_scale(d, None)
+    if method == "exact":
+        k = net.exact_kernels(d.X, **({} if sel is None else {"groups": sel}))
+    else:
+        k = _sampled_network(d.X, net, kind, sel, dict(sampling or {}))
+    matrix = _ck_matrix(k) if kind == "ck" else _ntk_matrix(k)
+    return NetworkKernel(matrix=matrix, kind=kind, method=method, kernel=k, network=net,
+                         data_scale=scale)
+
+
+def _sampled_network(X: np.ndarray, net: DesignedNetwork, kind: str, sel: Any,
+                     options: dict[str, Any]) -> Kernel:
+    """The sampled kernel of ``net`` at its design scale (validated options)."""
+    for key, why in (("tau0", "the network keeps the centrings of its design data scale"),
+                     ("labels", "pass labels to network_kernel_from_data itself"),
+                     ("control_variate", "the control variate is the DEQ CK's")):
+        if key in options:
+            raise InvalidParameterError(
+                f"sampling option {key!r} does not apply to a designed network ({why}); "
+                f"drop it")
+    check_options(options, _NETWORK_SAMPLING, "the sampled kernel of a designed network")
+    if "width" not in options:
+        raise InvalidParameterError("the sampled kernel needs a width (sampling={'width': m})")
+    if kind == "ck":
+        return sampled_explicit_ck(X, net.network, tau0=net.tau0, **options)
+    return sampled_explicit_ntk(X, net.network, tau0=net.tau0, groups=sel, **options)
