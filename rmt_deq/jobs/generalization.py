@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from rmt_deq import _io
 from rmt_deq._io import json_ready
 from rmt_deq._validation import check_positive_finite
 from rmt_deq.data.labelled import load_labelled_data
@@ -15,6 +16,7 @@ from rmt_deq.errors import InvalidParameterError
 from rmt_deq.generalization.experiment import METHODS, RF_METHODS, generalization_experiment
 from rmt_deq.generalization.problem import data_problem, mixture_problem
 from rmt_deq.jobs.spectrum import load_mixture_spec
+from rmt_deq.plotting import plot_generalization, save_figure
 
 __all__ = ["generalization_report"]
 
@@ -212,9 +214,6 @@ def generalization_lines(report: dict) -> list[str]:
 
 def run_generalization(args: Any, echo: Any) -> int:
     """``rmt-deq generalization``: check the output path, run, print (JSON or table)."""
-    from rmt_deq import _io
-    from rmt_deq.plotting import plot_generalization, save_figure
-
     if args.plot:
         _io.check_output_path(args.plot, "--plot", figure=True)
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
