@@ -57,7 +57,8 @@ _GROUPS_HELP = (f"NTK parameter groups to sum, comma-separated from {','.join(NT
 _SAMPLED_DEFAULTS = {"realizations": 16, "family": "gaussian", "seed": 0,
                      "dtype": "float64", "confidence": 0.95}
 _SAMPLED_OPTIONS = ("width", "realizations", "family", "seed", "dtype", "target_error",
-                    "confidence", "control_variate", "progress", "info")
+                    "confidence", "control_variate", "progress", "info", "workers",
+                    "scheduler")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -209,6 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="progress bar on stderr (default: when stderr is a terminal)")
     smp.add_argument("--info", default=None,
                      help="also write the error bar and solver diagnostics to this JSON file")
+    smp.add_argument("--workers", type=int, default=None,
+                     help="run the realizations on N local processes, one BLAS thread each "
+                          "(default 1: in this process); every N > 1 writes the same file, "
+                          "N = 1 too when OPENBLAS_NUM_THREADS=1")
+    smp.add_argument("--scheduler", default=None,
+                     help="run the realizations on the dask cluster at this scheduler "
+                          "address (needs pip install 'rmt_deq[dask]')")
 
     sp = sub.add_parser(
         "spectrum", parents=[deq],
@@ -425,7 +433,7 @@ def _sampled_given(args: argparse.Namespace) -> list[str]:
     return given
 
 
-def _cmd_kernel_sampled(args: argparse.Namespace, data: dict) -> int:
+def _cmd_kernel_sampled(args: argparse.Namespace, data: dict, executor: Any = None) -> int:
     from rmt_deq.jobs.kernel import sampled_kernel_from_data
 
     if args.width is None:
@@ -440,7 +448,7 @@ def _cmd_kernel_sampled(args: argparse.Namespace, data: dict) -> int:
         groups=_groups(args.groups), width=args.width, realizations=opt["realizations"],
         family=opt["family"], rng=opt["seed"], dtype=opt["dtype"],
         target_error=args.target_error, confidence=opt["confidence"], progress=bar,
-        **({"control_variate": True} if args.control_variate else {}))
+        executor=executor, **({"control_variate": True} if args.control_variate else {}))
     if bar is not None and res.info.stopped_early:
         bar.close()
     K = np.asarray(res.matrix)
@@ -467,7 +475,10 @@ def _cmd_kernel(args: argparse.Namespace) -> int:
                                inputs={"--data": args.data})
     data = _io.read_npz(args.data, "--data")
     if args.method == "sampled":
-        return _cmd_kernel_sampled(args, data)
+        from rmt_deq.sampling.executors import make_executor
+
+        with make_executor(args.workers, args.scheduler) as executor:
+            return _cmd_kernel_sampled(args, data, executor)
     K = kernel_from_data(data["X"], args.activation, args.sa, args.sb,
                          labels=data.get("labels"), means=data.get("means"),
                          covs=data.get("covs"), tau0=args.tau0, kind=args.kind,
