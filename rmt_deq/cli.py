@@ -61,7 +61,8 @@ _GROUPS_HELP = (f"NTK parameter groups to sum, comma-separated from {','.join(NT
 _SAMPLED_DEFAULTS = {"realizations": 16, "family": "gaussian", "seed": 0,
                      "dtype": "float64", "confidence": 0.95}
 _SAMPLED_OPTIONS = ("width", "realizations", "family", "seed", "dtype", "target_error",
-                    "confidence", "control_variate", "progress", "info")
+                    "confidence", "control_variate", "progress", "info", "workers",
+                    "scheduler")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -223,6 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="progress bar on stderr (default: when stderr is a terminal)")
     smp.add_argument("--info", default=None,
                      help="also write the error bar and solver diagnostics to this JSON file")
+    smp.add_argument("--workers", type=int, default=None,
+                     help="run the realizations on N local processes, one BLAS thread each "
+                          "(default 1: in this process); every N > 1 writes the same file, "
+                          "N = 1 too when OPENBLAS_NUM_THREADS=1")
+    smp.add_argument("--scheduler", default=None,
+                     help="run the realizations on the dask cluster at this scheduler "
+                          "address (needs pip install 'rmt_deq[dask]')")
 
     sp = sub.add_parser(
         "spectrum", parents=[deq],
@@ -460,7 +468,7 @@ def _sampled_settings(args: argparse.Namespace) -> tuple[dict, Any]:
     return opt, (_ProgressBar(sys.stderr) if show else None)
 
 
-def _cmd_kernel_sampled(args: argparse.Namespace, data: dict) -> int:
+def _cmd_kernel_sampled(args: argparse.Namespace, data: dict, executor: Any = None) -> int:
     from rmt_deq.jobs.kernel import sampled_kernel_from_data
 
     opt, bar = _sampled_settings(args)
@@ -470,7 +478,7 @@ def _cmd_kernel_sampled(args: argparse.Namespace, data: dict) -> int:
         groups=_groups(args.groups), width=args.width, realizations=opt["realizations"],
         family=opt["family"], rng=opt["seed"], dtype=opt["dtype"],
         target_error=args.target_error, confidence=opt["confidence"], progress=bar,
-        **({"control_variate": True} if args.control_variate else {}))
+        executor=executor, **({"control_variate": True} if args.control_variate else {}))
     if bar is not None and res.info.stopped_early:
         bar.close()
     K = np.asarray(res.matrix)
@@ -504,7 +512,7 @@ def _kernel_model(args: argparse.Namespace) -> None:
             f"{' and '.join(missing)}), or give --network FILE (a designed network)")
 
 
-def _cmd_kernel_network(args: argparse.Namespace, data: dict) -> int:
+def _cmd_kernel_network(args: argparse.Namespace, data: dict, executor: Any = None) -> int:
     from rmt_deq.jobs.kernel import network_kernel_from_data
 
     sampling = seed = bar = None
@@ -514,7 +522,7 @@ def _cmd_kernel_network(args: argparse.Namespace, data: dict) -> int:
         sampling = dict(width=args.width, realizations=opt["realizations"],
                         family=opt["family"], rng=seed, dtype=opt["dtype"],
                         target_error=args.target_error, confidence=opt["confidence"],
-                        progress=bar)
+                        progress=bar, executor=executor)
     res = network_kernel_from_data(
         data["X"], args.network, labels=data.get("labels"), means=data.get("means"),
         covs=data.get("covs"), kind=args.kind, method=args.method,
@@ -551,10 +559,15 @@ def _cmd_kernel(args: argparse.Namespace) -> int:
     _io.check_distinct_outputs({"--out": args.out, "--info": args.info},
                                inputs={"--data": args.data, "--network": args.network})
     data = data_arrays(args.data, "--data")
+    if args.method == "sampled":
+        from rmt_deq.sampling.executors import make_executor
+
+        with make_executor(args.workers, args.scheduler) as executor:
+            if args.network is not None:
+                return _cmd_kernel_network(args, data, executor)
+            return _cmd_kernel_sampled(args, data, executor)
     if args.network is not None:
         return _cmd_kernel_network(args, data)
-    if args.method == "sampled":
-        return _cmd_kernel_sampled(args, data)
     K = kernel_from_data(data["X"], args.activation, args.sa, args.sb,
                          labels=data.get("labels"), means=data.get("means"),
                          covs=data.get("covs"), tau0=args.tau0, kind=args.kind,

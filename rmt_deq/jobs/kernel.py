@@ -45,7 +45,7 @@ NETWORK_METHODS = ("exact", "sampled")
 #: on (:func:`rmt_deq.sampling.explicit.sampled_explicit_ck`)
 _NETWORK_SAMPLING = ("width", "realizations", "family", "rng", "dtype", "max_memory",
                      "batches", "confidence", "draws", "target_error", "check_every",
-                     "progress")
+                     "progress", "executor", "task_size", "max_pending")
 
 
 def _check_kind_groups(kind: str, groups: Any) -> tuple[str, ...] | None:

@@ -7,9 +7,12 @@ the Monte-Carlo error bar meets a target, and turns the batch means into an oper
 error bar (:func:`mc_error_bound`, the multiplier bootstrap of
 :mod:`rmt_deq.sampling._bootstrap`).  The ``progress`` callback hears of every realization
 and then of the final error bars (phase "error bar"), so that a progress display covers
-the whole computation.  The samplers' options are dataclasses shared by all of
-them: :class:`MonteCarloOptions` (how to average) and :class:`SamplerOptions` (what to
-draw, in which precision, within which memory); results are
+the whole computation.  The realizations may run on a ``concurrent.futures`` executor
+(:mod:`rmt_deq.sampling._parallel`): they are still added to the batch sums here, in order,
+so the result does not depend on it (see :class:`MonteCarloOptions`).  The samplers'
+options are dataclasses shared by all of them: :class:`MonteCarloOptions` (how to average,
+where to run) and :class:`SamplerOptions` (what to draw, in which precision, within which
+memory); results are
 :class:`~rmt_deq.kernels.result.Kernel` with ``route="sampled"`` (:func:`_kernel_result`,
 :func:`_ntk_result`).
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
@@ -28,8 +32,13 @@ from rmt_deq.kernels.result import Kernel
 from rmt_deq.metrics import symmetric_operator_norm
 from rmt_deq.networks.weights import check_dtype, check_family
 from rmt_deq.sampling._bootstrap import bootstrap_bound
+from rmt_deq.sampling._parallel import ordered_realizations
 
-__all__ = ["SamplingProgress", "MonteCarloOptions", "SamplerOptions", "mc_error_bound"]
+__all__ = ["SamplingProgress", "MonteCarloOptions", "SamplerOptions", "mc_error_bound",
+           "DEFAULT_MAX_PENDING"]
+
+#: executor tasks submitted ahead of the one being accumulated, by default
+DEFAULT_MAX_PENDING = 16
 
 
 @dataclass(frozen=True)
@@ -238,13 +247,55 @@ class MonteCarloOptions:
         Realizations between early-stopping checks (default, and stored when not given:
         ``batches``); only with ``target_error``.
     progress : callable or None
-        Called with a :class:`SamplingProgress` after each realization.
+        Called with a :class:`SamplingProgress` after each realization, in the calling
+        process and in realization order (also with an executor).
+    executor : concurrent.futures.Executor or None
+        Where the realizations run: None (default) in this process, one after the other;
+        else any ``concurrent.futures.Executor`` -- a ``ThreadPoolExecutor``, a
+        ``ProcessPoolExecutor`` (:func:`rmt_deq.sampling.executors.make_executor` makes
+        one with a single BLAS thread per worker) or a dask ``distributed`` client's
+        ``get_executor()``.  It is used, not shut down.  A process pool needs a built-in
+        activation name (or, for explicit networks, layers with a JSON form): anything
+        else is refused before the first realization.
+    task_size : int or None
+        Realizations per executor task (default, and stored with an executor: 1; stored
+        None without one).  Larger tasks cost less scheduling, and waste more work after
+        an early stop.  Only with ``executor``.
+    max_pending : int or None
+        Tasks submitted ahead of the one being accumulated (default, and stored with an
+        executor: 16; None without one): keep it at least the number of workers.  Their
+        results wait in this process, up to ``max_pending * task_size`` realizations'
+        matrices, which the samplers count in their memory budget.  Only with
+        ``executor``.
+
+    Guarantee (executors): the result -- the averaged matrices, the error bars, when an
+    early stop happens and the realizations it keeps -- does not depend on the executor,
+    the number of its workers, ``task_size``, ``max_pending`` or the order in which tasks
+    complete, bit for bit, provided every process that computes realizations computes
+    them alike: the same library versions and the same BLAS thread count (a
+    multi-threaded OpenBLAS rounds its matrix products differently from a one-thread
+    one, in the last bits).  Realization r draws from its own child of the seed, each
+    task returns its realizations' matrices (not partial sums), and the calling process
+    adds them to the batch sums in realization order, with the same floating-point
+    operations as in-process; early stopping is decided there too, at the same
+    realization counts.  So threads (and dask threads in this process) give the
+    in-process bits; the worker processes of ``make_executor`` run one BLAS thread each,
+    so every worker count gives the same bits, which are the in-process ones when this
+    process runs one BLAS thread too (e.g. OPENBLAS_NUM_THREADS=1 set before it
+    started); a cluster of different machines or libraries may differ in the last
+    bits.  Tasks
+    submitted past an early stop are cancelled if they have not started, otherwise
+    their results are discarded; KeyboardInterrupt (or any error) cancels the pending
+    tasks before it propagates.  Errors in a task (e.g. a ConvergenceError) are raised
+    when the task's turn comes, so the one reported is the first failing realization in
+    order, as without an executor.
 
     Raises
     ------
     InvalidParameterError
         A value out of range, ``batches`` < 2, ``check_every`` without ``target_error``,
-        a ``progress`` that is not callable.
+        a ``progress`` that is not callable, an ``executor`` that is not a
+        ``concurrent.futures.Executor``, ``task_size`` or ``max_pending`` without one.
     """
 
     realizations: int = 1
@@ -254,6 +305,9 @@ class MonteCarloOptions:
     target_error: float | None = None
     check_every: int | None = None
     progress: Callable[[SamplingProgress], Any] | None = None
+    executor: Executor | None = None
+    task_size: int | None = None
+    max_pending: int | None = None
 
     def __post_init__(self) -> None:
         R = check_positive_int(self.realizations, "realizations")
@@ -280,10 +334,41 @@ class MonteCarloOptions:
         every = b if self.check_every is None else check_positive_int(self.check_every, "check_every")
         if self.progress is not None and not callable(self.progress):
             raise InvalidParameterError("progress must be a callable (or None)")
+        task_size, pending = self._check_execution()
         for name, value in (("realizations", R), ("batches", b), ("confidence", conf),
                             ("draws", draws), ("target_error", target),
-                            ("check_every", every)):
+                            ("check_every", every), ("task_size", task_size),
+                            ("max_pending", pending)):
             object.__setattr__(self, name, value)
+
+    def _check_execution(self) -> tuple[int | None, int | None]:
+        """(task_size, max_pending) as stored: the defaults with an executor, else None."""
+        if self.executor is None:
+            given = [k for k in ("task_size", "max_pending") if getattr(self, k) is not None]
+            if given:
+                one = len(given) == 1
+                raise InvalidParameterError(
+                    f"{' and '.join(given)} set{'s' if one else ''} how the realizations "
+                    f"are shared among an executor's workers: {'it needs' if one else 'they need'}"
+                    f" executor=... (or leave {'it' if one else 'them'} out)")
+            return None, None
+        if not isinstance(self.executor, Executor):
+            raise InvalidParameterError(
+                f"executor must be a concurrent.futures.Executor (a ThreadPoolExecutor, a "
+                f"ProcessPoolExecutor, a dask Client's get_executor()) or None, got "
+                f"{type(self.executor).__name__}")
+        task_size = 1 if self.task_size is None else check_positive_int(self.task_size,
+                                                                       "task_size")
+        pending = (DEFAULT_MAX_PENDING if self.max_pending is None
+                   else check_positive_int(self.max_pending, "max_pending"))
+        return task_size, pending
+
+    def pending_bytes(self, n: int, matrices: int) -> int:
+        """Bytes of the task results that may wait in the calling process: ``matrices``
+        n x n float64 matrices per realization (0 without an executor)."""
+        if self.executor is None:
+            return 0
+        return 8 * n * n * matrices * self.task_size * self.max_pending
 
 
 @dataclass(frozen=True)
@@ -327,35 +412,74 @@ class SamplerOptions:
         return memory_budget(self.max_memory)
 
 
-def _monte_carlo(realize: Callable[[int], tuple[dict, int, int | None]],
-                 names: tuple[str, ...], early: tuple[str, ...], n: int,
-                 mc: MonteCarloOptions, seed: int, t_start: float
-                 ) -> tuple[_Accumulator, list, bool]:
+@dataclass(frozen=True)
+class _Draw:
+    """What one realization contributes: its n x n matrices by accumulator name, and its
+    record (solver records, GEMM flops) for the sampler's info."""
+
+    parts: Mapping[str, np.ndarray]
+    forward: Any = None                   # SolveRecord of the forward solve, if any
+    adjoint: Any = None                   # SolveRecord of the adjoint solve, if any
+    flops: float = 0.0
+
+    @property
+    def record(self) -> "_Draw":
+        """The same without the matrices (what the sampler keeps per realization)."""
+        return _Draw({}, self.forward, self.adjoint, self.flops)
+
+
+def _memory_words(mc: MonteCarloOptions) -> tuple[str, str]:
+    """What a sampler's fixed working set holds and how to shrink it (``check_memory``)."""
+    if mc.executor is None:
+        return (f"the weights, features and {mc.batches} batch accumulators",
+                "lower batches, use float32, or raise max_memory")
+    return (f"the weights, features, {mc.batches} batch accumulators and the results of "
+            f"{mc.max_pending} pending tasks of {mc.task_size} realizations",
+            "lower batches, max_pending or task_size, use float32, or raise max_memory")
+
+
+def _iterations(rec: Any) -> int | None:
+    return None if rec is None else rec.report.iterations
+
+
+def _monte_carlo(realize: Callable[[int], _Draw], names: tuple[str, ...],
+                 early: tuple[str, ...], n: int, mc: MonteCarloOptions, seed: int,
+                 t_start: float) -> tuple[_Accumulator, list, bool, list[_Draw]]:
     """Average ``realize(r)`` over r = 0..R-1 with batch sums, progress and early stop.
 
-    ``realize(r)`` returns (parts: name -> n x n matrix, forward iterations, adjoint
-    iterations or None).
+    ``realize`` (picklable when ``mc.executor`` is a process pool) returns a
+    :class:`_Draw`; the realizations run on ``mc.executor`` or here, and are added in
+    realization order either way (:func:`rmt_deq.sampling._parallel.ordered_realizations`).
+    Returns the accumulator, the early-stopping history, whether it stopped early, and the
+    record of each realization used.
     """
     acc = _Accumulator(names, n, mc.batches, t_start)
     history: list[tuple[int, float]] = []
-    for r in range(mc.realizations):
-        parts, it_f, it_a = realize(r)
-        acc.add(parts)
-        done = r + 1
-        rel = None
-        if (mc.target_error is not None and done >= mc.batches and done < mc.realizations
-                and done % mc.check_every == 0):
-            err, nrm = acc.error(early, mc.confidence, mc.draws, seed)
-            rel = err / nrm if nrm > 0 else math.inf
-            history.append((done, rel))
-        if mc.progress is not None:
-            mc.progress(SamplingProgress(
-                realization=done, realizations=mc.realizations,
-                elapsed=time.perf_counter() - t_start,
-                forward_iterations=it_f, adjoint_iterations=it_a, relative_error=rel))
-        if rel is not None and rel <= mc.target_error:
-            return acc, history, True
-    return acc, history, False
+    records: list[_Draw] = []
+    draws = ordered_realizations(realize, mc.realizations, mc.executor, mc.task_size,
+                                 mc.max_pending)
+    try:
+        for draw in draws:
+            acc.add(draw.parts)
+            records.append(draw.record)
+            done = acc.R
+            rel = None
+            if (mc.target_error is not None and done >= mc.batches
+                    and done < mc.realizations and done % mc.check_every == 0):
+                err, nrm = acc.error(early, mc.confidence, mc.draws, seed)
+                rel = err / nrm if nrm > 0 else math.inf
+                history.append((done, rel))
+            if mc.progress is not None:
+                mc.progress(SamplingProgress(
+                    realization=done, realizations=mc.realizations,
+                    elapsed=time.perf_counter() - t_start,
+                    forward_iterations=_iterations(draw.forward) or 0,
+                    adjoint_iterations=_iterations(draw.adjoint), relative_error=rel))
+            if rel is not None and rel <= mc.target_error:
+                return acc, history, True, records
+    finally:
+        draws.close()                      # cancels the tasks still pending, if any
+    return acc, history, False, records
 
 
 class _Children:

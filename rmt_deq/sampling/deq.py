@@ -39,13 +39,15 @@ every family).  Unbiased for the same expectation, with a smaller error bar.
 Reproducibility: realization r uses the r-th child of the seed's ``SeedSequence`` (the
 same weights whatever R, the chunking or early stopping; the children are built when
 needed, so a large R costs nothing until it is used); the same seed and options give the
-same matrix bit for bit.
+same matrix bit for bit, also when the realizations run on an executor (threads,
+processes, a dask cluster: ``executor=``), whatever its number of workers, as long as the
+processes that compute realizations run the same BLAS thread count.
 
 Options: :func:`sampled_ck`, :func:`sampled_ntk` and :func:`sampled_kernel` take the
 data-scale keywords (``tau0``, ``labels``, ``solution``) and the ``width`` explicitly, and
 every other option by keyword into three shared, validated records:
 :class:`~rmt_deq.sampling._montecarlo.MonteCarloOptions` (realizations, batches,
-confidence, draws, target_error, check_every, progress),
+confidence, draws, target_error, check_every, progress, executor, task_size, max_pending),
 :class:`~rmt_deq.sampling._montecarlo.SamplerOptions` (family, rng, dtype, max_memory) and
 :class:`~rmt_deq.networks.solver.SolverOptions` (method, tol, max_iter, memory,
 chunk_size).  The results are :class:`~rmt_deq.kernels.result.Kernel` with
@@ -66,8 +68,8 @@ from rmt_deq._io import json_ready
 from rmt_deq._validation import (as_data_matrix, check_bool, check_choice, check_data_range,
                                  check_groups, check_memory, check_options, check_positive_int,
                                  check_variances, split_options)
-from rmt_deq.activations import ActivationLike, get_activation
-from rmt_deq.errors import ConvergenceError, InvalidParameterError
+from rmt_deq.activations import Activation, ActivationLike, get_activation
+from rmt_deq.errors import ConvergenceError, InvalidParameterError, RmtDeqError
 from rmt_deq.fixed_point.solution import FixedPointSolution
 from rmt_deq.kernels.exact import NTK_GROUPS
 from rmt_deq.kernels.result import Kernel
@@ -76,8 +78,10 @@ from rmt_deq.networks._batched import DEQSystem, Elementwise, column_chunks
 from rmt_deq.fixed_point.centring import centring_solution
 from rmt_deq.networks.deq import sample_deq_weights
 from rmt_deq.networks.solver import SolveRecord, SolverOptions
-from rmt_deq.sampling._montecarlo import (MonteCarloOptions, SamplerOptions, _kernel_result,
-                                          _monte_carlo, _ntk_result, _seeds)
+from rmt_deq.sampling._montecarlo import (MonteCarloOptions, SamplerOptions, _Draw,
+                                          _kernel_result, _memory_words, _monte_carlo,
+                                          _ntk_result, _seeds)
+from rmt_deq.sampling._parallel import check_sendable
 
 __all__ = ["SamplingInfo", "sampled_ck", "sampled_ntk", "sampled_kernel", "NTK_GROUPS",
            "KINDS"]
@@ -169,6 +173,105 @@ class SamplingInfo:
         return json_ready(d)
 
 
+class _DEQRealization:
+    """Realization r of the DEQ sampler (``realize(r)``): weights from child r of the seed,
+    the forward (and adjoint) solves of all samples, its Gram matrices as a
+    :class:`~rmt_deq.sampling._montecarlo._Draw`.
+
+    Read-only once built, with per-call working buffers, so threads may share it; it
+    pickles (for process pools and clusters) with a built-in activation sent as its name
+    (rebuilt by :func:`~rmt_deq.activations.get_activation`; other activations are sent as
+    they are, which the standard pickle refuses for code such as lambdas).
+    """
+
+    def __init__(self, *, act: Activation, dtype: np.dtype, m: int, family: str,
+                 sa: float, sb: float, Xs: np.ndarray, centring: float, solve_kw: dict,
+                 chunks: list, ntk: bool, names: tuple[str, ...], EL: np.ndarray | None,
+                 XtX: np.ndarray | None, children: Any, requested: int) -> None:
+        self.act, self.dtype, self.m, self.family = act, dtype, m, family
+        self.sa, self.sb, self.Xs, self.centring = sa, sb, Xs, centring
+        self.solve_kw, self.chunks, self.ntk, self.names = solve_kw, chunks, ntk, names
+        self.EL, self.XtX, self.children, self.requested = EL, XtX, children, requested
+        self.elem = Elementwise(act, dtype)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        del state["elem"]                            # holds lambdas: rebuilt on arrival
+        try:
+            if get_activation(self.act.name) is self.act:   # a registry spec: its name
+                state["act"] = self.act.name
+        except RmtDeqError:                          # a callable's name: not a spec
+            pass
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state["act"] = get_activation(state["act"])
+        self.__dict__.update(state)
+        self.elem = Elementwise(self.act, self.dtype)
+
+    def _located(self, exc: ConvergenceError, r: int, cols: slice) -> ConvergenceError:
+        """The solver's error, located (realization, columns), same residual history."""
+        err = ConvergenceError(
+            f"realization {r} of {self.requested} (family {self.family}, m = {self.m}, "
+            f"{self.act.name}, sa = {self.sa:g}, samples {cols.start}..{cols.stop - 1}): "
+            f"{exc}")
+        err.residuals = exc.residuals      # the message already ends with their summary
+        return err
+
+    def __call__(self, r: int) -> _Draw:
+        m, dt, ntk = self.m, self.dtype, self.ntk
+        p, n = self.Xs.shape
+        inv = dt.type(1.0 / math.sqrt(m))
+        W = sample_deq_weights(m, p, family=self.family, rng=self.children[r], dtype=dt)
+        As = W.A
+        As *= dt.type(math.sqrt(self.sa / m))        # owned: scale in place
+        system = DEQSystem(As, W.B, W.v, self.Xs, self.elem, self.centring, self.solve_kw)
+        Z = np.empty((m, n), dtype=dt)
+        Gm = np.empty((m, n), dtype=dt) if ntk else None
+        P0 = np.empty((m, n), dtype=dt) if self.EL is not None else None
+        recs_f, recs_a = [], []
+        flops = 0.0
+        for cols in self.chunks:
+            try:
+                U, phi, rec = system.forward(
+                    cols, None if P0 is None else P0[:, cols.start:cols.stop])
+            except ConvergenceError as exc:
+                raise self._located(exc, r, cols) from None
+            phi -= system.c
+            phi *= inv
+            Z[:, cols] = phi
+            recs_f.append(rec)
+            k = cols.stop - cols.start
+            flops += 2.0 * m * m * k * rec.report.iterations + 2.0 * m * p * k
+            if ntk:
+                try:
+                    gc, reca = system.adjoint(U)
+                except ConvergenceError as exc:
+                    raise self._located(exc, r, cols) from None
+                Gm[:, cols] = gc
+                recs_a.append(reca)
+                flops += 2.0 * m * m * k * reca.report.iterations
+        K = (Z.T @ Z).astype(np.float64)
+        flops += 2.0 * m * n * n
+        parts = {"ck": K}
+        if P0 is not None:
+            np.subtract(P0, system.c, out=P0)
+            np.multiply(P0, inv, out=P0)
+            K -= (P0.T @ P0).astype(np.float64)
+            K += self.EL
+            flops += 2.0 * m * n * n
+        rec_a = None
+        if ntk:
+            rec_a = SolveRecord.merge(recs_a)
+            GG = (Gm.T @ Gm).astype(np.float64)
+            flops += 2.0 * m * n * n
+            if "A" in self.names:
+                parts["A"] = self.sa * GG * K
+            if "B" in self.names:
+                parts["B"] = self.sb * GG * self.XtX
+        return _Draw(parts, SolveRecord.merge(recs_f), rec_a, flops)
+
+
 def _sample(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, ntk: bool,
             groups: tuple[str, ...], width: Any, tau0: Any, labels: Any,
             solution: FixedPointSolution | None, control_variate: Any, options: dict,
@@ -201,8 +304,8 @@ def _sample(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, 
     isz = dt.itemsize
     fixed = isz * (m * m + m * p + p * n + m * n * (2 if ntk or cv else 1))
     fixed += 8 * n * n * (len(names) * (mc.batches + 1) + 2)
-    check_memory(fixed, budget, f"the weights, features and {mc.batches} batch accumulators",
-                 "lower batches, use float32, or raise max_memory")
+    fixed += mc.pending_bytes(n, len(names))
+    check_memory(fixed, budget, *_memory_words(mc))
     per_col = isz * m * (_SOLVER_VECTORS + 2 * solver.memory) + (isz * m if ntk else 0)
     if solver.chunk_size is None:
         size = int(max(1, min(n, (budget - fixed) // per_col)))
@@ -211,7 +314,7 @@ def _sample(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, 
     chunks = column_chunks(n, size)
     Xs = (math.sqrt(sb_f) * Xa).astype(dt)
     XtX = Xa.T @ Xa if "B" in names else None
-    P0 = EL = None
+    EL = None
     if cv:
         # E[L] for L = Phi0^T Phi0, Phi0 = phi_c(sqrt(sb) B X)/sqrt(m): the rows of
         # sqrt(sb) B X are iid N(0, sb X^T X) whatever the family of A, so E[L] is the
@@ -219,74 +322,17 @@ def _sample(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, 
         S0 = sb_f * (Xa.T @ Xa)
         EL = PairExpectations(act, np.diagonal(S0).copy(), float(sol.centring)
                               ).evaluate(S0)[0]
-        P0 = np.empty((m, n), dtype=dt)
-    elem = Elementwise(act, dt)
-    c = float(sol.centring)
-    inv = dt.type(1.0 / math.sqrt(m))
-    s_a = dt.type(math.sqrt(sa_f / m))
     children, seed = _seeds(draw.rng, mc.realizations)
-    Z = np.empty((m, n), dtype=dt)
-    Gm = np.empty((m, n), dtype=dt) if ntk else None
-    fwd_recs: list[SolveRecord] = []
-    adj_recs: list[SolveRecord] = []
-    flops = [0.0]
-
-    def _in_realization(exc: ConvergenceError, r: int, cols: slice) -> ConvergenceError:
-        """The solver's error, located (realization, columns), same residual history."""
-        err = ConvergenceError(
-            f"realization {r} of {mc.realizations} (family {draw.family}, m = {m}, "
-            f"{act.name}, sa = {sa_f:g}, samples {cols.start}..{cols.stop - 1}): {exc}")
-        err.residuals = exc.residuals      # the message already ends with their summary
-        return err
-
-    def realize(r: int) -> tuple[dict, int, int | None]:
-        W = sample_deq_weights(m, p, family=draw.family, rng=children[r], dtype=dt)
-        As = W.A
-        As *= s_a                                   # owned: scale in place
-        system = DEQSystem(As, W.B, W.v, Xs, elem, c, solve_kw)
-        recs_f, recs_a = [], []
-        for cols in chunks:
-            try:
-                U, phi, rec = system.forward(
-                    cols, None if P0 is None else P0[:, cols.start:cols.stop])
-            except ConvergenceError as exc:
-                raise _in_realization(exc, r, cols) from None
-            phi -= system.c
-            phi *= inv
-            Z[:, cols] = phi
-            recs_f.append(rec)
-            k = cols.stop - cols.start
-            flops[0] += 2.0 * m * m * k * rec.report.iterations + 2.0 * m * p * k
-            if ntk:
-                try:
-                    gc, reca = system.adjoint(U)
-                except ConvergenceError as exc:
-                    raise _in_realization(exc, r, cols) from None
-                Gm[:, cols] = gc
-                recs_a.append(reca)
-                flops[0] += 2.0 * m * m * k * reca.report.iterations
-        fwd_recs.append(SolveRecord.merge(recs_f))
-        K = (Z.T @ Z).astype(np.float64)
-        flops[0] += 2.0 * m * n * n
-        parts = {"ck": K}
-        if P0 is not None:
-            np.subtract(P0, system.c, out=P0)           # in place (P0 is not rebound)
-            np.multiply(P0, inv, out=P0)
-            K -= (P0.T @ P0).astype(np.float64)
-            K += EL
-            flops[0] += 2.0 * m * n * n
-        if ntk:
-            adj_recs.append(SolveRecord.merge(recs_a))
-            GG = (Gm.T @ Gm).astype(np.float64)
-            flops[0] += 2.0 * m * n * n
-            if "A" in names:
-                parts["A"] = sa_f * GG * K
-            if "B" in names:
-                parts["B"] = sb_f * GG * XtX
-        return (parts, fwd_recs[-1].report.iterations,
-                adj_recs[-1].report.iterations if ntk else None)
-
-    acc, history, stopped = _monte_carlo(realize, names, early, n, mc, seed, t_start)
+    realize = _DEQRealization(
+        act=act, dtype=dt, m=m, family=draw.family, sa=sa_f, sb=sb_f, Xs=Xs,
+        centring=float(sol.centring), solve_kw=solve_kw, chunks=chunks, ntk=ntk, names=names,
+        EL=EL, XtX=XtX, children=children, requested=mc.realizations)
+    check_sendable(realize, mc.executor)
+    acc, history, stopped, records = _monte_carlo(realize, names, early, n, mc, seed,
+                                                  t_start)
+    fwd_recs = [r.forward for r in records]
+    adj_recs = [r.adjoint for r in records] if ntk else []
+    flops = sum(r.flops for r in records)
 
     def info() -> SamplingInfo:
         return SamplingInfo(
@@ -294,7 +340,7 @@ def _sample(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, 
             dtype=dt.name, confidence=mc.confidence, batches=mc.batches, draws=mc.draws,
             stopped_early=stopped, target_error=mc.target_error,
             error_history=tuple(history), forward=tuple(fwd_recs), adjoint=tuple(adj_recs),
-            chunk_size=size, elapsed=time.perf_counter() - t_start, gemm_flops=flops[0],
+            chunk_size=size, elapsed=time.perf_counter() - t_start, gemm_flops=flops,
             control_variate=cv)
 
     scale = {"network": "deq", "tau0": float(sol.tau0), "tau0_source": tau0_source,
@@ -356,7 +402,17 @@ def sampled_ck(
         (bootstrap sign draws per error estimate, default 200), ``target_error`` (stop
         early once the relative error bar is below this, checked every ``check_every``
         realizations, default b, from b realizations on), ``progress`` (called with a
-        :class:`~rmt_deq.sampling._montecarlo.SamplingProgress` after each realization).
+        :class:`~rmt_deq.sampling._montecarlo.SamplingProgress` after each realization),
+        ``executor`` (a ``concurrent.futures.Executor`` the realizations run on -- threads,
+        processes, e.g. :func:`rmt_deq.sampling.executors.make_executor`, or a dask
+        client's ``get_executor()``; default None, in this process), ``task_size``
+        (realizations per task, default 1) and ``max_pending`` (tasks submitted ahead,
+        default 16).  The result is the same bit for bit whatever the number of workers
+        or the order in which tasks complete, early stopping included, when the
+        processes computing realizations run the same BLAS thread count (the guarantee
+        and its proviso are in :class:`~rmt_deq.sampling._montecarlo.MonteCarloOptions`);
+        a process pool needs a built-in activation name (a callable is refused before
+        anything runs).
         Draw options (:class:`~rmt_deq.sampling._montecarlo.SamplerOptions`): ``family``
         ({"gaussian", "orthogonal", "symmetric"}, of the recurrent weights A,
         :mod:`rmt_deq.networks.weights`), ``rng`` (int or Generator; realization r uses the

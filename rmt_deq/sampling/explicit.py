@@ -21,8 +21,10 @@ from rmt_deq.kernels.result import Kernel
 from rmt_deq.networks.explicit import (ExplicitNetwork, ExplicitScales, as_explicit_network,
                                        elementwise_layers, explicit_scales, forward_pass,
                                        sample_explicit_weights)
-from rmt_deq.sampling._montecarlo import (MonteCarloOptions, _kernel_result, _monte_carlo,
-                                          _ntk_result, _seeds)
+from rmt_deq.errors import RmtDeqError
+from rmt_deq.sampling._montecarlo import (MonteCarloOptions, _Draw, _kernel_result,
+                                          _memory_words, _monte_carlo, _ntk_result, _seeds)
+from rmt_deq.sampling._parallel import check_sendable
 from rmt_deq.networks.weights import check_dtype, check_family
 
 __all__ = ["ExplicitSamplingInfo", "sampled_explicit_ck", "sampled_explicit_ntk"]
@@ -67,6 +69,63 @@ class ExplicitSamplingInfo:
     tau0_source: str = ""
 
 
+class _ExplicitRealization:
+    """Realization r of the explicit-network sampler (``realize(r)``): weights from child r
+    of the seed, one forward (and backward) pass, its Gram matrices as a
+    :class:`~rmt_deq.sampling._montecarlo._Draw`.
+
+    Read-only once built, so threads may share it; it pickles (for process pools and
+    clusters) with the network sent as its JSON form when it has one (rebuilt by
+    :meth:`~rmt_deq.networks.explicit.ExplicitNetwork.from_dict`), else as it is.
+    """
+
+    def __init__(self, *, net: ExplicitNetwork, m: int, family: str, dtype: np.dtype,
+                 Xd: np.ndarray, XtX: np.ndarray, scales: ExplicitScales, ntk: bool,
+                 names: tuple[str, ...], children: Any) -> None:
+        self.net, self.m, self.family, self.dtype = net, m, family, dtype
+        self.Xd, self.XtX, self.scales, self.ntk = Xd, XtX, scales, ntk
+        self.names, self.children = names, children
+        self.elems = elementwise_layers(net, dtype)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        del state["elems"]                           # hold lambdas: rebuilt on arrival
+        try:
+            record = self.net.to_dict()
+            if ExplicitNetwork.from_dict(record) == self.net:
+                state["net"] = record
+        except RmtDeqError:                          # layers given as code
+            pass
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if not isinstance(state["net"], ExplicitNetwork):
+            state["net"] = ExplicitNetwork.from_dict(state["net"])
+        self.__dict__.update(state)
+        self.elems = elementwise_layers(self.net, self.dtype)
+
+    def __call__(self, r: int) -> _Draw:
+        m, ntk, names = self.m, self.ntk, self.names
+        p, n = self.Xd.shape
+        L = self.net.depth
+        w = sample_explicit_weights(self.net, m, p, family=self.family,
+                                    rng=self.children[r], dtype=self.dtype)
+        H, delta = forward_pass(self.Xd, w.W, w.v, self.scales, self.elems, ntk)
+        flops = 2.0 * m * n * (p + (L - 1) * m) * (2 if ntk else 1) + 2.0 * m * n * n
+        K = (H[-1].T @ H[-1]).astype(np.float64)
+        parts = {"v": K}
+        if ntk:
+            for l in range(1, L + 1):
+                name = f"W{l}"
+                if name not in names:
+                    continue
+                prev = self.XtX if l == 1 else (H[l - 2].T @ H[l - 2]).astype(np.float64)
+                dd = (delta[l - 1].T @ delta[l - 1]).astype(np.float64)
+                parts[name] = dd * prev
+                flops += 2.0 * m * n * n * (2 if l > 1 else 1)
+        return _Draw({k: parts[k] for k in names}, flops=flops)
+
+
 def _sample(X: Any, net: ExplicitNetwork, ntk: bool, names: tuple[str, ...],
             early: tuple[str, ...], width: Any, family: str, rng: Any, dtype: Any,
             tau0: Any, max_memory: Any, mc: MonteCarloOptions, labels: Any = None) -> tuple:
@@ -83,34 +142,18 @@ def _sample(X: Any, net: ExplicitNetwork, ntk: bool, names: tuple[str, ...],
     isz = dt.itemsize
     fixed = isz * (m * p + (L - 1) * m * m + (2 * L + 1) * m * n + p * n)
     fixed += 8 * n * n * (len(names) * (mc.batches + 1) + L + 2)
-    check_memory(fixed, budget, f"the weights, features and {mc.batches} batch accumulators",
-                 "lower batches, use float32, or raise max_memory")
+    fixed += mc.pending_bytes(n, len(names))
+    check_memory(fixed, budget, *_memory_words(mc))
     scale = data_scale(Xa, labels, tau0=tau0)
     scales = explicit_scales(net, scale.tau0)
-    elems = elementwise_layers(net, dt)
-    Xd = Xa.astype(dt)
-    XtX = Xa.T @ Xa
     children, seed = _seeds(rng, mc.realizations)
-    flops = [0.0]
-
-    def realize(r: int) -> tuple[dict, int, None]:
-        w = sample_explicit_weights(net, m, p, family=family, rng=children[r], dtype=dt)
-        H, delta = forward_pass(Xd, w.W, w.v, scales, elems, ntk)
-        flops[0] += 2.0 * m * n * (p + (L - 1) * m) * (2 if ntk else 1) + 2.0 * m * n * n
-        K = (H[-1].T @ H[-1]).astype(np.float64)
-        parts = {"v": K}
-        if ntk:
-            for l in range(1, L + 1):
-                name = f"W{l}"
-                if name not in names:
-                    continue
-                prev = XtX if l == 1 else (H[l - 2].T @ H[l - 2]).astype(np.float64)
-                dd = (delta[l - 1].T @ delta[l - 1]).astype(np.float64)
-                parts[name] = dd * prev
-                flops[0] += 2.0 * m * n * n * (2 if l > 1 else 1)
-        return {k: parts[k] for k in names}, 0, None
-
-    acc, history, stopped = _monte_carlo(realize, names, early, n, mc, seed, t_start)
+    realize = _ExplicitRealization(net=net, m=m, family=family, dtype=dt, Xd=Xa.astype(dt),
+                                   XtX=Xa.T @ Xa, scales=scales, ntk=ntk, names=names,
+                                   children=children)
+    check_sendable(realize, mc.executor)
+    acc, history, stopped, records = _monte_carlo(realize, names, early, n, mc, seed,
+                                                  t_start)
+    flops = sum(r.flops for r in records)
 
     def info() -> ExplicitSamplingInfo:
         return ExplicitSamplingInfo(
@@ -118,7 +161,7 @@ def _sample(X: Any, net: ExplicitNetwork, ntk: bool, names: tuple[str, ...],
             network=net, scales=scales, confidence=mc.confidence, batches=mc.batches,
             draws=mc.draws, stopped_early=stopped, target_error=mc.target_error,
             error_history=tuple(history), elapsed=time.perf_counter() - t_start,
-            gemm_flops=flops[0], tau0_source=scale.source)
+            gemm_flops=flops, tau0_source=scale.source)
 
     return acc, info, seed, scale
 
@@ -141,6 +184,9 @@ def sampled_explicit_ck(
     target_error: float | None = None,
     check_every: int | None = None,
     progress: Any = None,
+    executor: Any = None,
+    task_size: int | None = None,
+    max_pending: int | None = None,
 ) -> Kernel:
     """Monte-Carlo average of the explicit network's CK Gram matrix H_L^T H_L.
 
@@ -153,9 +199,13 @@ def sampled_explicit_ck(
         m, the width of every hidden layer.
     (others)
         As in :func:`rmt_deq.sampling.deq.sampled_ck` (seeding, dtype, error bar, early
-        stopping, progress).  ``tau0`` is the data scale at which sigma_1 is centred
-        (default :func:`rmt_deq.data.conventions.data_scale`: the plug-in estimate from
-        ``labels``, else all samples as one class; recorded in ``info.tau0_source``).
+        stopping, progress, and ``executor``, ``task_size``, ``max_pending``: where the
+        realizations run, with the same result bit for bit for any number of workers
+        at equal BLAS thread counts; a process pool needs layers with a JSON form, see
+        :class:`~rmt_deq.sampling._montecarlo.MonteCarloOptions`).  ``tau0`` is the
+        data scale at which sigma_1 is centred (default
+        :func:`rmt_deq.data.conventions.data_scale`: the plug-in estimate from ``labels``,
+        else all samples as one class; recorded in ``info.tau0_source``).
 
     Returns
     -------
@@ -164,7 +214,7 @@ def sampled_explicit_ck(
         :class:`ExplicitSamplingInfo`.
     """
     mc = MonteCarloOptions(realizations, batches, confidence, draws, target_error,
-                          check_every, progress)
+                          check_every, progress, executor, task_size, max_pending)
     acc, info, seed, scale = _sample(X, as_explicit_network(network), False, ("v",), ("v",), width,
                                      family, rng, dtype, tau0, max_memory, mc, labels)
     acc_ck = _RenamedAccumulator(acc, {"ck": "v"})
@@ -191,6 +241,9 @@ def sampled_explicit_ntk(
     target_error: float | None = None,
     check_every: int | None = None,
     progress: Any = None,
+    executor: Any = None,
+    task_size: int | None = None,
+    max_pending: int | None = None,
 ) -> Kernel:
     """Monte-Carlo average of the explicit network's empirical NTK, one group per layer.
 
@@ -208,7 +261,7 @@ def sampled_explicit_ntk(
         :class:`ExplicitSamplingInfo`.
     """
     mc = MonteCarloOptions(realizations, batches, confidence, draws, target_error,
-                          check_every, progress)
+                          check_every, progress, executor, task_size, max_pending)
     net = as_explicit_network(network)
     sel = net.check_groups(groups)
     names = sel if "v" in sel else ("v",) + sel
