@@ -7,9 +7,12 @@ Commands (``rmt-deq COMMAND --help`` for each one's options):
   surrogates (§4, §5) or sampled at finite width (§8); or of a saved designed network
   (``--network``), exact or sampled;
 * ``spectrum``: the limiting eigenvalue spectrum of the CK or NTK without sampling:
-  density, atom, support, isolated eigenvalues (§7);
+  density, atom, support, isolated eigenvalues (§7), against the observed eigenvalues of
+  the exact, sampled or surrogate kernel on the data;
 * ``design``: a shallow explicit network matching a DEQ's CK or NTK (§6), saved as JSON
   (``--out``) or as a PyTorch module source (``--torch``);
+* ``check``: one configuration through all of the above, every distance beside its
+  expected size (:mod:`rmt_deq.jobs.check`);
 * ``generalization``: ridge regression on DEQ and designed-network features and kernels,
   observed and predicted without training (docs/generalization.md);
 * ``demo``: a default case solved and drawn (four equations, exact CK, predicted spectrum);
@@ -31,24 +34,25 @@ its job when it runs.
 from __future__ import annotations
 
 import argparse
-import math
 import os
-import re
 import sys
 from typing import Any, NoReturn, Sequence
 
 import numpy as np
 
 from rmt_deq import _io
-from rmt_deq._validation import DEFAULT_MAX_MEMORY
 from rmt_deq.design.families import FAMILIES as _DESIGN_FAMILIES
 from rmt_deq.design.targets import TARGETS as _DESIGN_TARGETS
 from rmt_deq.errors import InvalidParameterError, RmtDeqError
 from rmt_deq.moments.gaussian import METHODS as _MOMENT_METHODS
 from rmt_deq.kernels.exact import NTK_GROUPS
+from rmt_deq.jobs.check import add_check_parser
 from rmt_deq.jobs.generalization import add_generalization_parser
 from rmt_deq.jobs.kernel import KINDS, METHODS as _KERNEL_METHODS
-from rmt_deq.networks.weights import DTYPES as _WEIGHT_DTYPES, WEIGHT_FAMILIES
+from rmt_deq.jobs.options import (MEMORY_DEFAULT as _MEMORY_DEFAULT, ProgressBar,
+                                  add_sampled_options, memory_size as _bytes, real as _real,
+                                  sampled_given, sampled_values)
+from rmt_deq.jobs.spectrum import OBSERVE_CHOICES
 
 __all__ = ["main", "build_parser"]
 
@@ -57,12 +61,6 @@ _ACT_HELP = ("activation name, parameters after a colon: relu, leaky_relu:0.1, t
              "polynomial:c0,c1,...")
 _GROUPS_HELP = (f"NTK parameter groups to sum, comma-separated from {','.join(NTK_GROUPS)} "
                 f"(--kind ntk only; default all)")
-#: what the sampled-kernel options default to when --method sampled is given
-_SAMPLED_DEFAULTS = {"realizations": 16, "family": "gaussian", "seed": 0,
-                     "dtype": "float64", "confidence": 0.95}
-_SAMPLED_OPTIONS = ("width", "realizations", "family", "seed", "dtype", "target_error",
-                    "confidence", "control_variate", "progress", "info", "workers",
-                    "scheduler")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,35 +69,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         msg = " ".join(message.split())
         self.exit(2, f"{self.prog}: error: {msg} (see {self.prog} --help)\n")
-
-
-def _real(s: str) -> float:
-    """A finite real number (argparse type): NaN and +-inf are refused at the edge."""
-    try:
-        x = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
-    if not math.isfinite(x):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {s!r}")
-    return x
-
-
-_MEMORY_DEFAULT = f"{DEFAULT_MAX_MEMORY / 2 ** 30:g}G"
-_UNITS = {"": 1, "b": 1, "k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30, "t": 2 ** 40}
-
-
-def _bytes(s: str) -> float:
-    """A memory size: a number of bytes, or with a binary unit K, M, G, T (e.g. 8G, 512MiB)."""
-    m = re.fullmatch(r"\s*([0-9.]+(?:[eE][+-]?[0-9]+)?)\s*([kmgtKMGT]?)(?:i?[bB])?\s*", s)
-    try:
-        x = float(m.group(1)) * _UNITS[m.group(2).lower()] if m else float("nan")
-    except ValueError:
-        x = float("nan")
-    if not (math.isfinite(x) and x > 0):
-        raise argparse.ArgumentTypeError(
-            f"must be a positive memory size in bytes, optionally with K, M, G or T "
-            f"(e.g. 8G); got {s!r}")
-    return x
 
 
 def _groups(s: str | None) -> tuple[str, ...] | None:
@@ -198,39 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--groups", default=None,
                    help=_GROUPS_HELP + "; with --network from v,W1,...,WL")
     k.add_argument("--out", required=True, help="output file (n x n, .npy format)")
-    smp = k.add_argument_group("sampled kernels (--method sampled only)")
-    smp.add_argument("--width", type=int, default=None, help="network width m (required)")
-    smp.add_argument("--realizations", type=int, default=None,
-                     help=f"independent weight draws averaged (default "
-                          f"{_SAMPLED_DEFAULTS['realizations']})")
-    smp.add_argument("--family", choices=WEIGHT_FAMILIES, default=None,
-                     help=f"family of the recurrent weights A; with --network of W_2..W_L "
-                          f"(default {_SAMPLED_DEFAULTS['family']})")
-    smp.add_argument("--seed", type=int, default=None,
-                     help=f"seed (same seed and options give the same matrix; default "
-                          f"{_SAMPLED_DEFAULTS['seed']})")
-    smp.add_argument("--dtype", choices=_WEIGHT_DTYPES, default=None,
-                     help=f"working precision (the average is kept in float64; default "
-                          f"{_SAMPLED_DEFAULTS['dtype']})")
-    smp.add_argument("--target-error", type=_real, default=None,
-                     help="stop early once the relative Monte-Carlo error bar is below this")
-    smp.add_argument("--confidence", type=_real, default=None,
-                     help=f"confidence of the Monte-Carlo error bar (default "
-                          f"{_SAMPLED_DEFAULTS['confidence']})")
-    smp.add_argument("--control-variate", action="store_true",
-                     help="--kind ck: average with the input-injection control variate "
-                          "(unbiased, smaller Monte-Carlo error for the same realizations)")
-    smp.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                     help="progress bar on stderr (default: when stderr is a terminal)")
-    smp.add_argument("--info", default=None,
-                     help="also write the error bar and solver diagnostics to this JSON file")
-    smp.add_argument("--workers", type=int, default=None,
-                     help="run the realizations on N local processes, one BLAS thread each "
-                          "(default 1: in this process); every N > 1 writes the same file, "
-                          "N = 1 too when OPENBLAS_NUM_THREADS=1")
-    smp.add_argument("--scheduler", default=None,
-                     help="run the realizations on the dask cluster at this scheduler "
-                          "address (needs pip install 'rmt_deq[dask]')")
+    add_sampled_options(k, "sampled kernels (--method sampled only)")
 
     sp = sub.add_parser(
         "spectrum", parents=[deq],
@@ -244,8 +181,16 @@ def build_parser() -> argparse.ArgumentParser:
             "class); FILE.npz holds X (p x n, columns are samples) and labels (n,), "
             "optionally means and covs (else plug-in estimates).  Units: x_i = (mu_a + "
             "omega_i)/sqrt(p), omega_i ~ N(0, C_a): means are the class means of sqrt(p) "
-            "x_i and covs its class covariances.  --json prints one object "
-            "with x, density, atom, atom_at, support, spikes (and more)."))
+            "x_i and covs its class covariances.  --observe sets the eigenvalues of a "
+            "kernel on the data's samples (a sample of the mixture with --sample-seed) "
+            "against the prediction, at the same four-equation solution: exact "
+            "(infinite width; the default with --data or --sample-seed), sampled "
+            "(finite-width DEQs, the sampled options below), surrogate, or none (the "
+            "prediction alone; the default with --mixture alone); the report gives the "
+            "Kolmogorov-Smirnov and 1-Wasserstein distances of the bulk (the eigenvalue "
+            "nearest each predicted spike left out), each spike's relative error and the "
+            "eigenvector alignments with the class indicators.  --json prints one object "
+            "with x, density, atom, atom_at, support, spikes, observed (and more)."))
     src = sp.add_mutually_exclusive_group(required=True)
     src.add_argument("--mixture", help="SPEC.json (means, covs, sizes)")
     src.add_argument("--data", help="FILE.npz (X, labels[, means, covs])")
@@ -256,12 +201,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="print one JSON object")
     sp.add_argument("--plot", default=None,
                     help="write a figure; format from the suffix (.png, .pdf, .svg, ...)")
+    sp.add_argument("--observe", choices=OBSERVE_CHOICES, default=None,
+                    help="the kernel observed on the samples: exact, sampled, surrogate or "
+                         "none (default exact with --data or --sample-seed, else none)")
     sp.add_argument("--sample-seed", type=int, default=None,
-                    help="with --mixture and --plot: histogram the surrogate's eigenvalues "
-                         "on one sample drawn with this seed")
+                    help="with --mixture: draw one sample (the spec's sizes) with this seed "
+                         "and observe the kernel on it")
     sp.add_argument("--max-memory", type=_bytes, default=None,
-                    help="memory budget of the density grid and the figure's "
-                         f"eigen-decomposition (e.g. 8G; default {_MEMORY_DEFAULT})")
+                    help="memory budget of the density grid and the observed kernel "
+                         f"(e.g. 8G; default {_MEMORY_DEFAULT})")
+    add_sampled_options(sp, "sampled kernel (--observe sampled only)")
 
     g = sub.add_parser(
         "design", parents=[deq, scale],
@@ -290,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(DesignedNetwork.torch_source; writing it needs no torch)")
 
     add_generalization_parser(sub, [deq], _real)
+
+    add_check_parser(sub, [deq])
 
     d = sub.add_parser("demo", help="solve a default case and write a spectral figure")
     d.add_argument("--activation", default="relu", help=_ACT_HELP)
@@ -370,26 +321,6 @@ def _design_lines(net: Any, target: str) -> list[str]:
     return lines
 
 
-def _sampled_info(res: Any, kind: str, seed: int) -> dict:
-    """The ``--info`` record of a sampled kernel: error bar and solver diagnostics."""
-    info, sol = res.info, res.solution
-    d = {"kind": kind, "method": "sampled", "width": info.width,
-         "realizations": info.realizations, "requested": info.requested,
-         "family": info.family, "dtype": info.dtype, "seed": seed,
-         "activation": sol.activation, "sa": sol.sa, "sb": sol.sb,
-         "tau0": res.tau0, "tau0_source": res.tau0_source, "tau": sol.tau,
-         "centring": sol.centring,
-         "mc_error": res.error[kind], "mc_error_relative": res.error_relative[kind],
-         "confidence": info.confidence, "stopped_early": info.stopped_early,
-         "control_variate": bool(info.control_variate),
-         "forward_iterations": [r.report.iterations for r in info.forward],
-         "elapsed_s": info.elapsed}
-    if kind == "ntk":
-        d["groups"] = list(res.selected)
-        d["group_errors"] = {k: e for k, e in res.error.items() if k != "ntk"}
-    return d
-
-
 def _sampled_summary(res: Any, kind: str, out: str, shape: tuple) -> str:
     """The one-line stderr summary of a sampled kernel."""
     info = res.info
@@ -399,92 +330,37 @@ def _sampled_summary(res: Any, kind: str, out: str, shape: tuple) -> str:
             f"norm, {info.confidence:.0%} confidence) in {info.elapsed:.1f}s")
 
 
-class _ProgressBar:
-    """Text progress bar for sampled kernels, redrawn in place on a stream.
-
-    The realizations fill the bar up to R/(R + 1); the final error bars (phase "error
-    bar", counted in bootstrap sign draws) fill the last step, so the bar is full only
-    when the whole computation is.
-    """
-
-    def __init__(self, stream, width: int = 30) -> None:
-        self.stream, self.width = stream, width
-        self._open = 0                       # length of the line being redrawn, 0 if none
-        self._phase_start = 0.0
-
-    def __call__(self, p) -> None:
-        if p.phase == "error bar":
-            if p.draws_done == 0:
-                self._phase_start = p.elapsed
-            f = 1.0 if p.draws_total == 0 else p.draws_done / p.draws_total
-            frac = (p.realization + f) / (p.realization + 1)
-            spent = p.elapsed - self._phase_start
-            eta = f"{spent / f * (1.0 - f):6.1f}s" if f > 0 else "     ?"
-            text = (f"{p.realization}/{p.realizations}  error bar {p.draws_done}/"
-                    f"{p.draws_total} sign draws  {p.elapsed:6.1f}s  eta {eta}")
-            finished = p.draws_done == p.draws_total
-        else:
-            frac = p.realization / (p.realizations + 1)
-            eta = p.elapsed / p.realization * (p.realizations - p.realization)
-            err = "" if p.relative_error is None else f"  rel. MC error {p.relative_error:.2e}"
-            text = (f"{p.realization}/{p.realizations}  {p.elapsed:6.1f}s  "
-                    f"eta {eta:6.1f}s{err}")
-            finished = False
-        done = int(self.width * frac)            # full only when everything is done
-        line = f"[{'#' * done}{'.' * (self.width - done)}] {text}"
-        self.stream.write("\r" + line.ljust(self._open))
-        self._open = len(line)
-        if finished:
-            self.close()
-        self.stream.flush()
-
-    def close(self) -> None:
-        """End the line being redrawn (nothing if there is none)."""
-        if self._open:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._open = 0
-
-
-def _sampled_given(args: argparse.Namespace) -> list[str]:
-    """The sampled-kernel options given on the command line (as --names)."""
-    given = []
-    for name in _SAMPLED_OPTIONS:
-        value = getattr(args, name)
-        if value is None or (name == "control_variate" and not value):
-            continue
-        flag = "--no-progress" if name == "progress" and value is False else f"--{name}"
-        given.append(flag.replace("_", "-"))
-    return given
-
-
-def _sampled_settings(args: argparse.Namespace) -> tuple[dict, Any]:
-    """The sampled-kernel options with their defaults, and the progress bar (or None)."""
-    if args.width is None:
-        raise InvalidParameterError("--method sampled needs --width M (the network width)")
-    opt = {name: (_SAMPLED_DEFAULTS[name] if getattr(args, name) is None
-                  else getattr(args, name)) for name in _SAMPLED_DEFAULTS}
+def _sampler(args: argparse.Namespace) -> tuple[dict, Any]:
+    """The sampler's keyword options from the sampled group (defaults filled in) and the
+    progress bar (None unless --progress or stderr is a terminal)."""
+    opt = sampled_values(args)
     show = sys.stderr.isatty() if args.progress is None else args.progress
-    return opt, (_ProgressBar(sys.stderr) if show else None)
+    bar = ProgressBar(sys.stderr) if show else None
+    kw = {"width": args.width, "realizations": opt["realizations"], "family": opt["family"],
+          "rng": opt["seed"], "dtype": opt["dtype"], "target_error": args.target_error,
+          "confidence": opt["confidence"], "progress": bar}
+    if args.control_variate:
+        kw["control_variate"] = True
+    return kw, bar
 
 
 def _cmd_kernel_sampled(args: argparse.Namespace, data: dict, executor: Any = None) -> int:
+    from rmt_deq.experiments.observed import sampling_record
     from rmt_deq.jobs.kernel import sampled_kernel_from_data
 
-    opt, bar = _sampled_settings(args)
+    if args.width is None:
+        raise InvalidParameterError("--method sampled needs --width M (the network width)")
+    kw, bar = _sampler(args)
     res = sampled_kernel_from_data(
         data["X"], args.activation, args.sa, args.sb, labels=data.get("labels"),
         means=data.get("means"), covs=data.get("covs"), tau0=args.tau0, kind=args.kind,
-        groups=_groups(args.groups), width=args.width, realizations=opt["realizations"],
-        family=opt["family"], rng=opt["seed"], dtype=opt["dtype"],
-        target_error=args.target_error, confidence=opt["confidence"], progress=bar,
-        executor=executor, **({"control_variate": True} if args.control_variate else {}))
-    if bar is not None and res.info.stopped_early:
+        groups=_groups(args.groups), executor=executor, **kw)
+    if bar is not None:
         bar.close()
     K = np.asarray(res.matrix)
     _io.write_npy(args.out, K, "--out")
     if args.info:
-        _io.write_json(args.info, _sampled_info(res, args.kind, opt["seed"]), "--info")
+        _io.write_json(args.info, sampling_record(res, args.kind, kw["rng"]), "--info")
     print(_sampled_summary(res, args.kind, args.out, K.shape), file=sys.stderr)
     return 0
 
@@ -517,17 +393,16 @@ def _cmd_kernel_network(args: argparse.Namespace, data: dict, executor: Any = No
 
     sampling = seed = bar = None
     if args.method == "sampled":
-        opt, bar = _sampled_settings(args)
-        seed = opt["seed"]
-        sampling = dict(width=args.width, realizations=opt["realizations"],
-                        family=opt["family"], rng=seed, dtype=opt["dtype"],
-                        target_error=args.target_error, confidence=opt["confidence"],
-                        progress=bar, executor=executor)
+        if args.width is None:
+            raise InvalidParameterError("--method sampled needs --width M (the network width)")
+        kw, bar = _sampler(args)
+        seed = kw["rng"]
+        sampling = {**kw, "executor": executor}
     res = network_kernel_from_data(
         data["X"], args.network, labels=data.get("labels"), means=data.get("means"),
         covs=data.get("covs"), kind=args.kind, method=args.method,
         groups=_groups(args.groups), sampling=sampling)
-    if bar is not None and res.kernel.info.stopped_early:
+    if bar is not None:
         bar.close()
     _io.write_npy(args.out, res.matrix, "--out")
     if args.info:
@@ -542,17 +417,22 @@ def _cmd_kernel_network(args: argparse.Namespace, data: dict, executor: Any = No
     return 0
 
 
+def _refuse_sampled(args: argparse.Namespace, needs: str, got: str) -> None:
+    """Refuse sampled-kernel options given where they do not apply."""
+    given = sampled_given(args)
+    if given:
+        raise InvalidParameterError(
+            f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to {needs} only "
+            f"(got {got}); drop {'it' if len(given) == 1 else 'them'} or use {needs}")
+
+
 def _cmd_kernel(args: argparse.Namespace) -> int:
     from rmt_deq.data.labelled import data_arrays
     from rmt_deq.jobs.kernel import kernel_from_data
 
     _kernel_model(args)
-    given = _sampled_given(args)
-    if args.method != "sampled" and given:
-        raise InvalidParameterError(
-            f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to --method sampled "
-            f"only (got --method {args.method}); drop {'it' if len(given) == 1 else 'them'} "
-            f"or use --method sampled")
+    if args.method != "sampled":
+        _refuse_sampled(args, "--method sampled", f"--method {args.method}")
     _io.check_output_path(args.out, "--out")
     if args.info is not None:
         _io.check_output_path(args.info, "--info")
@@ -578,33 +458,50 @@ def _cmd_kernel(args: argparse.Namespace) -> int:
 
 
 def _cmd_spectrum(args: argparse.Namespace) -> int:
-    from rmt_deq.jobs.spectrum import spectrum_report
+    from rmt_deq.jobs.spectrum import default_observe, report_lines, spectrum_report
 
-    if args.plot is not None:
-        _io.check_output_path(args.plot, "--plot", figure=True)
-        _io.check_distinct_outputs({"--plot": args.plot},
-                                   inputs={"--mixture": args.mixture, "--data": args.data})
-    rep = spectrum_report(args.activation, args.sa, args.sb, mixture=args.mixture,
-                          data=args.data, kind=args.kind, groups=_groups(args.groups),
-                          num=args.num, plot=args.plot, sample_seed=args.sample_seed,
-                          max_memory=args.max_memory)
+    observe = args.observe or default_observe(args.data, args.sample_seed)
+    if observe != "sampled":
+        _refuse_sampled(args, "--observe sampled", f"--observe {observe}")
+    outputs = {"--plot": args.plot, "--info": args.info}
+    for flag, path in outputs.items():
+        if path is not None:
+            _io.check_output_path(path, flag, figure=flag == "--plot")
+    _io.check_distinct_outputs(outputs, inputs={"--mixture": args.mixture, "--data": args.data})
+    sampling, bar = _sampler(args) if observe == "sampled" else (None, None)
+    if sampling is not None and args.width is None:
+        sampling.pop("width")
+    from rmt_deq.sampling.executors import make_executor
+
+    try:
+        with make_executor(args.workers, args.scheduler) as executor:
+            if sampling is not None and executor is not None:
+                sampling["executor"] = executor
+            rep = spectrum_report(args.activation, args.sa, args.sb, mixture=args.mixture,
+                                  data=args.data, kind=args.kind, groups=_groups(args.groups),
+                                  num=args.num, plot=args.plot, sample_seed=args.sample_seed,
+                                  observe=args.observe, sampling=sampling,
+                                  max_memory=args.max_memory)
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.info:
+        _io.write_json(args.info, rep["observed"]["sampling"], "--info")
     if args.json:
         _print_json(rep)
-        return 0
-    print(f"{rep['kind']} of {rep['activation']}, sa = {rep['sa']:g}, sb = {rep['sb']:g}: "
-          f"p = {rep['p']}, n = {rep['n']} ({rep['source']})")
-    print("  support: " + ", ".join(f"[{a:.6g}, {b:.6g}]" for a, b in rep["support"]))
-    if rep["atom"] > 0:
-        print(f"  atom: mass {rep['atom']:.6g} at {rep['atom_at']:.6g}")
     else:
-        print("  atom: none")
-    print("  isolated eigenvalues: "
-          + (", ".join(f"{s:.6g}" for s in rep["spikes"]) if rep["spikes"] else "none"))
-    for note in rep["notes"]:
-        print(f"  note: {note}")
-    if rep["figure"]:
-        print(f"wrote {rep['figure']}", file=sys.stderr)
+        for line in report_lines(rep):
+            print(line)
+    for path in (rep["figure"], args.info):
+        if path:
+            print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from rmt_deq.jobs.check import check_command
+
+    return check_command(args)
 
 
 def _cmd_design(args: argparse.Namespace) -> int:
@@ -675,7 +572,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with np.errstate(all="ignore"):
             return {"solve": _cmd_solve, "kernel": _cmd_kernel, "demo": _cmd_demo,
                     "spectrum": _cmd_spectrum, "design": _cmd_design,
-                    "generalization": _cmd_generalization,
+                    "generalization": _cmd_generalization, "check": _cmd_check,
                     "derivations": _cmd_derivations}[args.command](args)
     except RmtDeqError as exc:
         print(f"{where}: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)

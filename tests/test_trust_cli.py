@@ -230,12 +230,14 @@ def no_compute(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("computed before checking the output path")
     import rmt_deq.design.solve
+    import rmt_deq.experiments.observed
+    import rmt_deq.jobs.check
     import rmt_deq.jobs.demo
     import rmt_deq.jobs.kernel
-    import rmt_deq.jobs.spectrum
     monkeypatch.setattr(rmt_deq.jobs.kernel, "kernel_from_data", boom)
     monkeypatch.setattr(rmt_deq.jobs.kernel, "sampled_kernel_from_data", boom)
-    monkeypatch.setattr(rmt_deq.jobs.spectrum, "gram_model", boom)
+    monkeypatch.setattr(rmt_deq.experiments.observed, "gram_model", boom)
+    monkeypatch.setattr(rmt_deq.jobs.check, "run_check", boom)
     monkeypatch.setattr(rmt_deq.design.solve, "design_for_deq", boom)
     monkeypatch.setattr(rmt_deq.jobs.demo, "default_mixture", boom)
 
@@ -249,6 +251,10 @@ def no_compute(monkeypatch):
     (["design", "--out", "{d}/missing/n.json"], "does not exist"),
     (["demo", "--out", "{d}/fig.nope"], "unknown figure suffix"),
     (["demo", "--out", "{d}"], "is a folder"),
+    (["check", "--report", "{d}/missing/report"], "does not exist"),
+    (["check", "--report", "{d}/a_file"], "is not a folder"),
+    (["spectrum", "--observe", "sampled", "--width", "5", "--info", "{d}/missing/i.json"],
+     "--info"),
 ])
 def test_unwritable_outputs_are_refused_before_computing(files, tmp_path, capsys,
                                                          no_compute, argv, words):
@@ -256,7 +262,12 @@ def test_unwritable_outputs_are_refused_before_computing(files, tmp_path, capsys
             "spectrum": ["--mixture", str(files["spec"]), "--activation", "tanh", "--sa",
                          "0.3"],
             "design": ["--activation", "tanh", "--sa", "0.3", "--family", "htanh1"],
-            "demo": ["--p", "40"]}[argv[0]]
+            "demo": ["--p", "40"],
+            "check": ["--data", str(files["full"]), "--activation", "tanh", "--sa", "0.3"],
+            }[argv[0]]
+    if argv[0] == "spectrum" and "--observe" in argv:
+        base = ["--data", str(files["full"]), "--activation", "tanh", "--sa", "0.3"]
+    (tmp_path / "a_file").write_text("not a folder")
     args = [a.format(d=tmp_path) for a in argv]
     assert main(args[:1] + base + args[1:]) == 2
     _one_error_line(capsys, "OutputPathError", words)
@@ -434,9 +445,13 @@ def test_inapplicable_options_rejected(files, tmp_path, capsys):
     _one_error_line(capsys, "groups")
     assert main(["solve", "--activation", "relu", "--sa", "0.2", "--dps", "30"]) == 2
     _one_error_line(capsys, "--dps applies to --method mpmath only")
+    # a sample of a mixture is drawn to observe a kernel on: not with --observe none
     assert main(["spectrum", "--activation", "relu", "--sa", "0.2", "--mixture",
-                 str(files["spec"]), "--sample-seed", "3"]) == 2
-    _one_error_line(capsys, "sample_seed", "plot")
+                 str(files["spec"]), "--sample-seed", "3", "--observe", "none"]) == 2
+    _one_error_line(capsys, "sample_seed", "observe='none'")
+    assert main(["spectrum", "--activation", "relu", "--sa", "0.2", "--mixture",
+                 str(files["spec"]), "--observe", "exact"]) == 2
+    _one_error_line(capsys, "sample_seed")
     assert main(["spectrum", "--activation", "relu", "--sa", "0.2", "--mixture",
                  str(files["spec"]), "--groups", "v"]) == 2
     _one_error_line(capsys, "groups applies to kind='ntk' only")
@@ -454,6 +469,7 @@ def _choices(parser):
 def test_cli_choices_are_the_library_constants():
     from rmt_deq.design import families, targets
     from rmt_deq.moments import gaussian as gaussian
+    from rmt_deq.experiments import observed
     from rmt_deq.jobs import kernel as pipeline
     from rmt_deq.networks import weights as weights
 
@@ -463,6 +479,10 @@ def test_cli_choices_are_the_library_constants():
             ("kernel", "family"): weights.WEIGHT_FAMILIES,
             ("kernel", "dtype"): weights.DTYPES,
             ("spectrum", "kind"): pipeline.KINDS,
+            ("spectrum", "observe"): observed.OBSERVE_ROUTES + ("none",),
+            ("spectrum", "family"): weights.WEIGHT_FAMILIES,
+            ("spectrum", "dtype"): weights.DTYPES,
+            ("check", "family"): weights.WEIGHT_FAMILIES, ("check", "dtype"): weights.DTYPES,
             ("design", "family"): families.FAMILIES, ("design", "target"): targets.TARGETS}
     assert got == want
 

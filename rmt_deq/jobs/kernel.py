@@ -11,7 +11,6 @@ the same data files.  Nothing here prints.
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -21,10 +20,10 @@ import numpy as np
 from rmt_deq._validation import (as_data_matrix, as_labels, check_choice, check_groups,
                                  check_options, check_variances)
 from rmt_deq.activations import Activation, ActivationLike, get_activation
-from rmt_deq.data.conventions import DataScale, check_statistics, data_scale
-from rmt_deq.data.mixture import GaussianMixture, MixtureSample
+from rmt_deq.data.conventions import DataScale, data_scale
 from rmt_deq.design.network import DesignedNetwork, load_designed_network
 from rmt_deq.errors import InvalidParameterError
+from rmt_deq.experiments.observed import mixture_from_arrays
 from rmt_deq.kernels.ck_surrogate import mixture_ck_surrogate, plugin_ck_surrogate
 from rmt_deq.kernels.exact import NTK_GROUPS, exact_ck, exact_ntk
 from rmt_deq.kernels.ntk_surrogate import mixture_ntk_surrogate, plugin_ntk_surrogate
@@ -58,20 +57,6 @@ def _check_kind_groups(kind: str, groups: Any) -> tuple[str, ...] | None:
                 "groups for the CK")
         return None
     return check_groups(NTK_GROUPS if groups is None else groups, NTK_GROUPS)
-
-
-def _mixture_from_arrays(X: np.ndarray, codes: np.ndarray, means: Any,
-                         covs: Any) -> tuple[GaussianMixture, MixtureSample]:
-    """Wrap labelled data with known class means/covariances as a mixture sample."""
-    p, n = X.shape
-    check_statistics(X, codes, means, covs)
-    means = np.asarray(means, dtype=float)
-    K = int(codes.max()) + 1
-    sizes = np.bincount(codes, minlength=K)
-    mixture = GaussianMixture(means, covs, sizes / n)
-    omega = math.sqrt(p) * X - means[codes].T
-    sample = MixtureSample(X=X, labels=codes, omega=omega, sizes=sizes)
-    return mixture, sample
 
 
 @dataclass(frozen=True)
@@ -228,7 +213,7 @@ def _surrogate_matrix(d: _DataInputs, kind: str, sel: Any) -> np.ndarray:
     """The CK surrogate G~ or the NTK surrogate (summed over ``sel``), exact statistics
     with means/covs, else plug-in."""
     if d.means is not None:
-        mixture, sample = _mixture_from_arrays(d.X, d.codes, d.means, d.covs)
+        mixture, sample = mixture_from_arrays(d.X, d.codes, d.means, d.covs)
         if kind == "ck":
             return _ck_matrix(mixture_ck_surrogate(mixture, sample, d.act, d.sa, d.sb))
         return _ntk_matrix(mixture_ntk_surrogate(mixture, sample, d.act, d.sa, d.sb,
@@ -246,7 +231,7 @@ def _data_scale(d: _Columns, tau0: Any) -> DataScale:
     source."""
     stats, codes = None, d.codes
     if tau0 is None and d.means is not None:
-        mixture, sample = _mixture_from_arrays(d.X, d.codes, d.means, d.covs)
+        mixture, sample = mixture_from_arrays(d.X, d.codes, d.means, d.covs)
         stats, codes = mixture.statistics(sample), None
     return data_scale(d.X, None if tau0 is not None else codes, tau0=tau0, statistics=stats)
 

@@ -1,9 +1,11 @@
-"""The ``rmt-deq spectrum`` job: the limiting spectrum of a DEQ kernel surrogate from a
-mixture specification (SPEC.json) or a data file, as a JSON-ready report (docs/theory.md
-§7; docs/spectra.md).
+"""The ``rmt-deq spectrum`` job: the limiting spectrum of a DEQ kernel from a mixture
+specification (SPEC.json) or a data file, set against the observed eigenvalues of the
+kernel on the data, as a JSON-ready report (docs/theory.md §7; docs/spectra.md).
 
 :func:`load_mixture_spec` reads and validates a specification; :func:`spectrum_report` is
-the job (memory and output path checked before computing).
+the job (memory and output path checked before computing); :func:`report_lines` its text
+report.  The observed kernel (exact, sampled or surrogate) and the distances come from
+:mod:`rmt_deq.experiments.observed`.
 """
 from __future__ import annotations
 
@@ -13,25 +15,22 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from rmt_deq._io import (DATA_ARRAYS, check_output_path, json_numeric_array, read_json,
-                        read_npz)
+from rmt_deq._io import (DATA_ARRAYS, check_output_path, json_numeric_array, read_json)
 from rmt_deq._validation import (as_data_matrix, as_labels, check_choice, check_memory,
                                  check_variances, memory_budget)
-from rmt_deq.data.conventions import check_statistics, scale_note
+from rmt_deq.data.conventions import scale_note
+from rmt_deq.data.labelled import data_arrays
 from rmt_deq.data.mixture import GaussianMixture
-from rmt_deq.data.statistics import build_V, compute_psi, plugin_statistics
 from rmt_deq.errors import (DataFileError, InvalidParameterError, ShapeMismatchError,
                             UnknownOptionError)
+from rmt_deq.experiments.observed import (OBSERVE_ROUTES, compare_spectrum, data_inputs,
+                                          mixture_inputs, observed_kernel, predict_spectrum,
+                                          sampling_record)
 from rmt_deq.fixed_point.four_equations import solve_four_equations
-from rmt_deq.kernels.ck_surrogate import ck_surrogate_coefficients
-from rmt_deq.kernels.surrogate import SurrogateCoefficients
-from rmt_deq.kernels.ntk_surrogate import ntk_surrogate_coefficients
-from rmt_deq.plotting import plot_spectrum, save_figure
-from rmt_deq.spectra.bulk import as_low_rank_coefficients, kernel_bulk
-from rmt_deq.spectra.model import gram_model
-from rmt_deq.spectra.spikes import isolated_eigenvalues
+from rmt_deq.plotting import journal_style, new_figure, plot_spectrum, save_figure
 
-__all__ = ["spectrum_report", "load_mixture_spec"]
+__all__ = ["spectrum_report", "load_mixture_spec", "report_lines", "default_observe",
+           "OBSERVE_CHOICES"]
 
 
 def load_mixture_spec(spec: Any) -> tuple[Any, np.ndarray]:
@@ -125,11 +124,13 @@ def _spec_sizes(value: Any) -> np.ndarray:
     return sizes
 
 
-def _load_data(data: Any) -> dict:
-    """The data arrays of ``spectrum_report``: an .npz path (:func:`rmt_deq._io.read_npz`)
-    or a mapping, with X and labels, optionally means and covs, nothing else."""
+def load_data(data: Any) -> dict:
+    """The data arrays of ``spectrum_report`` and ``check``: ``"digits"`` (the built-in
+    data, :func:`rmt_deq.data.labelled.data_arrays`), an .npz path
+    (:func:`rmt_deq._io.read_npz`) or a mapping, with X (p x n, columns are samples) and
+    labels, optionally means and covs, nothing else."""
     if isinstance(data, (str, bytes)) or hasattr(data, "__fspath__"):
-        return read_npz(data, "data", required=("X", "labels"))
+        return data_arrays(data, "data", required=("X", "labels"))
     if not isinstance(data, Mapping):
         raise DataFileError("data must be an .npz path or a mapping with X and labels")
     if "X" not in data or "labels" not in data:
@@ -143,15 +144,6 @@ def _load_data(data: Any) -> dict:
     return dict(data)
 
 
-def _coefficients(kind: str, sol: Any, stats: Any, groups: Any) -> Any:
-    """The surrogate's coefficients: the CK G form (docs/theory.md §4) or the NTK summed
-    over ``groups`` (§5)."""
-    if kind == "ck":
-        return ck_surrogate_coefficients(sol, stats, form="G")
-    kw = {} if groups is None else {"groups": tuple(groups)}
-    return ntk_surrogate_coefficients(sol, stats, **kw)
-
-
 #: default grid size of the density in :func:`spectrum_report`
 _DEFAULT_NUM = 1000
 
@@ -160,7 +152,7 @@ def _check_report_memory(num: Any, grid: Any, K: int, p: int, n: int, eigen: boo
                          budget: float) -> None:
     """Memory of the density grid (per point: the K-vector unknowns of the equations of
     docs/theory.md §7.3 and their derived complex arrays, the report's lists and JSON
-    text) and, with ``eigen``, of the figure's n x n surrogate and its eigen-decomposition,
+    text) and, with ``eigen``, of the observed n x n kernel and its eigen-decomposition,
     against ``budget``."""
     if grid is not None:
         N = int(np.size(grid))
@@ -173,10 +165,56 @@ def _check_report_memory(num: Any, grid: Any, K: int, p: int, n: int, eigen: boo
                  "use a smaller num (--num), or raise max_memory (--max-memory)")
     if eigen:
         check_memory(8.0 * (5.0 * n * n + 3.0 * p * n), budget,
-                     f"the n x n surrogate and its eigen-decomposition for the figure's "
-                     f"histogram (n = {n:,} samples)",
-                     "draw the figure on fewer samples (or no histogram: --mixture without "
+                     f"the observed n x n kernel and its eigen-decomposition "
+                     f"(n = {n:,} samples)",
+                     "observe fewer samples, or none (--observe none; with --mixture: no "
                      "--sample-seed), or raise max_memory (--max-memory)")
+
+
+#: what ``observe`` may be: a route of :data:`OBSERVE_ROUTES`, or "none" (the prediction
+#: alone)
+OBSERVE_CHOICES = OBSERVE_ROUTES + ("none",)
+#: how the observed kernels are named in reports and figures
+_KERNEL_NAMES = {"ck": "CK G", "ntk": "NTK"}
+
+
+def default_observe(data: Any, sample_seed: Any) -> str:
+    """What ``observe=None`` means: "exact" with data or with a sample of a mixture (the
+    prediction over the kernel it predicts), else "none" (a mixture spec alone has no
+    samples)."""
+    return "exact" if data is not None or sample_seed is not None else "none"
+
+
+def _check_observe(observe: Any, mixture: Any, data: Any, sample_seed: Any,
+                   sampling: Any) -> str:
+    """Validate ``observe`` with the options it goes with; return it resolved."""
+    if sample_seed is not None and (isinstance(sample_seed, bool) or not isinstance(
+            sample_seed, (int, np.integer)) or sample_seed < 0):
+        raise InvalidParameterError(
+            f"sample_seed must be a non-negative integer, got {sample_seed!r}")
+    if sample_seed is not None and mixture is None:
+        raise InvalidParameterError(
+            "sample_seed draws the sample of a mixture spec the kernel is observed on: it "
+            "needs mixture (with data, the data's own samples are observed)")
+    obs = default_observe(data, sample_seed) if observe is None else observe
+    check_choice(obs, "observe", OBSERVE_CHOICES)
+    if obs != "none" and mixture is not None and sample_seed is None:
+        raise InvalidParameterError(
+            f"observe={obs!r} with a mixture spec needs sample_seed (--sample-seed N) to "
+            f"draw the sample the kernel is observed on")
+    if obs == "none" and sample_seed is not None:
+        raise InvalidParameterError(
+            "sample_seed draws a sample to observe a kernel on, but observe='none'; drop "
+            "sample_seed or choose observe exact, sampled or surrogate")
+    if sampling is not None and obs != "sampled":
+        raise InvalidParameterError(
+            f"the sampling options (width, realizations, ...) apply to observe='sampled' "
+            f"only (got observe={obs!r}); drop them or observe the sampled kernel")
+    if obs == "sampled" and not (isinstance(sampling, Mapping) and "width" in sampling):
+        raise InvalidParameterError(
+            "observe='sampled' needs the network width: sampling={'width': m, ...} "
+            "(--width M)")
+    return obs
 
 
 def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
@@ -184,11 +222,14 @@ def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
                     groups: Any = None, num: int | None = None, grid: Any = None,
                     max_atoms: int | None = None, data_covariance: str | None = None,
                     plot: str | None = None, sample_seed: int | None = None,
+                    observe: str | None = None, sampling: Mapping[str, Any] | None = None,
                     max_memory: float | None = None) -> dict:
-    """The limiting spectrum of a DEQ kernel surrogate, as a JSON-ready dict (CLI job).
+    """The limiting spectrum of a DEQ kernel, as a JSON-ready dict, and how the kernel's
+    observed eigenvalues compare with it (CLI job).
 
     ``rmt-deq spectrum --activation A --sa S (--mixture SPEC.json | --data FILE.npz)
-    --kind ck|ntk [--json] [--plot FIG.png]`` is this function.
+    --kind ck|ntk [--observe exact|sampled|surrogate|none] [--json] [--plot FIG.png]`` is
+    this function.
 
     Parameters
     ----------
@@ -225,16 +266,28 @@ def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
         estimates: the sample covariance of n_a ~ p samples is not the population one, so
         the predicted bulk is biased unless n_a >> p.
     plot : str, optional
-        Write a figure (predicted density, atom, spikes; with ``data``, also the histogram
-        of the surrogate's eigenvalues on that data) to this path, in the format of its
-        suffix.  The path is checked before anything is computed and written atomically.
+        Write a figure (predicted density, atom, spikes and, when a kernel is observed,
+        the histogram of its eigenvalues with its outliers and a zoom on the isolated
+        eigenvalues) to this path, in the format of its suffix.  The path is checked
+        before anything is computed and written atomically.
     sample_seed : int, optional
-        With ``mixture`` and ``plot`` only: draw one sample with this seed and histogram
-        the eigenvalues of its surrogate in the figure.
+        With ``mixture`` only: draw one sample (the spec's class sizes) with this seed and
+        observe the kernel on it.
+    observe : {"exact", "sampled", "surrogate", "none"}, optional
+        The kernel whose eigenvalues are set against the prediction, on the data's
+        samples (or the mixture's sample), at the four-equation solution of the
+        prediction (:func:`rmt_deq.experiments.observed.observed_kernel`): "exact" the
+        infinite-width kernel, "sampled" the Monte-Carlo average of finite-width DEQs,
+        "surrogate" the CK or NTK surrogate; "none" the prediction alone.  Default
+        (:func:`default_observe`): "exact" with data or with ``sample_seed``, else "none".
+    sampling : mapping, optional
+        observe="sampled" only: options of :func:`rmt_deq.sampling.deq.sampled_kernel`
+        (``width`` required; realizations, family, rng, dtype, target_error, confidence,
+        control_variate (CK), progress, ...).
     max_memory : float, optional
         Memory budget in bytes (default :data:`rmt_deq._validation.DEFAULT_MAX_MEMORY`) of
-        the density grid and, for the figure's histogram, the n x n surrogate and its
-        eigen-decomposition; checked before they are computed.
+        the density grid and the observed n x n kernel and its eigen-decomposition;
+        checked before they are computed.
 
     Returns
     -------
@@ -243,20 +296,28 @@ def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
         none), ``atom_at``, ``support`` (list of [lo, hi]), ``spikes`` (positions),
         ``spike_alignments`` (per spike, per class <u, j_a/sqrt(n_a)>^2), ``kind``,
         ``activation``, ``sa``, ``sb``, ``p``, ``n``, ``sizes``, ``coefficients`` (c1, c0,
-        low_rank), ``model`` (backend summary), ``mass``, ``notes``, ``figure``.
+        low_rank), ``model`` (backend summary), ``mass``, ``notes``, ``figure`` and
+        ``observed``: None, or the comparison
+        (:meth:`rmt_deq.experiments.observed.SpectrumComparison.to_dict`: ``eigenvalues``,
+        ``distances`` (``ks``, ``w1``, ``w1_relative``, ...), ``predicted_spikes``,
+        ``observed_spikes``, ``spike_errors``, ``predicted_alignments``,
+        ``observed_alignments``, ``alignment_errors``, ``max_spike_error``,
+        ``max_alignment_error``) with ``route`` and, when sampled, ``sampling`` (the
+        Monte-Carlo error bar and diagnostics).
 
     Raises
     ------
     InvalidParameterError
         Neither or both of mixture/data; an option that does not apply (groups without
-        kind="ntk", num with grid, sample_seed without mixture and plot, data_covariance
-        without plug-in data); bad parameters.
+        kind="ntk", num with grid, sample_seed without mixture or with observe="none",
+        observe with a mixture but no sample_seed, sampling without observe="sampled",
+        data_covariance without plug-in data); bad parameters.
     UnknownOptionError
-        Unknown kind / data_covariance / keys; kind="ntk" without the NTK module.
+        Unknown kind / observe / data_covariance / keys.
     DataFileError
         The mixture spec or the data file cannot be read or is malformed.
     MemoryBudgetError
-        The grid or the figure's eigen-decomposition would exceed ``max_memory``.
+        The grid or the observed kernel would exceed ``max_memory``.
     OutputPathError
         ``plot`` cannot be written (checked first).
     """
@@ -269,131 +330,118 @@ def spectrum_report(activation: Any, sa: float, sb: float | None = None, *,
         raise InvalidParameterError("give exactly one of mixture (SPEC.json) and data (FILE.npz)")
     if num is not None and grid is not None:
         raise InvalidParameterError("give num (grid size) or grid (the points), not both")
-    if sample_seed is not None and (mixture is None or plot is None):
-        raise InvalidParameterError(
-            "sample_seed draws the sample histogrammed in the figure of a mixture spec: "
-            "it needs mixture and plot (with data, the data's own eigenvalues are drawn)")
+    obs = _check_observe(observe, mixture, data, sample_seed, sampling)
     if plot is not None:
         check_output_path(plot, "plot", figure=True)
     budget = memory_budget(max_memory)
     sa_f, sb_f = check_variances(sa, sb)
-    notes = []
-    sample_ev = None
     if mixture is not None:
         mix, sizes = load_mixture_spec(mixture)
         if data_covariance is not None:
             raise InvalidParameterError(
                 "data_covariance applies to data without means/covs (plug-in statistics); "
                 "a mixture spec has exact covariances")
-        _check_report_memory(num, grid, mix.K, mix.p, int(sizes.sum()),
-                             plot is not None and sample_seed is not None, budget)
-        stats = mix.statistics(sizes)
-        model = gram_model(mix.covs, sizes, means=mix.means, max_atoms=max_atoms)
-        source = "mixture"
+        _check_report_memory(num, grid, mix.K, mix.p, int(sizes.sum()), obs != "none",
+                             budget)
+        sample = None if obs == "none" else mix.sample(sizes=sizes, rng=int(sample_seed))
+        inputs = mixture_inputs(mix, sizes, sample, max_atoms=max_atoms)
     else:
-        d = _load_data(data)
+        d = load_data(data)
         X = as_data_matrix(d["X"])
         codes, _ = as_labels(d["labels"], X.shape[1], p=X.shape[0])
-        notes += [m for m in (scale_note(X),) if m is not None]
         K = int(codes.max()) + 1
-        sizes = np.bincount(codes, minlength=K).astype(np.int64)
-        if ("means" in d) != ("covs" in d):
-            raise InvalidParameterError("give both means and covs in the data file, or neither")
-        if "means" in d and data_covariance is not None:
-            raise InvalidParameterError(
-                "data_covariance applies to data without means/covs (plug-in statistics); "
-                "this data file gives exact means and covs")
-        _check_report_memory(num, grid, K, X.shape[0], X.shape[1], plot is not None, budget)
-        if "means" in d:
-            check_statistics(X, codes, d["means"], d["covs"])
-            mix = GaussianMixture(d["means"], d["covs"], sizes / sizes.sum())
-            stats = mix.statistics(sizes)
-            model = gram_model(mix.covs, sizes, means=mix.means, max_atoms=max_atoms)
-            source = "data (exact means/covs)"
-        else:
-            est = plugin_statistics(X, codes)
-            stats = est.statistics
-            W = est.omega
-            p = X.shape[0]
-            data_covariance = data_covariance or "diagonal"
-            if data_covariance == "diagonal":
-                covs = np.stack([np.sum(W[:, codes == a] ** 2, axis=1) / (sizes[a] - 1)
-                                 for a in range(K)])
-            else:
-                covs = np.stack([W[:, codes == a] @ W[:, codes == a].T / (sizes[a] - 1)
-                                 for a in range(K)])
-            model = gram_model(covs, sizes, means=est.means, mean_bias=p / sizes,
-                               trace_sq=np.diag(stats.T), max_atoms=max_atoms)
-            source = f"data (plug-in statistics, {data_covariance} covariances)"
-            notes.append("plug-in class covariances: the predicted bulk is biased unless "
-                         "n_a >> p")
-    sol = solve_four_equations(activation, sa_f, stats.tau0, sb_f)
-    coef = _coefficients(kind, sol, stats, groups)
-    c1, L, c0 = as_low_rank_coefficients(coef)
-    bulk = kernel_bulk(model, c1=c1, c0=c0, num=_DEFAULT_NUM if num is None else num, x=grid)
-    spikes = isolated_eigenvalues(model, (c1, L, c0), bulk=bulk)
+        _check_report_memory(num, grid, K, X.shape[0], X.shape[1], obs != "none", budget)
+        inputs = data_inputs(X, codes, d.get("means"), d.get("covs"),
+                             data_covariance=data_covariance, max_atoms=max_atoms)
+    notes = [m for m in (scale_note(inputs.X),) if m is not None] if data is not None else []
+    notes += list(inputs.notes)
+    sol = solve_four_equations(activation, sa_f, inputs.stats.tau0, sb_f)
+    pred = predict_spectrum(kind, sol, inputs, groups=groups, num=num, grid=grid)
+    bulk, spikes = pred.bulk, pred.spikes
+    model = inputs.model
     if bulk.atom > 0:
         notes.append(
-            f"n > p: the surrogate has an atom of mass {bulk.atom:.6g} at c0 = {c0:.6g}; the "
-            f"exact kernel spreads it over a width O(p^-1/2) (compare with 1-Wasserstein, "
-            f"not Kolmogorov-Smirnov)")
-    if data is not None and plot is not None:
-        sample_ev = _data_eigenvalues(d, codes, sol, stats, kind, groups)
-    elif plot is not None and sample_seed is not None:
-        sample_ev = _sample_eigenvalues(mix, sizes, sol, kind, groups, int(sample_seed))
+            f"n > p: the surrogate has an atom of mass {bulk.atom:.6g} at c0 = {pred.c0:.6g}; "
+            f"the exact kernel spreads it over a width O(p^-1/2) (compare with "
+            f"1-Wasserstein, not Kolmogorov-Smirnov)")
+    observed = None
+    comparison = None
+    if obs != "none":
+        where = ("on the data" if data is not None
+                 else f"on one sample (seed {int(sample_seed)})")
+        what = f"{obs} {_KERNEL_NAMES[kind]} {where}"
+        if obs == "sampled":
+            what = (f"sampled {_KERNEL_NAMES[kind]} (m = {sampling['width']}, R = "
+                    f"{sampling.get('realizations', 1)}) {where}")
+        ker = observed_kernel(obs, kind, inputs, activation, sol, groups=groups,
+                              sampling=sampling, max_memory=budget)
+        comparison = compare_spectrum(ker.matrix, pred, labels=inputs.codes, label=what)
+        observed = {"route": obs, **comparison.to_dict()}
+        if obs == "sampled":
+            observed["sampling"] = sampling_record(ker, kind, sampling.get("rng"))
+            notes.append(f"sampled at width m = {ker.info.width}: the Monte-Carlo error bar "
+                         f"does not include the finite-width bias O(1/m)")
     figure = None
     if plot is not None:
         title = (f"{kind.upper()} of {sol.activation}, sa = {sa_f:g}: p = {model.p}, "
                  f"n = {model.n}")
-        what = ("surrogate on the data" if data is not None
-                else f"surrogate on one sample (seed {sample_seed})")
-        ax = plot_spectrum(bulk, spikes, eigenvalues=sample_ev, title=title, label=what)
-        save_figure(ax.figure, str(plot))
+        sets = None
+        if comparison is not None:
+            dist = comparison.distances
+            title += (f"\n{comparison.label}: bulk Kolmogorov-Smirnov {dist.ks:.3f}, "
+                      f"Wasserstein-1 {dist.w1_relative:.4f} bulk widths")
+            sets = {comparison.label: comparison.eigenvalues}
+        with journal_style():        # full width: room for the zoom's printed values
+            fig, ax = new_figure("full", 0.55)
+            plot_spectrum(bulk, spikes, eigenvalues=sets, title=title, ax=ax)
+        save_figure(fig, str(plot))
         figure = str(plot)
     return {
         "kind": kind, "activation": sol.activation, "sa": sa_f, "sb": sb_f,
-        "source": source, "p": model.p, "n": model.n, "sizes": model.sizes.tolist(),
+        "source": inputs.source, "p": model.p, "n": model.n, "sizes": model.sizes.tolist(),
         "x": bulk.x.tolist(), "density": bulk.density.tolist(),
         "atom": float(bulk.atom), "atom_at": float(bulk.atom_at) if bulk.atom > 0 else None,
         "support": [[float(a), float(b)] for a, b in bulk.support],
         "spikes": spikes.positions.tolist(),
         "spike_alignments": spikes.alignments.tolist(),
-        "coefficients": {"c1": c1, "c0": c0, "low_rank": L.tolist()},
+        "coefficients": {"c1": pred.c1, "c0": pred.c0, "low_rank": pred.L.tolist()},
         "mass": bulk.mass, "model": model.to_dict(), "notes": notes, "figure": figure,
+        "observed": observed,
     }
 
 
-def _surrogate_matrix(kind: str, X: np.ndarray, V: np.ndarray, sol: Any, stats: Any,
-                      groups: Any) -> np.ndarray:
-    coef = _coefficients(kind, sol, stats, groups)
-    if isinstance(coef, SurrogateCoefficients):
-        return coef.matrix(X, V)
-    c1, L, c0 = as_low_rank_coefficients(coef)
-    M = c1 * (X.T @ X) + V @ L @ V.T
-    M[np.diag_indices_from(M)] += c0
-    return 0.5 * (M + M.T)
-
-
-def _data_eigenvalues(d: Mapping, codes: np.ndarray, sol: Any, stats: Any, kind: str,
-                      groups: Any) -> np.ndarray:
-    """Eigenvalues of the surrogate on the data file's own samples (the figure's
-    histogram)."""
-    X = np.asarray(d["X"], dtype=float)
-    p = X.shape[0]
-    if "means" in d:
-        omega = math.sqrt(p) * X - np.asarray(d["means"], float)[codes].T
-        covs = np.asarray(d["covs"], float)
-        tr = covs.sum(axis=1) / p if covs.ndim == 2 else np.trace(covs, axis1=1, axis2=2) / p
-        psi = compute_psi(omega, codes, tr)
-    else:
-        psi = np.asarray(plugin_statistics(X, codes).psi)
-    V = build_V(codes, psi, p, stats.K)
-    return np.linalg.eigvalsh(_surrogate_matrix(kind, X, V, sol, stats, groups))
-
-
-def _sample_eigenvalues(mix: Any, sizes: np.ndarray, sol: Any, kind: str, groups: Any,
-                        seed: int) -> np.ndarray:
-    s = mix.sample(sizes=sizes, rng=seed)
-    stats = mix.statistics(s)
-    V = mix.V(s)
-    return np.linalg.eigvalsh(_surrogate_matrix(kind, np.asarray(s.X), V, sol, stats, groups))
+def report_lines(rep: Mapping[str, Any]) -> list[str]:
+    """The text report of :func:`spectrum_report` (what ``rmt-deq spectrum`` prints)."""
+    lines = [f"{rep['kind']} of {rep['activation']}, sa = {rep['sa']:g}, sb = {rep['sb']:g}: "
+             f"p = {rep['p']}, n = {rep['n']} ({rep['source']})",
+             "  support: " + ", ".join(f"[{a:.6g}, {b:.6g}]" for a, b in rep["support"])]
+    lines.append(f"  atom: mass {rep['atom']:.6g} at {rep['atom_at']:.6g}" if rep["atom"] > 0
+                 else "  atom: none")
+    lines.append("  isolated eigenvalues: "
+                 + (", ".join(f"{s:.6g}" for s in rep["spikes"]) if rep["spikes"] else "none"))
+    o = rep.get("observed")
+    if o:
+        d = o["distances"]
+        lines.append(f"  observed: {o['label']} ({len(o['eigenvalues'])} eigenvalues)")
+        if o.get("sampling"):
+            s = o["sampling"]
+            lines.append(f"    sampled: m = {s['width']}, {s['realizations']} realizations "
+                         f"({s['family']}, seed {s['seed']}); Monte-Carlo error "
+                         f"{s['mc_error']:.3g} ({s['mc_error_relative']:.2%} of the norm, "
+                         f"{s['confidence']:.0%} confidence)")
+        lines.append(f"    bulk vs prediction: Kolmogorov-Smirnov {d['ks']:.6g}, "
+                     f"1-Wasserstein {d['w1_relative']:.6g} of the bulk width "
+                     f"({d['n_used']} eigenvalues; the one nearest each predicted "
+                     f"isolated eigenvalue left out)")
+        for s, (pp, ob, er) in enumerate(zip(o["predicted_spikes"], o["observed_spikes"],
+                                             o["spike_errors"])):
+            text = (f"    isolated eigenvalue {s + 1}: predicted {pp:.6g}, observed "
+                    f"{ob:.6g}, relative error {er:.3g}")
+            if o.get("observed_alignments") is not None:
+                pa = ", ".join(f"{v:.3f}" for v in o["predicted_alignments"][s])
+                oa = ", ".join(f"{v:.3f}" for v in o["observed_alignments"][s])
+                text += f"; alignments <u, j_a/sqrt(n_a)>^2 predicted [{pa}] observed [{oa}]"
+            lines.append(text)
+    for note in rep["notes"]:
+        lines.append(f"  note: {note}")
+    return lines
