@@ -210,6 +210,10 @@ def test_check_json_has_every_row_and_the_report_files(case, tmp_path, capsys):
     d = _strict(out.out)
     rows = {r["key"]: r for r in d["rows"]}
     assert list(rows) == ROWS
+    # the kept design is the feasible family closest to the DEQ's exact CK
+    feasible = [t for t in d["design"]["tried"] if t["feasible"]]
+    assert feasible and d["design"]["family"] == min(
+        feasible, key=lambda t: t["exact_distance"])["family"]
     for r in rows.values():
         assert set(r) >= {"quantity", "value", "expected", "expected_size", "ratio",
                           "within", "verdict"}
