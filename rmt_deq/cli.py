@@ -8,7 +8,8 @@ Commands (``rmt-deq COMMAND --help`` for each one's options):
 * ``spectrum``: the limiting eigenvalue spectrum of the CK or NTK without sampling:
   density, atom, support, isolated eigenvalues (§7);
 * ``design``: a shallow explicit network matching a DEQ's CK or NTK (§6);
-* ``demo``: a default case solved and drawn (four equations, exact CK, predicted spectrum).
+* ``demo``: a default case solved and drawn (four equations, exact CK, predicted spectrum);
+* ``figures``: the figure set with its tables and manifest (:mod:`rmt_deq.jobs.figures`).
 
 ``rmt-deq --version`` prints the package version (from the installed package's metadata).
 
@@ -40,6 +41,7 @@ from rmt_deq.design.targets import TARGETS as _DESIGN_TARGETS
 from rmt_deq.errors import InvalidParameterError, RmtDeqError
 from rmt_deq.moments.gaussian import METHODS as _MOMENT_METHODS
 from rmt_deq.kernels.exact import NTK_GROUPS
+from rmt_deq.jobs.figures import add_figures_parser
 from rmt_deq.jobs.kernel import KINDS, METHODS as _KERNEL_METHODS
 from rmt_deq.networks.weights import DTYPES as _WEIGHT_DTYPES, WEIGHT_FAMILIES
 
@@ -271,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--max-memory", type=_bytes, default=None,
                    help=f"memory budget of the demo's data and kernels (e.g. 8G; default "
                         f"{_MEMORY_DEFAULT})")
+    add_figures_parser(sub)
     return ap
 
 
@@ -530,6 +533,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_figures(args: argparse.Namespace) -> int:
+    from rmt_deq.jobs.figures import run_figures_command
+
+    return run_figures_command(args)
+
+
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -548,7 +557,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with np.errstate(all="ignore"):
             return {"solve": _cmd_solve, "kernel": _cmd_kernel, "demo": _cmd_demo,
-                    "spectrum": _cmd_spectrum, "design": _cmd_design}[args.command](args)
+                    "spectrum": _cmd_spectrum, "design": _cmd_design,
+                    "figures": _cmd_figures}[args.command](args)
     except RmtDeqError as exc:
         print(f"{where}: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
         return 2
