@@ -314,10 +314,10 @@ def ntk_sampled_gap(size: str, seed: int) -> FigureOutput:
         for g, r in rec["groups"].items():
             s = r["norm_exact"]
             ax.plot(r["sampled_vs_surrogate"] / s, y, marker="o", color=color(0),
-                    linestyle="none", label="sampled − surrogate" if y == 0 else None)
+                    linestyle="none", label="sampled NTK to surrogate" if y == 0 else None)
             ax.plot((r["mc_error"] + r["surrogate_error"]) / s, y, marker="|",
                     markersize=9, markeredgewidth=1.5, color=color(1), linestyle="none",
-                    label="Monte-Carlo bar + surrogate error" if y == 0 else None)
+                    label="Monte-Carlo bar + the surrogate's error" if y == 0 else None)
             group = "all groups" if g == "total" else f"group {g}"
             labels.append(f"{display_name(rec['activation'])}, {rec['sa']:g}: {group}")
             y += 1
@@ -325,7 +325,7 @@ def ntk_sampled_gap(size: str, seed: int) -> FigureOutput:
     ax.set_yticklabels(labels, fontsize=6)
     ax.set_ylim(len(labels) - 0.5, -0.5)
     ax.set_xlim(left=0.0)
-    ax.set_xlabel("operator norm / norm of the exact NTK")
+    ax.set_xlabel("distance (operator norm) / norm of the exact NTK")
     fig.suptitle(f"Sampled NTK (R = {R} DEQs of width m = {width})\nagainst the "
                  f"surrogate, p = {p}: the gap is explained\nwhere the dot lies left of "
                  f"the bar")

@@ -232,6 +232,7 @@ def spectral_distances_figure(size: str, seed: int) -> FigureOutput:
         ax.set_xlim(left=0.0)
         ax.set_title(title)
         ax.set_xlabel("distance to the prediction")
+    ax_ks.set_ylabel("class covariances, regime, DEQ activation and kernel")
     ax_ks.set_yticks(y)
     ax_ks.set_yticklabels(labels, fontsize=6)
     ax_ks.set_ylim(len(rows) - 0.5, -0.5)
