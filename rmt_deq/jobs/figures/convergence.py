@@ -67,8 +67,8 @@ def ck_convergence(size: str, seed: int) -> FigureOutput:
     sel = [r for r in res if r.K == 2 and r.sa == SAS[0] and r.activation in ("relu", "swish")]
     errs, slopes = {}, {}
     for r in sel:
-        for key, fit, what in (("error", r.slope, "package T"),
-                               ("error_centred", r.slope_centred, "published centred T°")):
+        for key, fit, what in (("error", r.slope, "T"), ("error_centred", r.slope_centred,
+                                                         "T°")):
             label = f"{display_name(r.activation)}, {what}"
             errs[label], slopes[label] = _series(r.rows, key), fit
     plot_error_vs_dimension(ps, errs, slopes=slopes, ax=axes[2], xlabel=_XLABEL,

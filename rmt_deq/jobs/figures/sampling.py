@@ -107,7 +107,7 @@ def sampling_width(size: str, seed: int) -> FigureOutput:
                       "slopes": {k: v.to_dict() for k, v in slopes.items()}})
     p, n = cfg["data"]
     fig.suptitle(f"Sampled kernels (average of R = {R} DEQs of width m) against the exact "
-                 f"infinite-width kernels, p = {p}, n = {n}")
+                 f"infinite-width kernels,\np = {p}, n = {n} samples")
     seeds = {k: seed_rule(seed, _SEEDS[k]) for k in ("mixture", "sample", "width_study")}
     return FigureOutput(fig, {"p": p, "n": n, "cases": cases}, seeds)
 
@@ -325,10 +325,10 @@ def ntk_sampled_gap(size: str, seed: int) -> FigureOutput:
     ax.set_yticklabels(labels, fontsize=6)
     ax.set_ylim(len(labels) - 0.5, -0.5)
     ax.set_xlim(left=0.0)
-    ax.set_xlabel("distance (operator norm) / norm of the exact NTK")
+    ax.set_xlabel("relative distance (operator norm)")
     fig.suptitle(f"Sampled NTK (R = {R} DEQs of width m = {width})\nagainst the "
                  f"surrogate, p = {p}: the gap is explained\nwhere the dot lies left of "
-                 f"the bar")
+                 f"the bar (distances over\nthe operator norm of the exact NTK)")
     ax.set_ylabel("DEQ activation, recurrent weight variance: NTK group", fontsize=7)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=1)
     seeds = {k: seed_rule(seed, _SEEDS[k]) for k in ("mixture", "sample", "gap_sampler")}
