@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 import numpy as np
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from rmt_deq.experiments.mixtures import BULK_COVARIANCES, bulk_mixture, spike_mixture
 from rmt_deq.jobs.figures._common import (KIND_NAMES, display_name, predict_spectrum,
@@ -231,7 +231,8 @@ def spectral_distances_figure(size: str, seed: int) -> FigureOutput:
                     label="exact kernel" if name == "exact"
                     else f"sampled kernel (m R = {cfg['features']:g} n)")
         ax.set_xlim(left=0.0)
-        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.xaxis.set_major_locator(MaxNLocator(3))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set_title(title)
         ax.set_xlabel("distance to the prediction")
     ax_ks.set_ylabel("class covariances, regime, DEQ activation and kernel")
