@@ -161,3 +161,7 @@ def test_one_layer_slope_bound_against_the_two_point_closed_form():
     got = one_layer_slope_bound(sa, n_max=5, starts=3)
     assert got["deq_theta_slope"] == Ts
     assert got["one_layer_min_theta_slope"] == pytest.approx(base - abs(cross), rel=1e-7)
+    # more free coefficients can only lower the minimum (the two-point optimum stays
+    # feasible with the others zero)
+    wider = one_layer_slope_bound(sa, n_max=21, starts=2)["one_layer_min_theta_slope"]
+    assert math.isfinite(wider) and wider <= (base - abs(cross)) * (1 + 1e-9)
