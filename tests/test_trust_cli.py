@@ -455,6 +455,7 @@ def test_cli_choices_are_the_library_constants():
     from rmt_deq.design import families, targets
     from rmt_deq.moments import gaussian as gaussian
     from rmt_deq.jobs import kernel as pipeline
+    from rmt_deq.jobs.figures import figure_names
     from rmt_deq.networks import weights as weights
 
     got = _choices(build_parser())
@@ -463,7 +464,8 @@ def test_cli_choices_are_the_library_constants():
             ("kernel", "family"): weights.WEIGHT_FAMILIES,
             ("kernel", "dtype"): weights.DTYPES,
             ("spectrum", "kind"): pipeline.KINDS,
-            ("design", "family"): families.FAMILIES, ("design", "target"): targets.TARGETS}
+            ("design", "family"): families.FAMILIES, ("design", "target"): targets.TARGETS,
+            ("figures", "only"): figure_names()}
     assert got == want
 
 
