@@ -18,6 +18,7 @@ Commands (``rmt-deq COMMAND --help`` for each one's options):
 * ``demo``: a default case solved and drawn (four equations, exact CK, predicted spectrum);
 * ``derivations``: the sympy derivations' checks, a pass/fail table (needs sympy; exit
   status 1 when one fails).
+* ``figures``: the figure set with its tables and manifest (:mod:`rmt_deq.jobs.figures`).
 
 ``rmt-deq --version`` prints the package version (from the installed package's metadata).
 
@@ -48,10 +49,11 @@ from rmt_deq.moments.gaussian import METHODS as _MOMENT_METHODS
 from rmt_deq.kernels.exact import NTK_GROUPS
 from rmt_deq.jobs.check import add_check_parser
 from rmt_deq.jobs.generalization import add_generalization_parser
+from rmt_deq.jobs.figures import add_figures_parser
 from rmt_deq.jobs.kernel import KINDS, METHODS as _KERNEL_METHODS
 from rmt_deq.jobs.options import (MEMORY_DEFAULT as _MEMORY_DEFAULT, ProgressBar,
                                   add_sampled_options, memory_size as _bytes, real as _real,
-                                  sampled_given, sampled_values)
+                                  sampled_given, sampled_summary, sampled_values)
 from rmt_deq.jobs.spectrum import OBSERVE_CHOICES
 
 __all__ = ["main", "build_parser"]
@@ -260,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "one is refused with the list)")
     dv.add_argument("--json", action="store_true",
                     help="print one JSON list (name, status, seconds, proves, message)")
+    add_figures_parser(sub)
     return ap
 
 
@@ -321,15 +324,6 @@ def _design_lines(net: Any, target: str) -> list[str]:
     return lines
 
 
-def _sampled_summary(res: Any, kind: str, out: str, shape: tuple) -> str:
-    """The one-line stderr summary of a sampled kernel."""
-    info = res.info
-    return (f"wrote {out}: {kind} (sampled: m = {info.width}, "
-            f"{info.realizations} realizations, {info.family}, {info.dtype}), shape {shape}; "
-            f"Monte-Carlo error {res.error[kind]:.3g} ({res.error_relative[kind]:.2%} of the "
-            f"norm, {info.confidence:.0%} confidence) in {info.elapsed:.1f}s")
-
-
 def _sampler(args: argparse.Namespace) -> tuple[dict, Any]:
     """The sampler's keyword options from the sampled group (defaults filled in) and the
     progress bar (None unless --progress or stderr is a terminal)."""
@@ -361,7 +355,7 @@ def _cmd_kernel_sampled(args: argparse.Namespace, data: dict, executor: Any = No
     _io.write_npy(args.out, K, "--out")
     if args.info:
         _io.write_json(args.info, sampling_record(res, args.kind, kw["rng"]), "--info")
-    print(_sampled_summary(res, args.kind, args.out, K.shape), file=sys.stderr)
+    print(sampled_summary(res, args.kind, args.out, K.shape), file=sys.stderr)
     return 0
 
 
@@ -409,7 +403,7 @@ def _cmd_kernel_network(args: argparse.Namespace, data: dict, executor: Any = No
         _io.write_json(args.info, {**res.record(), "network": args.network, "seed": seed},
                        "--info")
     net, scale = res.network, res.data_scale
-    head = (_sampled_summary(res.kernel, args.kind, args.out, res.matrix.shape)
+    head = (sampled_summary(res.kernel, args.kind, args.out, res.matrix.shape)
             if args.method == "sampled" else
             f"wrote {args.out}: {args.kind} (exact), shape {res.matrix.shape}")
     print(f"{head}; designed network {net.family} at tau0 = {net.tau0:g}, data tau0 = "
@@ -553,6 +547,12 @@ def _cmd_derivations(args: argparse.Namespace) -> int:
     return 0 if all(r.passed for r in results) else 1
 
 
+def _cmd_figures(args: argparse.Namespace) -> int:
+    from rmt_deq.jobs.figures import run_figures_command
+
+    return run_figures_command(args)
+
+
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -573,7 +573,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return {"solve": _cmd_solve, "kernel": _cmd_kernel, "demo": _cmd_demo,
                     "spectrum": _cmd_spectrum, "design": _cmd_design,
                     "generalization": _cmd_generalization, "check": _cmd_check,
-                    "derivations": _cmd_derivations}[args.command](args)
+                    "derivations": _cmd_derivations,
+                    "figures": _cmd_figures}[args.command](args)
     except RmtDeqError as exc:
         print(f"{where}: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
         return 2

@@ -36,7 +36,7 @@ from rmt_deq.errors import InvalidParameterError, ShapeMismatchError
 
 __all__ = ["operator_norm", "symmetric_operator_norm", "relative_operator_distance",
            "relative_frobenius_distance", "ks_distance", "wasserstein1_distance",
-           "spectral_distances", "SpectralDistances", "SpectralDistribution", "TopEigenComparison",
+           "spectral_distances", "SpectralDistances", "nearest_eigenvalues", "SpectralDistribution", "TopEigenComparison",
            "top_eigen_comparison", "KernelComparison", "compare_kernels"]
 
 
@@ -258,6 +258,44 @@ def _w1_quantile(ev: np.ndarray, quantile: Callable[[np.ndarray], np.ndarray],
     return float(np.mean(np.abs(q_emp - quantile(t))))
 
 
+def nearest_eigenvalues(eigenvalues: Any, positions: Any) -> np.ndarray:
+    """Indices of the observed eigenvalues matched to predicted positions.
+
+    Each position, in the order given, takes the nearest eigenvalue not taken by an
+    earlier position (how the observed isolated eigenvalue of each predicted one is
+    identified).
+
+    Parameters
+    ----------
+    eigenvalues : array_like, shape (n,)
+    positions : array_like, shape (S,), S <= n
+
+    Returns
+    -------
+    ndarray of int, shape (S,)
+        Indices into ``eigenvalues`` (distinct).
+
+    Raises
+    ------
+    InvalidParameterError
+        More positions than eigenvalues, or a value that is not finite.
+    """
+    ev = np.asarray(as_real_array(eigenvalues, "eigenvalues"), dtype=float).ravel()
+    pos = np.atleast_1d(as_real_array(positions, "positions")).ravel()
+    if pos.size > ev.size:
+        raise InvalidParameterError(
+            f"{pos.size} positions but only {ev.size} eigenvalues: pass at most one "
+            f"position per eigenvalue")
+    keep = np.ones(ev.size, dtype=bool)
+    out = np.empty(pos.size, dtype=np.intp)
+    for i, s in enumerate(pos):
+        cand = np.flatnonzero(keep)
+        j = cand[np.argmin(np.abs(ev[cand] - s))]
+        keep[j] = False
+        out[i] = j
+    return out
+
+
 def _exclude(ev: np.ndarray, exclude: Any) -> tuple[np.ndarray, tuple]:
     """Remove, for each excluded position, the nearest remaining observed eigenvalue."""
     positions = np.atleast_1d(as_real_array(exclude, "exclude")).ravel()
@@ -265,14 +303,10 @@ def _exclude(ev: np.ndarray, exclude: Any) -> tuple[np.ndarray, tuple]:
         raise InvalidParameterError(
             f"exclude has {positions.size} positions but there are only {ev.size} "
             f"eigenvalues: pass at most one position per eigenvalue to remove")
+    idx = nearest_eigenvalues(ev, positions)
     keep = np.ones(ev.size, dtype=bool)
-    removed = []
-    for s in positions:
-        cand = np.flatnonzero(keep)
-        j = cand[np.argmin(np.abs(ev[cand] - s))]
-        keep[j] = False
-        removed.append(float(ev[j]))
-    return ev[keep], tuple(removed)
+    keep[idx] = False
+    return ev[keep], tuple(float(ev[j]) for j in idx)
 
 
 def spectral_distances(eigenvalues: Any, reference: Any, *, exclude: Any = None,

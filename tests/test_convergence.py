@@ -1,7 +1,8 @@
 """The CK surrogate converges to the exact Implicit-CK as p grows (docs/theory.md §4).
 
 The full table (p = 200..1600, K = 2 and 3, four activations, sa = 0.2 and 0.5) is made by
-``python figures/make_figures.py``; here a smaller range keeps CI fast.
+``rmt-deq figures --only ck_convergence`` (figures/ck_convergence.json); here a smaller range
+keeps CI fast.
 """
 from __future__ import annotations
 

@@ -226,7 +226,7 @@ def test_errors_decrease_with_p(act, sa):
             errs = [getattr(r, key)[g] for r in rec.rows]
             assert errs[0] > errs[1] > errs[2], (act, g, key, errs)
         # p <= 400 is pre-asymptotic for the B group of kinked/ReLU-like phi (the full
-        # range 200..1600 of figures/ntk_convergence.py gives slopes <= -0.55)
+        # range 200..1600 of the ntk_convergence figure gives slopes <= -0.55)
         assert rec.slopes[g].value < -0.3, (act, g, rec.slopes)
         assert rec.slopes_refined[g].value < -0.4, (act, g, rec.slopes_refined)
     assert rec.slopes["total"].value < -0.4, rec.slopes

@@ -62,3 +62,32 @@ def test_vector_figures_are_byte_identical_across_runs(tmp_path):
     assert out[0] == out[1]
     with pytest.raises(InvalidParameterError, match="width"):
         new_figure("wide")
+
+
+def test_zoom_has_one_window_per_group_and_skips_the_atom_gap():
+    rng = np.random.default_rng(1)
+    ev = np.r_[rng.beta(2, 2, 300), 1.31, 1.33, 2.0]
+    # 1.3 and 1.32 are closer than 3% of the plotted range: one window; 2.0 its own
+    ax = plot_spectrum(_bulk(), [1.3, 1.32, 2.0], eigenvalues={"exact": ev}, counts=False)
+    assert len(ax.child_axes) == 2
+    assert {"1.3", "1.32", "2"} <= {t.get_text() for w in ax.child_axes for t in w.texts}
+    assert "exact" in [t.get_text() for t in ax.get_legend().get_texts()]
+    # a spike between the atom and the bulk is marked but not zoomed on
+    bulk = types.SimpleNamespace(x=np.linspace(0.5, 1.0, 101),
+                                 density=np.full(101, 2.0), support=((0.5, 1.0),),
+                                 atom=0.2, atom_at=0.1)
+    ax = plot_spectrum(bulk, [0.3, 1.5], eigenvalues=np.r_[np.full(20, 0.1), 0.31,
+                                                           np.linspace(0.5, 1, 79), 1.52])
+    assert len(ax.child_axes) == 1
+    assert "1.5" in {t.get_text() for t in ax.child_axes[0].texts}
+
+
+def test_error_plot_skips_missing_points_and_draws_bounds_without_legend_entries():
+    ax = plot_error_vs_dimension([100, 200, 400], {"a": [0.1, np.nan, 0.05]},
+                                 bounds={"a": [0.2, 0.15, np.nan]}, reference_slope=None)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a"]
+    assert len(ax.lines) == 2 and ax.lines[1].get_linestyle() == ":"
+    with pytest.raises(InvalidParameterError, match="positive"):
+        plot_error_vs_dimension([1, 2], {"a": [np.nan, np.nan]})
+    with pytest.raises(InvalidParameterError, match="positive"):
+        plot_error_vs_dimension([1, 2], {"a": [0.1, -0.1]})

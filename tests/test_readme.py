@@ -1,23 +1,21 @@
-"""The README's Python example runs as written (a newcomer copies it first)."""
+"""The README's Python examples run as written (in a fresh process, in a scratch folder)."""
 from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 
-import numpy as np
-
-README = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_readme_example_runs():
-    text = open(README, encoding="utf-8").read()
-    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert blocks, "README has no python example"
-    ns: dict = {}
-    exec(compile(blocks[0], "README.md", "exec"), ns)  # noqa: S102 - our own README
-    G, G_sur = ns["G"], ns["G_sur"]
-    assert G.shape == G_sur.shape == (320, 320)
-    # the example's numbers are the package's claims: the surrogate is close (theory §4)
-    assert np.linalg.norm(G - G_sur, 2) / np.linalg.norm(G, 2) < 0.1
-    assert ns["report"]["spikes"] and ns["report"]["support"]
-    assert ns["net"].residual <= 1e-12
+def test_readme_python_examples_run(tmp_path):
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) >= 2
+    code = "import matplotlib\nmatplotlib.use('Agg')\n" + "\n".join(blocks)
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=300, check=False,
+                       env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "net.json").exists() and (tmp_path / "net.py").exists()

@@ -471,6 +471,7 @@ def test_cli_choices_are_the_library_constants():
     from rmt_deq.moments import gaussian as gaussian
     from rmt_deq.experiments import observed
     from rmt_deq.jobs import kernel as pipeline
+    from rmt_deq.jobs.figures import figure_names
     from rmt_deq.networks import weights as weights
 
     got = _choices(build_parser())
@@ -483,7 +484,8 @@ def test_cli_choices_are_the_library_constants():
             ("spectrum", "family"): weights.WEIGHT_FAMILIES,
             ("spectrum", "dtype"): weights.DTYPES,
             ("check", "family"): weights.WEIGHT_FAMILIES, ("check", "dtype"): weights.DTYPES,
-            ("design", "family"): families.FAMILIES, ("design", "target"): targets.TARGETS}
+            ("design", "family"): families.FAMILIES, ("design", "target"): targets.TARGETS,
+            ("figures", "only"): figure_names()}
     assert got == want
 
 

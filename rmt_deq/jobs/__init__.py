@@ -12,6 +12,7 @@
   sampled-kernel options, the progress bar);
 * :mod:`rmt_deq.jobs.demo`: the demo (``rmt-deq demo``);
 * :mod:`rmt_deq.jobs.derivations`: the sympy derivations' checks (``rmt-deq derivations``).
+* :mod:`rmt_deq.jobs.figures`: the figure set (``rmt-deq figures``).
 
 Nothing here prints unless an ``echo`` callable is passed.
 """

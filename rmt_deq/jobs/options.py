@@ -19,7 +19,8 @@ from rmt_deq._validation import DEFAULT_MAX_MEMORY
 from rmt_deq.networks.weights import DTYPES as _WEIGHT_DTYPES, WEIGHT_FAMILIES
 
 __all__ = ["SAMPLED_DEFAULTS", "SAMPLED_OPTIONS", "MEMORY_DEFAULT", "real", "memory_size",
-           "add_sampled_options", "sampled_given", "sampled_values", "ProgressBar"]
+           "add_sampled_options", "sampled_given", "sampled_values", "sampled_summary",
+           "ProgressBar"]
 
 #: what the sampled-kernel options default to (``rmt-deq kernel --method sampled``)
 SAMPLED_DEFAULTS: Mapping[str, Any] = {"realizations": 16, "family": "gaussian", "seed": 0,
@@ -203,3 +204,12 @@ class ProgressBar:
             self.stream.write("\n")
             self.stream.flush()
             self._open = 0
+
+
+def sampled_summary(res: Any, kind: str, out: str, shape: tuple) -> str:
+    """The one-line stderr summary of a sampled kernel."""
+    info = res.info
+    return (f"wrote {out}: {kind} (sampled: m = {info.width}, "
+            f"{info.realizations} realizations, {info.family}, {info.dtype}), shape {shape}; "
+            f"Monte-Carlo error {res.error[kind]:.3g} ({res.error_relative[kind]:.2%} of the "
+            f"norm, {info.confidence:.0%} confidence) in {info.elapsed:.1f}s")

@@ -6,6 +6,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from rmt_deq.errors import InvalidParameterError
+from rmt_deq.metrics import nearest_eigenvalues
 from rmt_deq.plotting.style import color, new_figure, styled
 
 __all__ = ["plot_spectrum", "outlier_eigenvalues"]
@@ -51,39 +52,73 @@ def _observed_sets(eigenvalues: Any, label: str) -> dict[str, np.ndarray]:
     return {label: np.asarray(eigenvalues, float).ravel()}
 
 
-def _zoom(ax: Any, pos: np.ndarray, outliers: Mapping[str, np.ndarray],
-          colours: Mapping[str, str]) -> Any:
-    """Inset in the upper right: predicted isolated eigenvalues (black, labelled) against
-    the observed outliers of each set (coloured ticks, labelled), on one readable scale."""
-    pts = [pos] + [v for v in outliers.values()]
-    allv = np.concatenate(pts) if pts else np.zeros(0)
-    if allv.size == 0:
-        return None
-    lo, hi = float(allv.min()), float(allv.max())
-    span = hi - lo if hi > lo else max(abs(hi), 1e-12) * 0.05
-    lo, hi = lo - 0.15 * span, hi + 0.15 * span
-    ins = ax.inset_axes([0.58, 0.38, 0.4, 0.45])
-    rows = [("predicted", pos, _PREDICTED)] + [(k, v, colours[k]) for k, v in outliers.items()]
-    for j, (name, vals, c) in enumerate(rows):
-        y = len(rows) - 1 - j
-        ins.plot(vals, np.full(vals.size, y), linestyle="none",
-                 marker="v" if name == "predicted" else "|", markersize=6, color=c)
-        for v in vals[-3:]:  # label the largest few: the values must be readable
-            ins.annotate(f"{v:.4g}", (v, y), textcoords="offset points", xytext=(0, 4),
-                         ha="center", fontsize=5.5, color=c)
-    ins.set_yticks([])
-    ins.set_ylim(-0.6, len(rows) - 0.2)
-    ins.set_xlim(lo, hi)
-    ins.tick_params(axis="x", labelsize=5.5)
-    ins.set_title("isolated eigenvalues\n(predicted above, observed below)", fontsize=5.5)
-    return ins
+def _spike_groups(pos: np.ndarray, span: float, merge: float = 0.03) -> list[np.ndarray]:
+    """Predicted isolated eigenvalues in groups: neighbours closer than ``merge`` of the
+    plotted range share one zoom window (e.g. two spikes inside the atom's gap)."""
+    groups: list[list[float]] = []
+    for v in np.sort(pos):
+        if groups and v - groups[-1][-1] < merge * span:
+            groups[-1].append(float(v))
+        else:
+            groups.append([float(v)])
+    return [np.asarray(g) for g in groups]
+
+
+def _zoom(ax: Any, pos: np.ndarray, sets: Mapping[str, np.ndarray],
+          colours: Mapping[str, str], span: float, max_windows: int = 4) -> list:
+    """A row of zoom windows in the upper right of ``ax``, one per group of predicted
+    isolated eigenvalues: the prediction (black triangle) above the observed eigenvalues of
+    each set in the window (coloured ticks, one row per set), the prediction and the
+    nearest observed eigenvalue of each set printed beside their markers."""
+    groups = _spike_groups(pos, span)[-max_windows:]    # the largest ones if there are many
+    if not groups:
+        return []
+    gap, x0, x1 = 0.025, 0.38, 0.995
+    width = (x1 - x0 - gap * (len(groups) - 1)) / len(groups)
+    rows = [("predicted", None, _PREDICTED)] + [(k, v, colours[k]) for k, v in sets.items()]
+    windows = []
+    for w, grp in enumerate(groups):
+        near = {k: v[nearest_eigenvalues(v, grp)] for k, v in sets.items()
+                if v.size >= grp.size}
+        pts = np.concatenate([grp, *near.values()])
+        lo, hi = float(pts.min()), float(pts.max())
+        pad = max(0.45 * (hi - lo), 0.015 * max(abs(lo), abs(hi)), 0.004 * span)
+        lo, hi = lo - pad, hi + pad
+        ins = ax.inset_axes([x0 + w * (width + gap), 0.40, width, 0.42])
+        for j, (name, vals, c) in enumerate(rows):
+            y = len(rows) - 1 - j
+            if name == "predicted":
+                shown, labelled = grp, grp
+                ins.plot(shown, np.full(shown.size, y), linestyle="none", marker="v",
+                         markersize=5, color=c)
+            else:
+                shown = vals[(vals >= lo) & (vals <= hi)]
+                labelled = near.get(name, np.zeros(0))
+                ins.plot(shown, np.full(shown.size, y), linestyle="none", marker="|",
+                         markersize=7, markeredgewidth=1.2, color=c)
+            for i, v in enumerate(labelled):
+                # values printed above the marker, alternating sides inside a group
+                ha = "center" if labelled.size == 1 else ("right" if i % 2 == 0 else "left")
+                ins.annotate(f"{v:.4g}", (v, y), textcoords="offset points", xytext=(0, 4),
+                             ha=ha, va="bottom", fontsize=5.5, color=c)
+        ins.set_xlim(lo, hi)
+        ins.set_ylim(-0.5, len(rows) - 0.1)
+        ins.set_xticks([])
+        ins.set_yticks([])
+        for side in ("top", "right"):
+            ins.spines[side].set_visible(True)
+        windows.append(ins)
+    ax.text(x0, 0.84, "zoom on the isolated eigenvalues (values printed)",
+            transform=ax.transAxes, fontsize=5.5, ha="left", va="bottom")
+    return windows
 
 
 @styled
 def plot_spectrum(bulk: Any, spikes: Any = None, *, eigenvalues: Any = None, bins: int = 80,
                   ax: Any = None, title: str | None = None, label: str = "sampled",
                   atom_width: float | None = None, ylim_factor: float = 1.35,
-                  zoom: bool | str = "auto", legend: str = "below") -> Any:
+                  zoom: bool | str = "auto", legend: str = "below",
+                  counts: bool = True) -> Any:
     """Predicted limiting spectrum over histograms of observed eigenvalues (docs/theory.md §7).
 
     Draws, for each set of observed eigenvalues, a histogram (the first filled, the others
@@ -92,9 +127,13 @@ def plot_spectrum(bulk: Any, spikes: Any = None, *, eigenvalues: Any = None, bin
     as an arrow labelled with its mass, or with ``atom_width`` as a Gaussian of that width
     and the atom's mass; the predicted isolated eigenvalues as black triangles and the
     observed outliers (eigenvalues outside the predicted support, see
-    :func:`outlier_eigenvalues`) as coloured ticks under the axis line; and, where there
-    are isolated eigenvalues, a zoom inset that sets the predicted positions beside the
-    observed ones with their values printed.
+    :func:`outlier_eigenvalues`) as coloured ticks along the axis line; and, where there
+    are predicted isolated eigenvalues, a row of zoom windows in the upper right, one per
+    group of nearby isolated eigenvalues (at most four, the largest), each setting the
+    prediction above the observed eigenvalues of every set near it, with the predicted
+    value and the nearest observed value of each set printed.  Isolated eigenvalues
+    between the atom and the bulk are marked but not zoomed on: a finite sample spreads
+    the atom over them.
 
     Parameters
     ----------
@@ -117,15 +156,18 @@ def plot_spectrum(bulk: Any, spikes: Any = None, *, eigenvalues: Any = None, bin
         The y axis is cut at this multiple of the larger of the predicted density's and the
         histograms' maxima away from the atom (the atom's bin would flatten everything).
     zoom : bool or "auto"
-        Draw the isolated-eigenvalue inset; "auto" draws it when there is any predicted
-        spike or observed outlier.
+        Draw the zoom windows; "auto" (or True) draws them when there is a predicted
+        isolated eigenvalue, False never.
     legend : {"below", "inside", "none"}
-        "below" puts the legend under the axes, where it cannot cover data.
+        "below" puts the legend under the axes, where it cannot cover data; "none" draws
+        none (e.g. one legend for a grid of panels, from ``ax.get_legend_handles_labels``).
+    counts : bool
+        Append the number of eigenvalues to each set's legend label.
 
     Returns
     -------
     matplotlib Axes
-        The main axes (the inset, if drawn, is a child of it).
+        The main axes (the zoom windows, if drawn, are its ``child_axes``).
     """
     if legend not in ("below", "inside", "none"):
         raise InvalidParameterError(
@@ -161,7 +203,7 @@ def plot_spectrum(bulk: Any, spikes: Any = None, *, eigenvalues: Any = None, bin
         style = (dict(alpha=0.35, histtype="stepfilled") if i == 0
                  else dict(histtype="step", linewidth=1.0))
         ax.hist(ev, bins=edges, density=True, color=colours[name],
-                label=f"{name} ({ev.size} eigenvalues)", **style)
+                label=f"{name} ({ev.size} eigenvalues)" if counts else name, **style)
     curve, xs = dens, x
     if bulk.atom > 0 and atom_width is not None and atom_width > 0:
         xs = np.union1d(x, np.linspace(bulk.atom_at - 5 * atom_width,
@@ -173,8 +215,10 @@ def plot_spectrum(bulk: Any, spikes: Any = None, *, eigenvalues: Any = None, bin
     if bulk.atom > 0 and (atom_width is None or atom_width <= 0):
         ax.annotate("", xy=(bulk.atom_at, 0.0), xytext=(bulk.atom_at, 0.7 * top),
                     arrowprops=dict(arrowstyle="->", color=_PREDICTED, linewidth=1.0))
-        ax.text(bulk.atom_at, 0.72 * top, f" atom: mass {bulk.atom:.3f} at {bulk.atom_at:.4g}",
-                fontsize=6, ha="left", va="bottom")
+        ax.text(bulk.atom_at, 0.72 * top,
+                f" atom\n mass {bulk.atom:.3f}\n at {bulk.atom_at:.4g}",
+                fontsize=6, ha="left", va="bottom",
+                bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=0.5))
     if pos.size:
         ax.plot(pos, np.full(pos.size, 0.06 * top), linestyle="none", marker="v",
                 color=_PREDICTED, markersize=5, label="predicted isolated eigenvalues")
@@ -189,10 +233,14 @@ def plot_spectrum(bulk: Any, spikes: Any = None, *, eigenvalues: Any = None, bin
     ax.set_ylabel("spectral density")
     if title:
         ax.set_title(title)
-    want_zoom = zoom is True or (zoom == "auto" and (pos.size or any(
-        v.size for v in outliers.values())))
-    if want_zoom:
-        _zoom(ax, pos, outliers, colours)
+    zoomed = pos
+    if bulk.atom > 0 and bulk.support:
+        # between the atom and the bulk, isolated eigenvalues lie inside the O(p^-1/2)
+        # spread a finite sample gives the atom: marked, but not zoomed on
+        edge = min(lo_ for lo_, _ in bulk.support)
+        zoomed = pos[~((pos > bulk.atom_at) & (pos < edge))]
+    if zoom is not False and zoomed.size:
+        _zoom(ax, zoomed, sets, colours, b - a)
     if legend == "below":
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1)
     elif legend == "inside":

@@ -26,10 +26,12 @@ COLUMN_WIDTH = 3.4
 #: Full text width of a two-column journal page (inches).
 FULL_WIDTH = 7.0
 
-#: rcParams of the style: 8 pt type, thin lines, no top/right spines, the palette as cycle.
+#: rcParams of the style: 8 pt type, thin lines, no top/right spines, the palette as cycle;
+#: a fixed SVG id salt, so that an SVG file, like a PDF one, is the same on every run.
 STYLE: dict[str, Any] = {
     "font.size": 8.0,
     "axes.titlesize": 8.5,
+    "figure.titlesize": 9.0,
     "axes.labelsize": 8.0,
     "xtick.labelsize": 7.0,
     "ytick.labelsize": 7.0,
@@ -44,6 +46,7 @@ STYLE: dict[str, Any] = {
     "ytick.major.width": 0.6,
     "savefig.dpi": 300,
     "pdf.fonttype": 42,
+    "svg.hashsalt": "rmt_deq",
     "ps.fonttype": 42,
     "figure.dpi": 150,
 }
