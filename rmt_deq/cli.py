@@ -324,9 +324,12 @@ def _design_lines(net: Any, target: str) -> list[str]:
     return lines
 
 
-def _sampler(args: argparse.Namespace) -> tuple[dict, Any]:
+def _sampler(args: argparse.Namespace, width_required: bool = False) -> tuple[dict, Any]:
     """The sampler's keyword options from the sampled group (defaults filled in) and the
-    progress bar (None unless --progress or stderr is a terminal)."""
+    progress bar (None unless --progress or stderr is a terminal); ``width_required``: the
+    kernel command's sampled routes, which have no default width."""
+    if width_required and args.width is None:
+        raise InvalidParameterError("--method sampled needs --width M (the network width)")
     opt = sampled_values(args)
     show = sys.stderr.isatty() if args.progress is None else args.progress
     bar = ProgressBar(sys.stderr) if show else None
@@ -342,9 +345,7 @@ def _cmd_kernel_sampled(args: argparse.Namespace, data: dict, executor: Any = No
     from rmt_deq.experiments.observed import sampling_record
     from rmt_deq.jobs.kernel import sampled_kernel_from_data
 
-    if args.width is None:
-        raise InvalidParameterError("--method sampled needs --width M (the network width)")
-    kw, bar = _sampler(args)
+    kw, bar = _sampler(args, width_required=True)
     res = sampled_kernel_from_data(
         data["X"], args.activation, args.sa, args.sb, labels=data.get("labels"),
         means=data.get("means"), covs=data.get("covs"), tau0=args.tau0, kind=args.kind,
@@ -387,9 +388,7 @@ def _cmd_kernel_network(args: argparse.Namespace, data: dict, executor: Any = No
 
     sampling = seed = bar = None
     if args.method == "sampled":
-        if args.width is None:
-            raise InvalidParameterError("--method sampled needs --width M (the network width)")
-        kw, bar = _sampler(args)
+        kw, bar = _sampler(args, width_required=True)
         seed = kw["rng"]
         sampling = {**kw, "executor": executor}
     res = network_kernel_from_data(
