@@ -13,6 +13,8 @@ Sections (all by default):
   and tanh at sa = 0.2 and 0.5, on the mixture, on digits 0 vs 1 and on all ten digits,
   at the ridge that minimises the *predicted* kernel-ridge test MSE of the CK surrogate
   over the grid (chosen from the statistics, without training);
+* ``hidden``: the same comparison for relu (whose design, lrelu2, has two layers) with the
+  designed network's hidden layer hidden_ratio x m wide (``--hidden-ratios``);
 * ``kernels``: on the digits, ||G_sampled - G~|| / ||G_sampled|| and the spectral KS
   distance between them, beside a Gaussian mixture with the digits' plug-in class means
   and covariances at the same n, p;
@@ -54,7 +56,7 @@ from rmt_deq.kernels.exact import exact_ck  # noqa: E402
 from rmt_deq.metrics import relative_operator_distance, spectral_distances  # noqa: E402
 from rmt_deq.sampling.deq import sampled_ck  # noqa: E402
 
-SECTIONS = ("grid", "accuracy", "kernels", "ratio", "steps")
+SECTIONS = ("grid", "accuracy", "hidden", "kernels", "ratio", "steps")
 
 
 def _passes(pred: float, obs: float, se: float) -> bool:
@@ -100,18 +102,58 @@ def _problems(args: argparse.Namespace) -> dict:
     return probs
 
 
+def _ridge_rule(prob, act: str, sa: float, width: int) -> float:
+    """The ridge that minimises the CK surrogate's predicted kernel-ridge test MSE over the
+    grid (from the statistics, no training)."""
+    pre = generalization_experiment(prob, act, sa, widths=(width,), ridges=RIDGE_GRID,
+                                    seeds=2, methods=("ck_kernel",), sources=("surrogate",))
+    return min(pre.predicted, key=lambda p: p.test_mse).ridge
+
+
+def section_hidden(args: argparse.Namespace) -> dict:
+    """DEQ vs designed-network features when the designed network's hidden layer is wider
+    than its features (hidden_ratio x m): relu's design has two layers (lrelu2)."""
+    out = {}
+    for name, prob in _problems(args).items():
+        for sa in (0.2, 0.5):
+            lam = _ridge_rule(prob, "relu", sa, args.accuracy_width)
+            deq = generalization_experiment(prob, "relu", sa, widths=(args.accuracy_width,),
+                                            ridges=(lam,), seeds=args.seeds,
+                                            methods=("deq_rf",), sources=("surrogate",))
+            d = deq.observed_for("deq_rf", lam, args.accuracy_width)
+            pred = deq.predicted_for("deq_rf", lam, args.accuracy_width, "surrogate")
+            rows = []
+            for ratio in args.hidden_ratios:
+                t0 = time.perf_counter()
+                res = generalization_experiment(
+                    prob, "relu", sa, widths=(args.accuracy_width,), ridges=(lam,),
+                    seeds=args.seeds, methods=("enn_rf",), sources=(), hidden_ratio=ratio)
+                e = res.observed_for("enn_rf", lam, args.accuracy_width)
+                se = math.hypot(d.test_accuracy_se, e.test_accuracy_se)
+                rows.append({"hidden_ratio": ratio, "enn_accuracy": e.test_accuracy,
+                             "enn_accuracy_se": e.test_accuracy_se,
+                             "enn_test_mse": e.test_mse, "enn_test_mse_se": e.test_mse_se,
+                             "accuracy_gap": d.test_accuracy - e.test_accuracy,
+                             "gap_se": se,
+                             "gap_in_se": (d.test_accuracy - e.test_accuracy) / se,
+                             "enn_mse_vs_prediction": e.test_mse / pred.test_mse - 1,
+                             "wall_s": time.perf_counter() - t0})
+            out[f"{name}/relu/sa={sa}"] = {
+                "ridge": lam, "width": args.accuracy_width, "seeds": args.seeds,
+                "deq_accuracy": d.test_accuracy, "deq_accuracy_se": d.test_accuracy_se,
+                "deq_test_mse": d.test_mse, "deq_test_mse_se": d.test_mse_se,
+                "predicted_test_mse": pred.test_mse, "rows": rows}
+            print(f"hidden {name} relu {sa}", file=sys.stderr, flush=True)
+    return out
+
+
 def section_accuracy(args: argparse.Namespace) -> dict:
     out = {}
     for name, prob in _problems(args).items():
         for act in args.activations:
             for sa in (0.2, 0.5):
                 t0 = time.perf_counter()
-                # the ridge rule: minimise the CK surrogate's predicted kernel-ridge test
-                # MSE over the grid (from the statistics, no training)
-                pre = generalization_experiment(prob, act, sa, widths=(args.accuracy_width,),
-                                                ridges=RIDGE_GRID, seeds=2,
-                                                methods=("ck_kernel",), sources=("surrogate",))
-                lam = min(pre.predicted, key=lambda p: p.test_mse).ridge
+                lam = _ridge_rule(prob, act, sa, args.accuracy_width)
                 res = generalization_experiment(prob, act, sa, widths=(args.accuracy_width,),
                                                 ridges=(lam,), seeds=args.seeds)
                 rec = {"ridge": lam, "width": args.accuracy_width, "timing": dict(res.timing)}
@@ -269,6 +311,19 @@ def report(result: dict) -> str:
                 f"{r['ntk_kernel']['observed_accuracy']:.4f} | "
                 f"{d['predicted_accuracy']:.4f} | {r['ck_kernel']['predicted_accuracy']:.4f} | "
                 f"{t.get('predicted_surrogate_s', float('nan')):.2f} | {t['observed_s']:.1f} |")
+    hid = result.get("hidden", {})
+    if hid:
+        lines += ["\n**hidden width** (relu, designed lrelu2 with hidden layer ratio x m; "
+                  "gap = DEQ - designed accuracy)\n",
+                  "| problem / sa | ridge | deq_rf acc. | ratio | enn_rf acc. | gap / se | "
+                  "enn test MSE vs predicted |", "|---|---|---|---|---|---|---|"]
+        for k, v in hid.items():
+            for r in v["rows"]:
+                lines.append(
+                    f"| {k} | {v['ridge']:g} | {v['deq_accuracy']:.4f} +- "
+                    f"{v['deq_accuracy_se']:.4f} | {r['hidden_ratio']:g} | "
+                    f"{r['enn_accuracy']:.4f} +- {r['enn_accuracy_se']:.4f} | "
+                    f"{r['gap_in_se']:+.2f} | {100 * r['enn_mse_vs_prediction']:+.1f}% |")
     header = False
     for k, v in result.get("kernels", {}).items():
         if not isinstance(v, dict) or "digits" not in v:
@@ -308,6 +363,7 @@ def main() -> None:
     ap.add_argument("--kernel-width", type=int, default=1024)
     ap.add_argument("--realizations", type=int, default=8)
     ap.add_argument("--ratio-seeds", type=int, default=5)
+    ap.add_argument("--hidden-ratios", nargs="+", type=float, default=[1, 2, 4, 8])
     ap.add_argument("--steps-seeds", type=int, default=40)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__),
                                                   "bench_generalization.json"))

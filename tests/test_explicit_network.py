@@ -13,7 +13,7 @@ import pytest
 
 from rmt_deq.activations import available_activations
 from rmt_deq.design.solve import design_for_deq
-from rmt_deq.errors import InvalidParameterError, UnknownOptionError
+from rmt_deq.errors import InvalidParameterError, ShapeMismatchError, UnknownOptionError
 from rmt_deq.kernels.explicit import exact_explicit_kernels
 from rmt_deq.networks.explicit import (ExplicitNetwork, explicit_forward, explicit_scales,
                                        sample_explicit_weights)
@@ -110,3 +110,27 @@ def test_exact_and_sampled_results_are_kernels():
                                atol=1e-15)
     assert s.error_relative["ntk"] == pytest.approx(
         s.error["ntk"] / np.abs(np.linalg.eigvalsh(s.ntk)).max(), rel=1e-10)
+
+
+def test_hidden_width_weights_and_forward_are_the_layer_formulas():
+    """A hidden layer wider than the features: the shapes, the seed convention and the
+    forward pass against a plain numpy composition h_l = (sigma_l(W_l h_{l-1}) - c_l)/sqrt(m_l)."""
+    net = ("tanh", "relu")
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((15, 9)) / math.sqrt(15)
+    w = sample_explicit_weights(net, 6, 15, rng=3, hidden_width=11)
+    assert w.widths == (11, 6) and w.m == 6 and w.v.shape == (6,)
+    assert w.W[0].shape == (11, 15) and w.W[1].shape == (6, 11)
+    same = sample_explicit_weights(net, 6, 15, rng=3, hidden_width=6)
+    plain = sample_explicit_weights(net, 6, 15, rng=3)
+    assert all(np.array_equal(a, b) for a, b in zip(same.W, plain.W))
+    fw = explicit_forward(X, net, w, tau0=1.0)
+    c = fw.scales.centring
+    h1 = (np.tanh(w.W[0] @ X) - c[0]) / math.sqrt(11)
+    h2 = (np.maximum(w.W[1] @ h1, 0) - c[1]) / math.sqrt(6)
+    scale = np.abs(h2).max()
+    assert np.allclose(fw.features, h2, rtol=0, atol=1e-13 * scale)
+    with pytest.raises(InvalidParameterError, match="hidden_width"):
+        sample_explicit_weights(net, 6, 15, family="symmetric", hidden_width=11)
+    with pytest.raises(ShapeMismatchError, match="W_2"):
+        explicit_forward(X, net, [w.W[0], w.W[1].T], tau0=1.0)

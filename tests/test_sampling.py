@@ -436,13 +436,14 @@ def test_metrics_against_scipy_and_definitions():
 
 
 # ---------------------------------------------------------------------------- explicit
-def test_explicit_gradients_match_finite_differences(small):
+@pytest.mark.parametrize("hidden_width", [None, 70])
+def test_explicit_gradients_match_finite_differences(small, hidden_width):
     from rmt_deq.networks.explicit import (ExplicitWeights, explicit_forward,
                                   sample_explicit_weights)
 
     net = ("tanh", "erf")
     p = small.shape[0]
-    W = sample_explicit_weights(net, 40, p, rng=2)
+    W = sample_explicit_weights(net, 40, p, rng=2, hidden_width=hidden_width)
     fw = explicit_forward(small, net, W, gradients=True)
     rng = np.random.default_rng(9)
     for l in range(2):

@@ -195,11 +195,13 @@ class DesignedNetwork:
         return self.network.scales.centring
 
     # -- finite width --------------------------------------------------------------------
-    def sample_weights(self, width: int, p: int, rng: Any = None) -> ExplicitWeights:
+    def sample_weights(self, width: int, p: int, rng: Any = None,
+                       hidden_width: int | None = None) -> ExplicitWeights:
         """Unit-variance Gaussian weights W_1 (width x p), W_2..W_L (width x width), v
-        (:func:`rmt_deq.networks.explicit.sample_explicit_weights`)."""
+        (:func:`rmt_deq.networks.explicit.sample_explicit_weights`); with ``hidden_width``
+        the layers below the last are that wide (W_L is then width x hidden_width)."""
         m = check_positive_int(width, "width")
-        return sample_explicit_weights(self.network, m, p, rng=rng)
+        return sample_explicit_weights(self.network, m, p, rng=rng, hidden_width=hidden_width)
 
     def forward(self, X: Any, weights: Any = None, *, width: int | None = None,
                 rng: Any = None) -> ExplicitForward:

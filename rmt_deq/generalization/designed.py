@@ -34,8 +34,9 @@ class DesignedExplicit:
     relative_residual : float
         Largest relative error of the four matched CK quantities (the designed network's
         CK surrogate equals the DEQ's to this accuracy).
-    features : callable (X, width, rng) -> ndarray (m, n)
-        h_L of a network with unit-variance Gaussian weights drawn from ``rng``.
+    features : callable (X, width, rng, hidden_width=None) -> ndarray (m, n)
+        h_L of a network with unit-variance Gaussian weights drawn from ``rng``; the
+        layers below the last are ``hidden_width`` wide (default ``width``).
     exact_ck : callable (X) -> ndarray (n, n)
         The infinite-width CK K_L.
     record : mapping
@@ -44,7 +45,7 @@ class DesignedExplicit:
 
     family: str
     relative_residual: float
-    features: Callable[[np.ndarray, int, Any], np.ndarray] = field(repr=False)
+    features: Callable[..., np.ndarray] = field(repr=False)
     exact_ck: Callable[[np.ndarray], np.ndarray] = field(repr=False)
     record: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
@@ -62,8 +63,10 @@ def designed_explicit(activation: ActivationLike, sa: float, tau0: float,
     fam = family if family is not None else DEFAULT_FAMILIES.get(name, _GENERAL_FAMILY)
     net = design_for_deq(activation, sa, tau0, sb, family=fam, target="ck")
 
-    def features(X: np.ndarray, width: int, rng: Any) -> np.ndarray:
-        return np.asarray(net.forward(X, width=width, rng=rng).features)
+    def features(X: np.ndarray, width: int, rng: Any,
+                 hidden_width: int | None = None) -> np.ndarray:
+        w = net.sample_weights(width, X.shape[0], rng, hidden_width=hidden_width)
+        return np.asarray(net.forward(X, weights=w).features)
 
     def exact_ck(X: np.ndarray) -> np.ndarray:
         return np.asarray(net.exact_kernels(X, groups=("v",)).ck)

@@ -31,7 +31,7 @@ import numpy as np
 
 from rmt_deq._io import json_ready
 from rmt_deq._results import frozen_mapping
-from rmt_deq._validation import check_choice, check_positive_int
+from rmt_deq._validation import check_choice, check_positive_finite, check_positive_int
 from rmt_deq.errors import InvalidParameterError
 from rmt_deq.generalization.designed import DesignedExplicit, designed_explicit
 from rmt_deq.generalization.equivalent import EquivalentPrediction, rf_ridge_equivalent
@@ -133,6 +133,8 @@ class GeneralizationResult:
         ridge).
     design : mapping or None
         The designed network's record (when ``enn_rf`` was run).
+    hidden_ratio : float
+        Hidden-layer width of the designed network over m (``enn_rf``).
     """
 
     problem: Mapping[str, Any]
@@ -146,6 +148,7 @@ class GeneralizationResult:
     predicted: tuple
     timing: Mapping[str, float]
     design: Mapping[str, Any] | None = None
+    hidden_ratio: float = 1.0
 
     def observed_for(self, method: str, ridge: float, width: float | None = None) -> Observed:
         """The observation of ``method`` at ``ridge`` (and ``width`` for random features)."""
@@ -164,7 +167,7 @@ class GeneralizationResult:
             "sb": self.sb, "widths": list(self.widths), "ridges": list(self.ridges),
             "seeds": self.seeds, "observed": [o.to_dict() for o in self.observed],
             "predicted": [p.to_dict() for p in self.predicted],
-            "timing": dict(self.timing),
+            "timing": dict(self.timing), "hidden_ratio": self.hidden_ratio,
             "design": None if self.design is None else dict(self.design)})
 
 
@@ -236,6 +239,7 @@ def generalization_experiment(problem: Problem, activation: Any, sa: float,
                               sources: Iterable[str] = SOURCES,
                               explicit_family: str | None = None,
                               weight_family: str = "gaussian",
+                              hidden_ratio: float = 1.0,
                               seed: int = 0) -> GeneralizationResult:
     """Observe the learners over ``seeds`` weight draws and predict them (module docstring).
 
@@ -260,6 +264,12 @@ def generalization_experiment(problem: Problem, activation: Any, sa: float,
         :data:`~rmt_deq.generalization.designed.DEFAULT_FAMILIES`).
     weight_family : {"gaussian", "orthogonal", "symmetric"}
         Family of the DEQ's recurrent weights.
+    hidden_ratio : float
+        Width of the designed network's layers below the last, as a multiple of m
+        (rounded; default 1: every layer m wide).  Only a network of two or more layers
+        depends on it; a wider hidden layer brings its features closer to random features
+        of its limiting kernel, which the equivalent's ``enn_rf`` prediction assumes
+        (docs/generalization.md §4).
     seed : int
         Root of every weight draw (seed s of width m of a learner is a fixed child).
 
@@ -286,6 +296,7 @@ def generalization_experiment(problem: Problem, activation: Any, sa: float,
     srcs = tuple(check_choice(s, "source", SOURCES) for s in sources)
     if not meths:
         raise InvalidParameterError(f"give at least one method of {METHODS}")
+    ratio = check_positive_finite(hidden_ratio, "hidden_ratio")
     sol = problem_solution(problem, activation, sa, sb)
     explicit: DesignedExplicit | None = None
     if "enn_rf" in meths:
@@ -331,8 +342,10 @@ def generalization_experiment(problem: Problem, activation: Any, sa: float,
                                                      family=weight_family),
                 ws, rid, R, seed, k, meth)
         elif meth == "enn_rf":
-            observed += _observe_rf(problem, lambda m, rng: explicit.features(X, m, rng),
-                                    ws, rid, R, seed, k, meth)
+            observed += _observe_rf(
+                problem, lambda m, rng: explicit.features(
+                    X, m, rng, hidden_width=max(1, round(ratio * m))),
+                ws, rid, R, seed, k, meth)
         else:
             observed += _observe_kernel(problem, ck if meth == "ck_kernel" else ntk, rid,
                                         meth)
@@ -342,5 +355,5 @@ def generalization_experiment(problem: Problem, activation: Any, sa: float,
         problem=frozen_mapping(problem.to_dict(), arrays=False), activation=sol.activation,
         sa=float(sol.sa), sb=float(sol.sb), widths=tuple(float(w) for w in ws), ridges=rid,
         seeds=R, observed=tuple(observed), predicted=tuple(predicted),
-        timing=frozen_mapping(timing),
+        timing=frozen_mapping(timing), hidden_ratio=ratio,
         design=None if explicit is None else explicit.record)

@@ -401,12 +401,13 @@ class ExplicitWeights:
     Attributes
     ----------
     W : tuple of ndarray
-        W_1 (m x p), W_2..W_L (m x m).
-    v : ndarray, shape (m,)
+        W_1 (m_1 x p), W_l (m_l x m_{l-1}) for l = 2..L; every m_l = m unless a hidden
+        width was asked for (:func:`sample_explicit_weights`).
+    v : ndarray, shape (m_L,)
     family : str
-        Family of the square layers W_2..W_L.  W_1 is Gaussian, or a Haar partial
-        isometry for ``"orthogonal"`` (the symmetric family needs square matrices, so its
-        W_1 is Gaussian).
+        Family of the layers W_2..W_L.  W_1 is Gaussian, or a Haar partial isometry for
+        ``"orthogonal"`` (the symmetric family needs square matrices, so its W_1 is
+        Gaussian).
     """
 
     W: tuple = field(repr=False)
@@ -415,7 +416,13 @@ class ExplicitWeights:
 
     @property
     def m(self) -> int:
-        return int(self.W[0].shape[0])
+        """The width m_L of the features h_L."""
+        return int(self.W[-1].shape[0])
+
+    @property
+    def widths(self) -> tuple:
+        """(m_1, ..., m_L)."""
+        return tuple(int(W.shape[0]) for W in self.W)
 
     @property
     def p(self) -> int:
@@ -423,28 +430,45 @@ class ExplicitWeights:
 
 
 def sample_explicit_weights(network: Any, m: int, p: int, *, family: str = "gaussian",
-                            rng: Any = None, dtype: Any = "float64") -> ExplicitWeights:
+                            rng: Any = None, dtype: Any = "float64",
+                            hidden_width: int | None = None) -> ExplicitWeights:
     """Draw W_1..W_L and v (in that order, from one generator).
 
     Parameters
     ----------
     network : ExplicitNetwork or sequence of activations
     m, p : int
-        Width and input dimension.
+        Width of the features h_L and input dimension.
     family : {"gaussian", "orthogonal", "symmetric"}
     rng : int or numpy.random.Generator, optional
     dtype : {"float64", "float32"}
+    hidden_width : int, optional
+        Width m_1 = ... = m_{L-1} of the hidden layers below the last (default m).  The
+        infinite-width kernels do not depend on it; at finite width a wider hidden layer
+        makes h_L closer to random features of the limiting kernel of layer L - 1.  The
+        same seed with ``hidden_width`` None or equal to m gives the same weights.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``hidden_width`` other than m with the symmetric family (its layers are square).
     """
     net = as_explicit_network(network)
     m = check_positive_int(m, "m")
     p = check_positive_int(p, "p")
     family = check_family(family)
     dt = check_dtype(dtype)
+    mh = m if hidden_width is None else check_positive_int(hidden_width, "hidden_width")
+    if mh != m and family == "symmetric" and net.depth > 1:
+        raise InvalidParameterError(
+            f"the symmetric family draws square layers: hidden_width ({mh}) must equal the "
+            f"width m ({m}); use the gaussian or orthogonal family for a wider hidden layer")
     gen = as_rng(rng)
     first = "orthogonal" if family == "orthogonal" else "gaussian"
-    Ws = [weight_matrix(first, m, p, gen, dt)]
-    for _ in range(1, net.depth):
-        Ws.append(weight_matrix(family, m, m, gen, dt))
+    rows = [mh] * (net.depth - 1) + [m]
+    Ws = [weight_matrix(first, rows[0], p, gen, dt)]
+    for l in range(1, net.depth):
+        Ws.append(weight_matrix(family, rows[l], rows[l - 1], gen, dt))
     v = gen.standard_normal(m, dtype=dt)
     return ExplicitWeights(W=tuple(Ws), v=v, family=family)
 
@@ -491,9 +515,8 @@ def forward_pass(Xd: np.ndarray, W: Sequence[np.ndarray], v: np.ndarray | None,
     ``Xd`` (p x n) and ``W`` in one dtype, shapes checked by the caller; ``elems`` from
     :func:`elementwise_layers`; ``v`` is needed only for the gradients.
     """
-    m = W[0].shape[0]
     dt = W[0].dtype
-    inv = dt.type(1.0 / math.sqrt(m))
+    inv = [dt.type(1.0 / math.sqrt(Wl.shape[0])) for Wl in W]
     L = len(W)
     H, D = [], []
     h = Xd
@@ -502,7 +525,7 @@ def forward_pass(Xd: np.ndarray, W: Sequence[np.ndarray], v: np.ndarray | None,
         out = np.empty_like(pre)
         elems[l].fn_into(pre, out)
         out -= dt.type(scales.centring[l])
-        out *= inv
+        out *= inv[l]
         if gradients:
             D.append(elems[l].d1(pre))
         H.append(out)
@@ -510,11 +533,11 @@ def forward_pass(Xd: np.ndarray, W: Sequence[np.ndarray], v: np.ndarray | None,
     if not gradients:
         return H, None
     delta = [None] * L
-    d = D[-1] * (v * inv)[:, None]
+    d = D[-1] * (v * inv[-1])[:, None]
     delta[-1] = d
     for l in range(L - 2, -1, -1):
         d = (W[l + 1].T @ d) * D[l]
-        d *= inv
+        d *= inv[l]
         delta[l] = d
     return H, delta
 
@@ -535,10 +558,11 @@ def _check_weights(weights: Any, net: ExplicitNetwork, p: int, gradients: bool
         raise ShapeMismatchError(f"need {net.depth} weight matrices, got {len(Ws)}")
     rows = p
     for l, W in enumerate(Ws):
-        if W.ndim != 2 or W.shape[1] != rows or (l > 0 and W.shape[0] != W.shape[1]):
-            raise ShapeMismatchError(
-                f"W_{l + 1} must be m x {rows}{' (square)' if l else ''}, got {W.shape}")
+        if W.ndim != 2 or W.shape[1] != rows:
+            raise ShapeMismatchError(f"W_{l + 1} must be m_{l + 1} x {rows}, got {W.shape}")
         rows = W.shape[0]
+    if v is not None and v.shape != (rows,):
+        raise ShapeMismatchError(f"v must have the width m_L = {rows} of W_L, got {v.shape}")
     return Ws, v
 
 
@@ -552,8 +576,8 @@ def explicit_forward(X: Any, network: Any, weights: Any, *, tau0: float | None =
         Data; X is p x n (columns are samples).
     network : ExplicitNetwork or sequence of activations
     weights : ExplicitWeights, or a sequence of the L weight matrices
-        W_1 (m x p), W_2..W_L (m x m) with unit-variance entries (the 1/sqrt(m) scalings
-        are applied here); the gradients need ExplicitWeights (its v).
+        W_1 (m_1 x p), W_l (m_l x m_{l-1}) with unit-variance entries (the 1/sqrt(m_l)
+        scalings are applied here); the gradients need ExplicitWeights (its v).
     tau0 : float, optional
         The data scale at which sigma_1 is centred (default
         :func:`rmt_deq.data.conventions.data_scale`); a network pinned to it uses its own
