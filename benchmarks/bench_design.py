@@ -43,8 +43,8 @@ shared 2-core machine.)
    own start-up (``python -c pass``) for reference.
 
 Recorded run (benchmarks/bench_design.json, summarised in docs/design.md): the baseline is
-faster than the package on 16 of the 18 matched cases (ratio baseline / package, best of
-21: geometric mean 0.37, range 0.12-2.7); the package's residuals are <= 2.2e-16 against
+faster than the package on 17 of the 18 matched cases (ratio baseline / package, best of
+21: geometric mean 0.38, range 0.11-2.8); the package's residuals are <= 2.2e-16 against
 the baseline's <= 2.2e-8.
 
 The --json output carries the run's manifest (rmt_deq.experiments.manifest).
