@@ -42,27 +42,16 @@ from typing import Any, NoReturn, Sequence
 import numpy as np
 
 from rmt_deq import _io
-from rmt_deq.design.families import FAMILIES as _DESIGN_FAMILIES
-from rmt_deq.design.targets import TARGETS as _DESIGN_TARGETS
 from rmt_deq.errors import InvalidParameterError, RmtDeqError
-from rmt_deq.moments.gaussian import METHODS as _MOMENT_METHODS
-from rmt_deq.kernels.exact import NTK_GROUPS
-from rmt_deq.jobs.check import add_check_parser
-from rmt_deq.jobs.generalization import add_generalization_parser
-from rmt_deq.jobs.figures import add_figures_parser
-from rmt_deq.jobs.kernel import KINDS, METHODS as _KERNEL_METHODS
 from rmt_deq.jobs.options import (MEMORY_DEFAULT as _MEMORY_DEFAULT, ProgressBar,
-                                  add_sampled_options, memory_size as _bytes, real as _real,
-                                  sampled_given, sampled_summary, sampled_values)
-from rmt_deq.jobs.spectrum import OBSERVE_CHOICES
+                                  memory_size as _bytes, real as _real, sampled_given,
+                                  sampled_summary, sampled_values)
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "COMMANDS"]
 
 _ACT_HELP = ("activation name, parameters after a colon: relu, leaky_relu:0.1, tanh, erf, "
              "sigmoid, swish, gelu, elu:1, softplus, hard_tanh:a,c, quadratic:a,b, "
              "polynomial:c0,c1,...")
-_GROUPS_HELP = (f"NTK parameter groups to sum, comma-separated from {','.join(NTK_GROUPS)} "
-                f"(--kind ntk only; default all)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -112,20 +101,11 @@ def _scale_options() -> argparse.ArgumentParser:
     return scale
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``rmt-deq`` parser: one sub-command per job, choice lists from the library."""
-    ap = _Parser(
-        prog="rmt-deq",
-        description="Random-matrix theory of deep equilibrium models (Implicit-CK/NTK).  "
-                    "Bad input exits with status 2 and a one-line message; in --json "
-                    "output a number that is not finite is null.")
-    ap.add_argument("--version", action=_Version, help="print the version and exit")
-    sub = ap.add_subparsers(dest="command", required=True)
-    deq, scale = _deq_options(), _scale_options()
+def _add_solve(sub: Any, help: str, deq: argparse.ArgumentParser) -> None:
+    from rmt_deq.moments.gaussian import METHODS
 
-    s = sub.add_parser("solve", parents=[deq, scale],
-                       help="solve the four-equation system (tau, alpha1..alpha4)")
-    s.add_argument("--method", default="auto", choices=_MOMENT_METHODS,
+    s = sub.add_parser("solve", parents=[deq, _scale_options()], help=help)
+    s.add_argument("--method", default="auto", choices=METHODS,
                    help="engine of the Gaussian moments (default auto)")
     s.add_argument("--dps", type=int, default=None,
                    help="digits for --method mpmath (default 50, range 20..100; --method mpmath only)")
@@ -133,90 +113,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print one JSON object (q_scan is null when the fixed point is "
                         "unique on all of [0, inf))")
 
-    k = sub.add_parser(
-        "kernel", parents=[_deq_options(required=False)],
-        help="compute a kernel matrix on data",
-        description=(
-            "Compute a kernel on the columns of X.  FILE.npz holds X (p x n, columns are "
-            "samples) and labels (n,); optionally means (K x p) and covs (K x p diagonals "
-            "or K x p x p) to use the exact mixture statistics for the surrogate instead of "
-            "plug-in estimates; no other arrays.  Units: x_i = (mu_a + omega_i)/sqrt(p), "
-            "omega_i ~ N(0, C_a), so means[a] is the class mean of sqrt(p) x_i and covs[a] "
-            "its class covariance (not those of x_i); means/covs that contradict X are "
-            "refused.  Convention: for --kind ck the output is "
-            "G, the conjugate kernel of z = phi_c(u)/sqrt(m) (G_ij = E[phi_c(u_i) "
-            "phi_c(u_j)]), not the preactivation kernel Sigma = sa G + sb X^T X; for "
-            "--kind ntk it is the NTK of f = v^T z summed over --groups.  --method "
-            "surrogate is the CK or NTK surrogate; --method sampled averages finite-width "
-            "DEQs (width --width, --realizations weight draws from --family) and reports "
-            "its Monte-Carlo error bar.  --network FILE (a design saved by rmt-deq design "
-            "--out) gives the CK K_L or NTK of that explicit network instead of a DEQ's, "
-            "--method exact or sampled, with the centrings of its design tau0.  --out is "
-            "written exactly as named, in .npy format."))
-    k.add_argument("--network", default=None,
-                   help="designed network (JSON from rmt-deq design --out) instead of a DEQ; "
-                        "not with --activation, --sa, --sb, --tau0")
-    k.add_argument("--data", required=True,
-                   help="input .npz file (X, labels[, means, covs]), or 'digits' (the "
-                        "handwritten digits, normalised to mean squared column norm 1; "
-                        "optional extra [data])")
-    k.add_argument("--tau0", type=_real, default=None,
-                   help="data scale tau0 = sqrt(tr C°/p) (exact and sampled kernels); default: "
-                        "from means/covs when given, else the plug-in estimate from the "
-                        "labels, else all samples as one class")
-    k.add_argument("--kind", choices=KINDS, default="ck")
-    k.add_argument("--method", choices=_KERNEL_METHODS, default="exact")
-    k.add_argument("--groups", default=None,
-                   help=_GROUPS_HELP + "; with --network from v,W1,...,WL")
-    k.add_argument("--out", required=True, help="output file (n x n, .npy format)")
-    add_sampled_options(k, "sampled kernels (--method sampled only)")
 
-    sp = sub.add_parser(
-        "spectrum", parents=[deq],
-        help="limiting eigenvalue spectrum of the CK/NTK (no sampling): density, atom, "
-             "support, isolated eigenvalues",
-        description=(
-            "The limiting spectral density, the point atom, the support intervals and the "
-            "isolated eigenvalues (spikes) of the DEQ's CK G (--kind ck) or NTK (--kind "
-            "ntk), computed from the mixture statistics alone (docs/spectra.md).  SPEC.json "
-            "holds means (K x p), covs (K x p diagonals or K x p x p) and sizes (n_a per "
-            "class); FILE.npz holds X (p x n, columns are samples) and labels (n,), "
-            "optionally means and covs (else plug-in estimates).  Units: x_i = (mu_a + "
-            "omega_i)/sqrt(p), omega_i ~ N(0, C_a): means are the class means of sqrt(p) "
-            "x_i and covs its class covariances.  --observe sets the eigenvalues of a "
-            "kernel on the data's samples (a sample of the mixture with --sample-seed) "
-            "against the prediction, at the same four-equation solution: exact "
-            "(infinite width; the default with --data or --sample-seed), sampled "
-            "(finite-width DEQs, the sampled options below), surrogate, or none (the "
-            "prediction alone; the default with --mixture alone); the report gives the "
-            "Kolmogorov-Smirnov and 1-Wasserstein distances of the bulk (the eigenvalue "
-            "nearest each predicted spike left out), each spike's relative error and the "
-            "eigenvector alignments with the class indicators.  --json prints one object "
-            "with x, density, atom, atom_at, support, spikes, observed (and more)."))
-    src = sp.add_mutually_exclusive_group(required=True)
-    src.add_argument("--mixture", help="SPEC.json (means, covs, sizes)")
-    src.add_argument("--data", help="FILE.npz (X, labels[, means, covs])")
-    sp.add_argument("--kind", choices=KINDS, default="ck")
-    sp.add_argument("--groups", default=None, help=_GROUPS_HELP)
-    sp.add_argument("--num", type=int, default=None,
-                    help="grid points of the density (default 1000)")
-    sp.add_argument("--json", action="store_true", help="print one JSON object")
-    sp.add_argument("--plot", default=None,
-                    help="write a figure; format from the suffix (.png, .pdf, .svg, ...)")
-    sp.add_argument("--observe", choices=OBSERVE_CHOICES, default=None,
-                    help="the kernel observed on the samples: exact, sampled, surrogate or "
-                         "none (default exact with --data or --sample-seed, else none)")
-    sp.add_argument("--sample-seed", type=int, default=None,
-                    help="with --mixture: draw one sample (the spec's sizes) with this seed "
-                         "and observe the kernel on it")
-    sp.add_argument("--max-memory", type=_bytes, default=None,
-                    help="memory budget of the density grid and the observed kernel "
-                         f"(e.g. 8G; default {_MEMORY_DEFAULT})")
-    add_sampled_options(sp, "sampled kernel (--observe sampled only)")
+def _add_kernel(sub: Any, help: str, deq: argparse.ArgumentParser) -> None:
+    from rmt_deq.jobs.kernel import add_kernel_parser
+    add_kernel_parser(sub, [_deq_options(required=False)], help)
+
+
+def _add_spectrum(sub: Any, help: str, deq: argparse.ArgumentParser) -> None:
+    from rmt_deq.jobs.spectrum import add_spectrum_parser
+    add_spectrum_parser(sub, [deq], help)
+
+
+def _add_design(sub: Any, help: str, deq: argparse.ArgumentParser) -> None:
+    from rmt_deq.design.families import FAMILIES
+    from rmt_deq.design.targets import TARGETS
 
     g = sub.add_parser(
-        "design", parents=[deq, scale],
-        help="design a shallow explicit network matching a DEQ's CK or NTK",
+        "design", parents=[deq, _scale_options()], help=help,
         description=(
             "Solve for an explicit network of --family whose CK (or NTK) surrogate "
             "coefficients equal the DEQ's (the explicit-network design).  Families: lrelu2 "
@@ -228,8 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
             "scale (relative to its target, or to 1e-3 of the kernel scale for a target "
             "that is ~0), so the verdict does not depend on the units of --tau0.  A target "
             "the family cannot match exits with status 2 and says which equation fails."))
-    g.add_argument("--family", required=True, choices=_DESIGN_FAMILIES)
-    g.add_argument("--target", choices=_DESIGN_TARGETS, default="ck")
+    g.add_argument("--family", required=True, choices=FAMILIES)
+    g.add_argument("--target", choices=TARGETS, default="ck")
     g.add_argument("--refine", action="store_true",
                    help="NTK target of an odd DEQ activation: also match the refinement "
                         "coefficients c5 and theta_slope (family htanhlin2)")
@@ -240,11 +153,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the network as a PyTorch nn.Module source file "
                         "(DesignedNetwork.torch_source; writing it needs no torch)")
 
-    add_generalization_parser(sub, [deq], _real)
 
-    add_check_parser(sub, [deq])
+def _add_generalization(sub: Any, help: str, deq: argparse.ArgumentParser) -> None:
+    from rmt_deq.jobs.generalization import add_generalization_parser
+    add_generalization_parser(sub, [deq], _real, help)
 
-    d = sub.add_parser("demo", help="solve a default case and write a spectral figure")
+
+def _add_check(sub: Any, help: str, deq: argparse.ArgumentParser) -> None:
+    from rmt_deq.jobs.check import add_check_parser
+    add_check_parser(sub, [deq], help)
+
+
+def _add_demo(sub: Any, help: str, deq: argparse.ArgumentParser) -> None:
+    d = sub.add_parser("demo", help=help)
     d.add_argument("--activation", default="relu", help=_ACT_HELP)
     d.add_argument("--sa", type=_real, default=0.2)
     d.add_argument("--p", type=int, default=400, help="dimension (default 400; n = 0.8 p)")
@@ -255,15 +176,68 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"memory budget of the demo's data and kernels (e.g. 8G; default "
                         f"{_MEMORY_DEFAULT})")
 
-    dv = sub.add_parser("derivations", help="run the sympy derivations' checks (needs sympy) "
-                                            "and print a pass/fail table")
+
+def _add_derivations(sub: Any, help: str, deq: argparse.ArgumentParser) -> None:
+    dv = sub.add_parser("derivations", help=help)
     dv.add_argument("--only", nargs="+", action="extend", metavar="NAME", default=None,
                     help="run only these derivations (names as in the table; an unknown "
                          "one is refused with the list)")
     dv.add_argument("--json", action="store_true",
                     help="print one JSON list (name, status, seconds, proves, message)")
-    add_figures_parser(sub)
+
+
+def _add_figures(sub: Any, help: str, deq: argparse.ArgumentParser) -> None:
+    from rmt_deq.jobs.figures import add_figures_parser
+    add_figures_parser(sub, help)
+
+
+#: the sub-commands: name -> (one-line help, builder of its options).  A builder imports its
+#: job's module, so a process builds only the options of the command it runs.
+COMMANDS = {
+    "solve": ("solve the four-equation system (tau, alpha1..alpha4)", _add_solve),
+    "kernel": ("compute a kernel matrix on data", _add_kernel),
+    "spectrum": ("limiting eigenvalue spectrum of the CK/NTK (no sampling): density, atom, "
+                 "support, isolated eigenvalues", _add_spectrum),
+    "design": ("design a shallow explicit network matching a DEQ's CK or NTK", _add_design),
+    "generalization": ("predicted and observed errors of ridge regression on DEQ features "
+                       "and kernels", _add_generalization),
+    "check": ("one configuration through solve, surrogates, exact and sampled kernels, "
+              "spectra and design: every distance beside its expected size", _add_check),
+    "demo": ("solve a default case and write a spectral figure", _add_demo),
+    "derivations": ("run the sympy derivations' checks (needs sympy) and print a pass/fail "
+                    "table", _add_derivations),
+    "figures": ("build the figure set (PNG/PDF/SVG and tables) with its manifest",
+                _add_figures),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``rmt-deq`` parser: one sub-command per job, choice lists from the library.
+
+    ``command`` builds the options of that sub-command only (the others are listed with
+    their help, so ``rmt-deq --help`` and an unknown command's error still name them all);
+    ``None`` builds every sub-command's options.
+    """
+    ap = _Parser(
+        prog="rmt-deq",
+        description="Random-matrix theory of deep equilibrium models (Implicit-CK/NTK).  "
+                    "Bad input exits with status 2 and a one-line message; in --json "
+                    "output a number that is not finite is null.")
+    ap.add_argument("--version", action=_Version, help="print the version and exit")
+    sub = ap.add_subparsers(dest="command", required=True)
+    deq = _deq_options()
+    for name, (help, add) in COMMANDS.items():
+        if command is None or name == command:
+            add(sub, help, deq)
+        else:
+            sub.add_parser(name, help=help)
     return ap
+
+
+def _command_of(argv: Sequence[str]) -> str:
+    """The sub-command named in ``argv`` (its first token that is not an option), or ""."""
+    first = next((a for a in argv if not a.startswith("-")), "")
+    return first if first in COMMANDS else ""
 
 
 def _print_json(obj: Any) -> None:
@@ -565,7 +539,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     and propagate with their traceback.  numpy's floating-point warnings (overflow,
     invalid value) are not printed: the jobs check their results and say what failed.
     """
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_command_of(argv)).parse_args(argv)
     where = f"rmt-deq {args.command}"
     try:
         with np.errstate(all="ignore"):

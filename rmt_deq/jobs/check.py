@@ -37,12 +37,11 @@ REPORT_FILES: Mapping[str, str] = {"table": "check_table.txt", "json": "check.js
 _OMITTED = ("info", "control_variate", "workers", "scheduler")
 
 
-def add_check_parser(sub: Any, parents: list) -> argparse.ArgumentParser:
-    """Add ``check`` to the sub-commands ``sub`` (``parents``: the DEQ options)."""
+def add_check_parser(sub: Any, parents: list, help: str) -> argparse.ArgumentParser:
+    """Add ``check`` to the sub-commands ``sub`` (``parents``: the DEQ options; ``help``:
+    the one-line help)."""
     c = sub.add_parser(
-        "check", parents=parents,
-        help="one configuration through solve, surrogates, exact and sampled kernels, "
-             "spectra and design: every distance beside its expected size",
+        "check", parents=parents, help=help,
         description=(
             "Solve the four equations at the data's tau0, build the CK and NTK surrogates, "
             "compute the exact infinite-width kernels and the sampled finite-width DEQ "

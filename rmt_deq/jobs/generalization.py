@@ -136,12 +136,11 @@ def generalization_report(activation: Any, sa: float, sb: float | None = None, *
 # =======================================================================================
 # command line: ``rmt-deq generalization``
 # =======================================================================================
-def add_generalization_parser(sub: Any, parents: list, real: Any) -> None:
+def add_generalization_parser(sub: Any, parents: list, real: Any, help: str) -> None:
     """Register ``rmt-deq generalization`` on the CLI's sub-parsers (``parents``: the
-    DEQ options; ``real``: the CLI's finite-float type)."""
+    DEQ options; ``real``: the CLI's finite-float type; ``help``: the one-line help)."""
     g = sub.add_parser(
-        "generalization", parents=parents,
-        help="predicted and observed errors of ridge regression on DEQ features and kernels",
+        "generalization", parents=parents, help=help,
         description=(
             "Ridge regression on (a) random features of sampled DEQs of width --width, "
             "(b) random features of the designed explicit network of the same width, "

@@ -11,6 +11,7 @@ the same data files.  Nothing here prints.
 """
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -24,6 +25,7 @@ from rmt_deq.data.conventions import DataScale, data_scale
 from rmt_deq.design.network import DesignedNetwork, load_designed_network
 from rmt_deq.errors import InvalidParameterError
 from rmt_deq.experiments.observed import mixture_from_arrays
+from rmt_deq.jobs.options import add_sampled_options, groups_help, real
 from rmt_deq.kernels.ck_surrogate import mixture_ck_surrogate, plugin_ck_surrogate
 from rmt_deq.kernels.exact import NTK_GROUPS, exact_ck, exact_ntk
 from rmt_deq.kernels.ntk_surrogate import mixture_ntk_surrogate, plugin_ntk_surrogate
@@ -32,7 +34,7 @@ from rmt_deq.sampling.deq import sampled_kernel
 from rmt_deq.sampling.explicit import sampled_explicit_ck, sampled_explicit_ntk
 
 __all__ = ["kernel_from_data", "sampled_kernel_from_data", "network_kernel_from_data",
-           "NetworkKernel", "KINDS", "METHODS", "NETWORK_METHODS"]
+           "NetworkKernel", "KINDS", "METHODS", "NETWORK_METHODS", "add_kernel_parser"]
 
 #: the kernels a job computes: the CK G or the NTK
 KINDS = ("ck", "ntk")
@@ -473,3 +475,46 @@ def _sampled_network(X: np.ndarray, net: DesignedNetwork, kind: str, sel: Any,
     if kind == "ck":
         return sampled_explicit_ck(X, net.network, tau0=net.tau0, **options)
     return sampled_explicit_ntk(X, net.network, tau0=net.tau0, groups=sel, **options)
+
+
+def add_kernel_parser(sub: Any, parents: list, help: str) -> argparse.ArgumentParser:
+    """Add ``kernel`` to the CLI's sub-commands ``sub`` (``parents``: the DEQ options, not
+    required since ``--network`` names another model; ``help``: the one-line help)."""
+    k = sub.add_parser(
+        "kernel", parents=parents, help=help,
+        description=(
+            "Compute a kernel on the columns of X.  FILE.npz holds X (p x n, columns are "
+            "samples) and labels (n,); optionally means (K x p) and covs (K x p diagonals "
+            "or K x p x p) to use the exact mixture statistics for the surrogate instead of "
+            "plug-in estimates; no other arrays.  Units: x_i = (mu_a + omega_i)/sqrt(p), "
+            "omega_i ~ N(0, C_a), so means[a] is the class mean of sqrt(p) x_i and covs[a] "
+            "its class covariance (not those of x_i); means/covs that contradict X are "
+            "refused.  Convention: for --kind ck the output is "
+            "G, the conjugate kernel of z = phi_c(u)/sqrt(m) (G_ij = E[phi_c(u_i) "
+            "phi_c(u_j)]), not the preactivation kernel Sigma = sa G + sb X^T X; for "
+            "--kind ntk it is the NTK of f = v^T z summed over --groups.  --method "
+            "surrogate is the CK or NTK surrogate; --method sampled averages finite-width "
+            "DEQs (width --width, --realizations weight draws from --family) and reports "
+            "its Monte-Carlo error bar.  --network FILE (a design saved by rmt-deq design "
+            "--out) gives the CK K_L or NTK of that explicit network instead of a DEQ's, "
+            "--method exact or sampled, with the centrings of its design tau0.  --out is "
+            "written exactly as named, in .npy format."))
+    k.add_argument("--network", default=None,
+                   help="designed network (JSON from rmt-deq design --out) instead of a DEQ; "
+                        "not with --activation, --sa, --sb, --tau0")
+    k.add_argument("--data", required=True,
+                   help="input .npz file (X, labels[, means, covs]), or 'digits' (the "
+                        "handwritten digits, normalised to mean squared column norm 1; "
+                        "optional extra [data])")
+    k.add_argument("--tau0", type=real, default=None,
+                   help="data scale tau0 = sqrt(tr C°/p) (exact and sampled kernels); default: "
+                        "from means/covs when given, else the plug-in estimate from the "
+                        "labels, else all samples as one class")
+    k.add_argument("--kind", choices=KINDS, default="ck")
+    k.add_argument("--method", choices=METHODS, default="exact")
+    k.add_argument("--groups", default=None,
+                   help=groups_help(NTK_GROUPS) + "; with --network from v,W1,...,WL")
+    k.add_argument("--out", required=True, help="output file (n x n, .npy format)")
+    add_sampled_options(k, "sampled kernels (--method sampled only)")
+
+    return k

@@ -19,6 +19,7 @@ from rmt_deq._validation import DEFAULT_MAX_MEMORY
 from rmt_deq.networks.weights import DTYPES as _WEIGHT_DTYPES, WEIGHT_FAMILIES
 
 __all__ = ["SAMPLED_DEFAULTS", "SAMPLED_OPTIONS", "MEMORY_DEFAULT", "real", "memory_size",
+           "groups_help",
            "add_sampled_options", "sampled_given", "sampled_values", "sampled_summary",
            "ProgressBar"]
 
@@ -45,6 +46,12 @@ def real(s: str) -> float:
 #: the package's default memory budget, as the help texts write it
 MEMORY_DEFAULT = f"{DEFAULT_MAX_MEMORY / 2 ** 30:g}G"
 _UNITS = {"": 1, "b": 1, "k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30, "t": 2 ** 40}
+
+
+def groups_help(groups: Iterable[str]) -> str:
+    """The ``--groups`` help of the commands with an NTK (``groups``: the library's list)."""
+    return (f"NTK parameter groups to sum, comma-separated from {','.join(groups)} "
+            f"(--kind ntk only; default all)")
 
 
 def memory_size(s: str) -> float:

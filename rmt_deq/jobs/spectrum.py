@@ -9,6 +9,7 @@ report.  The observed kernel (exact, sampled or surrogate) and the distances com
 """
 from __future__ import annotations
 
+import argparse
 import math
 import os
 from typing import Any, Mapping
@@ -27,10 +28,14 @@ from rmt_deq.experiments.observed import (OBSERVE_ROUTES, compare_spectrum, data
                                           mixture_inputs, observed_kernel, predict_spectrum,
                                           sampling_record)
 from rmt_deq.fixed_point.four_equations import solve_four_equations
+from rmt_deq.jobs.kernel import KINDS
+from rmt_deq.jobs.options import (MEMORY_DEFAULT, add_sampled_options, groups_help,
+                                  memory_size)
+from rmt_deq.kernels.exact import NTK_GROUPS
 from rmt_deq.plotting import journal_style, new_figure, plot_spectrum, save_figure
 
 __all__ = ["spectrum_report", "load_mixture_spec", "report_lines", "default_observe",
-           "OBSERVE_CHOICES"]
+           "OBSERVE_CHOICES", "add_spectrum_parser"]
 
 
 def load_mixture_spec(spec: Any) -> tuple[Any, np.ndarray]:
@@ -445,3 +450,49 @@ def report_lines(rep: Mapping[str, Any]) -> list[str]:
     for note in rep["notes"]:
         lines.append(f"  note: {note}")
     return lines
+
+
+def add_spectrum_parser(sub: Any, parents: list, help: str) -> argparse.ArgumentParser:
+    """Add ``spectrum`` to the CLI's sub-commands ``sub`` (``parents``: the DEQ options;
+    ``help``: the one-line help)."""
+    sp = sub.add_parser(
+        "spectrum", parents=parents, help=help,
+        description=(
+            "The limiting spectral density, the point atom, the support intervals and the "
+            "isolated eigenvalues (spikes) of the DEQ's CK G (--kind ck) or NTK (--kind "
+            "ntk), computed from the mixture statistics alone (docs/spectra.md).  SPEC.json "
+            "holds means (K x p), covs (K x p diagonals or K x p x p) and sizes (n_a per "
+            "class); FILE.npz holds X (p x n, columns are samples) and labels (n,), "
+            "optionally means and covs (else plug-in estimates).  Units: x_i = (mu_a + "
+            "omega_i)/sqrt(p), omega_i ~ N(0, C_a): means are the class means of sqrt(p) "
+            "x_i and covs its class covariances.  --observe sets the eigenvalues of a "
+            "kernel on the data's samples (a sample of the mixture with --sample-seed) "
+            "against the prediction, at the same four-equation solution: exact "
+            "(infinite width; the default with --data or --sample-seed), sampled "
+            "(finite-width DEQs, the sampled options below), surrogate, or none (the "
+            "prediction alone; the default with --mixture alone); the report gives the "
+            "Kolmogorov-Smirnov and 1-Wasserstein distances of the bulk (the eigenvalue "
+            "nearest each predicted spike left out), each spike's relative error and the "
+            "eigenvector alignments with the class indicators.  --json prints one object "
+            "with x, density, atom, atom_at, support, spikes, observed (and more)."))
+    src = sp.add_mutually_exclusive_group(required=True)
+    src.add_argument("--mixture", help="SPEC.json (means, covs, sizes)")
+    src.add_argument("--data", help="FILE.npz (X, labels[, means, covs])")
+    sp.add_argument("--kind", choices=KINDS, default="ck")
+    sp.add_argument("--groups", default=None, help=groups_help(NTK_GROUPS))
+    sp.add_argument("--num", type=int, default=None,
+                    help="grid points of the density (default 1000)")
+    sp.add_argument("--json", action="store_true", help="print one JSON object")
+    sp.add_argument("--plot", default=None,
+                    help="write a figure; format from the suffix (.png, .pdf, .svg, ...)")
+    sp.add_argument("--observe", choices=OBSERVE_CHOICES, default=None,
+                    help="the kernel observed on the samples: exact, sampled, surrogate or "
+                         "none (default exact with --data or --sample-seed, else none)")
+    sp.add_argument("--sample-seed", type=int, default=None,
+                    help="with --mixture: draw one sample (the spec's sizes) with this seed "
+                         "and observe the kernel on it")
+    sp.add_argument("--max-memory", type=memory_size, default=None,
+                    help="memory budget of the density grid and the observed kernel "
+                         f"(e.g. 8G; default {MEMORY_DEFAULT})")
+    add_sampled_options(sp, "sampled kernel (--observe sampled only)")
+    return sp

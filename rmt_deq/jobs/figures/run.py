@@ -227,11 +227,12 @@ class _RegisteredNames:
         return iter(figure_names())
 
 
-def add_figures_parser(sub: Any) -> argparse.ArgumentParser:
+def add_figures_parser(sub: Any, help: str) -> argparse.ArgumentParser:
     """Add the ``figures`` sub-command to an argparse sub-parser collection (``--only``
-    accepts the registered names, :func:`~rmt_deq.jobs.figures.registry.figure_names`)."""
+    accepts the registered names, :func:`~rmt_deq.jobs.figures.registry.figure_names`;
+    ``help``: the one-line help)."""
     p = sub.add_parser(
-        "figures", help="build the figure set (PNG/PDF/SVG and tables) with its manifest",
+        "figures", help=help,
         description=(
             "Build the registered figures into --out: NAME.FORMAT and NAME.json (the "
             "numbers behind the figure) for each, and manifest.json (version, git commit, "
