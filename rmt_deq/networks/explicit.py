@@ -37,7 +37,8 @@ from rmt_deq.data.conventions import data_scale
 from rmt_deq.errors import (InvalidParameterError, RmtDeqError, ShapeMismatchError,
                             UnknownOptionError)
 from rmt_deq.moments.scales import one_dimensional_moments
-from rmt_deq.networks._batched import Elementwise
+from rmt_deq._xp import NUMPY, Backend
+from rmt_deq.networks._batched import elementwise
 from rmt_deq.networks.layer_activations import (DESIGNED_KINDS, check_layer_params,
                                                 layer_activation)
 from rmt_deq.networks.weights import check_dtype, check_family, weight_matrix
@@ -477,10 +478,12 @@ class ExplicitForward:
         return self.features.T @ self.features
 
 
-def elementwise_layers(network: ExplicitNetwork, dtype: np.dtype) -> list:
+def elementwise_layers(network: ExplicitNetwork, dtype: np.dtype,
+                       backend: Backend = NUMPY) -> list:
     """Evaluators of sigma_l and sigma_l' in ``dtype`` (in place where a ufunc is known), the
-    ``elems`` of :func:`forward_pass`."""
-    return [Elementwise(act, dtype) for act in network.activations]
+    ``elems`` of :func:`forward_pass`, in the namespace of ``backend``
+    (:func:`~rmt_deq.networks._batched.elementwise`)."""
+    return [elementwise(act, dtype, backend) for act in network.activations]
 
 
 def forward_pass(Xd: np.ndarray, W: Sequence[np.ndarray], v: np.ndarray | None,
@@ -489,19 +492,20 @@ def forward_pass(Xd: np.ndarray, W: Sequence[np.ndarray], v: np.ndarray | None,
     """h_1..h_L and (with ``gradients``) delta_1..delta_L, for validated inputs.
 
     ``Xd`` (p x n) and ``W`` in one dtype, shapes checked by the caller; ``elems`` from
-    :func:`elementwise_layers`; ``v`` is needed only for the gradients.
+    :func:`elementwise_layers`, whose namespace the arrays are in; ``v`` is needed only for
+    the gradients.
     """
     m = W[0].shape[0]
-    dt = W[0].dtype
-    inv = dt.type(1.0 / math.sqrt(m))
+    first = elems[0]
+    inv = first.scalar(1.0 / math.sqrt(m))
     L = len(W)
     H, D = [], []
     h = Xd
     for l in range(L):
         pre = W[l] @ h
-        out = np.empty_like(pre)
+        out = first.xp.empty_like(pre)
         elems[l].fn_into(pre, out)
-        out -= dt.type(scales.centring[l])
+        out -= first.scalar(scales.centring[l])
         out *= inv
         if gradients:
             D.append(elems[l].d1(pre))
