@@ -42,7 +42,7 @@ import numpy as np
 from rmt_deq.errors import InvalidParameterError, MissingDependencyError, UnknownOptionError
 
 __all__ = ["BACKENDS", "Backend", "resolve_backend", "check_backend", "host_array",
-           "host_data", "NUMPY"]
+           "host_data", "namespace_of", "NUMPY"]
 
 #: the backends known by name (``backend=`` and the CLI's ``--backend``)
 BACKENDS = ("numpy", "array_api_strict", "torch", "cupy")
@@ -211,6 +211,12 @@ def resolve_backend(backend: Any = None, *arrays: Any) -> Backend:
     raise UnknownOptionError(
         f"backend must be one of {BACKENDS}, an array API namespace module or None, got "
         f"{type(backend).__name__}")
+
+
+def namespace_of(a: Any) -> ModuleType:
+    """The array API namespace of the array ``a`` (numpy for a numpy array)."""
+    found = _from_array(a)
+    return np if found is None else found.xp
 
 
 def host_data(a: Any) -> Any:

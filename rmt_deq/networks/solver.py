@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from rmt_deq._results import SolverReport
-from rmt_deq._xp import host_array
+from rmt_deq._xp import host_array, namespace_of
 from rmt_deq._validation import check_choice, check_positive_int, check_tolerance
 from rmt_deq.errors import ConvergenceError, ShapeMismatchError
 
@@ -199,7 +199,7 @@ class _ArrayApiOps(_NumpyOps):
     least-squares problems of size ``memory``) live."""
 
     def __init__(self, x0: Any) -> None:
-        self.xp = x0.__array_namespace__()
+        self.xp = namespace_of(x0)
         self.xdtype, self.device = x0.dtype, x0.device
         super().__init__("float64" if x0.dtype == self.xp.float64 else "float32")
 
