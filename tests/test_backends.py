@@ -227,3 +227,25 @@ def test_torch_backend_matches_numpy():
     assert np.all(np.abs(a.ck - b.ck) <= _gram_bound(a.ck, _solver_ulps(a, m, 10)))
     e1, e2 = exact_ck(X, "relu", 0.4), exact_ck(X, "relu", 0.4, backend="torch")
     assert np.all(np.abs(e1.ck - e2.ck) <= _gram_bound(e1.ck, 256.0))
+
+
+# ---------------------------------------------------------------------------------------
+# command line
+# ---------------------------------------------------------------------------------------
+def test_kernel_cli_backend(tmp_path):
+    import json
+
+    from rmt_deq.cli import main
+
+    X = _data(n=8)
+    data = tmp_path / "d.npz"
+    np.savez(data, X=X, labels=np.arange(8) % 2)
+    base = ["kernel", "--data", str(data), "--activation", "relu", "--sa", "0.3",
+            "--method", "sampled", "--width", "40", "--realizations", "3", "--seed", "2"]
+    assert main(base + ["--out", str(tmp_path / "a.npy")]) == 0
+    assert main(base + ["--backend", "array_api_strict", "--out", str(tmp_path / "b.npy"),
+                        "--info", str(tmp_path / "b.json")]) == 0
+    a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
+    ref = sampled_ck(X, "relu", 0.3, width=40, realizations=3, rng=2)
+    assert np.all(np.abs(a - b) <= _gram_bound(a, _solver_ulps(ref, 40, X.shape[0])))
+    assert json.loads((tmp_path / "b.json").read_text())["backend"] == "array_api_strict"
