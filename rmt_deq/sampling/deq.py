@@ -434,7 +434,10 @@ def sampled_ck(
         r-th child of its SeedSequence), ``dtype`` ({"float64", "float32"}: working
         precision of the weights, the solves and the Gram products; the average is
         accumulated in float64), ``max_memory`` (bytes the working set may use, default
-        2 GiB).  Solver options (:class:`~rmt_deq.networks.solver.SolverOptions`):
+        2 GiB), ``backend`` (array backend of the realizations: "numpy", "array_api_strict",
+        "torch", "cupy" or an array API namespace; default None: the data's own, numpy for
+        numpy data; the weights are still drawn on the host from the same seeds, the
+        result is numpy float64; :mod:`rmt_deq._xp`, docs/sampling.md).  Solver options (:class:`~rmt_deq.networks.solver.SolverOptions`):
         ``method`` ({"auto", "anderson", "plain"}; "auto" uses Anderson for the symmetric
         family and otherwise plain iteration with a switch to Anderson when it contracts
         slowly), ``tol`` (relative residual of the solves; default
