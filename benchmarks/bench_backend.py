@@ -67,8 +67,8 @@ def accelerator() -> str | None:
         import cupy
         if cupy.cuda.runtime.getDeviceCount() > 0:
             return "cupy device 0"
-    except Exception:          # no CuPy, or no CUDA driver
-        pass
+    except (ImportError, RuntimeError):     # no CuPy, or no CUDA driver
+        return None
     return None
 
 

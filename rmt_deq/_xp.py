@@ -39,10 +39,14 @@ from typing import Any
 
 import numpy as np
 
-from rmt_deq.errors import InvalidParameterError, MissingDependencyError, UnknownOptionError
+from rmt_deq.errors import (
+    InvalidParameterError,
+    MissingDependencyError,
+    UnknownOptionError,
+)
 
-__all__ = ["BACKENDS", "Backend", "resolve_backend", "check_backend", "host_array",
-           "host_data", "namespace_of", "NUMPY"]
+__all__ = ["BACKENDS", "NUMPY", "Backend", "check_backend", "host_array", "host_data",
+           "namespace_of", "resolve_backend"]
 
 #: the backends known by name (``backend=`` and the CLI's ``--backend``)
 BACKENDS = ("numpy", "array_api_strict", "torch", "cupy")

@@ -249,3 +249,15 @@ def test_kernel_cli_backend(tmp_path):
     ref = sampled_ck(X, "relu", 0.3, width=40, realizations=3, rng=2)
     assert np.all(np.abs(a - b) <= _gram_bound(a, _solver_ulps(ref, 40, X.shape[0])))
     assert json.loads((tmp_path / "b.json").read_text())["backend"] == "array_api_strict"
+
+
+def test_backend_on_a_thread_executor():
+    from concurrent.futures import ThreadPoolExecutor
+
+    X = _data()
+    a = sampled_ck(X, "tanh", 0.3, width=30, realizations=4, rng=6, backend="array_api_strict")
+    with ThreadPoolExecutor(2) as ex:
+        b = sampled_ck(X, "tanh", 0.3, width=30, realizations=4, rng=6,
+                       backend="array_api_strict", executor=ex)
+    # the same realizations, accumulated in the same order (the executor guarantee)
+    assert np.array_equal(a.ck, b.ck) and b.info.backend == "array_api_strict"

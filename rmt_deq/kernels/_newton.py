@@ -10,6 +10,10 @@ Sigma = sa G(Sigma) + sb X^T X is solved in two stages, for inputs that
   dG_ij/dSigma_ij = Gdot_ij (Price's theorem): Newton on the whole matrix at once,
   started from the linearised equation (:func:`solve_fixed_point`).
 
+With a backend other than numpy (:mod:`rmt_deq._xp`) the off-diagonal iteration runs in
+that array namespace on the closed forms (:func:`_offdiagonal_array_api`); the diagonal
+stays on the host.
+
 Both report their convergence in a :class:`~rmt_deq._results.SolverReport`; failures raise
 (:class:`~rmt_deq.errors.ConvergenceError` with the residual history,
 :class:`~rmt_deq.errors.NoFixedPointError` when the fixed point is not unique).

@@ -15,6 +15,10 @@ only adds work per step.  For symmetric (GOE) A the spectrum is real and twice a
 Anderson cuts the iterations severalfold (docs/sampling.md).  Hence ``method="auto"``: plain
 iteration, switched to Anderson once the observed contraction rate exceeds ``switch_rate``.
 
+The iterate may be a numpy array (in-place numpy operations) or an array of any array API
+namespace (:mod:`rmt_deq._xp`; the same iteration through the standard's operations, with
+the per-column scalars and the Anderson least-squares problems on the host).
+
 Every solve returns a :class:`SolveRecord`: its ``report``
 (:class:`~rmt_deq._results.SolverReport`, the package's one convergence record) and the
 method that ran.  :class:`SolverOptions` holds the solver's options, validated.
@@ -28,8 +32,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from rmt_deq._results import SolverReport
-from rmt_deq._xp import host_array, namespace_of
 from rmt_deq._validation import check_choice, check_positive_int, check_tolerance
+from rmt_deq._xp import host_array, namespace_of
 from rmt_deq.errors import ConvergenceError, ShapeMismatchError
 
 __all__ = ["SOLVER_METHODS", "DEFAULT_TOL", "SolverOptions", "SolveRecord", "solve_batched"]

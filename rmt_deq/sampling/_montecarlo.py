@@ -26,8 +26,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from rmt_deq._xp import check_backend
 from rmt_deq._validation import as_rng, check_positive_int, memory_budget
+from rmt_deq._xp import check_backend
 from rmt_deq.errors import InvalidParameterError
 from rmt_deq.kernels.result import Kernel
 from rmt_deq.metrics import symmetric_operator_norm

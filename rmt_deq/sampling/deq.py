@@ -65,10 +65,10 @@ from typing import Any, Iterable
 import numpy as np
 
 from rmt_deq._io import json_ready
-from rmt_deq._xp import NUMPY, Backend, host_data, resolve_backend
 from rmt_deq._validation import (as_data_matrix, check_bool, check_choice, check_data_range,
                                  check_groups, check_memory, check_options, check_positive_int,
                                  check_variances, split_options)
+from rmt_deq._xp import NUMPY, Backend, host_data, resolve_backend
 from rmt_deq.activations import Activation, ActivationLike, get_activation
 from rmt_deq.errors import ConvergenceError, InvalidParameterError, RmtDeqError
 from rmt_deq.fixed_point.solution import FixedPointSolution

@@ -14,9 +14,9 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from rmt_deq._xp import NUMPY, Backend, host_data, resolve_backend
 from rmt_deq._validation import (as_data_matrix, check_data_range, check_memory,
                                  check_positive_int, memory_budget)
+from rmt_deq._xp import NUMPY, Backend, host_data, resolve_backend
 from rmt_deq.data.conventions import data_scale
 from rmt_deq.kernels.result import Kernel
 from rmt_deq.networks.explicit import (ExplicitNetwork, ExplicitScales, as_explicit_network,
