@@ -309,7 +309,7 @@ def _sampler(args: argparse.Namespace, width_required: bool = False) -> tuple[di
     bar = ProgressBar(sys.stderr) if show else None
     kw = {"width": args.width, "realizations": opt["realizations"], "family": opt["family"],
           "rng": opt["seed"], "dtype": opt["dtype"], "target_error": args.target_error,
-          "confidence": opt["confidence"], "progress": bar}
+          "confidence": opt["confidence"], "progress": bar, "backend": args.backend}
     if args.control_variate:
         kw["control_variate"] = True
     return kw, bar

@@ -473,6 +473,7 @@ def test_cli_choices_are_the_library_constants():
     from rmt_deq.jobs import kernel as pipeline
     from rmt_deq.jobs.figures import figure_names
     from rmt_deq.networks import weights as weights
+    from rmt_deq._xp import BACKENDS
 
     got = _choices(build_parser())
     want = {("solve", "method"): gaussian.METHODS,
@@ -483,6 +484,7 @@ def test_cli_choices_are_the_library_constants():
             ("spectrum", "observe"): observed.OBSERVE_ROUTES + ("none",),
             ("spectrum", "family"): weights.WEIGHT_FAMILIES,
             ("spectrum", "dtype"): weights.DTYPES,
+            ("kernel", "backend"): BACKENDS, ("spectrum", "backend"): BACKENDS,
             ("check", "family"): weights.WEIGHT_FAMILIES, ("check", "dtype"): weights.DTYPES,
             ("design", "family"): families.FAMILIES, ("design", "target"): targets.TARGETS,
             ("figures", "only"): figure_names()}

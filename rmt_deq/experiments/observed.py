@@ -319,7 +319,7 @@ def sampling_record(kernel: Kernel, kind: str, seed: Any) -> dict:
          "centring": sol.centring,
          "mc_error": kernel.error[kind], "mc_error_relative": kernel.error_relative[kind],
          "confidence": info.confidence, "stopped_early": info.stopped_early,
-         "control_variate": bool(info.control_variate),
+         "control_variate": bool(info.control_variate), "backend": info.backend,
          "forward_iterations": [r.report.iterations for r in info.forward],
          "elapsed_s": info.elapsed}
     if kind == "ntk":

@@ -34,7 +34,7 @@ REPORT_FILES: Mapping[str, str] = {"table": "check_table.txt", "json": "check.js
                                    "pdf": "check.pdf", "png": "check.png"}
 #: sampled-kernel options ``rmt-deq check`` does not offer (its report is the record; the
 #: control variate is for the CK alone, the check samples CK and NTK together)
-_OMITTED = ("info", "control_variate", "workers", "scheduler")
+_OMITTED = ("info", "control_variate", "workers", "scheduler", "backend")
 
 
 def add_check_parser(sub: Any, parents: list, help: str) -> argparse.ArgumentParser:

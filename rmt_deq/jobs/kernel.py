@@ -46,7 +46,7 @@ NETWORK_METHODS = ("exact", "sampled")
 #: on (:func:`rmt_deq.sampling.explicit.sampled_explicit_ck`)
 _NETWORK_SAMPLING = ("width", "realizations", "family", "rng", "dtype", "max_memory",
                      "batches", "confidence", "draws", "target_error", "check_every",
-                     "progress", "executor", "task_size", "max_pending")
+                     "progress", "executor", "task_size", "max_pending", "backend")
 
 
 def _check_kind_groups(kind: str, groups: Any) -> tuple[str, ...] | None:

@@ -2,7 +2,8 @@
 progress bar (``rmt-deq kernel``, ``spectrum`` and ``check``).
 
 :func:`add_sampled_options` adds the one argument group of the finite-width sampling options
-(``--width``, ``--realizations``, ``--family``, ``--seed``, ...) to a command's parser,
+(``--width``, ``--realizations``, ``--family``, ``--seed``, ``--backend``, ...) to a
+command's parser,
 with that command's defaults; :func:`sampled_given` lists the ones given on a command line
 (so a command can refuse them where they do not apply) and :func:`sampled_values` fills in
 the defaults.  :class:`ProgressBar` draws the progress of a sampled kernel on a stream.
@@ -16,6 +17,7 @@ import re
 from typing import Any, Iterable, Mapping
 
 from rmt_deq._validation import DEFAULT_MAX_MEMORY
+from rmt_deq._xp import BACKENDS
 from rmt_deq.networks.weights import DTYPES as _WEIGHT_DTYPES, WEIGHT_FAMILIES
 
 __all__ = ["SAMPLED_DEFAULTS", "SAMPLED_OPTIONS", "MEMORY_DEFAULT", "real", "memory_size",
@@ -29,7 +31,7 @@ SAMPLED_DEFAULTS: Mapping[str, Any] = {"realizations": 16, "family": "gaussian",
 #: every option of the sampled-kernel group, by its argparse dest
 SAMPLED_OPTIONS = ("width", "realizations", "family", "seed", "dtype", "target_error",
                    "confidence", "control_variate", "progress", "info", "workers",
-                   "scheduler")
+                   "scheduler", "backend")
 
 
 def real(s: str) -> float:
@@ -132,6 +134,10 @@ def add_sampled_options(parser: argparse.ArgumentParser, title: str, *,
         ("scheduler", "--scheduler",
          dict(help="run the realizations on the dask cluster at this scheduler address "
                    "(needs pip install 'rmt_deq[dask]')")),
+        ("backend", "--backend",
+         dict(choices=BACKENDS, help="array backend of the realizations (default numpy; "
+                                     "torch and cupy need pip install 'rmt_deq[gpu]' and "
+                                     "run on a GPU when there is one)")),
     ]
     group = parser.add_argument_group(title)
     for dest, flag, kw in table:

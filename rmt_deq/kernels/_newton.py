@@ -10,6 +10,10 @@ Sigma = sa G(Sigma) + sb X^T X is solved in two stages, for inputs that
   dG_ij/dSigma_ij = Gdot_ij (Price's theorem): Newton on the whole matrix at once,
   started from the linearised equation (:func:`solve_fixed_point`).
 
+With a backend other than numpy (:mod:`rmt_deq._xp`) the off-diagonal iteration runs in
+that array namespace on the closed forms (:func:`_offdiagonal_array_api`); the diagonal
+stays on the host.
+
 Both report their convergence in a :class:`~rmt_deq._results.SolverReport`; failures raise
 (:class:`~rmt_deq.errors.ConvergenceError` with the residual history,
 :class:`~rmt_deq.errors.NoFixedPointError` when the fixed point is not unique).
@@ -22,10 +26,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from rmt_deq._results import SolverReport
+from rmt_deq._xp import NUMPY, Backend
 from rmt_deq.activations import Activation
 from rmt_deq.errors import ConvergenceError, NoFixedPointError
 from rmt_deq.fixed_point.solution import FixedPointSolution
 from rmt_deq.moments.scales import one_dimensional_moments
+from rmt_deq.moments.pair_closed import closed_pair_expectations
 from rmt_deq.moments.pairs import PairExpectations
 
 __all__ = ["NewtonOptions", "FixedPoint", "solve_diagonal", "prepare", "linearised_start",
@@ -188,10 +194,44 @@ def linearised_start(engine: PairExpectations, sa: float, sb: float, c: float,
     return Sigma
 
 
+def _offdiagonal_array_api(engine: PairExpectations, sa: float, sb: float, Sigma: np.ndarray,
+                           XtX: np.ndarray, Sd: np.ndarray, tol: float, max_iter: int,
+                           history: list[float], backend: Backend
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The off-diagonal Newton iteration of :func:`solve_fixed_point` in an array API
+    namespace, the closed forms only: the same entrywise operations, with the diagonal
+    set through ``where`` on the identity pattern (the standard has no fill_diagonal).
+    Returns G, Gdot and Sigma at the last step as numpy float64; ``history`` is filled."""
+    xp, f64 = backend.xp, np.float64
+    n = Sd.size
+    eye = backend.asarray(np.eye(n, dtype=bool), bool)
+    s = backend.asarray(engine.s, f64)
+    su, sv = s[:, None], s[None, :]
+    ss = su * sv
+    Sd_row = backend.asarray(Sd, f64)[None, :]
+    g_row = backend.asarray(engine.diag_phi, f64)[None, :]
+    d_row = backend.asarray(engine.diag_dphi, f64)[None, :]
+    S, B = backend.asarray(Sigma, f64), backend.asarray(XtX, f64)
+    scale = float(Sd.max())
+    for _ in range(max_iter):
+        rho = xp.where(eye, 1.0, xp.clip(S / ss, -1.0, 1.0))
+        res = closed_pair_expectations(engine.act, engine.centring, su, sv, rho, xp=xp)
+        G, D = xp.where(eye, g_row, res["phi"]), xp.where(eye, d_row, res["dphi"])
+        R = S - sa * G - sb * B
+        history.append(float(xp.max(xp.abs(R))) / scale)
+        if not math.isfinite(history[-1]) or history[-1] <= tol:
+            break
+        step = xp.where(eye, 0.0, R / (1.0 - sa * D))
+        S = xp.where(eye, Sd_row, xp.clip(S - step, -ss, ss))
+    return backend.to_numpy(G), backend.to_numpy(D), backend.to_numpy(S)
+
+
 def solve_fixed_point(act: Activation, sa: float, sb: float, X: np.ndarray,
-                      norms2: np.ndarray, sol: FixedPointSolution, opts: NewtonOptions
-                      ) -> FixedPoint:
-    """The Implicit-CK fixed point for validated inputs (see the module docstring)."""
+                      norms2: np.ndarray, sol: FixedPointSolution, opts: NewtonOptions,
+                      backend: Backend = NUMPY) -> FixedPoint:
+    """The Implicit-CK fixed point for validated inputs (see the module docstring); a
+    backend other than numpy runs the off-diagonal iteration there (closed forms only,
+    checked by the caller)."""
     c = float(sol.centring)
     XtX = X.T @ X
     n = XtX.shape[0]
@@ -206,20 +246,24 @@ def solve_fixed_point(act: Activation, sa: float, sb: float, X: np.ndarray,
     np.fill_diagonal(Sigma, Sd)
     scale = float(Sd.max())
     history: list[float] = []
-    for it in range(1, max_iter + 1):
-        G, D = engine.evaluate(Sigma)
-        R = Sigma - sa * G - sb * XtX
-        res = float(np.max(np.abs(R))) / scale
-        history.append(res)
-        if not math.isfinite(res):
-            break
-        if res <= tol:
-            break
-        step = R / (1.0 - sa * D)
-        np.fill_diagonal(step, 0.0)
-        Sigma = Sigma - step
-        np.clip(Sigma, -ss, ss, out=Sigma)
-        np.fill_diagonal(Sigma, Sd)
+    if backend.is_numpy:
+        for _it in range(1, max_iter + 1):
+            G, D = engine.evaluate(Sigma)
+            R = Sigma - sa * G - sb * XtX
+            res = float(np.max(np.abs(R))) / scale
+            history.append(res)
+            if not math.isfinite(res):
+                break
+            if res <= tol:
+                break
+            step = R / (1.0 - sa * D)
+            np.fill_diagonal(step, 0.0)
+            Sigma = Sigma - step
+            np.clip(Sigma, -ss, ss, out=Sigma)
+            np.fill_diagonal(Sigma, Sd)
+    else:
+        G, D, Sigma = _offdiagonal_array_api(engine, sa, sb, Sigma, XtX, Sd, tol, max_iter,
+                                             history, backend)
     if not history[-1] <= tol:
         raise ConvergenceError(
             f"the off-diagonal Newton iteration of the Implicit-CK ({act.name!r}, sa = {sa:g}, "

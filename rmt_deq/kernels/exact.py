@@ -47,6 +47,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from rmt_deq._results import SolverReport, readonly
+from rmt_deq._xp import host_data, resolve_backend
 from rmt_deq._validation import (as_data_matrix, check_choice, check_groups, check_memory,
                                  check_options, check_positive_int, check_tolerance,
                                  check_variances, check_workers, memory_budget, same_variance)
@@ -74,7 +75,7 @@ KERNEL_KINDS = ("ck", "ntk")
 #: keyword options of :func:`exact_kernels` that :func:`exact_ck`, :func:`exact_ntk` and
 #: :func:`published_ntk` pass on
 _OPTIONS = frozenset({"tau0", "labels", "solution", "method", "tol", "max_iter",
-                      "expectation_tol", "kmax", "workers", "max_memory"})
+                      "expectation_tol", "kmax", "workers", "max_memory", "backend"})
 
 @dataclass(frozen=True, eq=False)
 class ExactDetails:
@@ -107,6 +108,8 @@ class ExactDetails:
         series: to ``expectation_tol``), see :mod:`rmt_deq.kernels._tiles`.
     tiles : int
         The number of tiles (of the upper triangle; 0 for the whole matrix).
+    backend : str
+        The array backend of the off-diagonal iteration (:mod:`rmt_deq._xp`).
     """
 
     Sigma: np.ndarray | None = field(repr=False)
@@ -120,6 +123,7 @@ class ExactDetails:
     diagonal: SolverReport
     tile: int = 0
     tiles: int = 0
+    backend: str = "numpy"
 
     def __post_init__(self) -> None:
         for name in ("Sigma", "Gdot", "XtX"):
@@ -135,6 +139,8 @@ class ExactDetails:
              "diagonal": self.diagonal.to_dict()}
         if self.tile:
             d.update(tile=int(self.tile), tiles=int(self.tiles))
+        if self.backend != "numpy":
+            d["backend"] = self.backend
         return d
 
 
@@ -179,6 +185,23 @@ def _plan_memory(n: int, p: int, method: str, outputs: int, max_memory: Any, wha
     return tile
 
 
+def _check_array_api(backend: str, activation: str, method: str, shape: tuple[int, int],
+                     max_memory: Any, tile: int | None) -> None:
+    """A backend other than numpy runs the closed forms on the whole matrix only."""
+    if method != "closed":
+        raise UnknownOptionError(
+            f"the {backend!r} backend computes the exact kernels from the closed forms only "
+            f"(the ReLU family and erf); {activation!r} with method={method!r} needs "
+            f"backend='numpy'")
+    p, n = shape
+    if tile is not None:
+        raise InvalidParameterError("the tiled solve (_tile) runs with backend='numpy' only")
+    check_memory(_exact_ck_memory(n, p, method), memory_budget(max_memory),
+                 f"the exact Implicit-CK on the {backend!r} backend (n = {n}: the whole "
+                 f"matrix at once; only numpy solves in tiles)",
+                 "raise max_memory, or use backend='numpy' (which solves in tiles)")
+
+
 def _check_get(get: Any) -> tuple[str, ...]:
     """The requested kernels, in the order of :data:`KERNEL_KINDS`."""
     if isinstance(get, str):
@@ -216,6 +239,7 @@ def exact_kernels(
     kmax: int = DEFAULT_KMAX,
     workers: int | None = None,
     max_memory: float | None = None,
+    backend: Any = None,
     _tile: int | None = None,
     _keep_groups: bool = False,
 ) -> Kernel:
@@ -270,6 +294,12 @@ def exact_kernels(
         whole-matrix iteration would exceed it, the fixed point is solved in tiles that
         fit (the peak is then the requested output(s), one n x n float64 matrix each, plus
         the tile's workspace); see the Returns for what a tiled result holds.
+    backend : str, module or None
+        Array backend of the off-diagonal Newton iteration (:mod:`rmt_deq._xp`): "numpy",
+        "array_api_strict", "torch", "cupy" or an array API namespace; None (default): the
+        data's own (numpy for numpy data).  Other than numpy: the closed forms only (ReLU
+        family, erf) and the whole matrix at once (no tiles); the diagonal solve and the
+        centring run on the host, and the result is numpy float64.
     _tile : int, optional
         Private: force the tiled solve with this tile size (for tests).
     _keep_groups : bool
@@ -296,9 +326,11 @@ def exact_kernels(
         Bad sa/sb/tol/max_iter/workers, a zero column of X, X of a scale outside the
         floating-point range, an inconsistent ``solution``, ``groups`` without "ntk".
     UnknownOptionError
-        Unknown method, kernel name or NTK group.
+        Unknown method, kernel name, NTK group or backend; a backend other than numpy for
+        an activation without closed forms.
     MemoryBudgetError
-        Not even the tiled solve with the smallest tile fits ``max_memory``.
+        Not even the tiled solve with the smallest tile fits ``max_memory``; with a
+        backend other than numpy, the whole matrix does not fit.
     NoFixedPointError
         sa E[phi'(u_i)^2] >= 1 for some sample (then 1 - sa Gdot vanishes somewhere and the
         off-diagonal equations lose uniqueness), or the diagonal equation has no root.
@@ -320,7 +352,8 @@ def exact_kernels(
             "groups select NTK parameter groups: they apply with 'ntk' in get only")
     sel = check_groups(NTK_GROUPS if groups is None else groups, NTK_GROUPS) \
         if "ntk" in kinds else ()
-    Xa = as_data_matrix(X)
+    bk = resolve_backend(backend, X)
+    Xa = as_data_matrix(host_data(X))
     act = get_activation(activation)
     sa, sb = check_variances(sa, sb)
     if method not in METHODS:
@@ -335,6 +368,8 @@ def exact_kernels(
     if _tile is not None:
         _tile = check_positive_int(_tile, "_tile")
     keep_groups = bool(_keep_groups) and len(sel) > 1
+    if not bk.is_numpy:
+        _check_array_api(bk.name, act.name, resolved, Xa.shape, max_memory, _tile)
     tile = _plan_memory(Xa.shape[1], Xa.shape[0], resolved,
                         len(kinds) + (len(sel) if keep_groups else 0), max_memory,
                         "the exact Implicit-CK", _tile)
@@ -355,10 +390,11 @@ def exact_kernels(
                       groups=tl.groups, selected=sel,
                       tau0=float(sol.tau0), tau0_source=tau0_source, report=tl.report,
                       solution=sol, info=details)
-    fp = solve_fixed_point(act, sa, sb, Xa, norms2, sol, opts)
+    fp = solve_fixed_point(act, sa, sb, Xa, norms2, sol, opts, bk)
     details = ExactDetails(Sigma=fp.Sigma, Gdot=fp.Gdot, XtX=fp.XtX, sa=sa, sb=sb,
                            method=fp.method, series_order=fp.series_order,
-                           quadrature_pairs=fp.quadrature_pairs, diagonal=fp.diagonal)
+                           quadrature_pairs=fp.quadrature_pairs, diagonal=fp.diagonal,
+                           backend=bk.name)
     parts, total = ntk_groups(fp.G, fp.Gdot, fp.XtX, sa, sb, sel) if sel else ({}, None)
     return Kernel(route="exact", network="deq", ck=fp.G if "ck" in kinds else None,
                   ntk=total, groups=parts, selected=sel, tau0=float(sol.tau0),
@@ -380,7 +416,7 @@ def exact_ck(X: Any, activation: ActivationLike, sa: float, sb: float | None = N
         As in :func:`exact_kernels`.
     **options
         Keyword options of :func:`exact_kernels` (tau0, labels, solution, method, tol,
-        max_iter, expectation_tol, kmax, workers, max_memory).
+        max_iter, expectation_tol, kmax, workers, max_memory, backend).
 
     Raises
     ------
@@ -487,7 +523,7 @@ def exact_ntk(
         the solve).
     **options
         Keyword options of :func:`exact_kernels` (tau0, labels, solution, method, tol,
-        max_iter, expectation_tol, kmax, workers, max_memory).
+        max_iter, expectation_tol, kmax, workers, max_memory, backend).
 
     Returns
     -------

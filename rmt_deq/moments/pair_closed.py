@@ -15,6 +15,7 @@ By linearity E[phi_c(u) phi_c(v)] = E[phi(u) phi(v)] - c (E[phi(u)] + E[phi(v)])
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -56,27 +57,31 @@ def has_closed_form(activation: ActivationLike) -> bool:
 
 def closed_pair_expectations(act: Activation, centring: float, su: np.ndarray,
                              sv: np.ndarray, rho: np.ndarray,
-                             kinds: tuple[str, ...] = ("phi", "dphi")) -> dict[str, np.ndarray]:
+                             kinds: tuple[str, ...] = ("phi", "dphi"), xp: Any = np
+                             ) -> dict[str, np.ndarray]:
     """Closed-form expectations of the ``kinds`` ("phi": E[phi_c(u) phi_c(v)] with
     phi_c = phi - ``centring``; "dphi": E[phi'(u) phi'(v)]), elementwise on broadcast
     arrays of the standard deviations su, sv and the correlation rho (clipped to [-1, 1]).
-    Inputs are trusted; UnknownOptionError for an activation without closed forms."""
-    rho = np.clip(rho, -1.0, 1.0)
+    The arrays may be of any array API namespace ``xp`` (the formulas use the standard's
+    functions only).  Inputs are trusted; UnknownOptionError for an activation without
+    closed forms."""
+    acos, asin = (np.arccos, np.arcsin) if xp is np else (xp.acos, xp.asin)
+    rho = xp.clip(rho, -1.0, 1.0)
     out: dict[str, np.ndarray] = {}
     fam = relu_family(act)
     if fam is not None:
         d, a, b = fam
         g = b - a
-        theta = np.arccos(rho)
+        theta = acos(rho)
         if "dphi" in kinds:
-            out["dphi"] = a * a + a * g + (g * g / (2.0 * np.pi)) * (np.pi - theta)
+            out["dphi"] = a * a + a * g + (g * g / (2.0 * math.pi)) * (math.pi - theta)
         if "phi" in kinds:
             dc = d - float(centring)
             ss = su * sv
             # s_u s_v [ (a^2 + a g) rho + g^2 (sin t + (pi - t) rho) / (2 pi) ]
-            arc = np.sqrt((1.0 - rho) * (1.0 + rho))
-            arc += (np.pi - theta) * rho
-            val = ss * ((a * a + a * g) * rho + (g * g / (2.0 * np.pi)) * arc)
+            arc = xp.sqrt((1.0 - rho) * (1.0 + rho))
+            arc += (math.pi - theta) * rho
+            val = ss * ((a * a + a * g) * rho + (g * g / (2.0 * math.pi)) * arc)
             if dc != 0.0:
                 val += dc * dc + dc * g * (su + sv) * INV_SQRT_2PI
             out["phi"] = val
@@ -85,11 +90,11 @@ def closed_pair_expectations(act: Activation, centring: float, su: np.ndarray,
         prod = (1.0 + 2.0 * su * su) * (1.0 + 2.0 * sv * sv)
         cov = rho * su * sv
         if "dphi" in kinds:
-            out["dphi"] = (4.0 / np.pi) / np.sqrt(prod - 4.0 * cov * cov)
+            out["dphi"] = (4.0 / math.pi) / xp.sqrt(prod - 4.0 * cov * cov)
         if "phi" in kinds:
             c = float(centring)
-            arg = np.clip(2.0 * cov / np.sqrt(prod), -1.0, 1.0)
-            out["phi"] = (2.0 / np.pi) * np.arcsin(arg) + c * c   # E[erf] = 0
+            arg = xp.clip(2.0 * cov / xp.sqrt(prod), -1.0, 1.0)
+            out["phi"] = (2.0 / math.pi) * asin(arg) + c * c   # E[erf] = 0
         return out
     raise UnknownOptionError(
         f"activation {act.name!r} has no closed-form bivariate expectation (closed forms: the "

@@ -37,7 +37,8 @@ from rmt_deq.data.conventions import data_scale
 from rmt_deq.errors import (InvalidParameterError, RmtDeqError, ShapeMismatchError,
                             UnknownOptionError)
 from rmt_deq.moments.scales import one_dimensional_moments
-from rmt_deq.networks._batched import Elementwise
+from rmt_deq._xp import NUMPY, Backend
+from rmt_deq.networks._batched import elementwise
 from rmt_deq.networks.layer_activations import (DESIGNED_KINDS, check_layer_params,
                                                 layer_activation)
 from rmt_deq.networks.weights import check_dtype, check_family, weight_matrix
@@ -401,8 +402,7 @@ class ExplicitWeights:
     Attributes
     ----------
     W : tuple of ndarray
-        W_1 (m_1 x p), W_l (m_l x m_{l-1}) for l = 2..L; every m_l = m unless a hidden
-        width was asked for (:func:`sample_explicit_weights`).
+        W_1 (m_1 x p), W_l (m_l x m_{l-1}); m_l = m but for a hidden width.
     v : ndarray, shape (m_L,)
     family : str
         Family of the layers W_2..W_L.  W_1 is Gaussian, or a Haar partial isometry for
@@ -443,10 +443,9 @@ def sample_explicit_weights(network: Any, m: int, p: int, *, family: str = "gaus
     rng : int or numpy.random.Generator, optional
     dtype : {"float64", "float32"}
     hidden_width : int, optional
-        Width m_1 = ... = m_{L-1} of the hidden layers below the last (default m).  The
-        infinite-width kernels do not depend on it; at finite width a wider hidden layer
-        makes h_L closer to random features of the limiting kernel of layer L - 1.  The
-        same seed with ``hidden_width`` None or equal to m gives the same weights.
+        Width m_1 = ... = m_{L-1} of the layers below the last (default m; the same seed
+        gives the same weights with None or m).  The infinite-width kernels do not depend
+        on it.
 
     Raises
     ------
@@ -501,10 +500,12 @@ class ExplicitForward:
         return self.features.T @ self.features
 
 
-def elementwise_layers(network: ExplicitNetwork, dtype: np.dtype) -> list:
+def elementwise_layers(network: ExplicitNetwork, dtype: np.dtype,
+                       backend: Backend = NUMPY) -> list:
     """Evaluators of sigma_l and sigma_l' in ``dtype`` (in place where a ufunc is known), the
-    ``elems`` of :func:`forward_pass`."""
-    return [Elementwise(act, dtype) for act in network.activations]
+    ``elems`` of :func:`forward_pass`, in the namespace of ``backend``
+    (:func:`~rmt_deq.networks._batched.elementwise`)."""
+    return [elementwise(act, dtype, backend) for act in network.activations]
 
 
 def forward_pass(Xd: np.ndarray, W: Sequence[np.ndarray], v: np.ndarray | None,
@@ -513,18 +514,19 @@ def forward_pass(Xd: np.ndarray, W: Sequence[np.ndarray], v: np.ndarray | None,
     """h_1..h_L and (with ``gradients``) delta_1..delta_L, for validated inputs.
 
     ``Xd`` (p x n) and ``W`` in one dtype, shapes checked by the caller; ``elems`` from
-    :func:`elementwise_layers`; ``v`` is needed only for the gradients.
+    :func:`elementwise_layers`, whose namespace the arrays are in; ``v`` is needed only for
+    the gradients.
     """
-    dt = W[0].dtype
-    inv = [dt.type(1.0 / math.sqrt(Wl.shape[0])) for Wl in W]
+    first = elems[0]
+    inv = [first.scalar(1.0 / math.sqrt(Wl.shape[0])) for Wl in W]
     L = len(W)
     H, D = [], []
     h = Xd
     for l in range(L):
         pre = W[l] @ h
-        out = np.empty_like(pre)
+        out = first.xp.empty_like(pre)
         elems[l].fn_into(pre, out)
-        out -= dt.type(scales.centring[l])
+        out -= first.scalar(scales.centring[l])
         out *= inv[l]
         if gradients:
             D.append(elems[l].d1(pre))

@@ -15,6 +15,10 @@ only adds work per step.  For symmetric (GOE) A the spectrum is real and twice a
 Anderson cuts the iterations severalfold (docs/sampling.md).  Hence ``method="auto"``: plain
 iteration, switched to Anderson once the observed contraction rate exceeds ``switch_rate``.
 
+The iterate may be a numpy array (in-place numpy operations) or an array of any array API
+namespace (:mod:`rmt_deq._xp`; the same iteration through the standard's operations, with
+the per-column scalars and the Anderson least-squares problems on the host).
+
 Every solve returns a :class:`SolveRecord`: its ``report``
 (:class:`~rmt_deq._results.SolverReport`, the package's one convergence record) and the
 method that ran.  :class:`SolverOptions` holds the solver's options, validated.
@@ -29,6 +33,7 @@ import numpy as np
 
 from rmt_deq._results import SolverReport
 from rmt_deq._validation import check_choice, check_positive_int, check_tolerance
+from rmt_deq._xp import host_array, namespace_of
 from rmt_deq.errors import ConvergenceError, ShapeMismatchError
 
 __all__ = ["SOLVER_METHODS", "DEFAULT_TOL", "SolverOptions", "SolveRecord", "solve_batched"]
@@ -161,8 +166,74 @@ class SolveRecord:
             chunks=sum(r.chunks for r in recs))
 
 
-def _colnorm2(a: np.ndarray) -> np.ndarray:
-    return np.einsum("ij,ij->j", a, a)
+class _NumpyOps:
+    """The solver's operations on its m x k arrays, in place (the numpy path)."""
+
+    def __init__(self, dtype: np.dtype) -> None:
+        self.dtype = np.dtype(dtype)
+
+    def copy(self, x0: np.ndarray) -> np.ndarray:
+        return np.array(x0, dtype=self.dtype, copy=True)
+
+    def empty_like(self, x: np.ndarray) -> np.ndarray:
+        return np.empty_like(x)
+
+    def empty(self, shape: tuple[int, ...]) -> np.ndarray:
+        return np.empty(shape, dtype=self.dtype)
+
+    def subtract(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+        np.subtract(a, b, out=out)
+
+    def subtract_from(self, a: np.ndarray, stack: np.ndarray, s: int) -> None:
+        """stack[s] = a - stack[s]."""
+        np.subtract(a, stack[s], out=stack[s])
+
+    def coldot(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The column inner products a_j . b_j (a numpy k-vector)."""
+        return np.einsum("ij,ij->j", a, b)
+
+    def to_device(self, gamma: np.ndarray) -> np.ndarray:
+        return gamma.astype(self.dtype, copy=False)
+
+
+class _ArrayApiOps(_NumpyOps):
+    """The same operations in an array API namespace (array_api_strict, torch, CuPy...):
+    new arrays or ``__setitem__`` instead of ``out=``; the column inner products come back
+    to the host, where the per-column scalars of the solver (residuals, the Anderson
+    least-squares problems of size ``memory``) live."""
+
+    def __init__(self, x0: Any) -> None:
+        self.xp = namespace_of(x0)
+        self.xdtype, self.device = x0.dtype, x0.device
+        super().__init__("float64" if x0.dtype == self.xp.float64 else "float32")
+
+    def copy(self, x0: Any) -> Any:
+        return self.xp.asarray(x0, copy=True)
+
+    def empty_like(self, x: Any) -> Any:
+        return self.xp.empty_like(x)
+
+    def empty(self, shape: tuple[int, ...]) -> Any:
+        return self.xp.empty(shape, dtype=self.xdtype, device=self.device)
+
+    def subtract(self, a: Any, b: Any, out: Any) -> None:
+        out[...] = a - b
+
+    def subtract_from(self, a: Any, stack: Any, s: int) -> None:
+        stack[s, ...] = a - stack[s, ...]
+
+    def coldot(self, a: Any, b: Any) -> np.ndarray:
+        return host_array(self.xp.vecdot(a, b, axis=-2))
+
+    def to_device(self, gamma: np.ndarray) -> Any:
+        return self.xp.asarray(gamma.astype(self.dtype), device=self.device)
+
+
+def _array_ops(x0: Any) -> _NumpyOps:
+    """The solver's array operations for the namespace of ``x0``."""
+    if isinstance(x0, np.ndarray):
+        return _NumpyOps(x0.dtype)
+    return _ArrayApiOps(x0)
 
 
 def solve_batched(
@@ -221,13 +292,14 @@ def solve_batched(
     memory = check_positive_int(memory, "memory")
     if x0.ndim != 2:
         raise ShapeMismatchError(f"x0 must be 2-D (m x k), got shape {x0.shape}")
-    dt = x0.dtype
-    tol = DEFAULT_TOL[np.dtype(dt).name] if tol is None else check_tolerance(tol)
+    ops = _array_ops(x0)
+    dt = ops.dtype
+    tol = DEFAULT_TOL[dt.name] if tol is None else check_tolerance(tol)
     m, k = x0.shape
     tiny = np.finfo(dt).tiny
-    x = np.array(x0, dtype=dt, copy=True)
-    f = np.empty_like(x)
-    g = np.empty_like(x)
+    x = ops.copy(x0)
+    f = ops.empty_like(x)
+    g = ops.empty_like(x)
     anderson = method == "anderson"
     label = "anderson" if anderson else "plain"
     switched_at: int | None = None
@@ -244,30 +316,19 @@ def solve_batched(
     f_best: np.ndarray | None = None
     prev_col: np.ndarray | None = None
     lam_rel = ANDERSON_REGULARISATION[np.dtype(dt).name]
-    idx = np.arange(memory)
     allow_switch = method == "auto"
-
-    def plain_rate() -> float:
-        r = plain_res[-RATE_WINDOW:]
-        if len(r) < 2 or r[0] <= 0:
-            return float("nan")
-        return float((r[-1] / r[0]) ** (1.0 / (len(r) - 1)))
 
     for it in range(1, max_iter + 1):
         step(x, f)
-        np.subtract(f, x, out=g)
-        num = _colnorm2(g)
-        den = _colnorm2(f)
+        ops.subtract(f, x, g)
+        num = ops.coldot(g, g)
+        den = ops.coldot(f, f)
         col = np.sqrt(num / np.maximum(den, tiny))
         res = float(col.max())
         hist.append(res)
         finite = math.isfinite(res)
         if finite and res <= tol:
-            report = SolverReport(
-                converged=True, residual=res, tolerance=tol, iterations=it, history=hist,
-                message=f"the {what} iteration ({label}) reached tol = {tol:g} in {it} "
-                        f"iterations")
-            return f, SolveRecord(report, label, switched_at, restarts, plain_rate())
+            return f, _converged(what, label, tol, hist, switched_at, restarts, plain_res)
         if not finite:
             if anderson and f_best is not None:
                 # fall back: plain iteration from the best image seen so far
@@ -276,35 +337,32 @@ def solve_batched(
                 x[...] = f_best
                 have_prev = False
                 continue
-            raise ConvergenceError(
-                f"the {what} iteration produced non-finite values at iteration {it} "
-                f"(the map is not contracting: no attracting fixed point at these weights)",
-                hist)
+            raise _not_finite(what, it, hist)
         if not anderson:
             plain_res.append(res)
             if allow_switch and len(plain_res) >= RATE_WINDOW:
-                if plain_rate() > switch_rate:
+                if _plain_rate(plain_res) > switch_rate:
                     anderson, label, switched_at = True, "plain+anderson", it
             if not anderson:
                 x, f = f, x
                 continue
         # ---------------- Anderson step ----------------
         if dG is None:
-            dG = np.empty((memory, m, k), dtype=dt)
-            dF = np.empty((memory, m, k), dtype=dt)
+            dG = ops.empty((memory, m, k))
+            dF = ops.empty((memory, m, k))
             gram = np.zeros((k, memory, memory))
             valid = np.zeros((k, memory), dtype=bool)
-            f_best = np.empty_like(f)
+            f_best = ops.empty_like(f)
         if res < best:
             best = res
             f_best[...] = f
         if have_prev:
             s = slot
-            np.subtract(g, dG[s], out=dG[s])            # dG[s] held g_prev
-            np.subtract(f, dF[s], out=dF[s])            # dF[s] held f_prev
+            ops.subtract_from(g, dG, s)                # dG[s] held g_prev
+            ops.subtract_from(f, dF, s)                # dF[s] held f_prev
             for a in range(memory):
                 if a == s or valid[:, a].any():
-                    gram[:, s, a] = gram[:, a, s] = np.einsum("ij,ij->j", dG[a], dG[s])
+                    gram[:, s, a] = gram[:, a, s] = ops.coldot(dG[a, ...], dG[s, ...])
             valid[:, s] = True
             # safeguard: a column whose residual jumped restarts its history
             jumped = col > RESTART_JUMP * prev_col
@@ -316,22 +374,69 @@ def solve_batched(
         rhs = np.zeros((k, memory))
         for a in range(memory):
             if valid[:, a].any():
-                rhs[:, a] = np.einsum("ij,ij->j", dG[a], g)
-        M = gram * (valid[:, :, None] & valid[:, None, :])
-        diag = M[:, idx, idx]
-        scale = np.maximum(diag.max(axis=1, keepdims=True), tiny)
-        M[:, idx, idx] = diag + np.where(valid, lam_rel * scale, 1.0)
-        rhs *= valid
-        gamma = np.linalg.solve(M, rhs[:, :, None])[:, :, 0].astype(dt, copy=False)
+                rhs[:, a] = ops.coldot(dG[a, ...], g)
+        gamma = ops.to_device(anderson_coefficients(gram, valid, rhs, lam_rel, tiny))
         # x_next = f - sum_a gamma_a dF[a]; the history slot for this step stores (g, f)
         x[...] = f
         for a in range(memory):
             if valid[:, a].any():
-                x -= dF[a] * gamma[None, :, a]
-        dG[slot] = g
-        dF[slot] = f
+                x -= dF[a, ...] * gamma[None, :, a]
+        dG[slot, ...] = g
+        dF[slot, ...] = f
         have_prev = True
-    raise ConvergenceError(
+    raise _not_converged(what, label, tol, max_iter, plain_res, hist)
+
+
+# ---- what the numpy solver above and the array-API one (:mod:`._xp_solver`) share
+def _plain_rate(plain_res: list[float]) -> float:
+    """Geometric mean of the last RATE_WINDOW - 1 plain residual ratios (nan if < 2)."""
+    r = plain_res[-RATE_WINDOW:]
+    if len(r) < 2 or r[0] <= 0:
+        return float("nan")
+    return float((r[-1] / r[0]) ** (1.0 / (len(r) - 1)))
+
+
+def _converged(what: str, label: str, tol: float, hist: list[float],
+               switched_at: int | None, restarts: int, plain_res: list[float]) -> SolveRecord:
+    """The record of a solve whose last residual ``hist[-1]`` met ``tol``."""
+    it = len(hist)
+    report = SolverReport(
+        converged=True, residual=hist[-1], tolerance=tol, iterations=it, history=hist,
+        message=f"the {what} iteration ({label}) reached tol = {tol:g} in {it} "
+                f"iterations")
+    return SolveRecord(report, label, switched_at, restarts, _plain_rate(plain_res))
+
+
+def _not_finite(what: str, it: int, hist: list[float]) -> ConvergenceError:
+    return ConvergenceError(
+        f"the {what} iteration produced non-finite values at iteration {it} "
+        f"(the map is not contracting: no attracting fixed point at these weights)", hist)
+
+
+def _not_converged(what: str, label: str, tol: float, max_iter: int,
+                   plain_res: list[float], hist: list[float]) -> ConvergenceError:
+    return ConvergenceError(
         f"the {what} iteration ({label}) did not reach tol = {tol:g} in {max_iter} "
-        f"iterations (observed plain contraction factor {plain_rate():.3g}; >= 1 means no "
-        f"attracting fixed point: reduce sa or the weight scale, or raise max_iter)", hist)
+        f"iterations (observed plain contraction factor {_plain_rate(plain_res):.3g}; >= 1 "
+        f"means no attracting fixed point: reduce sa or the weight scale, or raise "
+        f"max_iter)", hist)
+
+
+def anderson_coefficients(gram: np.ndarray, valid: np.ndarray, rhs: np.ndarray,
+                          lam_rel: float, tiny: float) -> np.ndarray:
+    """The Anderson mixing coefficients gamma (k x memory, float64) of every column.
+
+    ``gram`` (k x memory x memory, float64) holds the inner products of the residual
+    differences, ``valid`` (k x memory, bool) which history entries a column uses,
+    ``rhs`` (k x memory, float64; zeroed here where not valid) their inner products with
+    the current residual.  Solves the Tikhonov-regularised least-squares problem (unused
+    entries get a unit diagonal, so gamma = 0 there).
+    """
+    memory = gram.shape[1]
+    idx = np.arange(memory)
+    M = gram * (valid[:, :, None] & valid[:, None, :])
+    diag = M[:, idx, idx]
+    scale = np.maximum(diag.max(axis=1, keepdims=True), tiny)
+    M[:, idx, idx] = diag + np.where(valid, lam_rel * scale, 1.0)
+    rhs *= valid
+    return np.linalg.solve(M, rhs[:, :, None])[:, :, 0]

@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from rmt_deq._validation import as_rng, check_positive_int, memory_budget
+from rmt_deq._xp import check_backend
 from rmt_deq.errors import InvalidParameterError
 from rmt_deq.kernels.result import Kernel
 from rmt_deq.metrics import symmetric_operator_norm
@@ -387,11 +388,17 @@ class SamplerOptions:
         Working precision (float64 or float32; the averages are accumulated in float64).
     max_memory : float or None
         Bytes the working set may use (None: the package default, 2 GiB).
+    backend : str, module or None
+        Array backend of the realizations (:mod:`rmt_deq._xp`): "numpy", "array_api_strict",
+        "torch", "cupy" or an array API namespace; None (default): the data's own (numpy
+        for numpy data).
 
     Raises
     ------
     UnknownOptionError
-        Unknown family or dtype.
+        Unknown family, dtype or backend.
+    MissingDependencyError
+        The backend's library is not installed.
     InvalidParameterError
         ``max_memory`` not a positive number.
     """
@@ -400,9 +407,11 @@ class SamplerOptions:
     rng: Any = None
     dtype: Any = "float64"
     max_memory: float | None = None
+    backend: Any = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "family", check_family(self.family))
+        check_backend(self.backend)
         object.__setattr__(self, "dtype", check_dtype(self.dtype))
         memory_budget(self.max_memory)
 

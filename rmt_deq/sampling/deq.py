@@ -68,13 +68,14 @@ from rmt_deq._io import json_ready
 from rmt_deq._validation import (as_data_matrix, check_bool, check_choice, check_data_range,
                                  check_groups, check_memory, check_options, check_positive_int,
                                  check_variances, split_options)
+from rmt_deq._xp import NUMPY, Backend, host_data, resolve_backend
 from rmt_deq.activations import Activation, ActivationLike, get_activation
 from rmt_deq.errors import ConvergenceError, InvalidParameterError, RmtDeqError
 from rmt_deq.fixed_point.solution import FixedPointSolution
 from rmt_deq.kernels.exact import NTK_GROUPS
 from rmt_deq.kernels.result import Kernel
 from rmt_deq.moments.pairs import PairExpectations
-from rmt_deq.networks._batched import DEQSystem, Elementwise, column_chunks
+from rmt_deq.networks._batched import DEQSystem, column_chunks, elementwise
 from rmt_deq.fixed_point.centring import centring_solution
 from rmt_deq.networks.deq import sample_deq_weights
 from rmt_deq.networks.solver import SolveRecord, SolverOptions
@@ -139,6 +140,8 @@ class SamplingInfo:
     control_variate : bool
         Whether the CK was averaged with the input-injection control variate (see
         :func:`sampled_ck`).
+    backend : str
+        The array backend the realizations ran on (:mod:`rmt_deq._xp`).
     """
 
     width: int
@@ -158,6 +161,7 @@ class SamplingInfo:
     elapsed: float = 0.0
     gemm_flops: float = 0.0
     control_variate: bool = False
+    backend: str = "numpy"
 
     @property
     def iterations(self) -> int:
@@ -187,12 +191,14 @@ class _DEQRealization:
     def __init__(self, *, act: Activation, dtype: np.dtype, m: int, family: str,
                  sa: float, sb: float, Xs: np.ndarray, centring: float, solve_kw: dict,
                  chunks: list, ntk: bool, names: tuple[str, ...], EL: np.ndarray | None,
-                 XtX: np.ndarray | None, children: Any, requested: int) -> None:
+                 XtX: np.ndarray | None, children: Any, requested: int,
+                 backend: Backend = NUMPY) -> None:
         self.act, self.dtype, self.m, self.family = act, dtype, m, family
         self.sa, self.sb, self.Xs, self.centring = sa, sb, Xs, centring
         self.solve_kw, self.chunks, self.ntk, self.names = solve_kw, chunks, ntk, names
         self.EL, self.XtX, self.children, self.requested = EL, XtX, children, requested
-        self.elem = Elementwise(act, dtype)
+        self.backend = backend
+        self.elem = elementwise(act, dtype, backend)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -207,7 +213,7 @@ class _DEQRealization:
     def __setstate__(self, state: dict) -> None:
         state["act"] = get_activation(state["act"])
         self.__dict__.update(state)
-        self.elem = Elementwise(self.act, self.dtype)
+        self.elem = elementwise(self.act, self.dtype, self.backend)
 
     def _located(self, exc: ConvergenceError, r: int, cols: slice) -> ConvergenceError:
         """The solver's error, located (realization, columns), same residual history."""
@@ -219,24 +225,32 @@ class _DEQRealization:
         return err
 
     def __call__(self, r: int) -> _Draw:
-        m, dt, ntk = self.m, self.dtype, self.ntk
+        m, dt, ntk, bk = self.m, self.dtype, self.ntk, self.backend
         p, n = self.Xs.shape
-        inv = dt.type(1.0 / math.sqrt(m))
+        inv = self.elem.scalar(1.0 / math.sqrt(m))
+        # drawn on the host from child r of the seed (the same weights on every backend)
         W = sample_deq_weights(m, p, family=self.family, rng=self.children[r], dtype=dt)
         As = W.A
         As *= dt.type(math.sqrt(self.sa / m))        # owned: scale in place
-        system = DEQSystem(As, W.B, W.v, self.Xs, self.elem, self.centring, self.solve_kw)
-        Z = np.empty((m, n), dtype=dt)
-        Gm = np.empty((m, n), dtype=dt) if ntk else None
-        P0 = np.empty((m, n), dtype=dt) if self.EL is not None else None
+        As, B, v, Xs = (bk.asarray(a, dt) for a in (As, W.B, W.v, self.Xs))
+        system = DEQSystem(As, B, v, Xs, self.elem, self.centring, self.solve_kw)
+        Z = bk.empty((m, n), dt)
+        Gm = bk.empty((m, n), dt) if ntk else None
+        P0 = bk.empty((m, n), dt) if self.EL is not None else None
         recs_f, recs_a = [], []
         flops = 0.0
         for cols in self.chunks:
+            # numpy writes the injection's features into P0's columns (a view); another
+            # namespace into a buffer copied there (views are not in the standard)
+            inj = None if P0 is None else (
+                P0[:, cols.start:cols.stop] if bk.is_numpy
+                else bk.empty((m, cols.stop - cols.start), dt))
             try:
-                U, phi, rec = system.forward(
-                    cols, None if P0 is None else P0[:, cols.start:cols.stop])
+                U, phi, rec = system.forward(cols, inj)
             except ConvergenceError as exc:
                 raise self._located(exc, r, cols) from None
+            if inj is not None and not bk.is_numpy:
+                P0[:, cols] = inj
             phi -= system.c
             phi *= inv
             Z[:, cols] = phi
@@ -251,19 +265,19 @@ class _DEQRealization:
                 Gm[:, cols] = gc
                 recs_a.append(reca)
                 flops += 2.0 * m * m * k * reca.report.iterations
-        K = (Z.T @ Z).astype(np.float64)
+        K = bk.to_numpy(Z.T @ Z)
         flops += 2.0 * m * n * n
         parts = {"ck": K}
         if P0 is not None:
-            np.subtract(P0, system.c, out=P0)
-            np.multiply(P0, inv, out=P0)
-            K -= (P0.T @ P0).astype(np.float64)
+            P0 -= system.c
+            P0 *= inv
+            K -= bk.to_numpy(P0.T @ P0)
             K += self.EL
             flops += 2.0 * m * n * n
         rec_a = None
         if ntk:
             rec_a = SolveRecord.merge(recs_a)
-            GG = (Gm.T @ Gm).astype(np.float64)
+            GG = bk.to_numpy(Gm.T @ Gm)
             flops += 2.0 * m * n * n
             if "A" in self.names:
                 parts["A"] = self.sa * GG * K
@@ -283,12 +297,13 @@ def _sample(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, 
     cv = check_bool(control_variate, "control_variate")
     if cv and ntk:
         raise InvalidParameterError("the control variate is implemented for the CK only")
-    Xa = as_data_matrix(X)
+    draw = SamplerOptions(**draw_kw)
+    bk = resolve_backend(draw.backend, X)
+    Xa = as_data_matrix(host_data(X))
     act = get_activation(activation)
     sa_f, sb_f = check_variances(sa, sb)
     sol, tau0_source = centring_solution(act, sa_f, sb_f, Xa, tau0, solution, labels)
     m = check_positive_int(width, "width")
-    draw = SamplerOptions(**draw_kw)
     dt = draw.dtype
     check_data_range(Xa, dt)
     solver = SolverOptions(**solver_kw)
@@ -326,7 +341,7 @@ def _sample(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, 
     realize = _DEQRealization(
         act=act, dtype=dt, m=m, family=draw.family, sa=sa_f, sb=sb_f, Xs=Xs,
         centring=float(sol.centring), solve_kw=solve_kw, chunks=chunks, ntk=ntk, names=names,
-        EL=EL, XtX=XtX, children=children, requested=mc.realizations)
+        EL=EL, XtX=XtX, children=children, requested=mc.realizations, backend=bk)
     check_sendable(realize, mc.executor)
     acc, history, stopped, records = _monte_carlo(realize, names, early, n, mc, seed,
                                                   t_start)
@@ -341,7 +356,7 @@ def _sample(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, 
             stopped_early=stopped, target_error=mc.target_error,
             error_history=tuple(history), forward=tuple(fwd_recs), adjoint=tuple(adj_recs),
             chunk_size=size, elapsed=time.perf_counter() - t_start, gemm_flops=flops,
-            control_variate=cv)
+            control_variate=cv, backend=bk.name)
 
     scale = {"network": "deq", "tau0": float(sol.tau0), "tau0_source": tau0_source,
              "solution": sol}
@@ -419,7 +434,10 @@ def sampled_ck(
         r-th child of its SeedSequence), ``dtype`` ({"float64", "float32"}: working
         precision of the weights, the solves and the Gram products; the average is
         accumulated in float64), ``max_memory`` (bytes the working set may use, default
-        2 GiB).  Solver options (:class:`~rmt_deq.networks.solver.SolverOptions`):
+        2 GiB), ``backend`` (array backend of the realizations: "numpy", "array_api_strict",
+        "torch", "cupy" or an array API namespace; default None: the data's own, numpy for
+        numpy data; the weights are still drawn on the host from the same seeds, the
+        result is numpy float64; :mod:`rmt_deq._xp`, docs/sampling.md).  Solver options (:class:`~rmt_deq.networks.solver.SolverOptions`):
         ``method`` ({"auto", "anderson", "plain"}; "auto" uses Anderson for the symmetric
         family and otherwise plain iteration with a switch to Anderson when it contracts
         slowly), ``tol`` (relative residual of the solves; default

@@ -16,6 +16,7 @@ import numpy as np
 
 from rmt_deq._validation import (as_data_matrix, check_data_range, check_memory,
                                  check_positive_int, memory_budget)
+from rmt_deq._xp import NUMPY, Backend, host_data, resolve_backend
 from rmt_deq.data.conventions import data_scale
 from rmt_deq.kernels.result import Kernel
 from rmt_deq.networks.explicit import (ExplicitNetwork, ExplicitScales, as_explicit_network,
@@ -49,6 +50,8 @@ class ExplicitSamplingInfo:
     gemm_flops : float
     tau0_source : str
         Where tau0 came from (:func:`rmt_deq.data.conventions.data_scale`).
+    backend : str
+        The array backend the realizations ran on (:mod:`rmt_deq._xp`).
     """
 
     width: int
@@ -67,6 +70,7 @@ class ExplicitSamplingInfo:
     elapsed: float
     gemm_flops: float
     tau0_source: str = ""
+    backend: str = "numpy"
 
 
 class _ExplicitRealization:
@@ -81,11 +85,11 @@ class _ExplicitRealization:
 
     def __init__(self, *, net: ExplicitNetwork, m: int, family: str, dtype: np.dtype,
                  Xd: np.ndarray, XtX: np.ndarray, scales: ExplicitScales, ntk: bool,
-                 names: tuple[str, ...], children: Any) -> None:
+                 names: tuple[str, ...], children: Any, backend: Backend = NUMPY) -> None:
         self.net, self.m, self.family, self.dtype = net, m, family, dtype
         self.Xd, self.XtX, self.scales, self.ntk = Xd, XtX, scales, ntk
-        self.names, self.children = names, children
-        self.elems = elementwise_layers(net, dtype)
+        self.names, self.children, self.backend = names, children, backend
+        self.elems = elementwise_layers(net, dtype, backend)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -102,25 +106,27 @@ class _ExplicitRealization:
         if not isinstance(state["net"], ExplicitNetwork):
             state["net"] = ExplicitNetwork.from_dict(state["net"])
         self.__dict__.update(state)
-        self.elems = elementwise_layers(self.net, self.dtype)
+        self.elems = elementwise_layers(self.net, self.dtype, self.backend)
 
     def __call__(self, r: int) -> _Draw:
-        m, ntk, names = self.m, self.ntk, self.names
+        m, ntk, names, bk, dt = self.m, self.ntk, self.names, self.backend, self.dtype
         p, n = self.Xd.shape
         L = self.net.depth
+        # drawn on the host from child r of the seed (the same weights on every backend)
         w = sample_explicit_weights(self.net, m, p, family=self.family,
-                                    rng=self.children[r], dtype=self.dtype)
-        H, delta = forward_pass(self.Xd, w.W, w.v, self.scales, self.elems, ntk)
+                                    rng=self.children[r], dtype=dt)
+        H, delta = forward_pass(bk.asarray(self.Xd, dt), [bk.asarray(W, dt) for W in w.W],
+                                bk.asarray(w.v, dt), self.scales, self.elems, ntk)
         flops = 2.0 * m * n * (p + (L - 1) * m) * (2 if ntk else 1) + 2.0 * m * n * n
-        K = (H[-1].T @ H[-1]).astype(np.float64)
+        K = bk.to_numpy(H[-1].T @ H[-1])
         parts = {"v": K}
         if ntk:
             for l in range(1, L + 1):
                 name = f"W{l}"
                 if name not in names:
                     continue
-                prev = self.XtX if l == 1 else (H[l - 2].T @ H[l - 2]).astype(np.float64)
-                dd = (delta[l - 1].T @ delta[l - 1]).astype(np.float64)
+                prev = self.XtX if l == 1 else bk.to_numpy(H[l - 2].T @ H[l - 2])
+                dd = bk.to_numpy(delta[l - 1].T @ delta[l - 1])
                 parts[name] = dd * prev
                 flops += 2.0 * m * n * n * (2 if l > 1 else 1)
         return _Draw({k: parts[k] for k in names}, flops=flops)
@@ -128,10 +134,12 @@ class _ExplicitRealization:
 
 def _sample(X: Any, net: ExplicitNetwork, ntk: bool, names: tuple[str, ...],
             early: tuple[str, ...], width: Any, family: str, rng: Any, dtype: Any,
-            tau0: Any, max_memory: Any, mc: MonteCarloOptions, labels: Any = None) -> tuple:
+            tau0: Any, max_memory: Any, mc: MonteCarloOptions, labels: Any = None,
+            backend: Any = None) -> tuple:
     """Run the Monte-Carlo loop; ``names`` are the accumulated groups ("v" first)."""
     t_start = time.perf_counter()
-    Xa = as_data_matrix(X)
+    bk = resolve_backend(backend, X)
+    Xa = as_data_matrix(host_data(X))
     m = check_positive_int(width, "width")
     family = check_family(family)
     dt = check_dtype(dtype)
@@ -149,7 +157,7 @@ def _sample(X: Any, net: ExplicitNetwork, ntk: bool, names: tuple[str, ...],
     children, seed = _seeds(rng, mc.realizations)
     realize = _ExplicitRealization(net=net, m=m, family=family, dtype=dt, Xd=Xa.astype(dt),
                                    XtX=Xa.T @ Xa, scales=scales, ntk=ntk, names=names,
-                                   children=children)
+                                   children=children, backend=bk)
     check_sendable(realize, mc.executor)
     acc, history, stopped, records = _monte_carlo(realize, names, early, n, mc, seed,
                                                   t_start)
@@ -161,7 +169,7 @@ def _sample(X: Any, net: ExplicitNetwork, ntk: bool, names: tuple[str, ...],
             network=net, scales=scales, confidence=mc.confidence, batches=mc.batches,
             draws=mc.draws, stopped_early=stopped, target_error=mc.target_error,
             error_history=tuple(history), elapsed=time.perf_counter() - t_start,
-            gemm_flops=flops, tau0_source=scale.source)
+            gemm_flops=flops, tau0_source=scale.source, backend=bk.name)
 
     return acc, info, seed, scale
 
@@ -187,6 +195,7 @@ def sampled_explicit_ck(
     executor: Any = None,
     task_size: int | None = None,
     max_pending: int | None = None,
+    backend: Any = None,
 ) -> Kernel:
     """Monte-Carlo average of the explicit network's CK Gram matrix H_L^T H_L.
 
@@ -205,7 +214,10 @@ def sampled_explicit_ck(
         :class:`~rmt_deq.sampling._montecarlo.MonteCarloOptions`).  ``tau0`` is the
         data scale at which sigma_1 is centred (default
         :func:`rmt_deq.data.conventions.data_scale`: the plug-in estimate from ``labels``,
-        else all samples as one class; recorded in ``info.tau0_source``).
+        else all samples as one class; recorded in ``info.tau0_source``).  ``backend``
+        is the array backend of the realizations ("numpy", "array_api_strict", "torch",
+        "cupy" or an array API namespace; default: the data's own, numpy for numpy data;
+        :mod:`rmt_deq._xp`).
 
     Returns
     -------
@@ -216,7 +228,8 @@ def sampled_explicit_ck(
     mc = MonteCarloOptions(realizations, batches, confidence, draws, target_error,
                           check_every, progress, executor, task_size, max_pending)
     acc, info, seed, scale = _sample(X, as_explicit_network(network), False, ("v",), ("v",), width,
-                                     family, rng, dtype, tau0, max_memory, mc, labels)
+                                     family, rng, dtype, tau0, max_memory, mc, labels,
+                                     backend)
     acc_ck = _RenamedAccumulator(acc, {"ck": "v"})
     return _kernel_result(acc_ck, mc, seed, info, network="explicit", tau0=scale.tau0,
                           tau0_source=scale.source)
@@ -244,6 +257,7 @@ def sampled_explicit_ntk(
     executor: Any = None,
     task_size: int | None = None,
     max_pending: int | None = None,
+    backend: Any = None,
 ) -> Kernel:
     """Monte-Carlo average of the explicit network's empirical NTK, one group per layer.
 
@@ -266,7 +280,7 @@ def sampled_explicit_ntk(
     sel = net.check_groups(groups)
     names = sel if "v" in sel else ("v",) + sel
     acc, info, seed, scale = _sample(X, net, True, names, sel, width, family, rng, dtype,
-                                     tau0, max_memory, mc, labels)
+                                     tau0, max_memory, mc, labels, backend)
     key = {g: g for g in names}
     key["ck"] = "v"
     return _ntk_result(_RenamedAccumulator(acc, {"ck": "v"}), mc, seed, key, sel, info,
