@@ -6,20 +6,30 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 
 import numpy as np
 import pytest
 from scipy import stats
 
+from rmt_deq._io import dumps
 from rmt_deq.cli import build_parser, main
+from rmt_deq.data.mixture import default_mixture
 from rmt_deq.design.targets import design_target
-from rmt_deq.errors import InvalidParameterError, OutputPathError, UnknownOptionError
-from rmt_deq.jobs.figures import build_figures, figure_names, figure_specs
+from rmt_deq.errors import (InvalidParameterError, MissingDependencyError, OutputPathError,
+                            UnknownOptionError)
+from rmt_deq.fixed_point.four_equations import solve_four_equations
+from rmt_deq.generalization.problem import mixture_problem
+from rmt_deq.generalization.ridge import RIDGE_GRID
+from rmt_deq.jobs.figures import FigureOutput, build_figures, figure_names, figure_specs
+from rmt_deq.jobs.figures import generalization as gen_figures
 from rmt_deq.jobs.figures import registry as registry_module
 from rmt_deq.jobs.figures.design import one_layer_slope_bound
 from rmt_deq.jobs.figures.registry import FigureSpec
 from rmt_deq.jobs.figures.sampling import coverage_interval
+from rmt_deq.kernels.ck_surrogate import mixture_ck_surrogate
 from rmt_deq.metrics import nearest_eigenvalues
+from rmt_deq.plotting import new_figure
 
 #: the cheapest figure in quick mode (a few seconds with both formats)
 CHEAP = "ntk_sampled_gap"
@@ -165,3 +175,134 @@ def test_one_layer_slope_bound_against_the_two_point_closed_form():
     # feasible with the others zero)
     wider = one_layer_slope_bound(sa, n_max=21, starts=2)["one_layer_min_theta_slope"]
     assert math.isfinite(wider) and wider <= (base - abs(cross)) * (1 + 1e-9)
+
+
+# ----------------------------------------------------------------------------------------
+# optional dependencies: refused when named, skipped (with the reason) in the whole set
+# ----------------------------------------------------------------------------------------
+def _tiny(size, seed):
+    return FigureOutput(new_figure()[0], {"cases": [1]}, {"base": seed})
+
+
+def test_a_figure_with_a_missing_dependency_is_refused_when_named_and_skipped_otherwise(
+        tmp_path, monkeypatch):
+    needs = FigureSpec("needs_x", "needs a module", _tiny,
+                       {"no_such_module_for_rmt_deq": "x (pip install x)"})
+    monkeypatch.setattr(registry_module, "_REGISTRY",
+                        {"plain": FigureSpec("plain", "plain", _tiny), "needs_x": needs})
+    monkeypatch.setattr(registry_module, "_LOADED", True)
+    assert needs.missing() == ("x (pip install x)",)
+    with pytest.raises(MissingDependencyError, match=r"needs_x.*pip install x"):
+        build_figures(tmp_path, ["needs_x"], size="quick")
+    assert os.listdir(tmp_path) == []
+    res = build_figures(tmp_path, size="quick")
+    assert res.skipped == {"needs_x": "needs x (pip install x), which is not installed"}
+    assert sorted(os.listdir(tmp_path)) == ["manifest.json", "plain.json", "plain.png"]
+    man = _strict((tmp_path / "manifest.json").read_text(encoding="utf-8"))
+    assert list(man["figures"]) == ["plain"] and "needs_x" in man["last_run"]["skipped"]
+
+
+def test_digits_figure_needs_scikit_learn_and_says_so(tmp_path, monkeypatch):
+    spec = figure_specs()["digits_spectra"]
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        with pytest.raises(MissingDependencyError, match="scikit-learn"):
+            build_figures(tmp_path, ["digits_spectra"], size="quick")
+        assert os.listdir(tmp_path) == []
+    else:
+        assert spec.missing() == ()
+    # the builder itself raises the data loader's error when the import fails
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(MissingDependencyError, match=r"scikit-learn.*rmt_deq\[data\]"):
+        spec.build("quick", 0)
+
+
+# ----------------------------------------------------------------------------------------
+# the generalization figures, at the quick size
+# ----------------------------------------------------------------------------------------
+def test_generalization_curves_deq_follows_the_deterministic_equivalent():
+    out = figure_specs()["generalization_curves"].build("quick", 0)
+    cfg = gen_figures.CURVE_SIZES["quick"]
+    table = _strict(dumps(out.table))
+    grid = {(m, float(w), lam) for m in ("deq_rf", "enn_rf") for w in cfg["widths"]
+            for lam in RIDGE_GRID}
+    assert set(table["activations"]) == set(gen_figures.ACTIVATIONS)
+    for act, rec in table["activations"].items():
+        pts = rec["points"]
+        assert {(r["method"], r["width"], r["ridge"]) for r in pts} == grid
+        assert len(pts) == len(grid)
+        assert all(r["observed_se"] > 0 and r["predicted_surrogate"] > 0 for r in pts)
+        deq = [r for r in pts if r["method"] == "deq_rf"]
+        # every DEQ point within 4 standard errors of its exact-kernel prediction (8 draws:
+        # the studentised error has 7 degrees of freedom, P(|t| > 4) = 0.5% per point)
+        for r in deq:
+            assert abs(r["predicted_exact"] - r["observed"]) <= 4 * r["observed_se"], (act, r)
+        # the check has power: without its variance term the prediction misses
+        assert any(abs(r["predicted_exact"] - r["predicted_exact_variance_part"]
+                       - r["observed"]) > 4 * r["observed_se"] for r in deq)
+
+
+def test_accuracy_figure_ridge_rule_and_surrogate_kernel_ridge_by_a_direct_solve():
+    out = figure_specs()["deq_vs_designed_accuracy"].build("quick", 0)
+    cfg = gen_figures.ACCURACY_SIZES["quick"]
+    table = _strict(dumps(out.table))
+    assert list(table["problems"]) == ["mixture"]    # digits only at full size
+    cases = table["problems"]["mixture"]["cases"]
+    assert [(c["activation"], c["sa"]) for c in cases] == [
+        (a, s) for a in gen_figures.ACTIVATIONS for s in gen_figures.ACCURACY_SAS]
+    mix = default_mixture(cfg["p"], 2, rng=out.seeds["mixture"])
+    prob = mixture_problem(mix, cfg["n"], cfg["n"], rng=out.seeds["problem"])
+    tr, te = np.asarray(prob.train), np.asarray(prob.test)
+    y = 2.0 * np.asarray(prob.codes) - 1.0
+    for c in cases:
+        for key in ("deq_rf", "enn_rf", "ck_kernel", "ntk_kernel", "ck_surrogate",
+                    "ntk_surrogate"):
+            assert 0.5 <= c[key]["accuracy"] <= 1.0 and c[key]["accuracy_se"] >= 0
+        assert c["gap_se"] > 0 and c["width"] == cfg["width"]
+        # kernel ridge with the CK surrogate, by a dense solve per ridge: its test MSE
+        # picks the ridge, its sign gives the accuracy the figure draws
+        sol = solve_four_equations(c["activation"], c["sa"], prob.tau0)
+        K = np.asarray(mixture_ck_surrogate(prob.mixture, prob.sample, solution=sol).ck)
+        fits = {}
+        for lam in RIDGE_GRID:
+            alpha = np.linalg.solve(K[np.ix_(tr, tr)] + lam * np.eye(tr.size), y[tr])
+            pred = K[np.ix_(te, tr)] @ alpha
+            fits[lam] = (float(np.mean((y[te] - pred) ** 2)),
+                         float(np.mean(np.sign(pred) == y[te])))
+        assert c["ridge"] == min(fits, key=lambda lam: fits[lam][0])
+        mse, acc = fits[c["ridge"]]
+        assert c["ck_surrogate"]["test_mse"] == pytest.approx(mse, rel=1e-8)
+        # equal up to one test column whose margin is at rounding level
+        assert abs(c["ck_surrogate"]["accuracy"] - acc) <= 1.0 / te.size + 1e-12
+
+
+def test_digits_spectra_table_and_prediction():
+    pytest.importorskip("sklearn")
+    out = figure_specs()["digits_spectra"].build("quick", 0)
+    table = _strict(dumps(out.table))
+    panels = table["panels"]
+    acts = gen_figures.SPECTRA_SIZES["quick"]["activations"]
+    assert [(r["data"], r["activation"]) for r in panels] == [
+        (d, a) for a in acts for d in ("digits", "gaussian")]
+    for r in panels:
+        assert r["p"] == 64 and r["n"] == sum(r["sizes"]) == 360   # 178 zeros, 182 ones
+        assert 0 < r["relative_operator_error"] < 1
+        assert 0 <= r["ks_sampled_vs_predicted_density"] <= 1
+        assert 0 <= r["ks_sampled_vs_surrogate_eigenvalues"] <= 1
+        # n > p: an atom of mass at least 1 - p/n
+        assert r["atom"] >= 1 - r["p"] / r["n"] - 1e-12
+        # the drawn density, integrated by the trapezoid rule on its grid, is the mass the
+        # prediction reports, and with the atom it is a probability up to the mass the
+        # support scan can miss: nearly constant pixels give a band of near-zero
+        # eigenvalues narrower than its step (4 of 360 eigenvalues, 1.1%, here; the bound
+        # is 2%, about 7 eigenvalues; docs/generalization.md §5.7)
+        x, dens = np.asarray(r["density"]["x"]), np.asarray(r["density"]["density"])
+        assert np.all(dens >= 0)
+        trapezoid = float(np.sum(0.5 * (dens[1:] + dens[:-1]) * np.diff(x)))
+        assert trapezoid == pytest.approx(r["mass"], rel=0.01)
+        assert abs(r["mass"] + r["atom"] - 1) <= 0.02
+        # the class-mean isolated eigenvalue: the largest sampled eigenvalue within two
+        # p^-1/2 relative fluctuations of the predicted one
+        top = max(r["isolated_predicted"])
+        assert abs(r["largest_sampled_eigenvalues"][0] - top) <= 2 / math.sqrt(r["p"]) * top

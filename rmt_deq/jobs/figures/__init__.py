@@ -10,7 +10,9 @@ by the library's measurements and drawn in the journal style of :mod:`rmt_deq.pl
   and eigenvector alignments), :mod:`~rmt_deq.jobs.figures.convergence` (surrogates
   against exact kernels over p), :mod:`~rmt_deq.jobs.figures.design` (designed explicit
   networks against their DEQ), :mod:`~rmt_deq.jobs.figures.sampling` (finite-width
-  kernels, weight families, error bars).
+  kernels, weight families, error bars), :mod:`~rmt_deq.jobs.figures.generalization`
+  (ridge on DEQ and designed-network random features, predicted against observed; the
+  digits' kernel spectrum, which needs scikit-learn).
 """
 from rmt_deq.jobs.figures.registry import (SIZES, FigureOutput, FigureSpec, figure_names,
                                            figure_specs, register)

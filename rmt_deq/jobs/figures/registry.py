@@ -7,11 +7,14 @@ figure is derived (the streams are listed in the output's ``seeds``).  The same 
 seed give the same figure and table.
 
 Each group module (:data:`GROUP_MODULES`) registers its figures with :func:`register` when
-imported; :func:`figure_specs` imports them all on first use.
+imported; :func:`figure_specs` imports them all on first use.  A figure may need an
+optional dependency (``requires``, e.g. scikit-learn for the built-in digits):
+:meth:`FigureSpec.missing` names what is not installed.
 """
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -26,7 +29,7 @@ SIZES = ("quick", "full")
 #: the modules that register figures, in the order the set is built
 GROUP_MODULES = ("rmt_deq.jobs.figures.spectra", "rmt_deq.jobs.figures.alignments",
                  "rmt_deq.jobs.figures.convergence", "rmt_deq.jobs.figures.design",
-                 "rmt_deq.jobs.figures.sampling")
+                 "rmt_deq.jobs.figures.sampling", "rmt_deq.jobs.figures.generalization")
 
 
 @dataclass(frozen=True)
@@ -50,20 +53,39 @@ class FigureOutput:
 
 @dataclass(frozen=True)
 class FigureSpec:
-    """A registered figure: its name, one line saying what it shows, its builder."""
+    """A registered figure: its name, one line saying what it shows, its builder, and the
+    optional dependencies it needs (importable module -> what to install)."""
 
     name: str
     description: str
     build: Callable[[str, int], FigureOutput]
+    requires: Mapping[str, str] = field(default_factory=dict)
+
+    def missing(self) -> tuple[str, ...]:
+        """What to install for the figure's optional dependencies that are not importable
+        (empty when it can be built)."""
+        return tuple(what for module, what in self.requires.items()
+                     if not _importable(module))
+
+
+def _importable(module: str) -> bool:
+    """Whether ``module`` can be imported (found without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):        # a parent missing, or a broken entry
+        return False
 
 
 _REGISTRY: dict[str, FigureSpec] = {}
 _LOADED = False
 
 
-def register(name: str, description: str) -> Callable[[Callable[[str, int], FigureOutput]],
-                                                       Callable[[str, int], FigureOutput]]:
-    """Decorator registering ``build(size, seed) -> FigureOutput`` under ``name``.
+def register(name: str, description: str, requires: Mapping[str, str] | None = None
+             ) -> Callable[[Callable[[str, int], FigureOutput]],
+                           Callable[[str, int], FigureOutput]]:
+    """Decorator registering ``build(size, seed) -> FigureOutput`` under ``name``;
+    ``requires`` maps the importable modules of optional dependencies the figure needs to
+    what to install (e.g. ``{"sklearn": "scikit-learn (pip install rmt_deq[data])"}``).
 
     Raises
     ------
@@ -73,7 +95,7 @@ def register(name: str, description: str) -> Callable[[Callable[[str, int], Figu
     def deco(build: Callable[[str, int], FigureOutput]) -> Callable[[str, int], FigureOutput]:
         if name in _REGISTRY and _REGISTRY[name].build is not build:
             raise InvalidParameterError(f"figure {name!r} is registered twice")
-        _REGISTRY[name] = FigureSpec(name, description, build)
+        _REGISTRY[name] = FigureSpec(name, description, build, dict(requires or {}))
         return build
     return deco
 

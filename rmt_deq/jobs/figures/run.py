@@ -4,8 +4,11 @@
 every file it will write), then builds each figure, writes it in each format with its table
 (``NAME.json``), and updates the manifest ``manifest.json`` after each: per figure its
 provenance (package version, git commit, command line, seeds), wall time and files.  A
-manifest already in the folder keeps the entries of the figures not rebuilt.  Every file is
-written atomically; the library prints nothing (``progress`` is called once per figure).
+manifest already in the folder keeps the entries of the figures not rebuilt.  A figure
+whose optional dependency is missing
+(:meth:`~rmt_deq.jobs.figures.registry.FigureSpec.missing`) is refused when named, and
+skipped, with the reason, when the whole set is built.  Every file is written atomically;
+the library prints nothing (``progress`` is called once per figure).
 """
 from __future__ import annotations
 
@@ -13,13 +16,13 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from rmt_deq import _io
 from rmt_deq._validation import check_choice
-from rmt_deq.errors import (InvalidParameterError, OutputPathError, RmtDeqError,
-                            UnknownOptionError)
+from rmt_deq.errors import (InvalidParameterError, MissingDependencyError, OutputPathError,
+                            RmtDeqError, UnknownOptionError)
 from rmt_deq.jobs.figures.registry import check_size, figure_names, figure_specs
 
 __all__ = ["FORMATS", "PNG_DPI", "MANIFEST", "FigureProgress", "FiguresResult",
@@ -50,12 +53,14 @@ class FigureProgress:
 @dataclass(frozen=True)
 class FiguresResult:
     """What :func:`build_figures` wrote: every file, the seconds of each figure, the
-    manifest's path."""
+    manifest's path, and the figures skipped for a missing optional dependency (name ->
+    what to install)."""
 
     out: str
     files: tuple
     seconds: Mapping[str, float]
     manifest: str
+    skipped: Mapping[str, str] = field(default_factory=dict)
 
 
 def _names(names: Iterable[str] | None) -> tuple[str, ...]:
@@ -132,7 +137,8 @@ def build_figures(out: Any, names: Iterable[str] | None = None, *, size: str = "
     out : path
         Output folder (created if missing).
     names : iterable of str, optional
-        Registered figures to build (default all, in registry order).
+        Registered figures to build (default all, in registry order, skipping those whose
+        optional dependency is not installed: ``FiguresResult.skipped``).
     size : {"quick", "full"}
         "quick": small dimensions and few realizations; "full": the committed figures.
     formats : iterable of str or comma-separated str
@@ -154,6 +160,9 @@ def build_figures(out: Any, names: Iterable[str] | None = None, *, size: str = "
     ------
     UnknownOptionError
         An unknown figure name, size or format (the message lists the choices).
+    MissingDependencyError
+        A figure named in ``names`` needs an optional dependency that is not installed
+        (checked before any figure is computed).
     InvalidParameterError
         No figure or no format, a seed that is not a non-negative integer.
     OutputPathError
@@ -165,6 +174,16 @@ def build_figures(out: Any, names: Iterable[str] | None = None, *, size: str = "
     from rmt_deq.plotting import save_figure
 
     chosen = _names(names)
+    specs = figure_specs()
+    skipped: dict[str, str] = {}
+    for name in chosen:
+        missing = specs[name].missing()
+        if missing and names is not None:
+            raise MissingDependencyError(
+                f"figure {name!r} needs {', '.join(missing)}, which is not installed")
+        if missing:
+            skipped[name] = f"needs {', '.join(missing)}, which is not installed"
+    chosen = tuple(n for n in chosen if n not in skipped)
     size = check_size(size)
     fmts = _formats(formats)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -179,7 +198,6 @@ def build_figures(out: Any, names: Iterable[str] | None = None, *, size: str = "
     _io.check_output_path(manifest_path, "manifest")
     entries = _previous_entries(manifest_path)
 
-    specs = figure_specs()
     run = start_run(seeds={"base": seed}, argv=command)
     provenance = run.manifest().to_dict()
     written: list[str] = []
@@ -205,12 +223,13 @@ def build_figures(out: Any, names: Iterable[str] | None = None, *, size: str = "
         order = [n for n in figure_names() if n in entries]
         _io.write_json(manifest_path, run.record({"kind": _MANIFEST_KIND, "last_run": {
             "figures": list(chosen), "size": size, "formats": list(fmts), "seed": seed,
-            "seconds": seconds}, "figures": {n: entries[n] for n in order}},
+            "seconds": seconds, "skipped": skipped},
+            "figures": {n: entries[n] for n in order}},
             outputs=written), "manifest")
         if progress is not None:
             progress(FigureProgress(name, i, len(chosen), seconds[name], run.elapsed,
                                     files))
-    return FiguresResult(folder, tuple(written), seconds, manifest_path)
+    return FiguresResult(folder, tuple(written), seconds, manifest_path, skipped)
 
 
 # ----------------------------------------------------------------------------------------
@@ -274,6 +293,8 @@ def run_figures_command(args: argparse.Namespace, stream: Any = None) -> int:
     res = build_figures(args.out, args.only, size="quick" if args.quick else "full",
                         formats=args.format, seed=args.seed, progress=show,
                         command=_command_line(args))
+    for name, why in res.skipped.items():
+        print(f"skipped {name}: {why}", file=err)
     print(f"wrote {len(res.files)} files and {res.manifest} in "
           f"{sum(res.seconds.values()):.1f} s", file=err)
     return 0
