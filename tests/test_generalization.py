@@ -311,3 +311,30 @@ def test_kernel_command_on_the_builtin_digits(tmp_path):
     K = np.load(out)
     ref = exact_ck(d.X, "relu", 0.3, labels=d.labels).matrix
     assert np.linalg.norm(K - ref, 2) <= 1e-12 * np.linalg.norm(ref, 2)
+
+
+def test_hidden_ratio_widens_only_the_designed_networks_hidden_layer(tmp_path, capsys):
+    """--hidden-ratio reaches the two-layer design's features (relu -> lrelu2) and nothing
+    else: the DEQ's observations and every prediction stay the same; a ratio <= 0 is refused."""
+    from rmt_deq.cli import main
+
+    p = 30
+    means = np.zeros((2, p))
+    means[0, 0], means[1, 0] = 1.5, -1.5
+    spec = tmp_path / "mix.json"
+    spec.write_text(json.dumps({"means": means.tolist(), "covs": np.ones((2, p)).tolist(),
+                                "sizes": [30, 30]}))
+    argv = ["generalization", "--activation", "relu", "--sa", "0.3", "--mixture", str(spec),
+            "--ridge", "0.5", "--width", "24", "--seeds", "2", "--methods", "deq_rf,enn_rf",
+            "--json"]
+    outs = []
+    for ratio in ("1", "3"):
+        assert main([*argv, "--hidden-ratio", ratio]) == 0
+        outs.append(json.loads(capsys.readouterr().out))
+    one, three = outs
+    assert (one["settings"]["hidden_ratio"], three["settings"]["hidden_ratio"]) == (1, 3)
+    assert one["observed"]["deq_rf"] == three["observed"]["deq_rf"]
+    assert one["predicted"] == three["predicted"]
+    assert one["observed"]["enn_rf"]["test_mse"] != three["observed"]["enn_rf"]["test_mse"]
+    assert main([*argv, "--hidden-ratio", "0"]) == 2
+    assert "hidden_ratio" in capsys.readouterr().err

@@ -30,7 +30,8 @@ def generalization_report(activation: Any, sa: float, sb: float | None = None, *
                           n_train: int | None = None, n_test: int | None = None,
                           tau0: float | None = None, data_seed: int = 0, seed: int = 0,
                           methods: Iterable[str] = METHODS,
-                          explicit_family: str | None = None) -> dict:
+                          explicit_family: str | None = None,
+                          hidden_ratio: float = 1.0) -> dict:
     """Predicted and observed generalization, as a JSON-ready dict (CLI job).
 
     ``rmt-deq generalization --activation A --sa S (--mixture SPEC.json | --data F.npz |
@@ -67,6 +68,8 @@ def generalization_report(activation: Any, sa: float, sb: float | None = None, *
         Learners among "deq_rf", "enn_rf", "ck_kernel", "ntk_kernel".
     explicit_family : str, optional
         Design family of the explicit network.
+    hidden_ratio : float
+        Width of the explicit network's layers below the last over ``width`` (default 1).
 
     Returns
     -------
@@ -110,7 +113,8 @@ def generalization_report(activation: Any, sa: float, sb: float | None = None, *
                                rng=data_seed)
     res = generalization_experiment(problem, activation, sa, sb, widths=(width,),
                                     ridges=(ridge,), seeds=seeds, methods=methods,
-                                    explicit_family=explicit_family, seed=seed)
+                                    explicit_family=explicit_family,
+                                    hidden_ratio=hidden_ratio, seed=seed)
     lam, m = res.ridges[0], res.widths[0]
     meths = tuple(o.method for o in res.observed)
     predicted = {k: {s: getattr(res.predicted_for(k, lam, m, "surrogate"), s) for s in _SCORES}
@@ -128,7 +132,7 @@ def generalization_report(activation: Any, sa: float, sb: float | None = None, *
         "problem": dict(res.problem),
         "settings": {"activation": res.activation, "sa": res.sa, "sb": res.sb,
                      "ridge": lam, "width": m, "seeds": res.seeds, "seed": seed,
-                     "data_seed": data_seed},
+                     "data_seed": data_seed, "hidden_ratio": res.hidden_ratio},
         "timing": dict(res.timing),
         "design": None if res.design is None else dict(res.design)})
 
@@ -169,6 +173,9 @@ def add_generalization_parser(sub: Any, parents: list, real: Any, help: str) -> 
                    help=f"comma-separated learners from {','.join(METHODS)} (default all)")
     g.add_argument("--family", default=None, help="design family of the explicit network "
                                                   "(default: the best feasible)")
+    g.add_argument("--hidden-ratio", type=real, default=1.0,
+                   help="width of the explicit network's hidden layers over --width "
+                        "(default 1: all layers --width wide)")
     g.add_argument("--seed", type=int, default=0, help="seed of the weights (default 0)")
     g.add_argument("--data-seed", type=int, default=0,
                    help="seed of the sample and the split (default 0)")
@@ -221,7 +228,7 @@ def run_generalization(args: Any, echo: Any) -> int:
         classes=_classes(args.classes), ridge=args.ridge, width=args.width,
         seeds=args.seeds, test_fraction=args.test_fraction, tau0=args.tau0,
         data_seed=args.data_seed, seed=args.seed, methods=methods,
-        explicit_family=args.family)
+        explicit_family=args.family, hidden_ratio=args.hidden_ratio)
     if args.plot:
         ax = plot_generalization(report, title=(
             f"{report['settings']['activation']} DEQ, ridge {args.ridge:g}, "
