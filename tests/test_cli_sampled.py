@@ -75,8 +75,8 @@ def test_sampled_ntk_float32_info_and_progress(npz, tmp_path, capsys, family):
     assert "3/3" in err and "[" in err                     # the progress bar was drawn
     # it covers the error bars too (3 of them: ntk, v, A): full once, at their end
     full = [seg for seg in err.split("\r") if "[" + "#" * 30 + "]" in seg]
-    assert len(full) == 1 and "error bar 600/600 sign draws" in full[0]
-    assert "error bar 0/600 sign draws" in err
+    assert len(full) == 1 and "error bar 300/300 sign draws" in full[0]
+    assert "error bar 0/300 sign draws" in err
 
 
 def test_sampled_early_stop_and_single_realization(npz, tmp_path):

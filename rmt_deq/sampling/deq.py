@@ -438,7 +438,7 @@ def sampled_ck(
         ``realizations`` (R, independent weight draws averaged; the most, with
         ``target_error``; default 1), ``batches`` (b, batches of the error estimate, at
         most R; default 16), ``confidence`` (of the error bar, default 0.95), ``draws``
-        (bootstrap sign draws per error estimate, default 200), ``target_error`` (stop
+        (bootstrap sign draws per error estimate, default 100), ``target_error`` (stop
         early once the relative error bar is below this, checked every ``check_every``
         realizations, default b, from b realizations on), ``progress`` (called with a
         :class:`~rmt_deq.sampling._montecarlo.SamplingProgress` after each realization),
