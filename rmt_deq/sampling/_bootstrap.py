@@ -238,10 +238,13 @@ def certified_sign_norms(flat: np.ndarray, eps: np.ndarray, n: int, gen: np.rand
     (``numpy.quantile``, linear interpolation) needs: nu_d <= max((1 + NORM_RTOL)
     ||E_d||, L) with L a certified lower bound of the order statistic below that
     quantile, so that quantile(nu) lies between quantile(||E||) and (1 + NORM_RTOL)
-    times it (module docstring).  The sign sums are formed in float64 and iterated in
-    float32, whose rounding is covered by a margin 4 (sqrt(n) + 1) u32 ||E_d||_F added
-    to every level (u32 the float32 unit round-off: four times the usual size of the
-    rounding of a matrix-vector product; 1e-4 to 1e-3 of ||E_d|| for n = 400 to 2000).
+    times it (module docstring).  The sign sums are formed and iterated in float32,
+    whose rounding is covered by a margin 4 u32 ((sqrt(n) + 1) ||E_d||_F + (b + 1)
+    sum_j ||Delta_j||_F) added to every level (u32 the float32 unit round-off: four
+    times the usual rounding of a matrix-vector product and of forming the sum; ~1e-3
+    of ||E_d|| or less for n <= 2000, b = 16); a sum for which that margin is not below
+    NORM_RTOL/4 of the lower estimate ||E_d||_F / sqrt(n) (a near cancellation) is
+    decomposed densely in float64.
     ``on_chunk(k)`` is called after each chunk of k draws.
     """
     D = eps.shape[0]
@@ -260,25 +263,37 @@ def certified_sign_norms(flat: np.ndarray, eps: np.ndarray, n: int, gen: np.rand
         chunk = int(max(1, min(4, D, _FORM_BYTES // size)))
     gram = flat @ flat.T                      # <Delta_i, Delta_j>: ||E_d||_F^2 = eps G eps
     fro_all = np.sqrt(np.maximum(np.einsum("di,ij,dj->d", eps, gram, eps), 0.0))
-    floor = _ROUNDING * float(np.sum(np.sqrt(np.maximum(np.diag(gram), 0.0))))
-    # the rounding of a float32 matrix-vector product, ~sqrt(n) u32 ||E||_F, four times
-    margin_all = 4.0 * (math.sqrt(n) + 1.0) * float(np.finfo(_WORK).eps) * fro_all
+    total = float(np.sum(np.sqrt(np.maximum(np.diag(gram), 0.0))))   # sum_j ||Delta_j||_F
+    floor = _ROUNDING * total
+    # the rounding of forming E_d in float32 and of a float32 matrix-vector product, x4
+    b = flat.shape[0]
+    u32 = float(np.finfo(_WORK).eps)
+    margin_all = 4.0 * u32 * ((math.sqrt(n) + 1.0) * fro_all + (b + 1.0) * total)
+    dense = margin_all > 0.25 * NORM_RTOL * fro_all / math.sqrt(n)
     # with a quantile: the largest sign sums first (by Frobenius norm), so that the lower
     # bound L of the order statistic x_(k), k = floor(q (D - 1)) -- the (D - k)-th largest
     # certified lower bound -- is known early and the smaller sums stop once below it
     if quantile is None:
         order, need = np.arange(D), 0
+        bounds = list(range(0, D, chunk)) + [D]
     else:
         order = np.argsort(-fro_all, kind="stable")
         need = D - math.floor(quantile * (D - 1))
+        # a first chunk of about 2 need sums gives L; the others stop at it
+        first = min(D, chunk, 2 * need)
+        bounds = [0] + list(range(first, D, chunk)) + [D]
+    flat_w = flat.astype(_WORK)
     lows: list[float] = []
-    for start in range(0, D, chunk):
-        sel = order[start:start + chunk]
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        sel = order[start:stop]
         rows = eps[sel]
-        E = (rows @ flat).reshape(-1, n, n).astype(_WORK)  # formed in float64, then rounded
+        E = (rows.astype(_WORK) @ flat_w).reshape(-1, n, n)
         fro = fro_all[sel]
         nu = np.zeros(len(rows))
-        live = fro > floor
+        live = (fro > floor) & ~dense[sel]
+        for i in np.flatnonzero((fro > floor) & dense[sel]):   # near cancellation: float64
+            w = np.linalg.eigvalsh((rows[i] @ flat).reshape(n, n))
+            nu[i] = max(abs(w[0]), abs(w[-1]))
         below = sorted(lows, reverse=True)[need - 1] if need and len(lows) >= need else 0.0
         if live.any():
             nu[live], low = _lanczos_norms(E[live] if not live.all() else E, gen, limit,
