@@ -257,7 +257,7 @@ def main():
                                  ("ntk", sampled_ntk, Rn, ex_ntk)):
             Rb = args.baseline_R if kind == "ck" else 1
             gen = np.random.default_rng(args.seed + 1000 + i)
-            tb, iters, mats = baseline(X, sa, sb, m, Rb, sol.centring, gen, kind == "ntk")
+            tb, iters, _mats = baseline(X, sa, sb, m, Rb, sol.centring, gen, kind == "ntk")
             target = pub[kind]["mc_error_relative"]
             r_before, t_draw = rates(), draw_time()
             S = fn(X, act, sa, sb, width=m, realizations=RR, rng=args.seed + 100 + i,
@@ -288,8 +288,8 @@ def main():
                 "draws": S.info.draws,
                 "numpy_float32_rates_gflops": {"before": r_before, "after": r_after},
                 "gemm": gemm_fraction(S, rate, fl, t_draw, bar_s, kind == "ntk")})
-    for kind in pub:
-        pub[kind].pop("matrix")
+    for rec in pub.values():
+        rec.pop("matrix")
     serr = solver_error(X, act, sa, sb, m, sol, args.seed + 100)
 
     ratio = {k: [r["ratio_equal_precision"] for r in v] for k, v in pairs.items()}

@@ -254,9 +254,9 @@ def test_ntk_error_bar_is_honest(small):
     ratios = {k: [] for k in ("ntk", "v", "A", "B")}
     for seed in range(20):
         S = sampled_ntk(small, "relu", 0.4, realizations=12, rng=seed, **kw)
-        for k in ratios:
+        for k, r in ratios.items():
             M, Mr = (S.ntk, ref.ntk) if k == "ntk" else (S.groups[k], ref.groups[k])
-            ratios[k].append(np.linalg.norm(M - Mr, 2) / S.error[k])
+            r.append(np.linalg.norm(M - Mr, 2) / S.error[k])
     for k, r in ratios.items():
         r = np.array(r)
         assert np.mean(r <= 1.0) >= 0.85, (k, r)       # claimed 0.95 (binomial slack)

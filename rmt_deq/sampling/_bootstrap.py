@@ -60,6 +60,7 @@ generator, after the signs: the bound is deterministic given its seed.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, Callable
 
@@ -284,7 +285,7 @@ def certified_sign_norms(flat: np.ndarray, eps: np.ndarray, n: int, gen: np.rand
         bounds = [0] + list(range(first, D, chunk)) + [D]
     flat_w = flat.astype(_WORK)
     lows: list[float] = []
-    for start, stop in zip(bounds[:-1], bounds[1:]):
+    for start, stop in itertools.pairwise(bounds):
         sel = order[start:stop]
         rows = eps[sel]
         E = (rows.astype(_WORK) @ flat_w).reshape(-1, n, n)

@@ -185,7 +185,8 @@ class _Accumulator:
         cnt = self.counts[:used].astype(float)
         M = S.sum(axis=0) / float(cnt.sum())
         norm = symmetric_operator_norm(M)
-        S -= cnt[:, None, None] * M[None]
+        for j in range(used):                        # in place: no (b, n, n) temporary
+            S[j] -= cnt[j] * M
         return bootstrap_bound(S, cnt, confidence=confidence, draws=draws,
                                rng=np.random.default_rng([seed, self.R]),
                                on_chunk=on_chunk), norm
