@@ -34,9 +34,8 @@ from rmt_deq.errors import ConvergenceError, ShapeMismatchError
 __all__ = ["SOLVER_METHODS", "DEFAULT_TOL", "SolverOptions", "SolveRecord", "solve_batched"]
 
 SOLVER_METHODS = ("auto", "anderson", "plain")
-#: default relative residual per dtype (far below any Monte-Carlo error of a kernel: in
-#: float32 the solver's error on a sampled realization's Gram matrix is ~1e-5 relative,
-#: benchmarks/bench_sampling.py)
+#: default relative residual per dtype (the solver's error on a sampled realization stays
+#: far below the Monte-Carlo error bar at practical R: measured in docs/sampling.md)
 DEFAULT_TOL = {"float64": 1e-7, "float32": 1e-4}
 #: ``method="auto"`` switches to Anderson when the plain contraction factor exceeds this
 DEFAULT_SWITCH_RATE = 0.6

@@ -39,9 +39,9 @@ __all__ = ["SamplingProgress", "MonteCarloOptions", "SamplerOptions", "mc_error_
 
 #: executor tasks submitted ahead of the one being accumulated, by default
 DEFAULT_MAX_PENDING = 16
-#: bootstrap sign draws per error bar, by default: the 95% quantile of the sign-sum norms
-#: from 100 draws is within ~2% of the one from 200 (docs/sampling.md), far inside the
-#: bar's own spread from b = 16 batches, at half the cost
+#: bootstrap sign draws per error bar, by default: the quantile from 100 draws differs
+#: from the one from 200 far less than the bar's own spread from b = 16 batches
+#: (measured in docs/sampling.md), at half the cost
 DEFAULT_DRAWS = 100
 
 

@@ -44,9 +44,9 @@ smaller error bar (docs/theory.md §8.3).
 Precision (default ``dtype="float32"``): the weights, the solves and the Gram products
 run in float32, the average and the error bar in float64; the solver stops at the relative
 residual :data:`~rmt_deq.networks.solver.DEFAULT_TOL` of the dtype (1e-4 in float32).
-The solver's error on one realization's Gram matrix is then ~1e-5 relative, far below the
-Monte-Carlo error bar of any practical R (checked in benchmarks/bench_sampling.py);
-``dtype="float64"`` for double-precision solves.
+The solver's error on one realization is not part of the error bar; it stays far below
+the bar at practical R (measured in docs/sampling.md, where ``tol=1e-5`` is advised for
+NTK bars below ~3e-3); ``dtype="float64"`` for double-precision solves.
 
 Reproducibility: realization r uses the r-th child of the seed's ``SeedSequence`` (the
 same weights whatever R, the chunking or early stopping; the children are built when
