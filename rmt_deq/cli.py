@@ -310,8 +310,8 @@ def _sampler(args: argparse.Namespace, width_required: bool = False) -> tuple[di
     kw = {"width": args.width, "realizations": opt["realizations"], "family": opt["family"],
           "rng": opt["seed"], "dtype": opt["dtype"], "target_error": args.target_error,
           "confidence": opt["confidence"], "progress": bar, "backend": args.backend}
-    if args.control_variate:
-        kw["control_variate"] = True
+    if args.control_variate is not None:
+        kw["control_variate"] = args.control_variate
     return kw, bar
 
 

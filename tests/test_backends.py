@@ -43,11 +43,12 @@ def _gram_bound(K: np.ndarray, ulps: float) -> np.ndarray:
 
 
 def _solver_ulps(kernel, m: int, p: int) -> float:
-    """Rounding allowance of a sampled kernel: (m + p) ulps per step through the GEMM,
-    amplified by 1/(1 - q) (q the largest observed contraction factor, 0.9 if none)."""
+    """Rounding allowance of a sampled kernel: (m + p) ulps of its working dtype per step
+    through the GEMM, amplified by 1/(1 - q) (q the largest observed contraction factor,
+    0.9 if none); in units of the float64 eps that :func:`_gram_bound` multiplies."""
     rates = [r.rate for r in kernel.info.forward if math.isfinite(r.rate)]
     q = min(max(rates), 0.9) if rates else 0.9
-    return 8.0 * (m + p) / (1.0 - q)
+    return 8.0 * (m + p) / (1.0 - q) * float(np.finfo(kernel.info.dtype).eps) / EPS
 
 
 def _same_iterations(a, b) -> None:
@@ -142,9 +143,8 @@ def test_sampled_ck_float32_matches_numpy():
     b = sampled_ck(X, "relu", 0.3, width=40, realizations=2, rng=1, dtype="float32",
                    backend="array_api_strict")
     _same_iterations(a, b)
-    eps32 = float(np.finfo(np.float32).eps)
-    assert np.all(np.abs(a.ck - b.ck) <= _gram_bound(a.ck, 1.0) / EPS * eps32
-                  * _solver_ulps(a, 40, 10))
+    assert a.info.dtype == "float32"
+    assert np.all(np.abs(a.ck - b.ck) <= _gram_bound(a.ck, _solver_ulps(a, 40, 10)))
 
 
 def test_sampled_ck_backend_from_the_data():

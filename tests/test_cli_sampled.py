@@ -44,7 +44,7 @@ def test_sampled_ck_file_is_the_library_matrix(npz, tmp_path, capsys):
     assert np.array_equal(K, kernel_from_data(
         data.X, "tanh", 0.3, labels=data.labels, means=mix.means, covs=mix.covs,
         method="sampled", sampling=dict(width=60, realizations=4, family="orthogonal",
-                                        rng=7)))
+                                        rng=7, dtype="float64")))
     err = capsys.readouterr().err
     assert "Monte-Carlo error" in err and "orthogonal" in err
     out2 = tmp_path / "K2.npy"
@@ -75,8 +75,8 @@ def test_sampled_ntk_float32_info_and_progress(npz, tmp_path, capsys, family):
     assert "3/3" in err and "[" in err                     # the progress bar was drawn
     # it covers the error bars too (3 of them: ntk, v, A): full once, at their end
     full = [seg for seg in err.split("\r") if "[" + "#" * 30 + "]" in seg]
-    assert len(full) == 1 and "error bar 600/600 sign draws" in full[0]
-    assert "error bar 0/600 sign draws" in err
+    assert len(full) == 1 and "error bar 300/300 sign draws" in full[0]
+    assert "error bar 0/300 sign draws" in err
 
 
 def test_sampled_early_stop_and_single_realization(npz, tmp_path):
@@ -115,4 +115,16 @@ def test_sampled_control_variate_flag(npz, tmp_path):
                                    control_variate=True)
     assert np.array_equal(np.load(out), lib.matrix)
     assert json.loads(info.read_text())["control_variate"] is True
-    assert _run(path, out, "--kind", "ntk", "--width", "40", "--control-variate") == 2
+    # on by default (the library's default, float32 too), off with --no-control-variate
+    assert _run(path, out, "--width", "40", "--realizations", "4", "--seed", "2",
+                "--info", str(info)) == 0
+    assert np.array_equal(np.load(out), lib.matrix)
+    d = json.loads(info.read_text())
+    assert d["control_variate"] is True and d["dtype"] == "float32"
+    assert _run(path, out, "--kind", "ntk", "--width", "40", "--realizations", "4",
+                "--seed", "2", "--no-control-variate", "--info", str(info)) == 0
+    plain = sampled_kernel_from_data(data.X, "tanh", 0.3, labels=data.labels,
+                                     means=mix.means, covs=mix.covs, kind="ntk", width=40,
+                                     realizations=4, rng=2, control_variate=False)
+    assert np.array_equal(np.load(out), plain.matrix)
+    assert json.loads(info.read_text())["control_variate"] is False

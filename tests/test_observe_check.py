@@ -226,7 +226,8 @@ def test_check_json_has_every_row_and_the_report_files(case, tmp_path, capsys):
     s = case.mix.sample(sizes=case.sizes, rng=0)                # --sample-seed default 0
     sol, _, _ = _prediction(case)
     G = rd.exact_ck(s.X, ACT, SA, solution=sol).ck
-    Gs = rd.sampled_ntk(s.X, ACT, SA, width=40, realizations=4, rng=0, solution=sol).ck
+    Gs = rd.sampled_ntk(s.X, ACT, SA, width=40, realizations=4, rng=0, solution=sol,
+                        dtype="float64").ck                      # the check's dtype
     ref = np.linalg.norm(Gs - G, 2) / np.linalg.norm(G, 2)
     assert rows["ck.sampled"]["value"] == pytest.approx(ref, rel=1e-9)
     assert rows["ck.surrogate"]["expected"] == pytest.approx(1 / math.sqrt(P), rel=1e-12)

@@ -27,7 +27,9 @@ __all__ = ["SAMPLED_DEFAULTS", "SAMPLED_OPTIONS", "MEMORY_DEFAULT", "real", "mem
 
 #: what the sampled-kernel options default to (``rmt-deq kernel --method sampled``)
 SAMPLED_DEFAULTS: Mapping[str, Any] = {"realizations": 16, "family": "gaussian", "seed": 0,
-                                       "dtype": "float64", "confidence": 0.95}
+                                       "dtype": None, "confidence": 0.95}
+#: the working precision when --dtype is not given: each sampler's own default
+_DTYPE_DEFAULTS = "float32 for a DEQ, float64 for a designed network"
 #: every option of the sampled-kernel group, by its argparse dest
 SAMPLED_OPTIONS = ("width", "realizations", "family", "seed", "dtype", "target_error",
                    "confidence", "control_variate", "progress", "info", "workers",
@@ -111,7 +113,8 @@ def add_sampled_options(parser: argparse.ArgumentParser, title: str, *,
                              f"{defaults['seed']})")),
         ("dtype", "--dtype",
          dict(choices=_WEIGHT_DTYPES, help=f"working precision (the average is kept in "
-                                           f"float64; default {defaults['dtype']})")),
+                                           f"float64; default "
+                                           f"{defaults['dtype'] or _DTYPE_DEFAULTS})")),
         ("target_error", "--target-error",
          dict(type=real, help="stop early once the relative Monte-Carlo error bar is below "
                               "this")),
@@ -119,9 +122,10 @@ def add_sampled_options(parser: argparse.ArgumentParser, title: str, *,
          dict(type=real, help=f"confidence of the Monte-Carlo error bar (default "
                               f"{defaults['confidence']})")),
         ("control_variate", "--control-variate",
-         dict(action="store_true", default=False,
-              help="--kind ck: average with the input-injection control variate "
-                   "(unbiased, smaller Monte-Carlo error for the same realizations)")),
+         dict(action=argparse.BooleanOptionalAction,
+              help="DEQ: average with the input-injection control variate (unbiased, "
+                   "smaller Monte-Carlo error for the same realizations; default on, "
+                   "--no-control-variate for the plain average)")),
         ("progress", "--progress",
          dict(action=argparse.BooleanOptionalAction,
               help="progress bar on stderr (default: when stderr is a terminal)")),
@@ -151,9 +155,9 @@ def sampled_given(args: argparse.Namespace) -> list[str]:
     given = []
     for name in SAMPLED_OPTIONS:
         value = getattr(args, name, None)
-        if value is None or (name == "control_variate" and not value):
+        if value is None:
             continue
-        flag = "--no-progress" if name == "progress" and value is False else f"--{name}"
+        flag = f"--no-{name}" if value is False else f"--{name}"
         given.append(flag.replace("_", "-"))
     return given
 

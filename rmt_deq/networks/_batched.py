@@ -190,17 +190,21 @@ class DEQSystem:
         self.a0 = xp.astype(xp.sum(As, axis=1, dtype=xp.float64) * centring, As.dtype)
         self.solver = solver
 
-    def forward(self, cols: slice, injection_phi: np.ndarray | None = None
+    def forward(self, cols: slice, injection_phi: np.ndarray | None = None,
+                injection_d1: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray, SolveRecord]:
         """U and Phi = phi(U) (uncentred) for the columns ``cols``.
 
         If ``injection_phi`` (m x len(cols)) is given, phi(sqrt(sb) B x) -- the features
-        of the input injection alone, uncentred -- is written into it (one elementwise
-        pass; the sampled CK's control variate).
+        of the input injection alone, uncentred -- is written into it, and phi'(sqrt(sb)
+        B x) into ``injection_d1`` if given (one elementwise pass each; the samplers'
+        control variates).
         """
         bx = self.B @ self.Xs[:, cols]
         if injection_phi is not None:
             self.elem.fn_into(bx, injection_phi)
+        if injection_d1 is not None:
+            injection_d1[...] = self.elem.d1(bx)
         bx -= self.a0[:, None]
         phi = self.xp.empty_like(bx)
         As, elem = self.As, self.elem

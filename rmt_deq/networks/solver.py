@@ -39,8 +39,9 @@ from rmt_deq.errors import ConvergenceError, ShapeMismatchError
 __all__ = ["SOLVER_METHODS", "DEFAULT_TOL", "SolverOptions", "SolveRecord", "solve_batched"]
 
 SOLVER_METHODS = ("auto", "anderson", "plain")
-#: default relative residual per dtype (far below any Monte-Carlo error of a kernel)
-DEFAULT_TOL = {"float64": 1e-7, "float32": 2e-5}
+#: default relative residual per dtype (the solver's error on a sampled realization stays
+#: far below the Monte-Carlo error bar at practical R: measured in docs/sampling.md)
+DEFAULT_TOL = {"float64": 1e-7, "float32": 1e-4}
 #: ``method="auto"`` switches to Anderson when the plain contraction factor exceeds this
 DEFAULT_SWITCH_RATE = 0.6
 #: residuals over which the plain contraction factor is measured (RATE_WINDOW - 1 ratios)

@@ -38,11 +38,29 @@ at once except with probability FAILURE_PROBABILITY.  The quantile (linear inter
 of order statistics) is non-decreasing and positively homogeneous in the values, so the
 error bar lies between the one computed with exact norms and (1 + NORM_RTOL) times it.
 A sign sum that is not certified within :data:`MAX_LANCZOS_STEPS` steps falls back to a
-dense eigendecomposition (exact).  The start vectors are drawn from the bootstrap's own
+dense eigendecomposition (exact).
+
+Only the quantile is needed.  np.quantile (linear interpolation) at level q over D values
+reads the order statistics x_(k) and x_(k+1), k = floor(q (D - 1)).  If a certified lower
+bound L <= x_(k) is known (the (D - k)-th largest of the certified lower bounds theta
+seen so far: at least D - k norms lie above it), a sign sum may stop as soon as the
+level L itself is certified: then nu_d <= max((1 + NORM_RTOL) ||E_d||, L), and the
+order statistics from k on of such values are those of (1 + NORM_RTOL) ||E|| at most,
+so the quantile still lies between the exact one and (1 + NORM_RTOL) times it.  The sums
+are taken in decreasing Frobenius norm (known for all draws from the Gram matrix of the
+Delta_j) so that L is known after the first chunk; most sums then stop at L earlier than
+at 2% of their own norm.
+
+Precision: the sign sums are formed in float64 and iterated in float32 (half the memory
+traffic of the matrix-vector products, which bound the cost); a margin
+4 (sqrt(n) + 1) u32 ||E_d||_F (u32 the float32 unit round-off) is added to every level
+and taken off the top of the grid, so the rounding of the float32 products is covered
+and the bounds above hold as stated.  The start vectors are drawn from the bootstrap's own
 generator, after the signs: the bound is deterministic given its seed.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, Callable
 
@@ -65,7 +83,7 @@ FAILURE_PROBABILITY = 1e-3
 MAX_LANCZOS_STEPS = 160
 #: Lanczos steps before the first certificate check, and between checks (a check costs
 #: O(k) small vector operations; the certificate rarely passes before this)
-_FIRST_CHECK = 16
+_FIRST_CHECK = 8
 _CHECK_EVERY = 4
 #: grid levels between theta and (1 + NORM_RTOL) theta: the returned level exceeds the
 #: smallest certifiable one by at most NORM_RTOL / (_GRID - 1) relative
@@ -76,7 +94,8 @@ _ROUNDING = 1e-13
 #: bytes of sign-sum matrices iterated on together (about what stays in cache), and the
 #: most draws in one chunk
 _CHUNK_BYTES = 2 ** 23
-_MAX_CHUNK = 16
+_MAX_CHUNK = 32
+_WORK = np.dtype(np.float32)
 #: when a single matrix exceeds the cache budget, draws are still formed a few at a time
 #: (up to these bytes), so that forming reads the b batch deviations once per few draws
 _FORM_BYTES = 2 ** 27
@@ -137,25 +156,32 @@ def _tridiagonal_extremes(alpha: np.ndarray, beta: np.ndarray, k: int) -> np.nda
     return np.stack([w[:, 0], w[:, -1]], axis=1)
 
 
-def _lanczos_norms(E: np.ndarray, gen: np.random.Generator, limit: float) -> np.ndarray:
+def _lanczos_norms(E: np.ndarray, gen: np.random.Generator, limit: float,
+                   margin: np.ndarray, below: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Certified norms of the symmetric matrices E (c, n, n), NaN where not certified
-    within min(n, MAX_LANCZOS_STEPS) steps; ``limit`` = 1/t (module docstring)."""
+    within min(n, MAX_LANCZOS_STEPS) steps; ``limit`` = 1/t (module docstring).
+
+    ``margin`` (c,) bounds the rounding of the working precision (added to every level
+    returned, taken off the top of the grid); a draw also stops at ``below`` when that
+    level is certified (0: never).  Returns the upper bounds and the lower bounds
+    (largest |Ritz value| minus the margin) at the stop."""
     c, n, _ = E.shape
     kmax = min(n, MAX_LANCZOS_STEPS)
-    Q = np.zeros((c, kmax + 1, n))
+    Q = np.zeros((c, kmax + 1, n), dtype=E.dtype)
     q = gen.standard_normal((c, n))
     Q[:, 0] = q / np.linalg.norm(q, axis=1, keepdims=True)
     alpha = np.zeros((c, kmax))
     beta = np.zeros((c, kmax))
     out = np.full(c, np.nan)
+    low = np.zeros(c)
     active = np.ones(c, dtype=bool)
-    levels = 1.0 + NORM_RTOL * np.arange(1, _GRID) / (_GRID - 1)
+    frac = np.arange(1, _GRID) / (_GRID - 1)
     for k in range(kmax):
         Qk = Q[:, :k + 1]
         if active.all():
             w = np.matmul(E, Q[:, k, :, None])[..., 0]
         else:                                # certified draws stop costing matrix products
-            w = np.zeros((c, n))
+            w = np.zeros((c, n), dtype=E.dtype)
             for i in np.flatnonzero(active):
                 np.dot(E[i], Q[i, k], out=w[i])
         h = np.matmul(Qk, w[..., None])
@@ -170,30 +196,56 @@ def _lanczos_norms(E: np.ndarray, gen: np.random.Generator, limit: float) -> np.
         if steps != kmax and (steps < _FIRST_CHECK or (steps - _FIRST_CHECK) % _CHECK_EVERY):
             continue
         idx = np.flatnonzero(active)
-        a, bt = alpha[idx], beta[idx]
+        a, bt, mg = alpha[idx], beta[idx], margin[idx]
         ext = _tridiagonal_extremes(a, bt, steps)
         theta = np.maximum(-ext[:, 0], ext[:, 1])
-        grid = theta[:, None] * levels[None, :]
+        # levels between theta and the top (1 + NORM_RTOL)(theta - mg) - mg, so that the
+        # returned level + mg stays below (1 + NORM_RTOL) ||E||
+        top = np.maximum((1.0 + NORM_RTOL) * (theta - mg) - mg, theta)
+        grid = theta[:, None] + (top - theta)[:, None] * frac[None, :]
         # the smallest level from which every grid level passes (K_k is monotone there);
-        # certified when the top level, (1 + NORM_RTOL) theta, passes
+        # certified when the top level passes
         good = np.logical_and.accumulate(_passes(grid, a, bt, steps, limit)[:, ::-1],
                                          axis=1)[:, ::-1]
         ok = good[:, -1]
         if ok.any():
-            out[idx[ok]] = grid[ok, np.argmax(good[ok], axis=1)]
+            out[idx[ok]] = grid[ok, np.argmax(good[ok], axis=1)] + mg[ok]
+        if below > 0:
+            # or certified at ``below`` (a level at least theta): enough for the quantile
+            lev = below - mg
+            cand = ~ok & (lev >= theta)
+            if cand.any():
+                passed = _passes(lev[cand, None], a[cand], bt[cand], steps, limit)[:, 0]
+                hit = np.flatnonzero(cand)[passed]
+                out[idx[hit]] = below
+                ok[hit] = True
+        if ok.any():
+            low[idx[ok]] = np.maximum(theta[ok] - mg[ok], 0.0)
             active[idx[ok]] = False
         if not active.any():
             break
-    return out
+    return out, low
 
 
 def certified_sign_norms(flat: np.ndarray, eps: np.ndarray, n: int, gen: np.random.Generator,
-                         on_chunk: Callable[[int], Any] | None = None) -> np.ndarray:
+                         on_chunk: Callable[[int], Any] | None = None,
+                         quantile: float | None = None) -> np.ndarray:
     """Upper bounds nu_d of ||E_d||_2, E_d = sum_j eps_dj Delta_j, for each row d of eps.
 
     ``flat`` is Delta reshaped to (b, n*n).  Guarantee (module docstring): up to rounding,
-    nu_d <= (1 + NORM_RTOL) ||E_d|| always, and nu_d >= ||E_d|| for every d at once except
-    with probability FAILURE_PROBABILITY over the start vectors (drawn from ``gen``).
+    nu_d >= ||E_d|| for every d at once except with probability FAILURE_PROBABILITY over
+    the start vectors (drawn from ``gen``), and nu_d <= (1 + NORM_RTOL) ||E_d||.  With
+    ``quantile`` = q the second inequality is relaxed to what the q-quantile of the norms
+    (``numpy.quantile``, linear interpolation) needs: nu_d <= max((1 + NORM_RTOL)
+    ||E_d||, L) with L a certified lower bound of the order statistic below that
+    quantile, so that quantile(nu) lies between quantile(||E||) and (1 + NORM_RTOL)
+    times it (module docstring).  The sign sums are formed and iterated in float32,
+    whose rounding is covered by a margin 4 u32 ((sqrt(n) + 1) ||E_d||_F + (b + 1)
+    sum_j ||Delta_j||_F) added to every level (u32 the float32 unit round-off: four
+    times the usual rounding of a matrix-vector product and of forming the sum; ~1e-3
+    of ||E_d|| or less for n <= 2000, b = 16); a sum for which that margin is not below
+    NORM_RTOL/4 of the lower estimate ||E_d||_F / sqrt(n) (a near cancellation) is
+    decomposed densely in float64.
     ``on_chunk(k)`` is called after each chunk of k draws.
     """
     D = eps.shape[0]
@@ -206,25 +258,53 @@ def certified_sign_norms(flat: np.ndarray, eps: np.ndarray, n: int, gen: np.rand
     delta = FAILURE_PROBABILITY / D
     t = float(special.betaincinv(0.5, 0.5 * (n - 1), delta))
     limit = 1.0 / t
-    size = 8 * n * n
+    size = _WORK.itemsize * n * n
     chunk = int(max(1, min(_MAX_CHUNK, D, _CHUNK_BYTES // size)))
     if chunk == 1:
         chunk = int(max(1, min(4, D, _FORM_BYTES // size)))
     gram = flat @ flat.T                      # <Delta_i, Delta_j>: ||E_d||_F^2 = eps G eps
     fro_all = np.sqrt(np.maximum(np.einsum("di,ij,dj->d", eps, gram, eps), 0.0))
-    floor = _ROUNDING * float(np.sum(np.sqrt(np.maximum(np.diag(gram), 0.0))))
-    for start in range(0, D, chunk):
-        rows = eps[start:start + chunk]
-        E = (rows @ flat).reshape(-1, n, n)
-        fro = fro_all[start:start + len(rows)]
+    total = float(np.sum(np.sqrt(np.maximum(np.diag(gram), 0.0))))   # sum_j ||Delta_j||_F
+    floor = _ROUNDING * total
+    # the rounding of forming E_d in float32 and of a float32 matrix-vector product, x4
+    b = flat.shape[0]
+    u32 = float(np.finfo(_WORK).eps)
+    margin_all = 4.0 * u32 * ((math.sqrt(n) + 1.0) * fro_all + (b + 1.0) * total)
+    dense = margin_all > 0.25 * NORM_RTOL * fro_all / math.sqrt(n)
+    # with a quantile: the largest sign sums first (by Frobenius norm), so that the lower
+    # bound L of the order statistic x_(k), k = floor(q (D - 1)) -- the (D - k)-th largest
+    # certified lower bound -- is known early and the smaller sums stop once below it
+    if quantile is None:
+        order, need = np.arange(D), 0
+        bounds = list(range(0, D, chunk)) + [D]
+    else:
+        order = np.argsort(-fro_all, kind="stable")
+        need = D - math.floor(quantile * (D - 1))
+        # a first chunk of about 2 need sums gives L; the others stop at it
+        first = min(D, chunk, 2 * need)
+        bounds = [0] + list(range(first, D, chunk)) + [D]
+    flat_w = flat.astype(_WORK)
+    lows: list[float] = []
+    for start, stop in itertools.pairwise(bounds):
+        sel = order[start:stop]
+        rows = eps[sel]
+        E = (rows.astype(_WORK) @ flat_w).reshape(-1, n, n)
+        fro = fro_all[sel]
         nu = np.zeros(len(rows))
-        live = fro > floor
-        if live.any():
-            nu[live] = _lanczos_norms(E[live] if not live.all() else E, gen, limit)
-        for i in np.flatnonzero(live & ~np.isfinite(nu)):      # not certified: dense
-            w = np.linalg.eigvalsh(E[i])
+        live = (fro > floor) & ~dense[sel]
+        for i in np.flatnonzero((fro > floor) & dense[sel]):   # near cancellation: float64
+            w = np.linalg.eigvalsh((rows[i] @ flat).reshape(n, n))
             nu[i] = max(abs(w[0]), abs(w[-1]))
-        out[start:start + len(rows)] = nu
+        below = sorted(lows, reverse=True)[need - 1] if need and len(lows) >= need else 0.0
+        if live.any():
+            nu[live], low = _lanczos_norms(E[live] if not live.all() else E, gen, limit,
+                                           margin_all[sel][live], below)
+            lows.extend(low[np.isfinite(nu[live])])
+        for i in np.flatnonzero(live & ~np.isfinite(nu)):      # not certified: dense
+            w = np.linalg.eigvalsh((rows[i] @ flat).reshape(n, n))
+            nu[i] = max(abs(w[0]), abs(w[-1]))
+            lows.append(nu[i])
+        out[sel] = nu
         if on_chunk is not None:
             on_chunk(len(rows))
     return out
@@ -252,7 +332,7 @@ def bootstrap_bound(Delta: np.ndarray, counts: np.ndarray, *, confidence: float,
         if on_chunk is not None:
             on_chunk(draws)
     else:
-        norms = certified_sign_norms(flat, eps, n, gen, on_chunk)
+        norms = certified_sign_norms(flat, eps, n, gen, on_chunk, quantile=confidence)
     R = float(np.sum(counts))
     norms *= math.sqrt(b / (b - 1.0)) / R
     q = float(np.quantile(norms, confidence))

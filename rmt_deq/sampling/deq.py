@@ -30,11 +30,23 @@ The sign-sum norms are certified Lanczos upper bounds, within 2% of the exact no
 more.
 The finite-width bias E M - (infinite-width kernel) = O(1/m) is *not* part of this error.
 
-Control variate (CK only, ``control_variate=True``): each realization contributes
-Z^T Z - L + E[L], with L the Gram matrix of the input injection's features
-phi_c(sqrt(sb) B X)/sqrt(m) of the same draw and E[L] its exact expectation (a bivariate
-Gaussian expectation at covariance sb X^T X, exact at every width since B is Gaussian for
-every family).  Unbiased for the same expectation, with a smaller error bar.
+Control variate (on by default, ``control_variate=False`` to turn it off): each
+realization contributes Z^T Z - L + E[L], with L the Gram matrix of the input injection's
+features phi_c(sqrt(sb) B X)/sqrt(m) of the same draw and E[L] its exact expectation (a
+bivariate Gaussian expectation at covariance sb X^T X, exact at every width since B is
+Gaussian for every family).  For the NTK the injection's gradients G0 = phi'(sqrt(sb) B X)
+v/sqrt(m) (E[G0^T G0] = E[phi'(y_i) phi'(y_j)] at the same covariance, exact) correct the
+other groups: A: sa [(G^T G) o (Z^T Z) - (G0^T G0) o E[L] - E[G0^T G0] o L
++ 2 E[G0^T G0] o E[L]], B: sb (X^T X) o (G^T G - G0^T G0 + E[G0^T G0]).  Every correction
+has expectation zero, so the estimator is unbiased for the same expectation, with a
+smaller error bar (docs/theory.md §8.3).
+
+Precision (default ``dtype="float32"``): the weights, the solves and the Gram products
+run in float32, the average and the error bar in float64; the solver stops at the relative
+residual :data:`~rmt_deq.networks.solver.DEFAULT_TOL` of the dtype (1e-4 in float32).
+The solver's error on one realization is not part of the error bar; it stays far below
+the bar at practical R (measured in docs/sampling.md, where ``tol=1e-5`` is advised for
+NTK bars below ~3e-3); ``dtype="float64"`` for double-precision solves.
 
 Reproducibility: realization r uses the r-th child of the seed's ``SeedSequence`` (the
 same weights whatever R, the chunking or early stopping; the children are built when
@@ -93,6 +105,9 @@ KINDS = ("ck", "ntk")
 _RECORDS = (MonteCarloOptions, SamplerOptions, SolverOptions)
 #: the keywords of :func:`sampled_ck` besides the records' fields
 _KEYWORDS = ("width", "tau0", "labels", "solution", "control_variate")
+#: the working precision of the DEQ samplers when ``dtype`` is not given: the solves and
+#: the Gram products in float32, the averages accumulated in float64 (docs/sampling.md)
+DEFAULT_DTYPE = "float32"
 #: m-vectors per column in the solver's working set (iterate, image, residual, the
 #: features and their buffers) besides the 2 per Anderson history entry
 _SOLVER_VECTORS = 6
@@ -138,8 +153,8 @@ class SamplingInfo:
         Floating-point operations of the matrix products (forward and adjoint iterations,
         B X, the Gram matrices), counted from the iteration numbers.
     control_variate : bool
-        Whether the CK was averaged with the input-injection control variate (see
-        :func:`sampled_ck`).
+        Whether the kernels were averaged with the input-injection control variate (see
+        :func:`sampled_ck`, :func:`sampled_ntk`).
     backend : str
         The array backend the realizations ran on (:mod:`rmt_deq._xp`).
     """
@@ -191,12 +206,13 @@ class _DEQRealization:
     def __init__(self, *, act: Activation, dtype: np.dtype, m: int, family: str,
                  sa: float, sb: float, Xs: np.ndarray, centring: float, solve_kw: dict,
                  chunks: list, ntk: bool, names: tuple[str, ...], EL: np.ndarray | None,
-                 XtX: np.ndarray | None, children: Any, requested: int,
-                 backend: Backend = NUMPY) -> None:
+                 EG: np.ndarray | None, XtX: np.ndarray | None, children: Any,
+                 requested: int, backend: Backend = NUMPY) -> None:
         self.act, self.dtype, self.m, self.family = act, dtype, m, family
         self.sa, self.sb, self.Xs, self.centring = sa, sb, Xs, centring
         self.solve_kw, self.chunks, self.ntk, self.names = solve_kw, chunks, ntk, names
-        self.EL, self.XtX, self.children, self.requested = EL, XtX, children, requested
+        self.EL, self.EG, self.XtX = EL, EG, XtX
+        self.children, self.requested = children, requested
         self.backend = backend
         self.elem = elementwise(act, dtype, backend)
 
@@ -236,21 +252,26 @@ class _DEQRealization:
         system = DEQSystem(As, B, v, Xs, self.elem, self.centring, self.solve_kw)
         Z = bk.empty((m, n), dt)
         Gm = bk.empty((m, n), dt) if ntk else None
-        P0 = bk.empty((m, n), dt) if self.EL is not None else None
+        cv = self.EL is not None
+        P0 = bk.empty((m, n), dt) if cv else None
+        D0 = bk.empty((m, n), dt) if cv and ntk else None
         recs_f, recs_a = [], []
         flops = 0.0
         for cols in self.chunks:
             # numpy writes the injection's features into P0's columns (a view); another
             # namespace into a buffer copied there (views are not in the standard)
-            inj = None if P0 is None else (
-                P0[:, cols.start:cols.stop] if bk.is_numpy
-                else bk.empty((m, cols.stop - cols.start), dt))
+            inj, inj_d1 = (None if buf is None else (
+                buf[:, cols.start:cols.stop] if bk.is_numpy
+                else bk.empty((m, cols.stop - cols.start), dt)) for buf in (P0, D0))
             try:
-                U, phi, rec = system.forward(cols, inj)
+                U, phi, rec = system.forward(cols, inj, inj_d1)
             except ConvergenceError as exc:
                 raise self._located(exc, r, cols) from None
-            if inj is not None and not bk.is_numpy:
-                P0[:, cols] = inj
+            if not bk.is_numpy:
+                if inj is not None:
+                    P0[:, cols] = inj
+                if inj_d1 is not None:
+                    D0[:, cols] = inj_d1
             phi -= system.c
             phi *= inv
             Z[:, cols] = phi
@@ -268,21 +289,31 @@ class _DEQRealization:
         K = bk.to_numpy(Z.T @ Z)
         flops += 2.0 * m * n * n
         parts = {"ck": K}
-        if P0 is not None:
+        if cv:
             P0 -= system.c
             P0 *= inv
-            K -= bk.to_numpy(P0.T @ P0)
-            K += self.EL
+            L = bk.to_numpy(P0.T @ P0)
+            parts["ck"] = K - L + self.EL
             flops += 2.0 * m * n * n
         rec_a = None
         if ntk:
             rec_a = SolveRecord.merge(recs_a)
             GG = bk.to_numpy(Gm.T @ Gm)
             flops += 2.0 * m * n * n
+            if cv:
+                # the injection's gradients G0 = D0 v/sqrt(m), D0 = phi'(sqrt(sb) B X):
+                # E[G0^T G0] = E[phi'(y_i) phi'(y_j)] exactly (docs/theory.md §8.3)
+                D0 *= (v * inv)[:, None]
+                GG0 = bk.to_numpy(D0.T @ D0)
+                flops += 2.0 * m * n * n
+                EG, EL = self.EG, self.EL
             if "A" in self.names:
-                parts["A"] = self.sa * GG * K
+                A = GG * K
+                if cv:        # minus the linear part of GG0 o L about its mean
+                    A -= GG0 * EL + EG * L - 2.0 * EG * EL
+                parts["A"] = self.sa * A
             if "B" in self.names:
-                parts["B"] = self.sb * GG * self.XtX
+                parts["B"] = self.sb * self.XtX * (GG - GG0 + EG if cv else GG)
         return _Draw(parts, SolveRecord.merge(recs_f), rec_a, flops)
 
 
@@ -295,8 +326,8 @@ def _sample(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, 
     mc_kw, draw_kw, solver_kw = split_options(where, options, *_RECORDS)
     mc = MonteCarloOptions(**mc_kw)
     cv = check_bool(control_variate, "control_variate")
-    if cv and ntk:
-        raise InvalidParameterError("the control variate is implemented for the CK only")
+    if draw_kw.get("dtype") is None:                 # not given: the DEQ samplers' default
+        draw_kw["dtype"] = DEFAULT_DTYPE
     draw = SamplerOptions(**draw_kw)
     bk = resolve_backend(draw.backend, X)
     Xa = as_data_matrix(host_data(X))
@@ -317,7 +348,7 @@ def _sample(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, 
     early = tuple("ck" if g == "v" else g for g in groups) if ntk else ("ck",)
     # working set: weights, features (and gradients), accumulators; the rest per column
     isz = dt.itemsize
-    fixed = isz * (m * m + m * p + p * n + m * n * (2 if ntk or cv else 1))
+    fixed = isz * (m * m + m * p + p * n + m * n * (1 + ntk + cv + (cv and ntk)))
     fixed += 8 * n * n * (len(names) * (mc.batches + 1) + 2)
     fixed += mc.pending_bytes(n, len(names))
     check_memory(fixed, budget, *_memory_words(mc))
@@ -329,19 +360,22 @@ def _sample(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, 
     chunks = column_chunks(n, size)
     Xs = (math.sqrt(sb_f) * Xa).astype(dt)
     XtX = Xa.T @ Xa if "B" in names else None
-    EL = None
+    EL = EG = None
     if cv:
-        # E[L] for L = Phi0^T Phi0, Phi0 = phi_c(sqrt(sb) B X)/sqrt(m): the rows of
-        # sqrt(sb) B X are iid N(0, sb X^T X) whatever the family of A, so E[L] is the
-        # bivariate Gaussian expectation at that covariance -- exact at every width m
+        # E[L] for L = Phi0^T Phi0, Phi0 = phi_c(sqrt(sb) B X)/sqrt(m), and E[G0^T G0] for
+        # G0 = phi'(sqrt(sb) B X) v/sqrt(m): the rows of sqrt(sb) B X are iid
+        # N(0, sb X^T X) whatever the family of A (v independent, unit variance), so both
+        # are bivariate Gaussian expectations at that covariance -- exact at every width m
         S0 = sb_f * (Xa.T @ Xa)
-        EL = PairExpectations(act, np.diagonal(S0).copy(), float(sol.centring)
-                              ).evaluate(S0)[0]
+        EL, EG = PairExpectations(act, np.diagonal(S0).copy(), float(sol.centring)
+                                  ).evaluate(S0)
+        if not ntk:
+            EG = None
     children, seed = _seeds(draw.rng, mc.realizations)
     realize = _DEQRealization(
         act=act, dtype=dt, m=m, family=draw.family, sa=sa_f, sb=sb_f, Xs=Xs,
         centring=float(sol.centring), solve_kw=solve_kw, chunks=chunks, ntk=ntk, names=names,
-        EL=EL, XtX=XtX, children=children, requested=mc.realizations, backend=bk)
+        EL=EL, EG=EG, XtX=XtX, children=children, requested=mc.realizations, backend=bk)
     check_sendable(realize, mc.executor)
     acc, history, stopped, records = _monte_carlo(realize, names, early, n, mc, seed,
                                                   t_start)
@@ -376,7 +410,7 @@ def sampled_ck(
     tau0: float | None = None,
     labels: Any = None,
     solution: FixedPointSolution | None = None,
-    control_variate: bool = False,
+    control_variate: bool = True,
     **options: Any,
 ) -> Kernel:
     """Monte-Carlo average of the DEQ's CK Gram matrix Z^T Z at width m.
@@ -408,13 +442,14 @@ def sampled_ck(
         for E[Z^T Z] (same expectation, same error-bar machinery); L is strongly
         correlated with Z^T Z (the fixed point is the injection plus the recurrent
         part), which shrinks the Monte-Carlo error (docs/sampling.md).  Costs one extra
-        n x n Gram product per realization.
+        n x n Gram product per realization.  Default True; False averages Z^T Z itself
+        (the published estimator).
     **options
         Monte-Carlo options (:class:`~rmt_deq.sampling._montecarlo.MonteCarloOptions`):
         ``realizations`` (R, independent weight draws averaged; the most, with
         ``target_error``; default 1), ``batches`` (b, batches of the error estimate, at
         most R; default 16), ``confidence`` (of the error bar, default 0.95), ``draws``
-        (bootstrap sign draws per error estimate, default 200), ``target_error`` (stop
+        (bootstrap sign draws per error estimate, default 100), ``target_error`` (stop
         early once the relative error bar is below this, checked every ``check_every``
         realizations, default b, from b realizations on), ``progress`` (called with a
         :class:`~rmt_deq.sampling._montecarlo.SamplingProgress` after each realization),
@@ -433,11 +468,13 @@ def sampled_ck(
         :mod:`rmt_deq.networks.weights`), ``rng`` (int or Generator; realization r uses the
         r-th child of its SeedSequence), ``dtype`` ({"float64", "float32"}: working
         precision of the weights, the solves and the Gram products; the average is
-        accumulated in float64), ``max_memory`` (bytes the working set may use, default
-        2 GiB), ``backend`` (array backend of the realizations: "numpy", "array_api_strict",
-        "torch", "cupy" or an array API namespace; default None: the data's own, numpy for
-        numpy data; the weights are still drawn on the host from the same seeds, the
-        result is numpy float64; :mod:`rmt_deq._xp`, docs/sampling.md).  Solver options (:class:`~rmt_deq.networks.solver.SolverOptions`):
+        accumulated in float64; default float32, :data:`DEFAULT_DTYPE`), ``max_memory``
+        (bytes the working set may use, default 2 GiB), ``backend`` (array backend of the
+        realizations: "numpy", "array_api_strict", "torch", "cupy" or an array API
+        namespace; default None: the data's own, numpy for numpy data; the weights are
+        still drawn on the host from the same seeds, the result is numpy float64;
+        :mod:`rmt_deq._xp`, docs/sampling.md).  Solver options
+        (:class:`~rmt_deq.networks.solver.SolverOptions`):
         ``method`` ({"auto", "anderson", "plain"}; "auto" uses Anderson for the symmetric
         family and otherwise plain iteration with a switch to Anderson when it contracts
         slowly), ``tol`` (relative residual of the solves; default
@@ -487,6 +524,7 @@ def sampled_ntk(
     tau0: float | None = None,
     labels: Any = None,
     solution: FixedPointSolution | None = None,
+    control_variate: bool = True,
     **options: Any,
 ) -> Kernel:
     """Monte-Carlo average of the DEQ's empirical NTK at width m, split by group.
@@ -500,21 +538,27 @@ def sampled_ntk(
     ----------
     groups : iterable of {"v", "A", "B"}
         Groups summed into ``ntk`` (the published convention is ("v", "A")).
+    control_variate : bool
+        Correct every group with the input injection's features and gradients of the same
+        draw (module docstring): v as the CK of :func:`sampled_ck`, A by the linear part
+        of sa (G0^T G0) o L about its exact mean, B by sb (X^T X) o (G0^T G0 -
+        E[G0^T G0]), G0 = phi'(sqrt(sb) B X) v/sqrt(m).  Unbiased for the same
+        expectation; costs one more n x n Gram product than the CK's.  Default True;
+        False averages the groups themselves (the published estimator).
     (others)
-        As in :func:`sampled_ck` (without ``control_variate``); early stopping watches the
-        error bar of ``ntk``.
+        As in :func:`sampled_ck`; early stopping watches the error bar of ``ntk``.
 
     Returns
     -------
     Kernel
-        ``ntk`` and ``groups`` (the selected ones), ``ck`` (the sampled CK Z^T Z, always
-        computed); error bars ``error["ntk"]``, ``error[g]`` per selected group and
+        ``ntk`` and ``groups`` (the selected ones), ``ck`` (the sampled CK, with the
+        control variate when it is on; always computed); error bars ``error["ntk"]``, ``error[g]`` per selected group and
         ``error["ck"]`` (and ``error_relative``); ``info`` a :class:`SamplingInfo`.
     """
     sel = check_groups(groups, NTK_GROUPS)
     return _sample(X, activation, sa, sb, ntk=True, groups=sel, width=width, tau0=tau0,
-                   labels=labels, solution=solution, control_variate=False, options=options,
-                   where="sampled_ntk")
+                   labels=labels, solution=solution, control_variate=control_variate,
+                   options=options, where="sampled_ntk")
 
 
 def sampled_kernel(X: Any, activation: ActivationLike, sa: float, sb: float | None = None,
@@ -529,7 +573,7 @@ def sampled_kernel(X: Any, activation: ActivationLike, sa: float, sb: float | No
         NTK groups (kind="ntk" only; default all three); refused with kind="ck".
     **options
         Keyword options of :func:`sampled_ck` (``width``, required; tau0, labels,
-        solution, control_variate (CK only), and the options of the Monte-Carlo, draw and
+        solution, control_variate, and the options of the Monte-Carlo, draw and
         solver records); unknown ones are rejected.
 
     Returns
@@ -545,10 +589,7 @@ def sampled_kernel(X: Any, activation: ActivationLike, sa: float, sb: float | No
     check_options(options, allowed, "sampled_kernel")
     if "width" not in options:
         raise InvalidParameterError("sampled_kernel needs width=m")
-    if kind == "ntk" and options.get("control_variate"):
-        raise InvalidParameterError("control_variate is available for kind='ck' only")
     if kind == "ck":
         return sampled_ck(X, activation, sa, sb, **options)
-    options.pop("control_variate", None)
     return sampled_ntk(X, activation, sa, sb, groups=NTK_GROUPS if groups is None else groups,
                        **options)

@@ -23,7 +23,7 @@ from rmt_deq.networks.explicit import (ExplicitNetwork, ExplicitScales, as_expli
                                        elementwise_layers, explicit_scales, forward_pass,
                                        sample_explicit_weights)
 from rmt_deq.errors import RmtDeqError
-from rmt_deq.sampling._montecarlo import (MonteCarloOptions, _Draw, _kernel_result,
+from rmt_deq.sampling._montecarlo import (DEFAULT_DRAWS, MonteCarloOptions, _Draw, _kernel_result,
                                           _memory_words, _monte_carlo, _ntk_result, _seeds)
 from rmt_deq.sampling._parallel import check_sendable
 from rmt_deq.networks.weights import check_dtype, check_family
@@ -188,7 +188,7 @@ def sampled_explicit_ck(
     max_memory: float | None = None,
     batches: int = 16,
     confidence: float = 0.95,
-    draws: int = 200,
+    draws: int = DEFAULT_DRAWS,
     target_error: float | None = None,
     check_every: int | None = None,
     progress: Any = None,
@@ -250,7 +250,7 @@ def sampled_explicit_ntk(
     max_memory: float | None = None,
     batches: int = 16,
     confidence: float = 0.95,
-    draws: int = 200,
+    draws: int = DEFAULT_DRAWS,
     target_error: float | None = None,
     check_every: int | None = None,
     progress: Any = None,

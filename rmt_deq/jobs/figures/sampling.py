@@ -204,9 +204,11 @@ def coverage_interval(k: int, n: int) -> tuple[float, float]:
 
 
 def _estimator(kind: str) -> Any:
-    if kind == "ck+cv":
-        return lambda *a, **k: sampled_ck(*a, control_variate=True, **k)
-    return sampled_ck if kind == "ck" else sampled_ntk
+    """The estimator of ``kind``: "ck" and "ntk" the plain averages, "ck+cv" the CK with
+    the control variate (the samplers' default)."""
+    fn = sampled_ntk if kind == "ntk" else sampled_ck
+    cv = kind == "ck+cv"
+    return lambda *a, **k: fn(*a, control_variate=cv, **k)
 
 
 @register("error_bar_coverage", "coverage of the Monte-Carlo error bar over independent "
