@@ -574,3 +574,33 @@ def test_bad_specs_and_report_options(tmp_path):
         spectrum_report("relu", 0.2, mixture=spec, kind="ck", groups=("v",))
     with pytest.raises(DataFileError, match="labels"):
         spectrum_report("relu", 0.2, data={"X": np.ones((2, 3))})
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_support_finds_a_band_of_tiny_variances(dense):
+    """Three coordinates of variance 1e-5 (as near-constant pixels of real data) make a
+    narrow band far below scale/scan: the support scan finds it, the bulk's mass is whole,
+    and the band holds the mass of the 3 eigenvalues a sample puts there."""
+    p, sizes = 60, [70, 80]
+    var = np.ones((2, p))
+    var[1] *= 1.5
+    var[:, :3] = 1e-5
+    covs = np.stack([np.diag(v) for v in var]) if dense else var
+    if dense:                                     # rotate: non-diagonal, same spectrum
+        Q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((p, p)))
+        covs = np.stack([Q @ C @ Q.T for C in covs])
+    model = gram_model(covs, sizes, joint_diagonalise=False)
+    assert model.backend == ("dense" if dense else "diagonal")
+    bulk = kernel_bulk(model, c1=1.0, c0=0.0, num=200)
+    assert abs(bulk.mass_error) < 1e-4
+    n = sum(sizes)
+    small = [b for b in bulk.gram_support if b[1] < 1e-3 * model.scale]
+    assert len(small) == 1
+    lo, hi = small[0]
+    band_mass = float(bulk.cdf(np.array([hi]))[0] - bulk.cdf(np.array([lo / 2]))[0])
+    assert band_mass * n == pytest.approx(3.0, abs=0.05)
+    rng = np.random.default_rng(1)
+    X = np.concatenate([np.sqrt(var[a])[:, None] * rng.standard_normal((p, sizes[a]))
+                        for a in range(2)], axis=1) / math.sqrt(p)
+    ev = np.linalg.eigvalsh(X.T @ X)
+    assert np.sum((ev > 1e-12) & (ev < 1e-3 * model.scale)) == 3

@@ -54,6 +54,12 @@ _NEGATIVE_X = 1e-12
 _SUPPORT_ETA = 1e-14
 _SUPPORT_THRESHOLD = 1e-7
 _MIN_SCAN = 16
+#: gram_support's scan below its first uniform point: geometric points per decade, the
+#: deepest it goes (relative to the scale), and the fraction of the small-eigenvalue edge
+#: estimate (:func:`_scan_floor`) it starts at
+_SMALL_PER_DECADE = 24
+_SMALL_DEEPEST = 1e-12
+_SMALL_MARGIN = 1e-3
 #: gram_support: the smallest rtol, a few float64 spacings (bisection below it would not end)
 _MIN_SUPPORT_RTOL = 4 * np.finfo(float).eps
 #: floor of the magnitudes that divide
@@ -347,14 +353,39 @@ def _density(model: GramModel, xr: np.ndarray, pos: np.ndarray, eta: float) -> n
     return dens
 
 
+def _scan_floor(model: GramModel) -> float:
+    """A fraction of the smallest nonzero eigenvalue the spectrum of X^T X can reach.
+
+    X X^T (whose nonzero eigenvalues are those of X^T X) is about (n/p) C with C the
+    class-pooled covariance, spread by the Marchenko-Pastur factor (1 - sqrt(gamma))^2,
+    gamma = min(p_eff, n)/max(p_eff, n); ``_SMALL_MARGIN`` of that, from the smallest
+    nonzero eigenvalue of C, and never below ``_SMALL_DEEPEST`` * scale.
+    """
+    w = model.sizes / model.n
+    if model.backend == "dense":
+        lam = np.linalg.eigvalsh(np.tensordot(w, np.asarray(model.covs), axes=1))
+    else:
+        lam = w @ np.asarray(model.variances)
+    top = float(np.max(lam)) if lam.size else 0.0
+    pos = lam[lam > 1e-12 * top] if top > 0 else lam[:0]
+    gamma = min(model.p_eff, model.n) / max(model.p_eff, model.n, 1)
+    edge = (model.n / model.p) * (float(pos.min()) if pos.size else 0.0) * (
+        1.0 - math.sqrt(gamma)) ** 2
+    return max(_SMALL_MARGIN * edge, _SMALL_DEEPEST * model.scale)
+
+
 def gram_support(model: GramModel, *, scan: int = 1024, rtol: float = 1e-10
                  ) -> tuple[tuple[float, float], ...]:
     """Support intervals of the absolutely continuous part of the spectrum of X^T X.
 
-    The density is scanned on ``scan`` points of (0, scale]; each edge is then refined by
-    bisection on "inside the support" (density above 1e-7 of its typical value
-    (1 - atom)/scale, at Im z = 1e-14 scale) to ``rtol * scale``.  Gaps narrower than
-    scale/scan may be missed.
+    The density is scanned on ``scan`` points of (0, scale], and below the first of them
+    on geometric points (24 per decade) down to a thousandth of the smallest eigenvalue
+    the class-pooled covariance can produce (:func:`_scan_floor`; none when that is above
+    the first point), so that narrow bands of small eigenvalues (coordinates of tiny
+    variance, as in real data) are found; each edge is then refined by bisection on
+    "inside the support" (density above 1e-7 of its typical value (1 - atom)/scale, at
+    Im z = 1e-14 scale) to ``rtol * scale``.  Gaps narrower than scale/scan above the
+    first uniform point may be missed; a missed band shows in the bulk's ``mass_error``.
 
     Returns
     -------
@@ -379,6 +410,11 @@ def gram_support(model: GramModel, *, scan: int = 1024, rtol: float = 1e-10
     check_grid_memory(int(scan), model.K, None, "the support scan", "lower scan")
     s = model.scale
     xs = s * (np.arange(scan) + 0.5) / scan
+    floor = _scan_floor(model)
+    if floor < xs[0]:
+        decades = math.log10(xs[0] / floor)
+        small = np.geomspace(floor, xs[0], int(math.ceil(decades * _SMALL_PER_DECADE)) + 1)
+        xs = np.concatenate([small[:-1], xs])
     eta_e = _SUPPORT_ETA * s
     d = _density(model, xs, _inside_half_line(model, xs), eta_e)
     typical = (1.0 - model.atom) / s
