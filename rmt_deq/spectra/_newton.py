@@ -60,12 +60,23 @@ STIELTJES_RTOL = 1e-9
 #: continuation, and how many previous points the predictor extrapolates from (a
 #: polynomial of degree one less)
 SWEEP_MAX_ITER = 10
-SWEEP_NODES = 5
+SWEEP_NODES = 8
 #: solve_sweep: once a step is below SWEEP_CHORD_STEP (relative), the next evaluation
 #: reuses the Jacobian (a chord step: the Jacobian changes by about that much), as long as
 #: the steps keep shrinking by at least SWEEP_CHORD_RATE
 SWEEP_CHORD_STEP = 1e-6
 SWEEP_CHORD_RATE = 0.1
+#: solve_sweep: with SWEEP_REUSE a point starts from the Jacobian of the previous point,
+#: corrected by Broyden's rank-one update after each step (re-evaluated only when a step
+#: does not contract by SWEEP_CHORD_RATE), the predictor's nodes are the Newton-corrected
+#: values, and a point where Newton fails is solved by Im z continuation started next to
+#: the previous point at Im z = LOCAL_ETA_FACTOR times the grid spacing
+#: (:func:`_local_descent`).  False: the method before (every point evaluates its own
+#: Jacobian, SWEEP_NODES_BEFORE nodes, fallback from the scale), kept only so that
+#: benchmarks/bench_spectra_fullcov.py measures both in one process.
+SWEEP_REUSE = True
+SWEEP_NODES_BEFORE = 5
+LOCAL_ETA_FACTOR = 4.0
 #: herglotz_floor: the measures of the unknowns live on [0, scale]; the floor is computed
 #: for [0, HERGLOTZ_SUPPORT * scale] (a weaker bound, safe if the scale were not a strict
 #: bound) and then multiplied by HERGLOTZ_MARGIN (room for round-off)
@@ -179,7 +190,6 @@ def solve_points(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str,
 
     Returns the unknowns, the final relative Newton step of each point and the number of
     Newton evaluations."""
-    N = x.shape[0]
     s = model.scale
     uscale = STEP_FLOOR if form == "delta" else STEP_FLOOR / s
     eta0 = np.maximum(eta, s)
@@ -201,7 +211,33 @@ def solve_points(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str,
             f"the equations of docs/theory.md §7.2 did not converge at the starting point "
             f"z = {z0[i]:.6g} (Im z = scale)", [float(res[i])])
     last_step = np.where(final, step, np.nan)
-    cur = eta0.copy()
+    u, last_step, e, failed = descend(model, x, eta, u, eta0, last_step, form, history)
+    evals += e
+    if failed is not None:
+        i, cur_i, residuals = failed
+        raise ConvergenceError(
+            f"the equations of docs/theory.md §7.2 could not be continued towards the "
+            f"real axis at x = {x[i]:.8g} (Im z = {cur_i:.3g}, target {eta[i]:.3g})",
+            residuals)
+    return u, last_step, evals
+
+
+def descend(model: GramModel, x: np.ndarray, eta: np.ndarray, u: np.ndarray,
+            cur: np.ndarray, last_step: np.ndarray, form: str, history: list) -> tuple:
+    """Lower Im z from ``cur`` to ``eta`` at the points x, from the solutions u at
+    x + i cur, geometrically with warm starts (docs/theory.md §7.3).
+
+    Returns (u, last relative step, evaluations, failed): ``failed`` is None, or (index,
+    Im z reached, residuals) of a point whose ratio of consecutive levels rose above
+    ETA_RATIO_GIVE_UP (its u is then not a solution at the target)."""
+    N = x.shape[0]
+    s = model.scale
+    uscale = STEP_FLOOR if form == "delta" else STEP_FLOOR / s
+    reached = 1.0 + ETA_REACHED
+    u = u.copy()
+    last_step = last_step.copy()
+    cur = cur.copy()
+    evals = 0
     ratio = np.full(N, ETA_RATIO_START)
     todo = cur > eta * reached
     while np.any(todo):
@@ -222,13 +258,11 @@ def solve_points(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str,
         ratio[gi] = np.maximum(ratio[gi] ** ETA_RATIO_GROWTH, ETA_RATIO_SMALLEST)
         ratio[bi] = np.sqrt(ratio[bi])
         if np.any(ratio[bi] > ETA_RATIO_GIVE_UP):
-            i = int(bi[np.argmax(ratio[bi])])
-            raise ConvergenceError(
-                f"the equations of docs/theory.md §7.2 could not be continued towards the "
-                f"real axis at x = {x[i]:.8g} (Im z = {cur[i]:.3g}, target {eta[i]:.3g})",
-                [float(v) for v in rt[~good][:5]])
+            j = int(np.argmax(ratio[bi]))
+            return u, last_step, evals, (int(bi[j]), float(cur[bi[j]]),
+                                         [float(v) for v in rt[~good][:5]])
         todo = cur > eta * reached
-    return u, last_step, evals
+    return u, last_step, evals, None
 
 
 def herglotz_floor(model: GramModel, z: np.ndarray, form: str) -> np.ndarray:
@@ -266,42 +300,81 @@ def _extrapolate(nodes: list, x: float) -> np.ndarray:
 
 
 def _sweep_point(model: GramModel, u0: np.ndarray, z: complex, form: str, uscale: float,
-                 mean: bool, history: list) -> tuple:
-    """Newton at the single point z from the predictor u0.
+                 mean: bool, history: list, J: np.ndarray | None) -> tuple:
+    """Newton at the single point z from the predictor u0, starting from the Jacobian J
+    of an earlier point of the sweep (None: evaluate it here).
 
-    Returns (ok, u, relative step, evaluations, first, trace, mean quadratic).  ``ok``
+    Returns (ok, u, relative step, evaluations, first, trace, mean quadratic, J, node).
+    ``ok``
     when the relative Newton step computed *at the returned u* is below NEWTON_TOL within
     SWEEP_MAX_ITER evaluations and u passes :func:`stieltjes_class` and
     :func:`herglotz_floor`; the first, trace and mean quadratic are those of that same
-    evaluation, so the returned point's residual is the one that was tested.
+    evaluation, so the returned point's residual is the one that was tested.  The
+    Jacobian is re-evaluated whenever a step is above SWEEP_CHORD_STEP or does not
+    contract by SWEEP_CHORD_RATE, and otherwise corrected by Broyden's update along each
+    step; the returned J is the one last used (for the next point), ``node`` is u minus
+    the last step (a more accurate value, used only to extrapolate to the next points).
     """
     zz = np.array([z])
     u = u0[None, :].copy()
-    J = None
     prev = math.inf
     floor = herglotz_floor(model, zz, form)
+    F_old = step = None
     for it in range(1, SWEEP_MAX_ITER + 1):
         need_j = J is None
         F, Jn, (first, trace, mq) = residual_jacobian(model, u, zz, form, jacobian=need_j,
                                                       mean=mean)
         if need_j:
             J = Jn
+        elif F_old is not None and SWEEP_REUSE:
+            # Broyden's update along the last step: J du = dF exactly in that direction
+            du, dF = -step[0], F[0] - F_old[0]
+            J = J + np.outer(dF - J[0] @ du, du.conj())[None] / max(float(np.vdot(du, du).real),
+                                                                     _TINY)
         try:
             step = np.linalg.solve(J, F[..., None])[..., 0]
         except np.linalg.LinAlgError:
-            return False, u[0], math.inf, it, None, None, None
+            return False, u[0], math.inf, it, None, None, None, None, u[0]
         rel = float(np.max(np.abs(step) / (np.abs(u) + uscale)))
         history.append(rel if math.isfinite(rel) else math.inf)
         if not math.isfinite(rel):
-            return False, u[0], math.inf, it, None, None, None
+            return False, u[0], math.inf, it, None, None, None, None, u[0]
         if rel <= NEWTON_TOL:
             ok = bool(stieltjes_class(u, zz)[0]) and bool(np.all(u.imag >= floor))
-            return ok, u[0], rel, it, first[0], trace[0], None if mq is None else mq[0]
+            return (ok, u[0], rel, it, first[0], trace[0], None if mq is None else mq[0],
+                    J if ok else None, (u - step)[0])
         if rel > SWEEP_CHORD_STEP or (not need_j and rel > SWEEP_CHORD_RATE * prev):
             J = None         # far from the root, or the reused Jacobian stopped contracting
-        prev = rel
+        prev = rel if J is not None else math.inf
+        F_old = F
         u = u - step
-    return False, u[0], math.inf, SWEEP_MAX_ITER, None, None, None
+    return False, u[0], math.inf, it, None, None, None, None, u[0]
+
+
+def _local_descent(model: GramModel, x_prev: float, u_prev: np.ndarray, x: float,
+                   eta: float, form: str, uscale: float, history: list) -> tuple:
+    """The point x + i eta by Im z continuation started next to the previous point of the
+    sweep: Newton at x + i eta0, eta0 = max(eta, LOCAL_ETA_FACTOR |x - x_prev|), from the
+    previous solution (a distance of order eta0 from it, inside the disc of analyticity
+    of radius eta0 around x + i eta0), then :func:`descend` to eta.
+
+    Returns (ok, u, last relative step, evaluations); ``ok`` only when every level
+    converged in the Stieltjes class and the final u passes :func:`herglotz_floor`."""
+    eta0 = max(eta, LOCAL_ETA_FACTOR * abs(x - x_prev))
+    xs, es = np.array([x]), np.array([eta])
+    z0 = np.array([x + 1j * eta0])
+    final = eta0 <= eta * (1.0 + ETA_REACHED)
+    u, conv, evals, _, step = newton(model, u_prev[None, :], z0, form, LEVEL_MAX_ITER,
+                                     uscale, NEWTON_TOL if final else LEVEL_TOL, history)
+    if not (conv[0] and stieltjes_class(u, z0)[0]):
+        return False, u[0], math.inf, evals
+    last = np.where(final, step, np.nan)
+    u, last, e, failed = descend(model, xs, es, u, np.array([eta0]), last, form, history)
+    evals += e
+    zz = xs + 1j * es
+    ok = (failed is None and bool(np.all(u.imag >= herglotz_floor(model, zz, form)))
+          and bool(stieltjes_class(u, zz)[0]) and float(last[0]) <= STAGNATION_STEP)
+    return ok, u[0], float(last[0]), evals
 
 
 def solve_sweep(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str, mean: bool,
@@ -312,12 +385,13 @@ def solve_sweep(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str, mea
     points are visited in order of (eta, x); the first point of each run of equal eta is
     solved by :func:`solve_points` (Im z continuation from the scale), every later one by
     Newton at its own z from the polynomial extrapolation of the previous SWEEP_NODES
-    solutions, reusing the Jacobian of its first evaluation while the steps contract.  A
-    point is accepted only when the relative Newton step at the returned unknowns is below
-    NEWTON_TOL and they pass :func:`stieltjes_class` and :func:`herglotz_floor` (the
-    spurious root next to a support edge fails the latter); otherwise, and where Newton
-    does not reach NEWTON_TOL within SWEEP_MAX_ITER evaluations (next to an edge), the
-    point is solved by :func:`solve_points`, with its guarantees.
+    solutions, starting from the Jacobian of the previous point (re-evaluated when the
+    steps do not contract, see :func:`_sweep_point`).  A point is accepted only when the
+    relative Newton step at the returned unknowns is below NEWTON_TOL and they pass
+    :func:`stieltjes_class` and :func:`herglotz_floor` (the spurious root next to a
+    support edge fails the latter); otherwise (next to an edge) the point is solved by Im z
+    continuation started next to the previous point (:func:`_local_descent`) and, if that
+    fails too, by :func:`solve_points` from the scale, with its guarantees.
 
     Returns
     -------
@@ -325,7 +399,7 @@ def solve_sweep(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str, mea
         The unknowns (N, K); the final relative Newton step of each point; the number of
         evaluations (each of one point or of a batch); tr(C_a Y)/p (N, K), tr(Y)/p (N,)
         and M^T Y M (N, K, K) (or None) at the returned unknowns; the number of points
-        solved by Im z continuation.
+        solved by Im z continuation (local or from the scale).
     """
     N, K = x.shape[0], model.K
     uscale = STEP_FLOOR if form == "delta" else STEP_FLOOR / model.scale
@@ -338,27 +412,40 @@ def solve_sweep(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str, mea
     continued = 0
     nodes: list = []
     run_eta = None
+    J = None
     for i in np.lexsort((x, eta)):
         if eta[i] != run_eta:
-            nodes, run_eta = [], eta[i]
+            nodes, run_eta, J = [], eta[i], None
         ok = False
         if nodes:
             u0 = (nodes[-1][1] if nodes[-1][0] == x[i] else _extrapolate(nodes, x[i]))
-            ok, ui, st, e, f, tr, m = _sweep_point(model, u0, x[i] + 1j * eta[i], form,
-                                                   uscale, mean, history)
+            ok, ui, st, e, f, tr, m, J, node = _sweep_point(
+                model, u0, x[i] + 1j * eta[i], form, uscale, mean, history, J)
             evals += e
         if not ok:
-            us, ls, e = solve_points(model, x[i:i + 1], eta[i:i + 1], form, history)
-            ui, st = us[0], float(ls[0])
-            _, _, (f, tr, m) = residual_jacobian(model, us, x[i:i + 1] + 1j * eta[i:i + 1],
+            ok_l = False
+            if nodes and SWEEP_REUSE:
+                ok_l, ui, st, e = _local_descent(model, nodes[-1][0], nodes[-1][1], x[i],
+                                                 eta[i], form, uscale, history)
+                evals += e
+            if not ok_l:
+                us, ls, e = solve_points(model, x[i:i + 1], eta[i:i + 1], form, history)
+                ui, st = us[0], float(ls[0])
+                evals += e
+            _, _, (f, tr, m) = residual_jacobian(model, ui[None, :],
+                                                 x[i:i + 1] + 1j * eta[i:i + 1],
                                                  form, jacobian=False, mean=mean)
             f, tr, m = f[0], tr[0], None if m is None else m[0]
-            evals += e + 1
+            evals += 1
             continued += 1
+            J, node = None, ui
         u[i], last[i], first[i], trace[i] = ui, st, f, tr
         if mean:
             mq[i] = m
         if nodes and nodes[-1][0] == x[i]:
             nodes.pop()             # a repeated point: the nodes keep distinct x
-        nodes = (nodes + [(float(x[i]), ui)])[-SWEEP_NODES:]
+        if SWEEP_REUSE:
+            nodes = (nodes + [(float(x[i]), node)])[-SWEEP_NODES:]
+        else:
+            nodes, J = (nodes + [(float(x[i]), ui)])[-SWEEP_NODES_BEFORE:], None
     return u, last, evals, first, trace, mq, continued
