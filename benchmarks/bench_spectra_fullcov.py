@@ -2,7 +2,8 @@
 (the dense backend, docs/theory.md §7.3), before and after the Jacobian reuse of the sweep.
 
 Run:  OPENBLAS_NUM_THREADS=1 python benchmarks/bench_spectra_fullcov.py
-      [--p 200 500 1000] [--points 1000] [--old-points 40] [--sampled-p 1000]
+      [--p 200 500 1000] [--points 1000] [--old-points 1000 1000 60] [--old-start 0 0 0.1]
+      [--sampled-p 1000]
 
 K = 3 covariances Q_a diag(linspace(0.3 + 0.2a, 1.5 + 0.4a, p)) Q_a^T with independent
 random rotations (seed 0), sizes (p/3, p/4, p/5) (n < p), grid linspace(0, 0.8 scale,
@@ -13,13 +14,14 @@ random rotations (seed 0), sizes (p/3, p/4, p/5) (n < p), grid linspace(0, 0.8 s
   complex symmetric inverses: rmt_deq/spectra/_newton.py, _fullcov.py).
 * "before": the method before (``_newton.SWEEP_REUSE = False``: a Jacobian per point,
   5-node predictor, fallback from the scale; ``_fullcov.SYMMETRIC_MIN_P`` above p: LU
-  inverses), which the package keeps only for this comparison.  It runs on the first
-  ``--old-points`` points of the grid, and "after" is run on the same window in the same
-  process, alternating: the ratio of the two is measured; the before time of the whole
-  grid is that window's time per point times ``--points`` (an extrapolation, said so in
-  the JSON; the window starts at x = 0, next to the left edge, where both methods are
-  slowest per point).  The densities and Stieltjes transforms of both on the window are
-  compared.
+  inverses), which the package keeps only for this comparison.  For each p it runs on
+  ``--old-points`` consecutive points of the grid from x = ``--old-start`` times the
+  scale (the whole grid by default for p <= 500), and "after" is run on the same window
+  in the same process: the ratio of the two is measured; when the window is not the whole
+  grid the before time of the whole grid is the window's time per point times
+  ``--points`` (an extrapolation, said so in the JSON: the first point of a window is
+  solved from the scale by both methods, which makes a short window slower per point).
+  The densities and Stieltjes transforms of both on the window are compared.
 * At ``--sampled-p``: the density against the eigenvalues of X^T X sampled from the
   mixture (seed 5), n < p: the Kolmogorov-Smirnov distance and the 1-Wasserstein distance
   relative to the bulk width, the predicted CDF from the trapezoid rule on the grid
@@ -27,8 +29,9 @@ random rotations (seed 0), sizes (p/3, p/4, p/5) (n < p), grid linspace(0, 0.8 s
 * K = 3 diagonal covariances with independent uniform variances (seed 1) at p = 1000,
   n = 700 and 1500 (the diagonal backend, direct sums): gram_density on 1000 points.
 
-Times are wall clock (OPENBLAS_NUM_THREADS and the load average are recorded: the machine
-is shared).  Writes bench_spectra_fullcov.json next to this file.
+Times are the CPU time of the process (time.process_time; with one BLAS thread that is the
+time one idle core takes: the machine is shared, and its wall clock is recorded too, with
+OPENBLAS_NUM_THREADS and the load average).  Writes bench_spectra_fullcov.json next to this file.
 """
 from __future__ import annotations
 
@@ -66,13 +69,12 @@ def method(before: bool) -> None:
     _fullcov.SYMMETRIC_MIN_P = 10 ** 9 if before else 64
 
 
-def distances(model, x, roots, sizes, seed=5) -> dict:
-    """KS and W1/width of the sampled X^T X eigenvalues against the density on x."""
+def distances(model, x, d, roots, sizes, seed=5) -> dict:
+    """KS and W1/width of the sampled X^T X eigenvalues against the density d on x."""
     p = model.p
     gen = np.random.default_rng(seed)
     X = np.hstack([roots[a] @ gen.standard_normal((p, n)) for a, n in enumerate(sizes)])
     ev = np.sort(np.linalg.eigvalsh(X.T @ X / p))
-    d = gram_density(model, x)
     cdf = np.concatenate([[0.0], np.cumsum(0.5 * (d[1:] + d[:-1]) * np.diff(x))])
     mass = float(cdf[-1])
     cdf /= mass
@@ -93,7 +95,15 @@ def distances(model, x, roots, sizes, seed=5) -> dict:
             "trapezoid_mass_before_normalising": mass}
 
 
-def fullcov_rows(p: int, points: int, old_points: int, sampled: bool) -> dict:
+def clock(fn):
+    """(CPU seconds, wall seconds, result) of fn()."""
+    c, w = time.process_time(), time.perf_counter()
+    out = fn()
+    return time.process_time() - c, time.perf_counter() - w, out
+
+
+def fullcov_rows(p: int, points: int, old_points: int, old_start: float,
+                 sampled: bool) -> dict:
     sizes = [p // 3, p // 4, p // 5]
     C, roots = covariances(p)
     t = time.perf_counter()
@@ -102,39 +112,54 @@ def fullcov_rows(p: int, points: int, old_points: int, sampled: bool) -> dict:
     assert model.backend == "dense"
     x = np.linspace(0.0, 0.8 * model.scale, points)
     method(before=False)
-    t = time.perf_counter()
-    sol = stieltjes(model, x)
-    after = time.perf_counter() - t
+    after, after_wall, sol = clock(lambda: stieltjes(model, x))
     row = {"p": p, "K": 3, "n": model.n, "sizes": sizes, "points": points,
-           "model_build_s": build, "after_s": after,
+           "model_build_s": build, "after_cpu_s": after, "after_wall_s": after_wall,
            "after_evaluations": sol.report.iterations, "after_message": sol.report.message}
-    xo = x[:old_points]
-    times = {"before": [], "after": []}
+    i0 = int(np.searchsorted(x, old_start * model.scale))
+    xo = x[i0:i0 + old_points]
+    whole = xo.size == x.size
+    times = {}
     sols = {}
-    for rep in range(2 if p <= 500 else 1):
-        for name in ("before", "after"):
-            method(before=name == "before")
-            t = time.perf_counter()
-            sols[name] = stieltjes(model, xo)
-            times[name].append(time.perf_counter() - t)
+    for name in ("before", "after"):
+        if name == "after" and whole:
+            times[name], sols[name] = (after, after_wall), sol
+            continue
+        method(before=name == "before")
+        c, w, sols[name] = clock(lambda: stieltjes(model, xo))
+        times[name] = (c, w)
     method(before=False)
-    tb, ta = min(times["before"]), min(times["after"])
+    (tb, tbw), (ta, taw) = times["before"], times["after"]
     a, b = sols["after"], sols["before"]
     dens = [np.maximum(s.m_gram.imag / math.pi, 0.0) for s in (a, b)]
+    big = dens[1] > 1e-6 * np.max(dens[1])
     row.update({
-        "window_points": int(xo.size), "window_before_s": tb, "window_after_s": ta,
-        "window_speedup": tb / ta,
+        "window_first_x_over_scale": float(xo[0] / model.scale),
+        "window_points": int(xo.size), "window_is_whole_grid": bool(whole),
+        "window_before_cpu_s": tb, "window_after_cpu_s": ta,
+        "window_before_wall_s": tbw, "window_after_wall_s": taw,
+        "window_speedup_cpu": tb / ta,
         "window_before_evaluations": b.report.iterations,
         "window_after_evaluations": a.report.iterations,
-        "before_s_extrapolated_to_grid": tb / xo.size * points,
-        "speedup_vs_extrapolated_before": tb / xo.size * points / after,
+        "window_before_message": b.report.message,
+        "before_cpu_s_whole_grid" + ("" if whole else "_extrapolated"):
+            tb / xo.size * points,
+        "speedup_cpu_whole_grid" + ("" if whole else "_vs_extrapolated_before"):
+            tb / xo.size * points / after,
         "window_max_density_difference_over_peak": float(
             np.max(np.abs(dens[0] - dens[1])) / np.max(dens[1])),
+        "window_max_relative_density_difference_above_1e-6_of_peak": float(
+            np.max(np.abs(dens[0] - dens[1])[big] / dens[1][big])),
         "window_max_relative_difference_g": float(np.max(np.abs(a.g - b.g) / np.abs(b.g))),
+        "window_max_relative_difference_m_gram": float(
+            np.max(np.abs(a.m_gram - b.m_gram) / np.abs(b.m_gram))),
         "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
         "load_average": os.getloadavg()[0]})
     if sampled:
-        row["sampled_gram"] = distances(model, x, roots, sizes)
+        # the density of the whole-grid solution (what gram_density returns for n < p)
+        assert model.unknown == "g"
+        d = np.maximum(sol.m_gram.imag / math.pi, 0.0)
+        row["sampled_gram"] = distances(model, x, d, roots, sizes)
     return row
 
 
@@ -147,15 +172,11 @@ def diagonal_rows() -> list:
     for n in (700, 1500):
         model = gram_model(var, [n // 3, n // 3, n - 2 * (n // 3)])
         x = np.linspace(1e-6 * model.scale, 0.8 * model.scale, 1000)
-        best = math.inf
-        for _ in range(3):
-            t = time.perf_counter()
-            gram_density(model, x)
-            best = min(best, time.perf_counter() - t)
+        best = min(clock(lambda m=model, x=x: gram_density(m, x))[0] for _ in range(3))
         rows.append({"case": "K=3 diagonal, independent uniform variances", "p": p, "n": n,
                      "distinct_coordinates": model.n_distinct,
                      "summation": model.to_dict()["summation"], "points": 1000,
-                     "best_of_3_s": best, "load_average": os.getloadavg()[0]})
+                     "best_of_3_cpu_s": best, "load_average": os.getloadavg()[0]})
     return rows
 
 
@@ -163,13 +184,16 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--p", type=int, nargs="+", default=[200, 500, 1000])
     ap.add_argument("--points", type=int, default=1000)
-    ap.add_argument("--old-points", type=int, default=40)
+    ap.add_argument("--old-points", type=int, nargs="+", default=[1000, 1000, 60])
+    ap.add_argument("--old-start", type=float, nargs="+", default=[0.0, 0.0, 0.1])
     ap.add_argument("--sampled-p", type=int, default=1000)
     ap.add_argument("--out", default=os.path.join(HERE, "bench_spectra_fullcov.json"))
     args = ap.parse_args(argv)
     rows = []
-    for p in args.p:
-        row = fullcov_rows(p, args.points, args.old_points, p == args.sampled_p)
+    if not len(args.p) == len(args.old_points) == len(args.old_start):
+        ap.error("--p, --old-points and --old-start need one value each per p")
+    for p, n_old, start in zip(args.p, args.old_points, args.old_start):
+        row = fullcov_rows(p, args.points, n_old, start, p == args.sampled_p)
         rows.append(row)
         print(json.dumps(row), flush=True)
     diag = diagonal_rows()

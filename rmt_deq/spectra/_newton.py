@@ -76,6 +76,7 @@ SWEEP_CHORD_RATE = 0.1
 #: benchmarks/bench_spectra_fullcov.py measures both in one process.
 SWEEP_REUSE = True
 SWEEP_NODES_BEFORE = 5
+SWEEP_EASY = 2
 LOCAL_ETA_FACTOR = 4.0
 #: herglotz_floor: the measures of the unknowns live on [0, scale]; the floor is computed
 #: for [0, HERGLOTZ_SUPPORT * scale] (a weaker bound, safe if the scale were not a strict
@@ -413,15 +414,21 @@ def solve_sweep(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str, mea
     nodes: list = []
     run_eta = None
     J = None
+    easy = False
     for i in np.lexsort((x, eta)):
         if eta[i] != run_eta:
             nodes, run_eta, J = [], eta[i], None
         ok = False
         if nodes:
-            u0 = (nodes[-1][1] if nodes[-1][0] == x[i] else _extrapolate(nodes, x[i]))
+            # after a point that took more than SWEEP_EASY evaluations, the method before
+            # (fresh Jacobian, fewer nodes), which converges in fewer steps there
+            use = nodes if easy else nodes[-SWEEP_NODES_BEFORE:]
+            u0 = (use[-1][1] if use[-1][0] == x[i] else _extrapolate(use, x[i]))
             ok, ui, st, e, f, tr, m, J, node = _sweep_point(
-                model, u0, x[i] + 1j * eta[i], form, uscale, mean, history, J)
+                model, u0, x[i] + 1j * eta[i], form, uscale, mean, history,
+                J if easy else None)
             evals += e
+            easy = ok and e <= SWEEP_EASY
         if not ok:
             ok_l = False
             if nodes and SWEEP_REUSE:
@@ -438,7 +445,7 @@ def solve_sweep(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str, mea
             f, tr, m = f[0], tr[0], None if m is None else m[0]
             evals += 1
             continued += 1
-            J, node = None, ui
+            J, node, easy = None, ui, False
         u[i], last[i], first[i], trace[i] = ui, st, f, tr
         if mean:
             mq[i] = m
