@@ -10,11 +10,11 @@ random rotations (seed 0), sizes (p/3, p/4, p/5) (n < p), grid linspace(0, 0.8 s
 ``--points``) (the right edge is below 0.8 scale by construction of the scale).
 
 * "after": stieltjes on the whole grid (what gram_density solves; the sweep with the Jacobian carried between
-  points and Broyden-updated, 8-node predictor, local Im z continuation at the edges,
-  complex symmetric inverses: rmt_deq/spectra/_newton.py, _fullcov.py).
+  points after an easy point and Broyden-updated, 8-node predictor there, local Im z
+  continuation at the edges: rmt_deq/spectra/_newton.py).
 * "before": the method before (``_newton.SWEEP_REUSE = False``: a Jacobian per point,
-  5-node predictor, fallback from the scale; ``_fullcov.SYMMETRIC_MIN_P`` above p: LU
-  inverses), which the package keeps only for this comparison.  For each p it runs on
+  5-node predictor, fallback from the scale), which the package keeps only for this
+  comparison (both evaluate the traces with the same code, rmt_deq/spectra/_fullcov.py).  For each p it runs on
   ``--old-points`` consecutive points of the grid from x = ``--old-start`` times the
   scale (the whole grid by default for p <= 500), and "after" is run on the same window
   in the same process: the ratio of the two is measured; when the window is not the whole
@@ -44,7 +44,7 @@ import time
 
 import numpy as np
 
-from rmt_deq.spectra import _fullcov, _newton
+from rmt_deq.spectra import _newton
 from rmt_deq.spectra.model import gram_model
 from rmt_deq.spectra.stieltjes import gram_density, stieltjes
 
@@ -66,7 +66,6 @@ def covariances(p: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def method(before: bool) -> None:
     """Select the sweep of before (True) or after (False)."""
     _newton.SWEEP_REUSE = not before
-    _fullcov.SYMMETRIC_MIN_P = 10 ** 9 if before else 64
 
 
 def distances(model, x, d, roots, sizes, seed=5) -> dict:

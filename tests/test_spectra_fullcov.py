@@ -4,10 +4,9 @@ the dense backend of rmt_deq.spectra (batched traces, continuation along the gri
 Every check is against an independent computation:
 * commuting covariances given as full matrices and kept dense must give what the
   diagonal backend gives from their eigenvalues (different code: sums over coordinates),
-  to 1e-10 relative (both solve to a relative Newton step of 1e-13); the same for diagonal
-  covariances given as diagonal matrices at p = 72 (the complex symmetric LDL^T inverses,
-  LAPACK zsytrf/zsytri, of p >= 64), in the Stieltjes transforms and in the density;
-* the complex symmetric inverse: A Y = I to round-off;
+  to 1e-10 relative (both solve to a relative Newton step of 1e-13); the same for three
+  independent diagonal profiles given as diagonal matrices, in the Stieltjes transforms
+  and pointwise in the density;
 * non-commuting covariances: a plain fixed-point iteration of the equations written
   directly with numpy.linalg.solve (at Im z = 0.2 x scale, where it contracts), the
   residual of the equations recomputed the same way at the returned unknowns, and the
@@ -24,7 +23,6 @@ import numpy as np
 import pytest
 
 from rmt_deq.errors import ConvergenceError
-from rmt_deq.spectra._fullcov import SYMMETRIC_MIN_P, symmetric_inverse
 from rmt_deq.spectra._newton import herglotz_floor
 from rmt_deq.spectra.model import gram_model
 from rmt_deq.spectra.stieltjes import _report, gram_density, stieltjes
@@ -88,7 +86,6 @@ def test_dense_path_equals_diagonal_path_on_diagonal_covariances(sizes):
     """Three independent uniform variance profiles (not proportional, not commuting with
     anything but diagonals) as diagonal matrices, kept dense."""
     p = 72
-    assert p >= SYMMETRIC_MIN_P
     gen = np.random.default_rng(3)
     var = np.vstack([gen.uniform(0.4, 1.6, p), gen.uniform(0.5, 1.5, p),
                      gen.uniform(0.3, 1.7, p)])
@@ -107,20 +104,6 @@ def test_dense_path_equals_diagonal_path_on_diagonal_covariances(sizes):
     assert big.sum() > 50
     assert np.max(np.abs(d_diag - d_dense)) < 1e-10 * d_diag.max()
     assert np.max(np.abs(d_diag - d_dense)[big] / d_diag[big]) < 1e-10
-
-
-def test_symmetric_inverse():
-    gen = np.random.default_rng(4)
-    for p in (SYMMETRIC_MIN_P - 1, SYMMETRIC_MIN_P + 6):
-        A = gen.standard_normal((2, p, p)) + 1j * gen.standard_normal((2, p, p))
-        A = A + A.transpose(0, 2, 1)
-        Y = symmetric_inverse(A)
-        assert np.array_equal(Y, Y.transpose(0, 2, 1))
-        err = np.abs(A @ Y - np.eye(p))
-        bound = 1e3 * np.finfo(float).eps * (np.abs(A) @ np.abs(Y))
-        assert np.all(err <= bound + 1e3 * np.finfo(float).eps)
-    with pytest.raises(np.linalg.LinAlgError):
-        symmetric_inverse(np.zeros((1, SYMMETRIC_MIN_P, SYMMETRIC_MIN_P), dtype=complex))
 
 
 def test_noncommuting_against_direct_fixed_point_and_residual():

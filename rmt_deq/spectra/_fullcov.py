@@ -9,53 +9,16 @@ Y = (s I_p + sum_b c_b C_b)^{-1} (complex symmetric),
 Without a common eigenbasis of the C_a there is no factorisation shared between points
 (the matrix is a combination of the K + 1 matrices I, C_1, ..., C_K with coefficients that
 all vary from point to point), so each point costs one p x p complex inverse.  This module
-makes that inverse the whole cost: the matrix is complex *symmetric*, so from
-:data:`SYMMETRIC_MIN_P` on it is inverted by the symmetric-indefinite (Bunch-Kaufman)
-factorisation, LAPACK zsytrf/zsytri (half the arithmetic of LU and getri; measured in
-docs/spectra.md), and below that all points of a batch by one stacked LU inverse; every
-product with a real C_a is a real matrix product of the stacked real and imaginary parts
-(half the arithmetic of a complex product), and the traces are entrywise sums.
+makes that inverse the whole cost: points are processed in batches (one stacked inverse),
+every product with a real C_a is a real matrix product of the stacked real and imaginary
+parts (half the arithmetic of a complex product), and the traces are entrywise sums.
 A self-contained numerical kernel on arrays: it knows nothing of the model.
 """
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import lapack
 
-__all__ = ["SYMMETRIC_MIN_P", "dense_moments", "symmetric_inverse"]
-
-#: from this dimension on the complex symmetric matrices are inverted one by one with
-#: zsytrf/zsytri; below it, a batch at once by numpy's stacked LU inverse (fewer calls)
-SYMMETRIC_MIN_P = 64
-
-
-def symmetric_inverse(A: np.ndarray) -> np.ndarray:
-    """The inverses of a stack of complex symmetric matrices, shape (n, p, p).
-
-    Bunch-Kaufman factorisation A = L D L^T (LAPACK zsytrf) and its inverse (zsytri) for
-    p >= :data:`SYMMETRIC_MIN_P`; numpy's LU inverse below.  The result is exactly
-    symmetric (the lower triangle mirrored).
-
-    Raises
-    ------
-    numpy.linalg.LinAlgError
-        A matrix is exactly singular (a zero pivot).
-    """
-    n, p, _ = A.shape
-    if p < SYMMETRIC_MIN_P:
-        Y = np.linalg.inv(A)
-        return 0.5 * (Y + Y.transpose(0, 2, 1))
-    Y = np.empty_like(A)
-    for k in range(n):
-        ldu, ipiv, info = lapack.zsytrf(A[k], lower=1)
-        if info == 0:
-            inv, info = lapack.zsytri(ldu, ipiv, lower=1)
-        if info != 0:
-            raise np.linalg.LinAlgError(
-                f"singular complex symmetric matrix (LAPACK info {info})")
-        # zsytri fills the lower triangle only: mirror it
-        Y[k] = np.tril(inv) + np.tril(inv, -1).T
-    return Y
+__all__ = ["dense_moments"]
 
 
 def dense_moments(covs: np.ndarray, means: np.ndarray | None, coeff: np.ndarray,
@@ -89,8 +52,8 @@ def dense_moments(covs: np.ndarray, means: np.ndarray | None, coeff: np.ndarray,
 
     Notes
     -----
-    Y is exactly symmetric (:func:`symmetric_inverse`), so every trace is that of a
-    symmetric matrix; each trace is then an entrywise sum (tr(C_a Y) = sum_ij (C_a)_ij Y_ij, and
+    Y is symmetrised, (Y + Y^T)/2, so that every trace is that of an exactly symmetric
+    matrix; each trace is then an entrywise sum (tr(C_a Y) = sum_ij (C_a)_ij Y_ij, and
     tr(C_a Y C_b Y) = sum_ij (Y C_a)_ij (Y C_b)_ji), equal to the matrix-product
     definition up to round-off.
     """
@@ -110,7 +73,8 @@ def dense_moments(covs: np.ndarray, means: np.ndarray | None, coeff: np.ndarray,
         # real products: sum_b c_b C_b without promoting the real C_b to complex
         A = (c.real @ flat + 1j * (c.imag @ flat)).reshape(n, p, p)
         A[:, diag, diag] += shift[sl, None]
-        Y = symmetric_inverse(A)
+        Y = np.linalg.inv(A)
+        Y = 0.5 * (Y + Y.transpose(0, 2, 1))
         trace[sl] = np.trace(Y, axis1=1, axis2=2) / p
         # real and imaginary parts stacked: (2 n p, p), rows of Re Y then of Im Y
         W = np.concatenate([Y.real, Y.imag]).reshape(2 * n * p, p)

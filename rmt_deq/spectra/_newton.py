@@ -6,8 +6,10 @@ z = x + i eta by Newton's method vectorised over the points, lowering Im z geome
 from the spectral scale with warm starts (:func:`solve_points`).  For the dense backend
 (non-commuting full covariances, one p x p inverse per point and evaluation),
 :func:`solve_sweep` instead continues the solution along the real part of the grid at the
-target Im z, warm-started by extrapolation from the neighbouring points, and falls back to
-:func:`solve_points` wherever that is not safe (docs/theory.md §7.3).
+target Im z, warm-started by extrapolation from the neighbouring points and, where the
+previous point converged easily, from its (Broyden-updated) Jacobian, so that most points
+cost two p x p inverses and no Jacobian; it falls back to Im z continuation (started next
+to the previous point, or from the scale) wherever that is not safe (docs/theory.md §7.3).
 
 A private module: its names are shared within :mod:`rmt_deq.spectra` only.
 """
@@ -66,10 +68,12 @@ SWEEP_NODES = 8
 #: the steps keep shrinking by at least SWEEP_CHORD_RATE
 SWEEP_CHORD_STEP = 1e-6
 SWEEP_CHORD_RATE = 0.1
-#: solve_sweep: with SWEEP_REUSE a point starts from the Jacobian of the previous point,
-#: corrected by Broyden's rank-one update after each step (re-evaluated only when a step
-#: does not contract by SWEEP_CHORD_RATE), the predictor's nodes are the Newton-corrected
-#: values, and a point where Newton fails is solved by Im z continuation started next to
+#: solve_sweep: with SWEEP_REUSE a point that follows one solved within SWEEP_EASY
+#: evaluations starts from that point's Jacobian, corrected by Broyden's rank-one update
+#: after each step (re-evaluated only when a step does not contract by SWEEP_CHORD_RATE),
+#: and from the extrapolation of SWEEP_NODES nodes (else: a fresh Jacobian and
+#: SWEEP_NODES_BEFORE nodes); the nodes are the Newton-corrected values; a point where
+#: Newton fails is solved by Im z continuation started next to
 #: the previous point at Im z = LOCAL_ETA_FACTOR times the grid spacing
 #: (:func:`_local_descent`).  False: the method before (every point evaluates its own
 #: Jacobian, SWEEP_NODES_BEFORE nodes, fallback from the scale), kept only so that
@@ -385,9 +389,11 @@ def solve_sweep(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str, mea
     For the dense backend, where every evaluation costs a p x p inverse per point.  The
     points are visited in order of (eta, x); the first point of each run of equal eta is
     solved by :func:`solve_points` (Im z continuation from the scale), every later one by
-    Newton at its own z from the polynomial extrapolation of the previous SWEEP_NODES
-    solutions, starting from the Jacobian of the previous point (re-evaluated when the
-    steps do not contract, see :func:`_sweep_point`).  A point is accepted only when the
+    Newton at its own z from the polynomial extrapolation of the previous solutions: after
+    a point that converged within SWEEP_EASY evaluations, from SWEEP_NODES of them and
+    starting from that point's Jacobian (Broyden-updated, re-evaluated when the steps do
+    not contract, see :func:`_sweep_point`); otherwise from SWEEP_NODES_BEFORE of them
+    with a freshly evaluated Jacobian.  A point is accepted only when the
     relative Newton step at the returned unknowns is below NEWTON_TOL and they pass
     :func:`stieltjes_class` and :func:`herglotz_floor` (the spurious root next to a
     support edge fails the latter); otherwise (next to an edge) the point is solved by Im z
