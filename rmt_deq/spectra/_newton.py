@@ -8,8 +8,8 @@ from the spectral scale with warm starts (:func:`solve_points`).  For the dense 
 :func:`solve_sweep` instead continues the solution along the real part of the grid at the
 target Im z, warm-started by extrapolation from the neighbouring points and, where the
 previous point converged easily, from its (Broyden-updated) Jacobian, so that most points
-cost two p x p inverses and no Jacobian; it falls back to Im z continuation (started next
-to the previous point, or from the scale) wherever that is not safe (docs/theory.md §7.3).
+cost two p x p inverses and no Jacobian; it falls back to :func:`solve_points` wherever
+that is not safe (docs/theory.md §7.3).
 
 A private module: its names are shared within :mod:`rmt_deq.spectra` only.
 """
@@ -72,16 +72,12 @@ SWEEP_CHORD_RATE = 0.1
 #: evaluations starts from that point's Jacobian, corrected by Broyden's rank-one update
 #: after each step (re-evaluated only when a step does not contract by SWEEP_CHORD_RATE),
 #: and from the extrapolation of SWEEP_NODES nodes (else: a fresh Jacobian and
-#: SWEEP_NODES_BEFORE nodes); the nodes are the Newton-corrected values; a point where
-#: Newton fails is solved by Im z continuation started next to
-#: the previous point at Im z = LOCAL_ETA_FACTOR times the grid spacing
-#: (:func:`_local_descent`).  False: the method before (every point evaluates its own
-#: Jacobian, SWEEP_NODES_BEFORE nodes, fallback from the scale), kept only so that
-#: benchmarks/bench_spectra_fullcov.py measures both in one process.
+#: SWEEP_NODES_BEFORE nodes); the nodes are the Newton-corrected values.  False: the
+#: method before (every point evaluates its own Jacobian, SWEEP_NODES_BEFORE nodes), kept
+#: only so that benchmarks/bench_spectra_fullcov.py measures both in one process.
 SWEEP_REUSE = True
 SWEEP_NODES_BEFORE = 5
 SWEEP_EASY = 2
-LOCAL_ETA_FACTOR = 4.0
 #: herglotz_floor: the measures of the unknowns live on [0, scale]; the floor is computed
 #: for [0, HERGLOTZ_SUPPORT * scale] (a weaker bound, safe if the scale were not a strict
 #: bound) and then multiplied by HERGLOTZ_MARGIN (room for round-off)
@@ -195,6 +191,7 @@ def solve_points(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str,
 
     Returns the unknowns, the final relative Newton step of each point and the number of
     Newton evaluations."""
+    N = x.shape[0]
     s = model.scale
     uscale = STEP_FLOOR if form == "delta" else STEP_FLOOR / s
     eta0 = np.maximum(eta, s)
@@ -216,33 +213,7 @@ def solve_points(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str,
             f"the equations of docs/theory.md §7.2 did not converge at the starting point "
             f"z = {z0[i]:.6g} (Im z = scale)", [float(res[i])])
     last_step = np.where(final, step, np.nan)
-    u, last_step, e, failed = descend(model, x, eta, u, eta0, last_step, form, history)
-    evals += e
-    if failed is not None:
-        i, cur_i, residuals = failed
-        raise ConvergenceError(
-            f"the equations of docs/theory.md §7.2 could not be continued towards the "
-            f"real axis at x = {x[i]:.8g} (Im z = {cur_i:.3g}, target {eta[i]:.3g})",
-            residuals)
-    return u, last_step, evals
-
-
-def descend(model: GramModel, x: np.ndarray, eta: np.ndarray, u: np.ndarray,
-            cur: np.ndarray, last_step: np.ndarray, form: str, history: list) -> tuple:
-    """Lower Im z from ``cur`` to ``eta`` at the points x, from the solutions u at
-    x + i cur, geometrically with warm starts (docs/theory.md §7.3).
-
-    Returns (u, last relative step, evaluations, failed): ``failed`` is None, or (index,
-    Im z reached, residuals) of a point whose ratio of consecutive levels rose above
-    ETA_RATIO_GIVE_UP (its u is then not a solution at the target)."""
-    N = x.shape[0]
-    s = model.scale
-    uscale = STEP_FLOOR if form == "delta" else STEP_FLOOR / s
-    reached = 1.0 + ETA_REACHED
-    u = u.copy()
-    last_step = last_step.copy()
-    cur = cur.copy()
-    evals = 0
+    cur = eta0.copy()
     ratio = np.full(N, ETA_RATIO_START)
     todo = cur > eta * reached
     while np.any(todo):
@@ -263,11 +234,13 @@ def descend(model: GramModel, x: np.ndarray, eta: np.ndarray, u: np.ndarray,
         ratio[gi] = np.maximum(ratio[gi] ** ETA_RATIO_GROWTH, ETA_RATIO_SMALLEST)
         ratio[bi] = np.sqrt(ratio[bi])
         if np.any(ratio[bi] > ETA_RATIO_GIVE_UP):
-            j = int(np.argmax(ratio[bi]))
-            return u, last_step, evals, (int(bi[j]), float(cur[bi[j]]),
-                                         [float(v) for v in rt[~good][:5]])
+            i = int(bi[np.argmax(ratio[bi])])
+            raise ConvergenceError(
+                f"the equations of docs/theory.md §7.2 could not be continued towards the "
+                f"real axis at x = {x[i]:.8g} (Im z = {cur[i]:.3g}, target {eta[i]:.3g})",
+                [float(v) for v in rt[~good][:5]])
         todo = cur > eta * reached
-    return u, last_step, evals, None
+    return u, last_step, evals
 
 
 def herglotz_floor(model: GramModel, z: np.ndarray, form: str) -> np.ndarray:
@@ -310,8 +283,7 @@ def _sweep_point(model: GramModel, u0: np.ndarray, z: complex, form: str, uscale
     of an earlier point of the sweep (None: evaluate it here).
 
     Returns (ok, u, relative step, evaluations, first, trace, mean quadratic, J, node).
-    ``ok``
-    when the relative Newton step computed *at the returned u* is below NEWTON_TOL within
+    ``ok`` when the relative Newton step computed *at the returned u* is below NEWTON_TOL within
     SWEEP_MAX_ITER evaluations and u passes :func:`stieltjes_class` and
     :func:`herglotz_floor`; the first, trace and mean quadratic are those of that same
     evaluation, so the returned point's residual is the one that was tested.  The
@@ -334,8 +306,8 @@ def _sweep_point(model: GramModel, u0: np.ndarray, z: complex, form: str, uscale
         elif F_old is not None and SWEEP_REUSE:
             # Broyden's update along the last step: J du = dF exactly in that direction
             du, dF = -step[0], F[0] - F_old[0]
-            J = J + np.outer(dF - J[0] @ du, du.conj())[None] / max(float(np.vdot(du, du).real),
-                                                                     _TINY)
+            norm2 = max(float(np.vdot(du, du).real), _TINY)
+            J = J + np.outer(dF - J[0] @ du, du.conj())[None] / norm2
         try:
             step = np.linalg.solve(J, F[..., None])[..., 0]
         except np.linalg.LinAlgError:
@@ -356,32 +328,6 @@ def _sweep_point(model: GramModel, u0: np.ndarray, z: complex, form: str, uscale
     return False, u[0], math.inf, it, None, None, None, None, u[0]
 
 
-def _local_descent(model: GramModel, x_prev: float, u_prev: np.ndarray, x: float,
-                   eta: float, form: str, uscale: float, history: list) -> tuple:
-    """The point x + i eta by Im z continuation started next to the previous point of the
-    sweep: Newton at x + i eta0, eta0 = max(eta, LOCAL_ETA_FACTOR |x - x_prev|), from the
-    previous solution (a distance of order eta0 from it, inside the disc of analyticity
-    of radius eta0 around x + i eta0), then :func:`descend` to eta.
-
-    Returns (ok, u, last relative step, evaluations); ``ok`` only when every level
-    converged in the Stieltjes class and the final u passes :func:`herglotz_floor`."""
-    eta0 = max(eta, LOCAL_ETA_FACTOR * abs(x - x_prev))
-    xs, es = np.array([x]), np.array([eta])
-    z0 = np.array([x + 1j * eta0])
-    final = eta0 <= eta * (1.0 + ETA_REACHED)
-    u, conv, evals, _, step = newton(model, u_prev[None, :], z0, form, LEVEL_MAX_ITER,
-                                     uscale, NEWTON_TOL if final else LEVEL_TOL, history)
-    if not (conv[0] and stieltjes_class(u, z0)[0]):
-        return False, u[0], math.inf, evals
-    last = np.where(final, step, np.nan)
-    u, last, e, failed = descend(model, xs, es, u, np.array([eta0]), last, form, history)
-    evals += e
-    zz = xs + 1j * es
-    ok = (failed is None and bool(np.all(u.imag >= herglotz_floor(model, zz, form)))
-          and bool(stieltjes_class(u, zz)[0]) and float(last[0]) <= STAGNATION_STEP)
-    return ok, u[0], float(last[0]), evals
-
-
 def solve_sweep(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str, mean: bool,
                 history: list) -> tuple:
     """Solve at z = x + i eta (eta > 0) by continuation along x (docs/theory.md §7.3).
@@ -396,9 +342,9 @@ def solve_sweep(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str, mea
     with a freshly evaluated Jacobian.  A point is accepted only when the
     relative Newton step at the returned unknowns is below NEWTON_TOL and they pass
     :func:`stieltjes_class` and :func:`herglotz_floor` (the spurious root next to a
-    support edge fails the latter); otherwise (next to an edge) the point is solved by Im z
-    continuation started next to the previous point (:func:`_local_descent`) and, if that
-    fails too, by :func:`solve_points` from the scale, with its guarantees.
+    support edge fails the latter); otherwise, and where Newton does not reach NEWTON_TOL
+    within SWEEP_MAX_ITER evaluations (next to an edge), the point is solved by
+    :func:`solve_points`, with its guarantees.
 
     Returns
     -------
@@ -406,7 +352,7 @@ def solve_sweep(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str, mea
         The unknowns (N, K); the final relative Newton step of each point; the number of
         evaluations (each of one point or of a batch); tr(C_a Y)/p (N, K), tr(Y)/p (N,)
         and M^T Y M (N, K, K) (or None) at the returned unknowns; the number of points
-        solved by Im z continuation (local or from the scale).
+        solved by Im z continuation.
     """
     N, K = x.shape[0], model.K
     uscale = STEP_FLOOR if form == "delta" else STEP_FLOOR / model.scale
@@ -436,15 +382,9 @@ def solve_sweep(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str, mea
             evals += e
             easy = ok and e <= SWEEP_EASY
         if not ok:
-            ok_l = False
-            if nodes and SWEEP_REUSE:
-                ok_l, ui, st, e = _local_descent(model, nodes[-1][0], nodes[-1][1], x[i],
-                                                 eta[i], form, uscale, history)
-                evals += e
-            if not ok_l:
-                us, ls, e = solve_points(model, x[i:i + 1], eta[i:i + 1], form, history)
-                ui, st = us[0], float(ls[0])
-                evals += e
+            us, ls, e = solve_points(model, x[i:i + 1], eta[i:i + 1], form, history)
+            ui, st = us[0], float(ls[0])
+            evals += e
             _, _, (f, tr, m) = residual_jacobian(model, ui[None, :],
                                                  x[i:i + 1] + 1j * eta[i:i + 1],
                                                  form, jacobian=False, mean=mean)
