@@ -9,12 +9,12 @@ K = 3 covariances Q_a diag(linspace(0.3 + 0.2a, 1.5 + 0.4a, p)) Q_a^T with indep
 random rotations (seed 0), sizes (p/3, p/4, p/5) (n < p), grid linspace(0, 0.8 scale,
 ``--points``) (the right edge is below 0.8 scale by construction of the scale).
 
-* "after": stieltjes on the whole grid (what gram_density solves; the sweep with the Jacobian carried between
-  points after an easy point and Broyden-updated, 8-node predictor there, local Im z
-  continuation at the edges: rmt_deq/spectra/_newton.py).
+* "after": stieltjes on the whole grid (what gram_density solves; the sweep with the
+  Jacobian carried from an easy point to the next and Broyden-updated, 8-node predictor
+  there: rmt_deq/spectra/_newton.py).
 * "before": the method before (``_newton.SWEEP_REUSE = False``: a Jacobian per point,
-  5-node predictor, fallback from the scale), which the package keeps only for this
-  comparison (both evaluate the traces with the same code, rmt_deq/spectra/_fullcov.py).  For each p it runs on
+  5-node predictor), which the package keeps only for this comparison (both evaluate the
+  traces with the same code, rmt_deq/spectra/_fullcov.py).  For each p it runs on
   ``--old-points`` consecutive points of the grid from x = ``--old-start`` times the
   scale (the whole grid by default for p <= 500), and "after" is run on the same window
   in the same process: the ratio of the two is measured; when the window is not the whole
@@ -31,7 +31,8 @@ random rotations (seed 0), sizes (p/3, p/4, p/5) (n < p), grid linspace(0, 0.8 s
 
 Times are the CPU time of the process (time.process_time; with one BLAS thread that is the
 time one idle core takes: the machine is shared, and its wall clock is recorded too, with
-OPENBLAS_NUM_THREADS and the load average).  Writes bench_spectra_fullcov.json next to this file.
+OPENBLAS_NUM_THREADS and the load average).  Writes bench_spectra_fullcov.json next to
+this file.
 """
 from __future__ import annotations
 
