@@ -4,7 +4,9 @@ the dense backend of rmt_deq.spectra (batched traces, continuation along the gri
 Every check is against an independent computation:
 * commuting covariances given as full matrices and kept dense must give what the
   diagonal backend gives from their eigenvalues (different code: sums over coordinates),
-  to 1e-10 relative (both solve to a relative Newton step of 1e-13);
+  to 1e-10 relative (both solve to a relative Newton step of 1e-13); the same for three
+  independent diagonal profiles given as diagonal matrices, in the Stieltjes transforms
+  and pointwise in the density;
 * non-commuting covariances: a plain fixed-point iteration of the equations written
   directly with numpy.linalg.solve (at Im z = 0.2 x scale, where it contracts), the
   residual of the equations recomputed the same way at the returned unknowns, and the
@@ -77,6 +79,31 @@ def test_dense_backend_equals_diagonal_backend_on_commuting_covariances(sizes):
             assert np.max(np.abs(u - v) / np.abs(u)) < 1e-10, f
     d_diag, d_dense = gram_density(diag, x), gram_density(dense, x)
     assert np.max(np.abs(d_diag - d_dense)) < 1e-10 * d_diag.max()
+
+
+@pytest.mark.parametrize("sizes", [[15, 20, 25], [30, 40, 50]])   # n < p and n > p
+def test_dense_path_equals_diagonal_path_on_diagonal_covariances(sizes):
+    """Three independent uniform variance profiles (not proportional, not commuting with
+    anything but diagonals) as diagonal matrices, kept dense."""
+    p = 72
+    gen = np.random.default_rng(3)
+    var = np.vstack([gen.uniform(0.4, 1.6, p), gen.uniform(0.5, 1.5, p),
+                     gen.uniform(0.3, 1.7, p)])
+    diag = gram_model(var, sizes, summation="direct")
+    dense = gram_model(np.stack([np.diag(v) for v in var]), sizes, joint_diagonalise=False)
+    assert dense.backend == "dense" and diag.backend == "diagonal"
+    s = diag.scale
+    x = np.linspace(-0.02 * s, 0.8 * s, 100)
+    for z in (x, x[::10] + 0.01j * s, x[::10] - 0.3j * s):
+        a, b = stieltjes(diag, z), stieltjes(dense, z)
+        for f in ("g", "delta", "m_gram", "m_cov_kept"):
+            u, v = getattr(a, f), getattr(b, f)
+            assert np.max(np.abs(u - v) / np.abs(u)) < 1e-10, f
+    d_diag, d_dense = gram_density(diag, x), gram_density(dense, x)
+    big = d_diag > 1e-6 * d_diag.max()
+    assert big.sum() > 50
+    assert np.max(np.abs(d_diag - d_dense)) < 1e-10 * d_diag.max()
+    assert np.max(np.abs(d_diag - d_dense)[big] / d_diag[big]) < 1e-10
 
 
 def test_noncommuting_against_direct_fixed_point_and_residual():

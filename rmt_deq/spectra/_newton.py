@@ -6,8 +6,10 @@ z = x + i eta by Newton's method vectorised over the points, lowering Im z geome
 from the spectral scale with warm starts (:func:`solve_points`).  For the dense backend
 (non-commuting full covariances, one p x p inverse per point and evaluation),
 :func:`solve_sweep` instead continues the solution along the real part of the grid at the
-target Im z, warm-started by extrapolation from the neighbouring points, and falls back to
-:func:`solve_points` wherever that is not safe (docs/theory.md §7.3).
+target Im z, warm-started by extrapolation from the neighbouring points and, where the
+previous point converged easily, from its (Broyden-updated) Jacobian, so that most points
+cost two p x p inverses and no Jacobian; it falls back to :func:`solve_points` wherever
+that is not safe (docs/theory.md §7.3).
 
 A private module: its names are shared within :mod:`rmt_deq.spectra` only.
 """
@@ -60,12 +62,22 @@ STIELTJES_RTOL = 1e-9
 #: continuation, and how many previous points the predictor extrapolates from (a
 #: polynomial of degree one less)
 SWEEP_MAX_ITER = 10
-SWEEP_NODES = 5
+SWEEP_NODES = 8
 #: solve_sweep: once a step is below SWEEP_CHORD_STEP (relative), the next evaluation
 #: reuses the Jacobian (a chord step: the Jacobian changes by about that much), as long as
 #: the steps keep shrinking by at least SWEEP_CHORD_RATE
 SWEEP_CHORD_STEP = 1e-6
 SWEEP_CHORD_RATE = 0.1
+#: solve_sweep: with SWEEP_REUSE a point that follows one solved within SWEEP_EASY
+#: evaluations starts from that point's Jacobian, corrected by Broyden's rank-one update
+#: after each step (re-evaluated only when a step does not contract by SWEEP_CHORD_RATE),
+#: and from the extrapolation of SWEEP_NODES nodes (else: a fresh Jacobian and
+#: SWEEP_NODES_BEFORE nodes); the nodes are the Newton-corrected values.  False: the
+#: method before (every point evaluates its own Jacobian, SWEEP_NODES_BEFORE nodes), kept
+#: only so that benchmarks/bench_spectra_fullcov.py measures both in one process.
+SWEEP_REUSE = True
+SWEEP_NODES_BEFORE = 5
+SWEEP_EASY = 2
 #: herglotz_floor: the measures of the unknowns live on [0, scale]; the floor is computed
 #: for [0, HERGLOTZ_SUPPORT * scale] (a weaker bound, safe if the scale were not a strict
 #: bound) and then multiplied by HERGLOTZ_MARGIN (room for round-off)
@@ -266,42 +278,54 @@ def _extrapolate(nodes: list, x: float) -> np.ndarray:
 
 
 def _sweep_point(model: GramModel, u0: np.ndarray, z: complex, form: str, uscale: float,
-                 mean: bool, history: list) -> tuple:
-    """Newton at the single point z from the predictor u0.
+                 mean: bool, history: list, J: np.ndarray | None) -> tuple:
+    """Newton at the single point z from the predictor u0, starting from the Jacobian J
+    of an earlier point of the sweep (None: evaluate it here).
 
-    Returns (ok, u, relative step, evaluations, first, trace, mean quadratic).  ``ok``
-    when the relative Newton step computed *at the returned u* is below NEWTON_TOL within
+    Returns (ok, u, relative step, evaluations, first, trace, mean quadratic, J, node).
+    ``ok`` when the relative Newton step computed *at the returned u* is below NEWTON_TOL within
     SWEEP_MAX_ITER evaluations and u passes :func:`stieltjes_class` and
     :func:`herglotz_floor`; the first, trace and mean quadratic are those of that same
-    evaluation, so the returned point's residual is the one that was tested.
+    evaluation, so the returned point's residual is the one that was tested.  The
+    Jacobian is re-evaluated whenever a step is above SWEEP_CHORD_STEP or does not
+    contract by SWEEP_CHORD_RATE, and otherwise corrected by Broyden's update along each
+    step; the returned J is the one last used (for the next point), ``node`` is u minus
+    the last step (a more accurate value, used only to extrapolate to the next points).
     """
     zz = np.array([z])
     u = u0[None, :].copy()
-    J = None
     prev = math.inf
     floor = herglotz_floor(model, zz, form)
+    F_old = step = None
     for it in range(1, SWEEP_MAX_ITER + 1):
         need_j = J is None
         F, Jn, (first, trace, mq) = residual_jacobian(model, u, zz, form, jacobian=need_j,
                                                       mean=mean)
         if need_j:
             J = Jn
+        elif F_old is not None and SWEEP_REUSE:
+            # Broyden's update along the last step: J du = dF exactly in that direction
+            du, dF = -step[0], F[0] - F_old[0]
+            norm2 = max(float(np.vdot(du, du).real), _TINY)
+            J = J + np.outer(dF - J[0] @ du, du.conj())[None] / norm2
         try:
             step = np.linalg.solve(J, F[..., None])[..., 0]
         except np.linalg.LinAlgError:
-            return False, u[0], math.inf, it, None, None, None
+            return False, u[0], math.inf, it, None, None, None, None, u[0]
         rel = float(np.max(np.abs(step) / (np.abs(u) + uscale)))
         history.append(rel if math.isfinite(rel) else math.inf)
         if not math.isfinite(rel):
-            return False, u[0], math.inf, it, None, None, None
+            return False, u[0], math.inf, it, None, None, None, None, u[0]
         if rel <= NEWTON_TOL:
             ok = bool(stieltjes_class(u, zz)[0]) and bool(np.all(u.imag >= floor))
-            return ok, u[0], rel, it, first[0], trace[0], None if mq is None else mq[0]
+            return (ok, u[0], rel, it, first[0], trace[0], None if mq is None else mq[0],
+                    J if ok else None, (u - step)[0])
         if rel > SWEEP_CHORD_STEP or (not need_j and rel > SWEEP_CHORD_RATE * prev):
             J = None         # far from the root, or the reused Jacobian stopped contracting
-        prev = rel
+        prev = rel if J is not None else math.inf
+        F_old = F
         u = u - step
-    return False, u[0], math.inf, SWEEP_MAX_ITER, None, None, None
+    return False, u[0], math.inf, it, None, None, None, None, u[0]
 
 
 def solve_sweep(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str, mean: bool,
@@ -311,13 +335,16 @@ def solve_sweep(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str, mea
     For the dense backend, where every evaluation costs a p x p inverse per point.  The
     points are visited in order of (eta, x); the first point of each run of equal eta is
     solved by :func:`solve_points` (Im z continuation from the scale), every later one by
-    Newton at its own z from the polynomial extrapolation of the previous SWEEP_NODES
-    solutions, reusing the Jacobian of its first evaluation while the steps contract.  A
-    point is accepted only when the relative Newton step at the returned unknowns is below
-    NEWTON_TOL and they pass :func:`stieltjes_class` and :func:`herglotz_floor` (the
-    spurious root next to a support edge fails the latter); otherwise, and where Newton
-    does not reach NEWTON_TOL within SWEEP_MAX_ITER evaluations (next to an edge), the
-    point is solved by :func:`solve_points`, with its guarantees.
+    Newton at its own z from the polynomial extrapolation of the previous solutions: after
+    a point that converged within SWEEP_EASY evaluations, from SWEEP_NODES of them and
+    starting from that point's Jacobian (Broyden-updated, re-evaluated when the steps do
+    not contract, see :func:`_sweep_point`); otherwise from SWEEP_NODES_BEFORE of them
+    with a freshly evaluated Jacobian.  A point is accepted only when the
+    relative Newton step at the returned unknowns is below NEWTON_TOL and they pass
+    :func:`stieltjes_class` and :func:`herglotz_floor` (the spurious root next to a
+    support edge fails the latter); otherwise, and where Newton does not reach NEWTON_TOL
+    within SWEEP_MAX_ITER evaluations (next to an edge), the point is solved by
+    :func:`solve_points`, with its guarantees.
 
     Returns
     -------
@@ -338,27 +365,40 @@ def solve_sweep(model: GramModel, x: np.ndarray, eta: np.ndarray, form: str, mea
     continued = 0
     nodes: list = []
     run_eta = None
+    J = None
+    easy = False
     for i in np.lexsort((x, eta)):
         if eta[i] != run_eta:
-            nodes, run_eta = [], eta[i]
+            nodes, run_eta, J = [], eta[i], None
         ok = False
         if nodes:
-            u0 = (nodes[-1][1] if nodes[-1][0] == x[i] else _extrapolate(nodes, x[i]))
-            ok, ui, st, e, f, tr, m = _sweep_point(model, u0, x[i] + 1j * eta[i], form,
-                                                   uscale, mean, history)
+            # after a point that took more than SWEEP_EASY evaluations, the method before
+            # (fresh Jacobian, fewer nodes), which converges in fewer steps there
+            use = nodes if easy else nodes[-SWEEP_NODES_BEFORE:]
+            u0 = (use[-1][1] if use[-1][0] == x[i] else _extrapolate(use, x[i]))
+            ok, ui, st, e, f, tr, m, J, node = _sweep_point(
+                model, u0, x[i] + 1j * eta[i], form, uscale, mean, history,
+                J if easy else None)
             evals += e
+            easy = ok and e <= SWEEP_EASY
         if not ok:
             us, ls, e = solve_points(model, x[i:i + 1], eta[i:i + 1], form, history)
             ui, st = us[0], float(ls[0])
-            _, _, (f, tr, m) = residual_jacobian(model, us, x[i:i + 1] + 1j * eta[i:i + 1],
+            evals += e
+            _, _, (f, tr, m) = residual_jacobian(model, ui[None, :],
+                                                 x[i:i + 1] + 1j * eta[i:i + 1],
                                                  form, jacobian=False, mean=mean)
             f, tr, m = f[0], tr[0], None if m is None else m[0]
-            evals += e + 1
+            evals += 1
             continued += 1
+            J, node, easy = None, ui, False
         u[i], last[i], first[i], trace[i] = ui, st, f, tr
         if mean:
             mq[i] = m
         if nodes and nodes[-1][0] == x[i]:
             nodes.pop()             # a repeated point: the nodes keep distinct x
-        nodes = (nodes + [(float(x[i]), ui)])[-SWEEP_NODES:]
+        if SWEEP_REUSE:
+            nodes = (nodes + [(float(x[i]), node)])[-SWEEP_NODES:]
+        else:
+            nodes, J = (nodes + [(float(x[i]), ui)])[-SWEEP_NODES_BEFORE:], None
     return u, last, evals, first, trace, mq, continued

@@ -17,8 +17,10 @@ of Y = (s I + sum_b c_b C_b)^{-1}, and M^T Y M for the isolated eigenvalues
   values of its terms (a proven truncation bound).  ``max_atoms`` optionally merges
   coordinates with nearly equal variances into at most that many groups (an
   approximation, second order in the merged spread, exact traces tr(C_a)/p kept);
-* non-commuting full covariances are kept as matrices ("dense" backend): O(K p^3) per
-  evaluation (a dense complex solve per point), correct but slow.
+* non-commuting full covariances are kept as matrices ("dense" backend): O(p^3) per
+  evaluation (one complex inverse per point, :mod:`rmt_deq.spectra._fullcov`), plus
+  O(K p^3) for a Jacobian, correct but slow: no factorisation can be shared between
+  points (docs/spectra.md).
 
 Measured costs are in docs/spectra.md (with the command that reproduces them).
 """

@@ -20,9 +20,10 @@ Im m(x + i0)/pi; when n > p there is in addition an atom of mass 1 - p/n at 0.
 
 Non-commuting full covariances (the dense backend, one p x p inverse per point and
 evaluation) are instead continued along the grid at the target Im z, each point
-warm-started by extrapolation from its neighbours, with the Im z continuation as the
-fallback wherever that is not safe (:func:`rmt_deq.spectra._newton.solve_sweep`); their
-unknowns are those at which the final Newton step was computed.
+warm-started by extrapolation from its neighbours and, where the previous point converged
+easily, from its Jacobian, with the Im z continuation as the fallback wherever that is not
+safe (:func:`rmt_deq.spectra._newton.solve_sweep`); their unknowns are those at which the
+final Newton step was computed.
 """
 from __future__ import annotations
 
