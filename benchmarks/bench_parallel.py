@@ -1,7 +1,8 @@
 """Benchmark of the sampled CK in this process against local worker processes.
 
 Case: tanh, sa = 0.3, data ``default_mixture(p, 2, rng=0).sample(n, rng=1)`` with
-(p, n, m) = (300, 240, 1000), R = 16 realizations, float64, seed 0 (``--p``, ``--n``,
+(p, n, m) = (300, 240, 1000), R = 16 realizations, the sampler's default precision and
+estimator (recorded), seed 0 (``--p``, ``--n``,
 ``--width``, ``--R`` change it).  One :func:`rmt_deq.sampling.deq.sampled_ck` call in this
 process, then the same call on ``make_executor(workers=k)`` (spawned processes with one BLAS
 thread each): once with the pool's start-up inside the timing ("cold": what ``rmt-deq
@@ -19,7 +20,11 @@ threadpoolctl is installed; it is not a dependency).
 Usage::
 
     PYTHONPATH=. OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/bench_parallel.py \
-        [--workers 2] [--repeats 3] [--out benchmarks/bench_parallel.json]
+        [--workers 2] [--repeats 3] [--dask] [--out benchmarks/bench_parallel.json]
+
+``--dask`` runs the workers as a local dask ``distributed`` cluster (the ``[dask]`` extra)
+instead of a process pool; the cluster's start-up is outside the timings, the client's
+inside the "cold" one.
 
 Prints the numbers and writes them to the JSON (one entry per worker count).
 """
@@ -105,6 +110,9 @@ def main() -> None:
     ap.add_argument("--R", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--dask", action="store_true",
+                    help="run the workers as a local dask distributed cluster (--workers "
+                         "processes, one thread each) instead of a process pool")
     ap.add_argument("--out", default=os.path.join(HERE, "bench_parallel.json"))
     a = ap.parse_args()
     X = default_mixture(a.p, 2, rng=0).sample(a.n, rng=1).X
@@ -112,7 +120,14 @@ def main() -> None:
     nbytes, t_pickle = task_payload(X, kw)
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
-    with make_executor(workers=a.workers) as ex:
+    cluster = None
+    if a.dask:
+        import distributed
+
+        cluster = distributed.LocalCluster(n_workers=a.workers, threads_per_worker=1,
+                                           processes=True, dashboard_address=None)
+    with make_executor(workers=None if a.dask else a.workers,
+                       scheduler=cluster.scheduler_address if a.dask else None) as ex:
         cold_s, _, first = timed(X, kw, ex)
         cold_s = time.perf_counter() - t0                   # with the pool's start-up
         pairs, identical = [], []
@@ -128,11 +143,15 @@ def main() -> None:
                           "pool_realizations_s": tp_pool,
                           "ratio_realizations": tp_in / tp_pool})
         worker_blas = ex.submit(blas_threads).result()
+    if cluster is not None:
+        cluster.close()
     ratios = sorted(q["ratio"] for q in pairs)
     rec = {
         "case": {"p": a.p, "n": a.n, "width": a.width, "R": a.R, "activation": "tanh",
-                 "sa": 0.3, "dtype": "float64"},
-        "workers": a.workers, "cpus": os.cpu_count(),
+                 "sa": 0.3, "dtype": ref.info.dtype,
+                 "control_variate": ref.info.control_variate},
+        "workers": a.workers, "executor": "dask LocalCluster" if a.dask else "process pool",
+        "cpus": os.cpu_count(),
         "env": {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")},
         "blas_threads_parent": blas_threads(), "blas_threads_worker": worker_blas,
         "pool_cold_s": cold_s, "pairs": pairs, "median_ratio": ratios[len(ratios) // 2],
@@ -152,7 +171,7 @@ def main() -> None:
     if os.path.exists(a.out):
         with open(a.out, encoding="utf-8") as f:
             data = json.load(f)
-    data[f"workers={a.workers}"] = rec
+    data[f"workers={a.workers}" + (",dask" if a.dask else "")] = rec
     with open(a.out, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=1)
 
