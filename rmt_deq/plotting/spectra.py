@@ -96,10 +96,14 @@ def _zoom(ax: Any, pos: np.ndarray, sets: Mapping[str, np.ndarray],
                 labelled = near.get(name, np.zeros(0))
                 ins.plot(shown, np.full(shown.size, y), linestyle="none", marker="|",
                          markersize=7, markeredgewidth=1.2, color=c)
-            for i, v in enumerate(labelled):
-                # values printed above the marker, alternating sides inside a group
+            crowded = labelled.size > 1 and bool(
+                np.min(np.diff(np.sort(labelled))) < 0.25 * (hi - lo))
+            for i, v in enumerate(np.sort(labelled)):
+                # values printed above the marker, alternating sides inside a group and,
+                # where markers crowd, alternating heights too, so no two labels overlap
                 ha = "center" if labelled.size == 1 else ("right" if i % 2 == 0 else "left")
-                ins.annotate(f"{v:.4g}", (v, y), textcoords="offset points", xytext=(0, 4),
+                rise = 4 + (7 * (i % 2) if crowded else 0)
+                ins.annotate(f"{v:.4g}", (v, y), textcoords="offset points", xytext=(0, rise),
                              ha=ha, va="bottom", fontsize=5.5, color=c)
         ins.set_xlim(lo, hi)
         ins.set_ylim(-0.5, len(rows) - 0.1)
