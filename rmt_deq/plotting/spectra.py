@@ -102,7 +102,7 @@ def _zoom(ax: Any, pos: np.ndarray, sets: Mapping[str, np.ndarray],
                 # values printed above the marker, alternating sides inside a group and,
                 # where markers crowd, alternating heights too, so no two labels overlap
                 ha = "center" if labelled.size == 1 else ("right" if i % 2 == 0 else "left")
-                rise = 4 + (7 * (i % 2) if crowded else 0)
+                rise = 4 + (7 * (i % min(labelled.size, 3)) if crowded else 0)
                 ins.annotate(f"{v:.4g}", (v, y), textcoords="offset points", xytext=(0, rise),
                              ha=ha, va="bottom", fontsize=5.5, color=c)
         ins.set_xlim(lo, hi)
