@@ -15,6 +15,9 @@ Sections (all by default):
   over the grid (chosen from the statistics, without training);
 * ``hidden``: the same comparison for relu (whose design, lrelu2, has two layers) with the
   designed network's hidden layer hidden_ratio x m wide (``--hidden-ratios``);
+* ``conditional``: the grid's two-layer design predicted given its hidden layer (the
+  deterministic equivalent of the last layer's kernel on drawn H_1, averaged over
+  ``--hidden-draws`` draws) against the grid's observed enn_rf (reads section grid);
 * ``kernels``: on the digits, ||G_sampled - G~|| / ||G_sampled|| and the spectral KS
   distance between them, beside a Gaussian mixture with the digits' plug-in class means
   and covariances at the same n, p;
@@ -45,7 +48,9 @@ from rmt_deq.data.statistics import plugin_statistics  # noqa: E402
 from rmt_deq.fixed_point.four_equations import solve_four_equations  # noqa: E402
 from rmt_deq.generalization.curves import ratio_curves  # noqa: E402
 from rmt_deq.generalization.equivalent import rf_ridge_equivalent  # noqa: E402
-from rmt_deq.generalization.experiment import generalization_experiment  # noqa: E402
+from rmt_deq.design.solve import design_for_deq  # noqa: E402
+from rmt_deq.generalization.experiment import generalization_experiment, predict  # noqa: E402
+from rmt_deq.moments.pairs import PairExpectations  # noqa: E402
 from rmt_deq.generalization.features import (deq_features, exact_problem_kernels,  # noqa: E402
                                              problem_solution)
 from rmt_deq.generalization.ridge import ridge_scores  # noqa: E402
@@ -56,7 +61,7 @@ from rmt_deq.kernels.exact import exact_ck  # noqa: E402
 from rmt_deq.metrics import relative_operator_distance, spectral_distances  # noqa: E402
 from rmt_deq.sampling.deq import sampled_ck  # noqa: E402
 
-SECTIONS = ("grid", "accuracy", "hidden", "kernels", "ratio", "steps")
+SECTIONS = ("grid", "accuracy", "hidden", "conditional", "kernels", "ratio", "steps")
 
 
 def _passes(pred: float, obs: float, se: float) -> bool:
@@ -100,6 +105,64 @@ def _problems(args: argparse.Namespace) -> dict:
     except ImportError:
         print("scikit-learn missing: digits skipped", file=sys.stderr)
     return probs
+
+
+def section_conditional(args: argparse.Namespace) -> dict:
+    """The grid's two-layer designed network (relu -> lrelu2) predicted *given its hidden
+    layer*: for each of ``--hidden-draws`` draws of W_1 (width m), the kernel of the last
+    layer on the drawn H_1, K_2(H_1) = E_w[sigma_2(w.h_i) sigma_2(w.h_j)] (centred; a
+    bivariate Gaussian expectation at covariance H_1^T H_1), goes into the same
+    deterministic equivalent at width m; the mean over draws is set against the grid's
+    observed enn_rf test MSE (section grid: same problem, widths and ridges).  A check of
+    the explanation that the equal-width gap is the hidden layer's fluctuation: no ridge is
+    fitted, but W_1 is sampled."""
+    grid = _load_section(args, "grid")
+    mix = default_mixture(512, 2)
+    prob = mixture_problem(mix, 1024, 1024, rng=0)
+    design = design_for_deq("relu", 0.2, prob.tau0, family="lrelu2", target="ck")
+    acts, cent = design.network.activations, design.centrings
+    if len(acts) != 2:
+        raise SystemExit("section conditional needs the two-layer lrelu2 design")
+    X = np.asarray(prob.X)
+    rows = []
+    t0 = time.perf_counter()
+    for m in args.widths:
+        preds = []
+        for d in range(args.hidden_draws):
+            rng = np.random.default_rng(np.random.SeedSequence([11, m, d]))
+            pre = rng.standard_normal((m, X.shape[0])) @ X
+            H1 = (np.asarray(acts[0].fn(pre)) - cent[0]) / math.sqrt(m)
+            G1 = H1.T @ H1
+            K2 = PairExpectations(acts[1], np.diagonal(G1).copy(), cent[1]).evaluate(G1)[0]
+            preds.append([q.test_mse for q in predict(prob, K2, "enn_rf", "exact", m,
+                                                      RIDGE_GRID)])
+        preds = np.asarray(preds)
+        for j, lam in enumerate(RIDGE_GRID):
+            obs = next(r for r in grid["relu"]["rows"] if r["method"] == "enn_rf"
+                       and int(r["width"]) == m and r["ridge"] == lam)
+            mean = float(preds[:, j].mean())
+            se = float(preds[:, j].std(ddof=1) / math.sqrt(len(preds)))
+            rows.append({"width": m, "ridge": lam, "observed": obs["observed"],
+                         "observed_se": obs["observed_se"], "conditional": mean,
+                         "conditional_se": se,
+                         "unconditional": obs["predicted_exact"],
+                         "relative_error": (mean - obs["observed"]) / obs["observed"],
+                         "pass": _passes(mean, obs["observed"],
+                                         math.hypot(obs["observed_se"], se))})
+        print(f"conditional m = {m}: {time.perf_counter() - t0:.0f} s", file=sys.stderr,
+              flush=True)
+    return {"hidden_draws": args.hidden_draws, "rows": rows,
+            "passes": sum(r["pass"] for r in rows), "points": len(rows),
+            "wall_s": time.perf_counter() - t0}
+
+
+def _load_section(args: argparse.Namespace, name: str) -> dict:
+    if os.path.exists(args.out):
+        with open(args.out) as fh:
+            data = json.load(fh)
+        if name in data:
+            return data[name]
+    raise SystemExit(f"run --section {name} first (it is read from {args.out})")
 
 
 def _ridge_rule(prob, act: str, sa: float, width: int) -> float:
@@ -369,6 +432,7 @@ def main() -> None:
     ap.add_argument("--realizations", type=int, default=8)
     ap.add_argument("--ratio-seeds", type=int, default=5)
     ap.add_argument("--hidden-ratios", nargs="+", type=float, default=[1, 2, 4, 8])
+    ap.add_argument("--hidden-draws", type=int, default=5)
     ap.add_argument("--steps-seeds", type=int, default=40)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__),
                                                   "bench_generalization.json"))
