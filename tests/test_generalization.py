@@ -266,15 +266,21 @@ def test_experiment_grid_and_curves():
     json.dumps(res.to_dict(), allow_nan=False)
 
 
-def test_generalization_command(tmp_path, capsys):
-    from rmt_deq.cli import main
-
-    p = 40
+def _two_class_spec(tmp_path, p: int):
+    """A mixture spec file: two classes of p samples in dimension p, means +-1.5 on the
+    first coordinate, identity covariances."""
     means = np.zeros((2, p))
     means[0, 0], means[1, 0] = 1.5, -1.5
     spec = tmp_path / "mix.json"
     spec.write_text(json.dumps({"means": means.tolist(), "covs": np.ones((2, p)).tolist(),
-                                "sizes": [40, 40]}))
+                                "sizes": [p, p]}))
+    return spec
+
+
+def test_generalization_command(tmp_path, capsys):
+    from rmt_deq.cli import main
+
+    spec = _two_class_spec(tmp_path, 40)
     fig = tmp_path / "gen.pdf"
     argv = ["generalization", "--activation", "tanh", "--sa", "0.3", "--mixture", str(spec),
             "--ridge", "0.5", "--width", "32", "--seeds", "2"]
@@ -318,12 +324,7 @@ def test_hidden_ratio_widens_only_the_designed_networks_hidden_layer(tmp_path, c
     else: the DEQ's observations and every prediction stay the same; a ratio <= 0 is refused."""
     from rmt_deq.cli import main
 
-    p = 30
-    means = np.zeros((2, p))
-    means[0, 0], means[1, 0] = 1.5, -1.5
-    spec = tmp_path / "mix.json"
-    spec.write_text(json.dumps({"means": means.tolist(), "covs": np.ones((2, p)).tolist(),
-                                "sizes": [30, 30]}))
+    spec = _two_class_spec(tmp_path, 30)
     argv = ["generalization", "--activation", "relu", "--sa", "0.3", "--mixture", str(spec),
             "--ridge", "0.5", "--width", "24", "--seeds", "2", "--methods", "deq_rf,enn_rf",
             "--json"]
