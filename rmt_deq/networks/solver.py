@@ -329,7 +329,11 @@ def solve_batched(
         hist.append(res)
         finite = math.isfinite(res)
         if finite and res <= tol:
-            return f, _converged(what, label, tol, hist, switched_at, restarts, plain_res)
+            report = SolverReport(
+                converged=True, residual=res, tolerance=tol, iterations=it, history=hist,
+                message=f"the {what} iteration ({label}) reached tol = {tol:g} in {it} "
+                        f"iterations")
+            return f, SolveRecord(report, label, switched_at, restarts, _plain_rate(plain_res))
         if not finite:
             if anderson and f_best is not None:
                 # fall back: plain iteration from the best image seen so far
@@ -338,7 +342,10 @@ def solve_batched(
                 x[...] = f_best
                 have_prev = False
                 continue
-            raise _not_finite(what, it, hist)
+            raise ConvergenceError(
+                f"the {what} iteration produced non-finite values at iteration {it} "
+                f"(the map is not contracting: no attracting fixed point at these weights)",
+                hist)
         if not anderson:
             plain_res.append(res)
             if allow_switch and len(plain_res) >= RATE_WINDOW:
@@ -385,42 +392,19 @@ def solve_batched(
         dG[slot, ...] = g
         dF[slot, ...] = f
         have_prev = True
-    raise _not_converged(what, label, tol, max_iter, plain_res, hist)
+    raise ConvergenceError(
+        f"the {what} iteration ({label}) did not reach tol = {tol:g} in {max_iter} "
+        f"iterations (observed plain contraction factor {_plain_rate(plain_res):.3g}; >= 1 "
+        f"means no attracting fixed point: reduce sa or the weight scale, or raise "
+        f"max_iter)", hist)
 
 
-# ---- what the numpy solver above and the array-API one (:mod:`._xp_solver`) share
 def _plain_rate(plain_res: list[float]) -> float:
     """Geometric mean of the last RATE_WINDOW - 1 plain residual ratios (nan if < 2)."""
     r = plain_res[-RATE_WINDOW:]
     if len(r) < 2 or r[0] <= 0:
         return float("nan")
     return float((r[-1] / r[0]) ** (1.0 / (len(r) - 1)))
-
-
-def _converged(what: str, label: str, tol: float, hist: list[float],
-               switched_at: int | None, restarts: int, plain_res: list[float]) -> SolveRecord:
-    """The record of a solve whose last residual ``hist[-1]`` met ``tol``."""
-    it = len(hist)
-    report = SolverReport(
-        converged=True, residual=hist[-1], tolerance=tol, iterations=it, history=hist,
-        message=f"the {what} iteration ({label}) reached tol = {tol:g} in {it} "
-                f"iterations")
-    return SolveRecord(report, label, switched_at, restarts, _plain_rate(plain_res))
-
-
-def _not_finite(what: str, it: int, hist: list[float]) -> ConvergenceError:
-    return ConvergenceError(
-        f"the {what} iteration produced non-finite values at iteration {it} "
-        f"(the map is not contracting: no attracting fixed point at these weights)", hist)
-
-
-def _not_converged(what: str, label: str, tol: float, max_iter: int,
-                   plain_res: list[float], hist: list[float]) -> ConvergenceError:
-    return ConvergenceError(
-        f"the {what} iteration ({label}) did not reach tol = {tol:g} in {max_iter} "
-        f"iterations (observed plain contraction factor {_plain_rate(plain_res):.3g}; >= 1 "
-        f"means no attracting fixed point: reduce sa or the weight scale, or raise "
-        f"max_iter)", hist)
 
 
 def anderson_coefficients(gram: np.ndarray, valid: np.ndarray, rhs: np.ndarray,
