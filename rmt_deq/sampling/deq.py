@@ -359,14 +359,15 @@ def _sample(X: Any, activation: ActivationLike, sa: float, sb: float | None, *, 
         size = solver.chunk_size
     chunks = column_chunks(n, size)
     Xs = (math.sqrt(sb_f) * Xa).astype(dt)
-    XtX = Xa.T @ Xa if "B" in names else None
+    gram = Xa.T @ Xa if cv or "B" in names else None       # X^T X, formed once
+    XtX = gram if "B" in names else None
     EL = EG = None
     if cv:
         # E[L] for L = Phi0^T Phi0, Phi0 = phi_c(sqrt(sb) B X)/sqrt(m), and E[G0^T G0] for
         # G0 = phi'(sqrt(sb) B X) v/sqrt(m): the rows of sqrt(sb) B X are iid
         # N(0, sb X^T X) whatever the family of A (v independent, unit variance), so both
         # are bivariate Gaussian expectations at that covariance -- exact at every width m
-        S0 = sb_f * (Xa.T @ Xa)
+        S0 = sb_f * gram
         EL, EG = PairExpectations(act, np.diagonal(S0).copy(), float(sol.centring)
                                   ).evaluate(S0)
         if not ntk:
