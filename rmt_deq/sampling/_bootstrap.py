@@ -51,9 +51,16 @@ are taken in decreasing Frobenius norm (known for all draws from the Gram matrix
 Delta_j) so that L is known after the first chunk; most sums then stop at L earlier than
 at 2% of their own norm.
 
-Precision: the sign sums are formed in float64 and iterated in float32 (half the memory
-traffic of the matrix-vector products, which bound the cost); a margin
-4 (sqrt(n) + 1) u32 ||E_d||_F (u32 the float32 unit round-off) is added to every level
+Cost: the matrix-vector products, which are memory-bound.  Small matrices are iterated a
+chunk of draws at a time (batched products); a matrix larger than the cache budget is kept
+in BLAS packed storage (its upper triangle: half the memory traffic of a full product),
+the sums of a chunk formed together (one pass over the b deviations) and iterated one
+draw at a time, so that each stays in cache; the certificate of a draw is first checked a
+few steps before the previous draw's stop (the sums are similar).
+
+Precision: the sign sums are formed and iterated in float32 (half the memory traffic
+again); a margin 4 u32 ((sqrt(n) + 1) ||E_d||_F + (b + 1) sum_j ||Delta_j||_F) (u32 the
+float32 unit round-off; :func:`certified_sign_norms`) is added to every level
 and taken off the top of the grid, so the rounding of the float32 products is covered
 and the bounds above hold as stated.  The start vectors are drawn from the bootstrap's own
 generator, after the signs: the bound is deterministic given its seed.
@@ -66,6 +73,7 @@ from typing import Any, Callable
 
 import numpy as np
 from scipy import special
+from scipy.linalg.blas import sspmv as _spmv
 
 from rmt_deq._validation import as_rng
 from rmt_deq.errors import InvalidParameterError
@@ -157,15 +165,20 @@ def _tridiagonal_extremes(alpha: np.ndarray, beta: np.ndarray, k: int) -> np.nda
 
 
 def _lanczos_norms(E: np.ndarray, gen: np.random.Generator, limit: float,
-                   margin: np.ndarray, below: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                   margin: np.ndarray, below: float = 0.0,
+                   first_check: int = _FIRST_CHECK) -> tuple[np.ndarray, np.ndarray, int]:
     """Certified norms of the symmetric matrices E (c, n, n), NaN where not certified
-    within min(n, MAX_LANCZOS_STEPS) steps; ``limit`` = 1/t (module docstring).
+    within min(n, MAX_LANCZOS_STEPS) steps; ``limit`` = 1/t (module docstring).  A 2-D
+    E of shape (1, n (n + 1)/2) is one matrix in packed storage (:func:`_packed`).
 
     ``margin`` (c,) bounds the rounding of the working precision (added to every level
     returned, taken off the top of the grid); a draw also stops at ``below`` when that
-    level is certified (0: never).  Returns the upper bounds and the lower bounds
-    (largest |Ritz value| minus the margin) at the stop."""
-    c, n, _ = E.shape
+    level is certified (0: never).  The certificate is first checked after
+    ``first_check`` steps, then every _CHECK_EVERY.  Returns the upper bounds, the lower
+    bounds (largest |Ritz value| minus the margin) at the stop and the steps taken."""
+    packed = E.ndim == 2
+    c = E.shape[0]
+    n = int(round((math.sqrt(8 * E.shape[1] + 1) - 1) / 2)) if packed else E.shape[1]
     kmax = min(n, MAX_LANCZOS_STEPS)
     Q = np.zeros((c, kmax + 1, n), dtype=E.dtype)
     q = gen.standard_normal((c, n))
@@ -178,7 +191,9 @@ def _lanczos_norms(E: np.ndarray, gen: np.random.Generator, limit: float,
     frac = np.arange(1, _GRID) / (_GRID - 1)
     for k in range(kmax):
         Qk = Q[:, :k + 1]
-        if active.all():
+        if packed:                           # half the memory traffic of a full product
+            w = _spmv(n, 1.0, E[0], Q[0, k])[None]
+        elif active.all():
             w = np.matmul(E, Q[:, k, :, None])[..., 0]
         else:                                # certified draws stop costing matrix products
             w = np.zeros((c, n), dtype=E.dtype)
@@ -193,7 +208,7 @@ def _lanczos_norms(E: np.ndarray, gen: np.random.Generator, limit: float,
         with np.errstate(invalid="ignore", divide="ignore"):
             Q[:, k + 1] = np.where(beta[:, k, None] > 0, w / beta[:, k, None], 0.0)
         steps = k + 1
-        if steps != kmax and (steps < _FIRST_CHECK or (steps - _FIRST_CHECK) % _CHECK_EVERY):
+        if steps != kmax and (steps < first_check or (steps - first_check) % _CHECK_EVERY):
             continue
         idx = np.flatnonzero(active)
         a, bt, mg = alpha[idx], beta[idx], margin[idx]
@@ -224,7 +239,20 @@ def _lanczos_norms(E: np.ndarray, gen: np.random.Generator, limit: float,
             active[idx[ok]] = False
         if not active.any():
             break
-    return out, low
+    return out, low, steps
+
+
+def _packed(Delta: np.ndarray) -> np.ndarray:
+    """The symmetric matrices Delta (b, n, n) in BLAS packed storage, in the working
+    precision, shape (b, n (n + 1)/2): the upper triangle column by column (for a
+    symmetric matrix, the lower triangle row by row)."""
+    b, n = Delta.shape[0], Delta.shape[1]
+    out = np.empty((b, n * (n + 1) // 2), dtype=_WORK)
+    start = 0
+    for i in range(n):
+        out[:, start:start + i + 1] = Delta[:, i, :i + 1]
+        start += i + 1
+    return out
 
 
 def certified_sign_norms(flat: np.ndarray, eps: np.ndarray, n: int, gen: np.random.Generator,
@@ -260,8 +288,11 @@ def certified_sign_norms(flat: np.ndarray, eps: np.ndarray, n: int, gen: np.rand
     limit = 1.0 / t
     size = _WORK.itemsize * n * n
     chunk = int(max(1, min(_MAX_CHUNK, D, _CHUNK_BYTES // size)))
-    if chunk == 1:
-        chunk = int(max(1, min(4, D, _FORM_BYTES // size)))
+    # a matrix too large for the cache budget: a chunk is formed together (one pass over
+    # the b deviations) and iterated one draw at a time (its matrix then stays in cache)
+    one_by_one = chunk == 1
+    if one_by_one:
+        chunk = int(max(1, min(_MAX_CHUNK, D, _FORM_BYTES // size)))
     gram = flat @ flat.T                      # <Delta_i, Delta_j>: ||E_d||_F^2 = eps G eps
     fro_all = np.sqrt(np.maximum(np.einsum("di,ij,dj->d", eps, gram, eps), 0.0))
     total = float(np.sum(np.sqrt(np.maximum(np.diag(gram), 0.0))))   # sum_j ||Delta_j||_F
@@ -283,23 +314,31 @@ def certified_sign_norms(flat: np.ndarray, eps: np.ndarray, n: int, gen: np.rand
         # a first chunk of about 2 need sums gives L; the others stop at it
         first = min(D, chunk, 2 * need)
         bounds = [0] + list(range(first, D, chunk)) + [D]
-    flat_w = flat.astype(_WORK)
+    flat_w = _packed(flat.reshape(b, n, n)) if one_by_one else flat.astype(_WORK)
     lows: list[float] = []
+    first_check = _FIRST_CHECK
     for start, stop in itertools.pairwise(bounds):
         sel = order[start:stop]
         rows = eps[sel]
-        E = (rows.astype(_WORK) @ flat_w).reshape(-1, n, n)
+        E = rows.astype(_WORK) @ flat_w
+        if not one_by_one:
+            E = E.reshape(-1, n, n)
         fro = fro_all[sel]
         nu = np.zeros(len(rows))
         live = (fro > floor) & ~dense[sel]
         for i in np.flatnonzero((fro > floor) & dense[sel]):   # near cancellation: float64
             w = np.linalg.eigvalsh((rows[i] @ flat).reshape(n, n))
             nu[i] = max(abs(w[0]), abs(w[-1]))
-        below = sorted(lows, reverse=True)[need - 1] if need and len(lows) >= need else 0.0
-        if live.any():
-            nu[live], low = _lanczos_norms(E[live] if not live.all() else E, gen, limit,
-                                           margin_all[sel][live], below)
-            lows.extend(low[np.isfinite(nu[live])])
+        groups = ([[i] for i in np.flatnonzero(live)] if one_by_one
+                  else [np.flatnonzero(live)] if live.any() else [])
+        for g in groups:
+            below = sorted(lows, reverse=True)[need - 1] if need and len(lows) >= need else 0.0
+            Eg = E[g[0]:g[0] + 1] if one_by_one else E[live] if not live.all() else E
+            nu[g], low, steps = _lanczos_norms(Eg, gen, limit, margin_all[sel][g], below,
+                                               first_check)
+            lows.extend(low[np.isfinite(nu[g])])
+            if one_by_one:      # the next (similar, smaller) sum is checked from about here
+                first_check = max(_FIRST_CHECK, steps - 2 * _CHECK_EVERY)
         for i in np.flatnonzero(live & ~np.isfinite(nu)):      # not certified: dense
             w = np.linalg.eigvalsh((rows[i] @ flat).reshape(n, n))
             nu[i] = max(abs(w[0]), abs(w[-1]))
