@@ -175,14 +175,24 @@ class _Accumulator:
         return self.sums(names).sum(axis=0) / self.R
 
     def error(self, names: Iterable[str], confidence: float, draws: int, seed: int,
-              on_chunk: Callable[[int], Any] | None = None) -> tuple[float, float]:
+              on_chunk: Callable[[int], Any] | None = None, *,
+              consume: bool = False) -> tuple[float, float]:
         """(error bar, ||mean||) as :func:`mc_error_bound` of the used batches;
-        ``on_chunk(k)`` hears of every chunk of k sign draws done."""
+        ``on_chunk(k)`` hears of every chunk of k sign draws done.  ``consume`` (one
+        name): the batch sums of that name are overwritten by their deviations instead of
+        copied (no later use of them: the name is then unusable), which saves a
+        (b, n, n) array."""
+        names = tuple(names)
         used = int(min(self.R, self.b))
         if used < 2:
             M = self.mean(names)
             return math.inf, symmetric_operator_norm(M)
-        S = self.sums(names)[:used]                  # owned: Delta is formed in place
+        if consume:
+            if len(names) != 1:
+                raise ValueError("only the sums of a single name can be consumed")
+            S = self.S.pop(names[0])[:used]          # KeyError on any later use
+        else:
+            S = self.sums(names)[:used]              # owned: Delta is formed in place
         cnt = self.counts[:used].astype(float)
         M = S.sum(axis=0) / float(cnt.sum())
         norm = symmetric_operator_norm(M)
@@ -543,9 +553,10 @@ def _kernel_result(acc: _Accumulator, mc: MonteCarloOptions, seed: int,
                    solution: Any = None) -> Kernel:
     """The sampled CK (accumulated under "ck") as a Kernel, with its error bar."""
     report = _ErrorBarProgress(mc, acc, 1)
-    err, nrm = acc.error(("ck",), mc.confidence, mc.draws, seed, report)
+    ck = acc.mean(("ck",))
+    err, nrm = acc.error(("ck",), mc.confidence, mc.draws, seed, report, consume=True)
     report.finish()
-    return Kernel(route="sampled", network=network, ck=acc.mean(("ck",)), tau0=tau0,
+    return Kernel(route="sampled", network=network, ck=ck, tau0=tau0,
                   tau0_source=tau0_source, error={"ck": err},
                   error_relative={"ck": _relative(err, nrm)}, solution=solution, info=info())
 
@@ -558,19 +569,22 @@ def _ntk_result(acc: _Accumulator, mc: MonteCarloOptions, seed: int, key: Mappin
     report = _ErrorBarProgress(mc, acc, 1 + (len(sel) if len(sel) > 1 else 0)
                                + (0 if "v" in sel else 1))
 
-    def error(names: tuple[str, ...]) -> tuple[float, float]:
-        return acc.error(names, mc.confidence, mc.draws, seed, report)
+    def error(names: tuple[str, ...], consume: bool = False) -> tuple[float, float]:
+        return acc.error(names, mc.confidence, mc.draws, seed, report, consume=consume)
 
+    # every mean first: then the single-name bars may consume their batch sums
     parts = {g: acc.mean((key[g],)) for g in sel}
     total = acc.mean(tuple(key[g] for g in sel))
+    ck = parts["v"] if "v" in parts else acc.mean((key.get("ck", "ck"),))
     err, nrm = error(tuple(key[g] for g in sel))
     bars = {"ntk": (err, nrm)}
     if len(sel) > 1:
-        bars.update({g: error((key[g],)) for g in sel})
+        bars.update({g: error((key[g],), consume=True) for g in sel})
     else:
         bars[sel[0]] = (err, nrm)
-    ck = parts["v"] if "v" in parts else acc.mean((key.get("ck", "ck"),))
-    bars["ck"] = bars["v"] if "v" in bars else error((key.get("ck", "ck"),))
+    bars["ck"] = (bars["v"] if "v" in bars
+                  else error((key.get("ck", "ck"),), consume=key.get("ck", "ck") not in
+                             {key[g] for g in sel}))
     report.finish()
     return Kernel(route="sampled", network=network, ck=ck, ntk=total, groups=parts,
                   selected=sel, tau0=tau0, tau0_source=tau0_source,

@@ -307,5 +307,5 @@ class _RenamedAccumulator:
     def mean(self, names: Iterable[str]) -> np.ndarray:
         return self._acc.mean(self._names(names))
 
-    def error(self, names: Iterable[str], *args: Any) -> tuple[float, float]:
-        return self._acc.error(self._names(names), *args)
+    def error(self, names: Iterable[str], *args: Any, **kw: Any) -> tuple[float, float]:
+        return self._acc.error(self._names(names), *args, **kw)
