@@ -178,7 +178,7 @@ def _lanczos_norms(E: np.ndarray, gen: np.random.Generator, limit: float,
     bounds (largest |Ritz value| minus the margin) at the stop and the steps taken."""
     packed = E.ndim == 2
     c = E.shape[0]
-    n = int(round((math.sqrt(8 * E.shape[1] + 1) - 1) / 2)) if packed else E.shape[1]
+    n = round((math.sqrt(8 * E.shape[1] + 1) - 1) / 2) if packed else E.shape[1]
     kmax = min(n, MAX_LANCZOS_STEPS)
     Q = np.zeros((c, kmax + 1, n), dtype=E.dtype)
     q = gen.standard_normal((c, n))
