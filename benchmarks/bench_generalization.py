@@ -234,11 +234,21 @@ def section_accuracy(args: argparse.Namespace) -> dict:
                                  "observed_test_mse_se": o.test_mse_se,
                                  "predicted_accuracy": p.test_accuracy,
                                  "predicted_test_mse": p.test_mse}
+                    if meth.endswith("_rf"):    # kernel ridge with the exact kernel is exact
+                        x = res.predicted_for(meth, lam, args.accuracy_width, "exact")
+                        rec[meth].update(predicted_exact_accuracy=x.test_accuracy,
+                                         predicted_exact_test_mse=x.test_mse)
                 d, e = rec["deq_rf"], rec["enn_rf"]
                 se = math.hypot(d["observed_accuracy_se"], e["observed_accuracy_se"])
                 rec["accuracy_gap"] = d["observed_accuracy"] - e["observed_accuracy"]
                 rec["gap_se"] = se
                 rec["within_one_se"] = abs(rec["accuracy_gap"]) <= se
+                # the gap the two exact kernels predict (each network's own infinite-width
+                # CK: equal surrogates, not equal kernels at finite p)
+                rec["predicted_exact_accuracy_gap"] = (d["predicted_exact_accuracy"]
+                                                       - e["predicted_exact_accuracy"])
+                rec["predicted_exact_test_mse_gap"] = (d["predicted_exact_test_mse"]
+                                                       - e["predicted_exact_test_mse"])
                 rec["problem"] = dict(res.problem)
                 out[f"{name}/{act}/sa={sa}"] = rec
                 print(f"accuracy {name} {act} {sa}: {time.perf_counter() - t0:.0f} s",
@@ -379,6 +389,18 @@ def report(result: dict) -> str:
                 f"{r['ntk_kernel']['observed_accuracy']:.4f} | "
                 f"{d['predicted_accuracy']:.4f} | {r['ck_kernel']['predicted_accuracy']:.4f} | "
                 f"{t.get('predicted_surrogate_s', float('nan')):.2f} | {t['observed_s']:.1f} |")
+    if acc and "predicted_exact_accuracy_gap" in next(iter(acc.values())):
+        lines += ["\n**accuracy gap, observed and predicted from each network's exact CK** "
+                  "(DEQ - designed)\n",
+                  "| problem / activation / sa | observed acc. gap (se) | predicted acc. gap | "
+                  "observed test MSE gap | predicted test MSE gap |", "|---|---|---|---|---|"]
+        for k, r in acc.items():
+            d, e = r["deq_rf"], r["enn_rf"]
+            lines.append(
+                f"| {k} | {r['accuracy_gap']:+.4f} ({r['gap_se']:.4f}) | "
+                f"{r['predicted_exact_accuracy_gap']:+.4f} | "
+                f"{d['observed_test_mse'] - e['observed_test_mse']:+.4f} | "
+                f"{r['predicted_exact_test_mse_gap']:+.4f} |")
     hid = result.get("hidden", {})
     if hid:
         lines += ["\n**hidden width** (relu, designed lrelu2 with hidden layer ratio x m; "
