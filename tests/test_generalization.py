@@ -320,8 +320,9 @@ def test_kernel_command_on_the_builtin_digits(tmp_path):
 
 
 def test_hidden_ratio_widens_only_the_designed_networks_hidden_layer(tmp_path, capsys):
-    """--hidden-ratio reaches the two-layer design's features (relu -> lrelu2) and nothing
-    else: the DEQ's observations and every prediction stay the same; a ratio <= 0 is refused."""
+    """--hidden-ratio reaches the two-layer design's features (relu -> lrelu2) and its
+    prediction (the two-layer equivalent), nothing else: the DEQ's observations and
+    predictions stay the same; a ratio <= 0 is refused."""
     from rmt_deq.cli import main
 
     spec = _two_class_spec(tmp_path, 30)
@@ -335,7 +336,8 @@ def test_hidden_ratio_widens_only_the_designed_networks_hidden_layer(tmp_path, c
     one, three = outs
     assert (one["settings"]["hidden_ratio"], three["settings"]["hidden_ratio"]) == (1, 3)
     assert one["observed"]["deq_rf"] == three["observed"]["deq_rf"]
-    assert one["predicted"] == three["predicted"]
+    assert one["predicted"]["deq_rf"] == three["predicted"]["deq_rf"]
+    assert one["predicted"]["enn_rf"] != three["predicted"]["enn_rf"]
     assert one["observed"]["enn_rf"]["test_mse"] != three["observed"]["enn_rf"]["test_mse"]
     assert main([*argv, "--hidden-ratio", "0"]) == 2
     assert "hidden_ratio" in capsys.readouterr().err

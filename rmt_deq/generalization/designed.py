@@ -15,6 +15,8 @@ import numpy as np
 from rmt_deq._results import frozen_mapping
 from rmt_deq.activations import ActivationLike, get_activation
 from rmt_deq.design.solve import design_for_deq
+from rmt_deq.kernels.explicit_surrogate import explicit_network_coefficients
+from rmt_deq.networks.explicit import ExplicitNetwork
 
 __all__ = ["DesignedExplicit", "designed_explicit", "DEFAULT_FAMILIES"]
 
@@ -41,6 +43,15 @@ class DesignedExplicit:
         The infinite-width CK K_L.
     record : mapping
         The design's JSON-ready record.
+    depth : int
+        L, the number of hidden layers.
+    exact_layers : callable (X) -> tuple of ndarray (n, n)
+        The infinite-width kernels K_1, ..., K_L of the layers (K_L is the CK).
+    gains : tuple of float
+        g_l = E[sigma_l'(tau_{l-1} xi)]^2 of each layer at its input scale (the
+        derivative of the layer's kernel map off the diagonal).
+    first_layer : ExplicitNetwork
+        The first layer alone, pinned to the data scale (its CK is K_1).
     """
 
     family: str
@@ -48,6 +59,10 @@ class DesignedExplicit:
     features: Callable[..., np.ndarray] = field(repr=False)
     exact_ck: Callable[[np.ndarray], np.ndarray] = field(repr=False)
     record: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    depth: int = 1
+    exact_layers: Callable[[np.ndarray], tuple] | None = field(default=None, repr=False)
+    gains: tuple = ()
+    first_layer: ExplicitNetwork | None = field(default=None, repr=False)
 
 
 def designed_explicit(activation: ActivationLike, sa: float, tau0: float,
@@ -71,6 +86,14 @@ def designed_explicit(activation: ActivationLike, sa: float, tau0: float,
     def exact_ck(X: np.ndarray) -> np.ndarray:
         return np.asarray(net.exact_kernels(X, groups=("v",)).ck)
 
+    def exact_layers(X: np.ndarray) -> tuple:
+        k = net.exact_kernels(X, groups=("v",))
+        return tuple(np.asarray(K) for K in k.info.layers[1:])
+
+    coefs = explicit_network_coefficients(net.network, tau0)
     return DesignedExplicit(family=fam, relative_residual=float(net.relative_residual),
                             features=features, exact_ck=exact_ck,
-                            record=frozen_mapping(net.record(), arrays=False))
+                            record=frozen_mapping(net.record(), arrays=False),
+                            depth=net.L, exact_layers=exact_layers,
+                            gains=tuple(float(c.moments.g1) for c in coefs.layers),
+                            first_layer=ExplicitNetwork(net.network.layers[:1]))

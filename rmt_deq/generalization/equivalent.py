@@ -42,7 +42,7 @@ from rmt_deq._validation import as_real_array, as_rng
 from rmt_deq.errors import ConvergenceError, InvalidParameterError, ShapeMismatchError
 from rmt_deq.generalization.ridge import NEGATIVE_EIGEN_RTOL, check_ridges, class_targets
 
-__all__ = ["EquivalentPrediction", "rf_ridge_equivalent", "solve_delta"]
+__all__ = ["EquivalentPrediction", "gaussian_accuracy", "rf_ridge_equivalent", "solve_delta"]
 
 #: relative tolerance of the scalar fixed point delta
 DELTA_RTOL = 1e-13
@@ -127,23 +127,24 @@ def solve_delta(phi: np.ndarray, width: float, ridge: float) -> tuple[float, Sol
                            f"converge (m = {width}, ridge = {ridge})", hist)
 
 
-def _accuracy(mean: np.ndarray, v: np.ndarray, cov: np.ndarray, codes: np.ndarray) -> float:
-    """Mean probability of a right decision for Gaussian outputs N(mean_i, v_i cov)."""
-    v = np.maximum(v, 0.0)
+def gaussian_accuracy(mean: np.ndarray, covs: np.ndarray, codes: np.ndarray) -> float:
+    """Mean over test columns of the probability of a right decision when the outputs of
+    column i are Gaussian N(mean_i, covs_i) (mean (nt, k), covs (nt, k, k)): in closed
+    form for one output (K = 2), else from ACCURACY_DRAWS draws per column (fixed seed)."""
     if mean.shape[1] == 1:
         y = 2.0 * codes - 1.0
-        sd = np.sqrt(v * float(cov[0, 0]))
+        sd = np.sqrt(np.maximum(covs[:, 0, 0], 0.0))
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.where(sd > 0, y * mean[:, 0] / np.where(sd > 0, sd, 1.0),
                          np.where(y * mean[:, 0] > 0, np.inf, -np.inf))
         return float(np.mean(ndtr(z)))
-    w, E = np.linalg.eigh(0.5 * (cov + cov.T))
-    L = E * np.sqrt(np.maximum(w, 0.0))
     gen = as_rng(ACCURACY_SEED)
     right = 0.0
     for i in range(mean.shape[0]):
+        w, E = np.linalg.eigh(0.5 * (covs[i] + covs[i].T))
+        L = E * np.sqrt(np.maximum(w, 0.0))
         eps = gen.standard_normal((ACCURACY_DRAWS, mean.shape[1]))
-        draws = mean[i] + math.sqrt(v[i]) * (eps @ L.T)
+        draws = mean[i] + eps @ L.T
         right += float(np.mean(np.argmax(draws, axis=1) == codes[i]))
     return right / mean.shape[0]
 
@@ -222,7 +223,7 @@ def rf_ridge_equivalent(Phi_train: Any, Phi_cross: Any, Phi_test_diag: Any, code
         cov = inv_m * (Yu.T @ ((q * q * psi)[:, None] * Yu)) / D      # k x k
         v = dt / (1.0 + delta) - (B * B) @ (q * (1.0 + lam * q))
         var = float(np.trace(cov)) * float(np.sum(v)) / nt
-        acc = _accuracy(mean, v, cov, cte)
+        acc = gaussian_accuracy(mean, np.maximum(v, 0.0)[:, None, None] * cov[None], cte)
         out.append(EquivalentPrediction(
             ridge=lam, width=m, train_mse=train, test_mse=bias + var, test_accuracy=acc,
             test_mse_mean_part=bias, test_mse_variance_part=var, delta=delta, report=rep))

@@ -19,6 +19,11 @@ random features, infinite for the kernels), with two sources of the kernel:
 * ``"exact"`` -- the exact infinite-width CK of the DEQ (for ``deq_rf``) or of the designed
   network (for ``enn_rf``).  For the kernel learners the exact-kernel "prediction" is the
   observation itself and is not repeated.
+
+A designed network with two layers has random features only given its hidden layer, which
+is ``hidden_ratio`` x m wide; its ``enn_rf`` is predicted by the two-layer equivalent
+(:mod:`rmt_deq.generalization.two_layer`), from the first layer's kernel (exact, or its
+surrogate from the same statistics) beside the network's CK.
 """
 from __future__ import annotations
 
@@ -36,9 +41,11 @@ from rmt_deq.errors import InvalidParameterError
 from rmt_deq.generalization.designed import DesignedExplicit, designed_explicit
 from rmt_deq.generalization.equivalent import EquivalentPrediction, rf_ridge_equivalent
 from rmt_deq.generalization.features import (deq_features, exact_problem_kernels,
-                                             problem_solution, surrogate_problem_kernels)
+                                             hidden_layer_surrogate, problem_solution,
+                                             surrogate_problem_kernels)
 from rmt_deq.generalization.problem import Problem
 from rmt_deq.generalization.ridge import RIDGE_GRID, check_ridges, ridge_scores
+from rmt_deq.generalization.two_layer import two_layer_rf_equivalent
 
 __all__ = ["METHODS", "RF_METHODS", "KERNEL_METHODS", "SOURCES", "Observed", "Predicted",
            "GeneralizationResult", "generalization_experiment", "check_widths", "predict"]
@@ -220,13 +227,24 @@ def _observe_kernel(problem: Problem, Kall: np.ndarray, ridges: tuple,
 
 
 def predict(problem: Problem, Kall: np.ndarray, method: str, source: str, width: float,
-            ridges: tuple) -> list[Predicted]:
+            ridges: tuple, hidden: tuple | None = None) -> list[Predicted]:
     """The deterministic equivalent of ``method`` at ``width`` from the kernel ``Kall``
-    (N x N on the problem's columns)."""
+    (N x N on the problem's columns).  ``hidden`` = (K1all, gain, hidden_width): the
+    features are those of a two-layer network whose first layer (kernel K1all) is
+    hidden_width wide (:func:`~rmt_deq.generalization.two_layer.two_layer_rf_equivalent`)."""
     tr, te = np.asarray(problem.train), np.asarray(problem.test)
     c = np.asarray(problem.codes)
-    eq = rf_ridge_equivalent(Kall[np.ix_(tr, tr)], Kall[np.ix_(te, tr)], np.diag(Kall)[te],
-                             c[tr], c[te], problem.K, width=width, ridges=ridges)
+
+    def blocks(K: np.ndarray) -> tuple:
+        return K[np.ix_(tr, tr)], K[np.ix_(te, tr)], np.diag(K)[te]
+
+    if hidden is None:
+        eq = rf_ridge_equivalent(*blocks(Kall), c[tr], c[te], problem.K, width=width,
+                                 ridges=ridges)
+    else:
+        K1all, gain, m1 = hidden
+        eq = two_layer_rf_equivalent(blocks(K1all), blocks(Kall), gain, c[tr], c[te],
+                                     problem.K, width=width, hidden_width=m1, ridges=ridges)
     return [Predicted(method=method, source=source, width=float(width), ridge=e.ridge,
                       train_mse=e.train_mse, test_mse=e.test_mse,
                       test_accuracy=e.test_accuracy, equivalent=e) for e in eq]
@@ -268,8 +286,9 @@ def generalization_experiment(problem: Problem, activation: Any, sa: float,
         Width of the designed network's layers below the last, as a multiple of m
         (rounded; default 1: every layer m wide).  Only a network of two or more layers
         depends on it; a wider hidden layer brings its features closer to random features
-        of its limiting kernel, which the equivalent's ``enn_rf`` prediction assumes
-        (docs/generalization.md §4).
+        of its limiting kernel.  The ``enn_rf`` prediction of a two-layer network accounts
+        for this width (docs/generalization.md §2.4); one with more layers is predicted as
+        random features of its CK.
     seed : int
         Root of every weight draw (seed s of width m of a learner is a fixed child).
 
@@ -306,13 +325,23 @@ def generalization_experiment(problem: Problem, activation: Any, sa: float,
     observed: list[Observed] = []
     X = np.asarray(problem.X)
     # ---- predictions from the statistics alone
+    two_layer = explicit is not None and explicit.depth == 2
+
+    def hidden(K1all: np.ndarray | None, meth: str, m: int) -> tuple | None:
+        """The two-layer equivalent's hidden layer for the designed network."""
+        if meth != "enn_rf" or K1all is None:
+            return None
+        return K1all, explicit.gains[1], max(1, round(ratio * m))
+
     if "surrogate" in srcs:
         t0 = time.perf_counter()
         cks, ntks, _ = surrogate_problem_kernels(problem, sol)
+        k1s = hidden_layer_surrogate(problem, explicit) if two_layer else None
         for meth in meths:
             if meth in RF_METHODS:
                 for m in ws:
-                    predicted += predict(problem, cks, meth, "surrogate", m, rid)
+                    predicted += predict(problem, cks, meth, "surrogate", m, rid,
+                                         hidden(k1s, meth, m))
             else:
                 predicted += predict(problem, cks if meth == "ck_kernel" else ntks, meth,
                                      "surrogate", math.inf, rid)
@@ -325,12 +354,14 @@ def generalization_experiment(problem: Problem, activation: Any, sa: float,
     t_exact = time.perf_counter() - t0
     if "exact" in srcs:
         t0 = time.perf_counter()
-        enn_ck = explicit.exact_ck(X) if explicit is not None else None
+        enn_layers = explicit.exact_layers(X) if explicit is not None else None
+        k1x = enn_layers[0] if two_layer else None
         for meth in meths:
             if meth in RF_METHODS:
-                Kall = ck if meth == "deq_rf" else enn_ck
+                Kall = ck if meth == "deq_rf" else enn_layers[-1]
                 for m in ws:
-                    predicted += predict(problem, Kall, meth, "exact", m, rid)
+                    predicted += predict(problem, Kall, meth, "exact", m, rid,
+                                         hidden(k1x, meth, m))
         timing["predicted_exact_s"] = t_exact + time.perf_counter() - t0
     # ---- observations
     t0 = time.perf_counter()

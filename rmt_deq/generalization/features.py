@@ -6,7 +6,8 @@
 * :func:`problem_kernels` -- on all the columns: the exact CK and NTK of the DEQ
   (:func:`rmt_deq.kernels.exact.exact_kernels`), their surrogates from the statistics
   (the mixture's own, or plug-in; :mod:`rmt_deq.kernels.ck_surrogate`,
-  :mod:`rmt_deq.kernels.ntk_surrogate`) and, optionally, the designed network's exact CK.
+  :mod:`rmt_deq.kernels.ntk_surrogate`) and, optionally, the designed network's exact CK;
+* :func:`hidden_layer_surrogate` -- the CK surrogate of the designed network's first layer.
 """
 from __future__ import annotations
 
@@ -22,11 +23,12 @@ from rmt_deq.generalization.designed import DesignedExplicit
 from rmt_deq.generalization.problem import Problem
 from rmt_deq.kernels.ck_surrogate import mixture_ck_surrogate, plugin_ck_surrogate
 from rmt_deq.kernels.exact import exact_kernels
+from rmt_deq.kernels.explicit_surrogate import explicit_ntk_surrogate
 from rmt_deq.kernels.ntk_surrogate import mixture_ntk_surrogate, plugin_ntk_surrogate
 from rmt_deq.networks.deq import deq_forward, sample_deq_weights
 
 __all__ = ["ProblemKernels", "problem_solution", "deq_features", "problem_kernels",
-           "exact_problem_kernels", "surrogate_problem_kernels"]
+           "exact_problem_kernels", "surrogate_problem_kernels", "hidden_layer_surrogate"]
 
 
 def problem_solution(problem: Problem, activation: Any, sa: float,
@@ -96,6 +98,19 @@ def surrogate_problem_kernels(problem: Problem, solution: FixedPointSolution
     ck = plugin_ck_surrogate(problem.X, problem.codes, solution=solution)
     ntk = plugin_ntk_surrogate(problem.X, problem.codes, solution=solution)
     return np.asarray(ck.ck), np.asarray(ntk.ntk), "plug-in from labels"
+
+
+def hidden_layer_surrogate(problem: Problem, explicit: DesignedExplicit) -> np.ndarray:
+    """The CK surrogate of the designed network's first layer on all columns, from the same
+    statistics as :func:`surrogate_problem_kernels` (the hidden layer's K_1 for
+    :func:`~rmt_deq.generalization.two_layer.two_layer_rf_equivalent`)."""
+    if problem.mixture is not None:
+        k = explicit_ntk_surrogate(problem.mixture, problem.sample, explicit.first_layer,
+                                   groups=("v",))
+    else:
+        k = explicit_ntk_surrogate(None, None, explicit.first_layer, X=problem.X,
+                                   labels=problem.codes, groups=("v",))
+    return np.asarray(k.ck)
 
 
 def problem_kernels(problem: Problem, solution: FixedPointSolution,
