@@ -195,8 +195,10 @@ def section_hidden(args: argparse.Namespace) -> dict:
                 t0 = time.perf_counter()
                 res = generalization_experiment(
                     prob, "relu", sa, widths=(args.accuracy_width,), ridges=(lam,),
-                    seeds=args.seeds, methods=("enn_rf",), sources=(), hidden_ratio=ratio)
+                    seeds=args.seeds, methods=("enn_rf",), sources=("surrogate",),
+                    hidden_ratio=ratio)
                 e = res.observed_for("enn_rf", lam, args.accuracy_width)
+                ep = res.predicted_for("enn_rf", lam, args.accuracy_width, "surrogate")
                 se = math.hypot(d.test_accuracy_se, e.test_accuracy_se)
                 rows.append({"hidden_ratio": ratio, "enn_accuracy": e.test_accuracy,
                              "enn_accuracy_se": e.test_accuracy_se,
@@ -205,6 +207,10 @@ def section_hidden(args: argparse.Namespace) -> dict:
                              "gap_se": se,
                              "gap_in_se": _in_se(d.test_accuracy - e.test_accuracy, se),
                              "enn_mse_vs_prediction": e.test_mse / pred.test_mse - 1,
+                             # the two-layer equivalent at this hidden width (statistics)
+                             "enn_predicted_test_mse": ep.test_mse,
+                             "enn_predicted_accuracy": ep.test_accuracy,
+                             "predicted_accuracy_gap": pred.test_accuracy - ep.test_accuracy,
                              "wall_s": time.perf_counter() - t0})
             out[f"{name}/relu/sa={sa}"] = {
                 "ridge": lam, "width": args.accuracy_width, "seeds": args.seeds,
@@ -390,30 +396,40 @@ def report(result: dict) -> str:
                 f"{d['predicted_accuracy']:.4f} | {r['ck_kernel']['predicted_accuracy']:.4f} | "
                 f"{t.get('predicted_surrogate_s', float('nan')):.2f} | {t['observed_s']:.1f} |")
     if acc and "predicted_exact_accuracy_gap" in next(iter(acc.values())):
-        lines += ["\n**accuracy gap, observed and predicted from each network's exact CK** "
-                  "(DEQ - designed)\n",
-                  "| problem / activation / sa | observed acc. gap (se) | predicted acc. gap | "
-                  "observed test MSE gap | predicted test MSE gap |", "|---|---|---|---|---|"]
+        lines += ["\n**accuracy gap, observed and predicted** (DEQ - designed; predicted from "
+                  "each network's exact kernels, and from the statistics)\n",
+                  "| problem / activation / sa | observed acc. gap (se) | predicted acc. gap: "
+                  "exact, statistics | observed test MSE gap | predicted test MSE gap: exact, "
+                  "statistics |", "|---|---|---|---|---|"]
         for k, r in acc.items():
             d, e = r["deq_rf"], r["enn_rf"]
             lines.append(
                 f"| {k} | {r['accuracy_gap']:+.4f} ({r['gap_se']:.4f}) | "
-                f"{r['predicted_exact_accuracy_gap']:+.4f} | "
+                f"{r['predicted_exact_accuracy_gap']:+.4f}, "
+                f"{d['predicted_accuracy'] - e['predicted_accuracy']:+.4f} | "
                 f"{d['observed_test_mse'] - e['observed_test_mse']:+.4f} | "
-                f"{r['predicted_exact_test_mse_gap']:+.4f} |")
+                f"{r['predicted_exact_test_mse_gap']:+.4f}, "
+                f"{d['predicted_test_mse'] - e['predicted_test_mse']:+.4f} |")
     hid = result.get("hidden", {})
     if hid:
         lines += ["\n**hidden width** (relu, designed lrelu2 with hidden layer ratio x m; "
                   "gap = DEQ - designed accuracy)\n",
                   "| problem / sa | ridge | deq_rf acc. | ratio | enn_rf acc. | gap / se | "
-                  "enn test MSE vs statistics-only prediction |", "|---|---|---|---|---|---|---|"]
+                  "enn test MSE vs the one-layer prediction | enn two-layer prediction: acc., "
+                  "test MSE (rel.) |", "|---|---|---|---|---|---|---|---|"]
         for k, v in hid.items():
             for r in v["rows"]:
+                two = ""
+                if "enn_predicted_test_mse" in r:
+                    rel = r["enn_predicted_test_mse"] / r["enn_test_mse"] - 1
+                    two = (f"{r['enn_predicted_accuracy']:.4f}, "
+                           f"{r['enn_predicted_test_mse']:.4f} ({100 * rel:+.1f}%)")
                 lines.append(
                     f"| {k} | {v['ridge']:g} | {v['deq_accuracy']:.4f} +- "
                     f"{v['deq_accuracy_se']:.4f} | {r['hidden_ratio']:g} | "
                     f"{r['enn_accuracy']:.4f} +- {r['enn_accuracy_se']:.4f} | "
-                    f"{r['gap_in_se']:+.2f} | {100 * r['enn_mse_vs_prediction']:+.1f}% |")
+                    f"{r['gap_in_se']:+.2f} | {100 * r['enn_mse_vs_prediction']:+.1f}% | "
+                    f"{two} |")
     header = False
     for k, v in result.get("kernels", {}).items():
         if not isinstance(v, dict) or "digits" not in v:
