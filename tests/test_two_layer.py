@@ -135,7 +135,7 @@ def test_infinite_hidden_width_is_the_one_layer_equivalent(network):
                               width=100, ridges=RIDGES)
     for m1, rtol in ((math.inf, 1e-10), (1e9, 1e-6)):
         got = two_layer_rf_equivalent(*args, width=100, hidden_width=m1, ridges=RIDGES)
-        for a, b in zip(got, ref):
+        for a, b in zip(got, ref, strict=True):
             for f in ("train_mse", "test_mse", "test_accuracy", "delta"):
                 assert getattr(a, f) == pytest.approx(getattr(b, f), rel=rtol, abs=1e-12)
 

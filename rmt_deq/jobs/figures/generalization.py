@@ -108,8 +108,10 @@ def _curve_rows(res: Any) -> list[dict]:
 
 
 def _draw_curves(ax: Any, res: Any, axis: str, cfg: dict) -> None:
-    """Observed points of both learners, each one's exact-kernel prediction, and the
-    statistics-only prediction (one curve: the two learners share the surrogate)."""
+    """Observed points of both learners, each one's prediction from its exact kernels
+    (solid) and from the statistics (dashed; the two coincide for a one-layer design,
+    which shares the DEQ's surrogate, and differ for a two-layer design through its
+    hidden layer's width)."""
     kw = ({"width": cfg["ridge_panel_width"]} if axis == "ridge"
           else {"ridge": cfg["width_panel_ridge"]})
     for k, meth in enumerate(_LEARNERS):
@@ -118,9 +120,9 @@ def _draw_curves(ax: Any, res: Any, axis: str, cfg: dict) -> None:
         ax.errorbar(c.x * shift, c.observed, yerr=c.observed_se, fmt="o", ms=3,
                     color=color(k), capsize=2, label=f"{_LEARNERS[meth]}: observed")
         ax.plot(c.x, c.predicted_exact, "-", color=color(k), lw=1.0,
-                label=f"{_LEARNERS[meth]}: predicted from its exact kernel")
-    ax.plot(c.x, c.predicted_surrogate, "--", color="black", lw=0.9,
-            label="both: predicted from the mixture statistics (surrogate)")
+                label=f"{_LEARNERS[meth]}: predicted from its exact kernels")
+        ax.plot(c.x, c.predicted_surrogate, "--", color=color(k), lw=1.2, alpha=0.8,
+                label=f"{_LEARNERS[meth]}: predicted from the mixture statistics")
     ax.set_xscale("log")
     ax.set_ylabel("test mean squared error")
     if axis == "ridge":
