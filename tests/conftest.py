@@ -22,6 +22,17 @@ ACTIVATION_SPECS = [
 ]
 
 
+def relu_pair_expectation(S: np.ndarray, c: float) -> np.ndarray:
+    """E[(relu(u_i) - c)(relu(u_j) - c)], (u_i, u_j) ~ N(0, S): the arc-cosine closed form
+    (an independent reference for the package's ReLU kernels)."""
+    s = np.sqrt(np.diagonal(S))
+    cos = np.clip(S / np.outer(s, s), -1.0, 1.0)
+    th = np.arccos(cos)
+    prod = np.outer(s, s) / (2 * np.pi) * (np.sin(th) + (np.pi - th) * cos)
+    mean = s / np.sqrt(2 * np.pi)
+    return prod - c * (mean[:, None] + mean[None, :]) + c * c
+
+
 def user_sine() -> Activation:
     """A user callable with an mpmath twin and no analytic derivative (complex step used)."""
     return Activation.from_callable(np.sin, name="user_sine", mp_fn=mp.sin)

@@ -18,6 +18,7 @@ from rmt_deq.sampling._bootstrap import (NORM_RTOL, bootstrap_bound, certified_s
                                          exact_sign_norms, sign_draws)
 from rmt_deq.sampling._montecarlo import MonteCarloOptions, SamplerOptions, mc_error_bound
 from rmt_deq.networks.weights import WEIGHT_FAMILIES, weight_matrix
+from conftest import relu_pair_expectation
 
 
 @pytest.fixture(scope="module")
@@ -538,16 +539,6 @@ def test_operator_norm_helper_matches_lapack():
 
 
 # ---------------------------------------------------------------------------- control variate
-def _relu_pair_expectation(S, c):
-    """E[(relu(u_i) - c)(relu(u_j) - c)], (u_i, u_j) ~ N(0, S): the arc-cosine closed form."""
-    s = np.sqrt(np.diagonal(S))
-    cos = np.clip(S / np.outer(s, s), -1.0, 1.0)
-    th = np.arccos(cos)
-    prod = np.outer(s, s) / (2 * np.pi) * (np.sin(th) + (np.pi - th) * cos)
-    mean = s / math.sqrt(2 * np.pi)
-    return prod - c * (mean[:, None] + mean[None, :]) + c * c
-
-
 def test_control_variate_is_the_corrected_gram_and_shrinks_the_error(data):
     m, sa = 150, 0.3
     sb = 1 - sa
@@ -557,7 +548,7 @@ def test_control_variate_is_the_corrected_gram_and_shrinks_the_error(data):
     W = sample_deq_weights(m, data.shape[0], rng=child)
     fw = deq_forward(data, "relu", sa, weights=W)
     P0 = (np.maximum(math.sqrt(sb) * W.B @ data, 0) - fw.centring) / math.sqrt(m)
-    EL = _relu_pair_expectation(sb * data.T @ data, fw.centring)
+    EL = relu_pair_expectation(sb * data.T @ data, fw.centring)
     assert np.allclose(S.ck, fw.Z.T @ fw.Z - P0.T @ P0 + EL, atol=1e-12)
     # same weights, same expectation, smaller error bar (1.5x: measured ~2x here)
     kw = dict(width=m, realizations=16, rng=5, batches=16, draws=100)
@@ -595,7 +586,7 @@ def test_ntk_control_variate_is_the_corrected_groups(data):
     P0 = (np.maximum(Y, 0) - fw.centring) / math.sqrt(m)
     G0 = (Y > 0) * W.v[:, None] / math.sqrt(m)
     S0 = sb * data.T @ data
-    EL = _relu_pair_expectation(S0, fw.centring)
+    EL = relu_pair_expectation(S0, fw.centring)
     EG = _relu_derivative_pair_expectation(S0)
     K, L = fw.Z.T @ fw.Z, P0.T @ P0
     GG, GG0 = g.T @ g, G0.T @ G0

@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pytest
 
+from conftest import relu_pair_expectation
 from rmt_deq.errors import InvalidParameterError, ShapeMismatchError
 from rmt_deq.generalization.equivalent import rf_ridge_equivalent
 from rmt_deq.generalization.ridge import ridge_scores
@@ -19,16 +20,6 @@ from rmt_deq.generalization.two_layer import two_layer_rf_equivalent
 
 P, N_TRAIN, N_TEST = 80, 160, 160
 RIDGES = (1e-2, 1e-1, 1.0)
-
-
-def _relu_layer(K: np.ndarray, c: float) -> np.ndarray:
-    """E[s(u_i) s(u_j)], s(t) = max(t, 0) - c, u ~ N(0, K) (the arc-cosine kernel)."""
-    t = np.sqrt(np.diag(K))
-    rho = np.clip(K / np.outer(t, t), -1.0, 1.0)
-    th = np.arccos(rho)
-    E = np.outer(t, t) / (2 * np.pi) * (np.sin(th) + (np.pi - th) * rho)
-    mean = t / math.sqrt(2 * np.pi)
-    return E - c * (mean[:, None] + mean[None, :]) + c * c
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +32,9 @@ def network():
     X = (np.outer(mu, 2 * codes - 1) + rng.standard_normal((P, N_TRAIN + N_TEST))) / math.sqrt(P)
     K0 = X.T @ X
     c1 = math.sqrt(np.mean(np.diag(K0)) / (2 * np.pi))
-    K1 = _relu_layer(K0, c1)
+    K1 = relu_pair_expectation(K0, c1)
     c2 = math.sqrt(np.mean(np.diag(K1)) / (2 * np.pi))
-    K2 = _relu_layer(K1, c2)
+    K2 = relu_pair_expectation(K1, c2)
     tr, te = np.arange(N_TRAIN), np.arange(N_TRAIN, N_TRAIN + N_TEST)
     return dict(X=X, codes=codes, c1=c1, c2=c2, K1=K1, K2=K2, tr=tr, te=te)
 
@@ -118,7 +109,7 @@ def test_two_layer_kernel_ridge_with_a_finite_hidden_layer(network):
     for s in range(120):
         W1 = np.random.default_rng(5000 + s).standard_normal((m1, P))
         H = (np.maximum(W1 @ net["X"], 0.0) - net["c1"]) / math.sqrt(m1)
-        Phi = _relu_layer(H.T @ H, net["c2"])
+        Phi = relu_pair_expectation(H.T @ H, net["c2"])
         rows.append(_scores(net, *_blocks(net, Phi)[:2]))
     ok = _compare(pred, rows)
     assert ok[:, 1:].all() and ok[-1, 0]
