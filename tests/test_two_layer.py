@@ -153,3 +153,40 @@ def test_two_layer_equivalent_rejects_bad_input(network):
     with pytest.raises(InvalidParameterError, match="ridge"):
         two_layer_rf_equivalent(k1, k2, 0.25, ctr, cte, 2, width=50, hidden_width=50,
                                 ridges=-1.0)
+
+
+def test_resolvent_equivalents_of_step_3(network):
+    """docs/generalization.md §2.4 step 3, alone: for R = (B + g S^T S/m1 + mu I)^{-1} with
+    S of Gaussian rows of covariance K_1 (200 draws), (1/n) tr R against (1/n) tr Rbar
+    (Rbar, e from the package's solver) and (1/n) tr R^2 against the documented
+    second-order formula (1/n) tr(Rbar^2 + kappa(I) Rbar K1 Rbar), each within 4
+    Monte-Carlo standard errors plus 2/n relative."""
+    from rmt_deq.generalization.two_layer import _solve
+
+    net = network
+    tr = net["tr"][:120]
+    K1, K2 = net["K1"][np.ix_(tr, tr)], net["K2"][np.ix_(tr, tr)]
+    n, m1, g, mu = tr.size, 90, 0.25, 0.05
+    B = K2 - g * K1
+    # m = infinity: delta = 0 and mu = lam
+    _, e, Rbar, rep = _solve(B, K1, g, math.inf, m1, mu, 0.0)
+    assert rep.converged
+    s = g / (1 + g * e)
+    assert e == pytest.approx(np.trace(K1 @ Rbar) / m1, rel=1e-12)
+    RK = Rbar @ K1
+    RKR = RK @ Rbar
+    kap = (s * s / m1) * np.trace(RKR) / (1 - (s * s / m1) * np.sum(RK * RK.T))
+    t1_pred = np.trace(Rbar) / n
+    t2_pred = (np.trace(Rbar @ Rbar) + kap * np.trace(RKR)) / n
+    root = np.linalg.cholesky(K1 + 1e-12 * np.eye(n))
+    rows = []
+    for d in range(200):
+        S = np.random.default_rng(40 + d).standard_normal((m1, n)) @ root.T
+        R = np.linalg.inv(B + (g / m1) * S.T @ S + mu * np.eye(n))
+        rows.append([np.trace(R) / n, np.sum(R * R) / n])
+    rows = np.array(rows)
+    mean, se = rows.mean(axis=0), rows.std(axis=0, ddof=1) / math.sqrt(len(rows))
+    for pred, k in ((t1_pred, 0), (t2_pred, 1)):
+        assert abs(pred - mean[k]) <= 4 * se[k] + 2 * abs(pred) / n, (k, pred, mean[k], se[k])
+    # and the first-order equivalent alone would miss the second moment
+    assert abs(np.trace(Rbar @ Rbar) / n - mean[1]) > 4 * se[1] + 2 * t2_pred / n
