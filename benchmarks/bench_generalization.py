@@ -12,9 +12,11 @@ Sections (all by default):
 * ``accuracy``: DEQ-feature vs designed-network-feature test accuracy over seeds, relu
   and tanh at sa = 0.2 and 0.5, on the mixture, on digits 0 vs 1 and on all ten digits,
   at the ridge that minimises the *predicted* kernel-ridge test MSE of the CK surrogate
-  over the grid (chosen from the statistics, without training);
+  over the grid (chosen from the statistics, without training), with the gap predicted
+  from each network's exact kernels and from the statistics;
 * ``hidden``: the same comparison for relu (whose design, lrelu2, has two layers) with the
-  designed network's hidden layer hidden_ratio x m wide (``--hidden-ratios``);
+  designed network's hidden layer hidden_ratio x m wide (``--hidden-ratios``), beside the
+  two-layer equivalent's prediction at that width;
 * ``conditional``: the grid's two-layer design predicted given its hidden layer (the
   deterministic equivalent of the last layer's kernel on drawn H_1, averaged over
   ``--hidden-draws`` draws) against the grid's observed enn_rf (reads section grid);
