@@ -75,7 +75,8 @@ def generalization_report(activation: Any, sa: float, sb: float | None = None, *
     -------
     dict
         ``predicted`` (from the statistics through the surrogates) and
-        ``predicted_exact_kernel`` (random-feature learners, from the exact CK), each
+        ``predicted_exact_kernel`` (random-feature learners, from the exact CK; a
+        two-layer design's from its two layers' exact kernels), each
         ``{learner: {train_mse, test_mse, test_accuracy}}``; ``observed``
         ``{learner: {train_mse, train_mse_se, test_mse, test_mse_se, test_accuracy,
         test_accuracy_se, seeds}}``; ``problem``, ``settings``, ``timing``, ``design``.
