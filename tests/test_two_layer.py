@@ -142,6 +142,8 @@ def test_two_layer_equivalent_rejects_bad_input(network):
     with pytest.raises(InvalidParameterError, match="hidden_width"):
         two_layer_rf_equivalent(k1, k2, 0.25, ctr, cte, 2, width=50, hidden_width=0,
                                 ridges=0.1)
+    with pytest.raises(InvalidParameterError, match="tuple"):
+        two_layer_rf_equivalent(net["K1"], k2, 0.25, ctr, cte, 2, **kw)
     with pytest.raises(ShapeMismatchError, match="K1"):
         two_layer_rf_equivalent((k1[0][:-1, :-1], k1[1], k1[2]), k2, 0.25, ctr, cte, 2, **kw)
     with pytest.raises(InvalidParameterError, match="K1_train"):

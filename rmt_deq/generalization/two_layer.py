@@ -62,6 +62,10 @@ _HALVINGS = 30
 
 
 def _blocks(K: Any, name: str, n: int, nt: int) -> tuple:
+    """(train, cross, test diagonal) of one kernel, checked; the train block symmetrised."""
+    if not isinstance(K, (tuple, list)) or len(K) != 3:
+        raise InvalidParameterError(f"{name} must be a tuple (train block, test-by-train "
+                                    f"block, test diagonal); got {type(K).__name__}")
     tr, cross, tdiag = K
     T = as_real_array(tr, f"{name}_train")
     C = as_real_array(cross, f"{name}_cross")
@@ -122,6 +126,9 @@ def _solve(Btr: np.ndarray, K1: np.ndarray, g: float, m: float, m1: float, lam: 
              inv_m * mu * trRKR * s * s],
             [mu * trRKR / m1, 1.0 - trKRKR * s * s / m1]])
         step = np.linalg.solve(J, -F)
+        # the full Newton step measures the error (not the damped one, which may be small
+        # far from the root): absolute in l (relative in 1 + delta), relative in e
+        rel = max(abs(float(step[0])), abs(float(step[1])) / max(e + float(step[1]), 1e-300))
         norm0 = float(np.max(np.abs(F)))
         t = 1.0
         for _ in range(_HALVINGS):
@@ -130,8 +137,6 @@ def _solve(Btr: np.ndarray, K1: np.ndarray, g: float, m: float, m1: float, lam: 
             if float(np.max(np.abs(Fn))) <= norm0 or norm0 == 0.0:
                 break
             t *= 0.5
-        # absolute in l (relative in 1 + delta), relative in e
-        rel = max(abs(ln - ell), abs(en - e) / max(en, 1e-300))
         hist.append(rel)
         ell, e, F, R, RK, mu, s = ln, en, Fn, Rn, RKn, mun, sn
         if rel <= TWO_LAYER_RTOL:
