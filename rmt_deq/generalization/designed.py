@@ -15,7 +15,6 @@ import numpy as np
 from rmt_deq._results import frozen_mapping
 from rmt_deq.activations import ActivationLike, get_activation
 from rmt_deq.design.solve import design_for_deq
-from rmt_deq.kernels.explicit_surrogate import explicit_network_coefficients
 from rmt_deq.networks.explicit import ExplicitNetwork
 
 __all__ = ["DesignedExplicit", "designed_explicit", "DEFAULT_FAMILIES"]
@@ -39,12 +38,6 @@ class DesignedExplicit:
     features : callable (X, width, rng, hidden_width=None) -> ndarray (m, n)
         h_L of a network with unit-variance Gaussian weights drawn from ``rng``; the
         layers below the last are ``hidden_width`` wide (default ``width``).
-    exact_ck : callable (X) -> ndarray (n, n)
-        The infinite-width CK K_L.
-    record : mapping
-        The design's JSON-ready record.
-    depth : int
-        L, the number of hidden layers.
     exact_layers : callable (X) -> tuple of ndarray (n, n)
         The infinite-width kernels K_1, ..., K_L of the layers (K_L is the CK).
     gains : tuple of float
@@ -52,17 +45,26 @@ class DesignedExplicit:
         derivative of the layer's kernel map off the diagonal).
     first_layer : ExplicitNetwork
         The first layer alone, pinned to the data scale (its CK is K_1).
+    record : mapping
+        The design's JSON-ready record.
     """
 
     family: str
     relative_residual: float
     features: Callable[..., np.ndarray] = field(repr=False)
-    exact_ck: Callable[[np.ndarray], np.ndarray] = field(repr=False)
+    exact_layers: Callable[[np.ndarray], tuple] = field(repr=False)
+    gains: tuple
+    first_layer: ExplicitNetwork = field(repr=False)
     record: Mapping[str, Any] = field(default_factory=dict, repr=False)
-    depth: int = 1
-    exact_layers: Callable[[np.ndarray], tuple] | None = field(default=None, repr=False)
-    gains: tuple = ()
-    first_layer: ExplicitNetwork | None = field(default=None, repr=False)
+
+    @property
+    def depth(self) -> int:
+        """L, the number of hidden layers."""
+        return len(self.gains)
+
+    def exact_ck(self, X: np.ndarray) -> np.ndarray:
+        """The infinite-width CK K_L on X (p x n, columns are samples)."""
+        return self.exact_layers(X)[-1]
 
 
 def designed_explicit(activation: ActivationLike, sa: float, tau0: float,
@@ -83,17 +85,12 @@ def designed_explicit(activation: ActivationLike, sa: float, tau0: float,
         w = net.sample_weights(width, X.shape[0], rng, hidden_width=hidden_width)
         return np.asarray(net.forward(X, weights=w).features)
 
-    def exact_ck(X: np.ndarray) -> np.ndarray:
-        return np.asarray(net.exact_kernels(X, groups=("v",)).ck)
-
     def exact_layers(X: np.ndarray) -> tuple:
         k = net.exact_kernels(X, groups=("v",))
         return tuple(np.asarray(K) for K in k.info.layers[1:])
 
-    coefs = explicit_network_coefficients(net.network, tau0)
     return DesignedExplicit(family=fam, relative_residual=float(net.relative_residual),
-                            features=features, exact_ck=exact_ck,
-                            record=frozen_mapping(net.record(), arrays=False),
-                            depth=net.L, exact_layers=exact_layers,
-                            gains=tuple(float(c.moments.g1) for c in coefs.layers),
-                            first_layer=ExplicitNetwork(net.network.layers[:1]))
+                            features=features, exact_layers=exact_layers,
+                            gains=tuple(float(c.moments.g1) for c in net.coefficients().layers),
+                            first_layer=ExplicitNetwork(net.network.layers[:1]),
+                            record=frozen_mapping(net.record(), arrays=False))
