@@ -217,6 +217,10 @@ def two_layer_rf_equivalent(K1: Any, K2: Any, gain: float, codes_train: Any, cod
     hid = 0.0 if math.isinf(m1) else 1.0 / m1
     inv_m = 0.0 if math.isinf(m) else 1.0 / m
     Mx = Btx - L @ Btr                                        # nt x n
+    # independent of the ridge: the hidden layer's projection of the targets, (L K2 L^T)_ii
+    LY = L @ Y
+    LK2L = np.sum((L @ K2tr) * L, axis=1)
+    ML = np.sum(Mx * L, axis=1)
     out = []
     for lam in rid:
         d0, _ = solve_delta(phi, m, lam)
@@ -231,19 +235,21 @@ def two_layer_rf_equivalent(K1: Any, K2: Any, gain: float, codes_train: Any, cod
         RKR = RK @ R                                          # Rbar K1 Rbar
         den = 1.0 - hid * s * s * float(np.sum(RK * RK.T))
         kap = hid * s * s / den                               # kappa(A) = kap tr(RKR A)
-        R2 = R @ R + (kap * float(np.trace(RKR))) * RKR       # E[R^2]
-        RY, RKRY = R @ Y, RKR @ Y
+        k_id = kap * float(np.trace(RKR))                     # kappa(I)
+        R2 = R @ R + k_id * RKR                               # E[R^2]
+        RY = R @ Y
+        YKY = Y.T @ (RKR @ Y)                                 # Y^T Rbar K1 Rbar Y
         # k x k matrices: E[Y^T R Y], E[Y^T R^2 Y], E[Y^T R B R Y]
         y1 = Y.T @ RY
-        y2 = RY.T @ RY + (kap * float(np.trace(RKR))) * (Y.T @ RKRY)
-        yB = RY.T @ (Btr @ RY) + (kap * float(np.sum(RKR * Btr))) * (Y.T @ RKRY)
+        y2 = RY.T @ RY + k_id * YKY
+        yB = RY.T @ (Btr @ RY) + (kap * float(np.sum(RKR * Btr))) * YKY
         t1, t2 = float(np.trace(R)), float(np.trace(R2))
         D = 1.0 - inv_m * (n - 2.0 * mu * t1 + mu * mu * t2)
         train = mu * mu / n * (float(np.trace(y2))
                                + inv_m * (t1 - mu * t2) * float(np.trace(y1 - mu * y2)) / D)
         # test outputs: mean L Y + P Rbar Y, P = M - mu L
         P = Mx - mu * L
-        mean = L @ Y + P @ RY
+        mean = LY + P @ RY
         PRKR = P @ RKR
         k_col = kap * np.sum(PRKR * P, axis=1)                # kappa(p_i p_i^T)
         W = y1 - mu * y2 - yB                                 # E[Y^T R G R Y] g
@@ -251,14 +257,14 @@ def two_layer_rf_equivalent(K1: Any, K2: Any, gain: float, codes_train: Any, cod
         MR, LR = Mx @ R, L @ R
         MR2, LR2 = Mx @ R2, L @ R2
         UWU = (np.sum(MR * Mx, axis=1) + mu * np.sum(MR2 * Mx, axis=1)
-               + 2.0 * (np.sum(Mx * L, axis=1) - mu * mu * np.sum(MR2 * L, axis=1))
-               + np.sum((L @ K2tr) * L, axis=1) - mu * mu * np.sum(LR * L, axis=1)
+               + 2.0 * (ML - mu * mu * np.sum(MR2 * L, axis=1))
+               + LK2L - mu * mu * np.sum(LR * L, axis=1)
                + mu ** 3 * np.sum(LR2 * L, axis=1))
         trBW = float(np.sum(Btr * R)) + mu * float(np.sum(Btr * R2))
         T = K2td - UWU - g * hid * sig_c * (n - mu * mu * t2 - trBW)
         V = inv_m * (y1 - mu * y2) / D                        # k x k, per unit of T_i
         covs = (T[:, None, None] * V[None] + (g * hid * sig_c)[:, None, None] * W[None]
-                + k_col[:, None, None] * (Y.T @ RKRY)[None])
+                + k_col[:, None, None] * YKY[None])
         bias = float(np.sum((Yt - mean) ** 2)) / nt
         var = float(np.sum(np.trace(covs, axis1=1, axis2=2))) / nt
         acc = gaussian_accuracy(mean, covs, cte)
